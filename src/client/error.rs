@@ -1,0 +1,95 @@
+//! The client's error: a kind that the C layer maps to a `tf_status`, the
+//! HTTP status where there was one, and a message for people.
+
+use std::fmt;
+
+/// What went wrong, in the classes a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A bad argument: caught before anything was sent.
+    InvalidArgument,
+    /// The server could not be reached or did not answer in time, after retries.
+    Connection,
+    /// The server refused the credentials (HTTP 401).
+    Auth,
+    /// The run, task or info key does not exist on the server (HTTP 404).
+    NotFound,
+    /// Any other unexpected HTTP status.
+    Http,
+    /// An answer that breaks the protocol: bad JSON, a missing field, too large.
+    Protocol,
+}
+
+/// An error of the protocol client. The message never holds a password or token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error {
+    kind: ErrorKind,
+    http_status: u16,
+    message: String,
+}
+
+/// The result type of the protocol client.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An error of `kind` with no HTTP status.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            http_status: 0,
+            message: message.into(),
+        }
+    }
+
+    /// A bad argument, caught before anything was sent.
+    pub fn invalid_argument(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// An answer that breaks the protocol.
+    pub fn protocol(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Protocol, message)
+    }
+
+    /// An error carrying the HTTP status the server answered with.
+    pub fn with_http_status(
+        kind: ErrorKind,
+        http_status: u16,
+        message: impl Into<String>,
+    ) -> Error {
+        Error {
+            kind,
+            http_status,
+            message: message.into(),
+        }
+    }
+
+    /// The class of the error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status of the answer that caused the error, 0 when there was none.
+    pub fn http_status(&self) -> u16 {
+        self.http_status
+    }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The same error with `context` put in front of its message.
+    pub fn context(mut self, context: &str) -> Error {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,27 @@
+//! The protocol client: everything that talks to the taskfarm server,
+//! in plain Rust. The C ABI in [`crate::ffi`] and the command-line tool are
+//! built on it.
+//!
+//! - [`settings`]: where the URL, credentials, timeout and retries come from.
+//! - [`transport`]: one keep-alive HTTP agent per handle, the token, the retry loop.
+//! - [`retry`]: which failures are retried and how long to wait.
+//! - [`wire`]: the JSON messages of the protocol, as typed structs.
+//! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
+//! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
+
+mod base64;
+pub mod error;
+mod identity;
+pub mod retry;
+pub mod run;
+pub mod settings;
+mod tls;
+pub mod transport;
+pub mod wire;
+pub mod worker;
+
+pub use error::{Error, ErrorKind, Result};
+pub use run::{list_runs, Run, RunInfoKey, TaskInfoKey};
+pub use settings::Settings;
+pub use wire::{RunStatus, RunSummary, TaskState};
+pub use worker::Worker;

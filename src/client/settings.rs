@@ -1,0 +1,321 @@
+//! Where a handle's settings come from: the caller's arguments, then the
+//! `TASKFARM_*` environment variables, then the defaults of the Python client.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::{Error, Result};
+
+/// The URL used when neither the caller nor `TASKFARM_URL` gives one.
+pub const DEFAULT_URL: &str = "http://localhost:5000/api/";
+/// Timeout of one attempt when `TASKFARM_TIMEOUT` is not set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Retries after the first attempt when `TASKFARM_RETRIES` is not set (as the Python client).
+pub const DEFAULT_RETRIES: u32 = 10;
+/// Backoff factor when `TASKFARM_BACKOFF` is not set (as the Python client).
+pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(300);
+/// The largest timeout accepted, in seconds (about 11.5 days).
+pub const MAX_TIMEOUT_SECS: f64 = 1.0e6;
+/// The most retries accepted.
+pub const MAX_RETRIES: u32 = 1000;
+/// The largest backoff factor accepted, in seconds.
+pub const MAX_BACKOFF_SECS: f64 = 120.0;
+
+/// A password or token: kept out of `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret string.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself: use it only to build a request.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Everything a handle needs to reach the server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Base URL of the API, always ending in `/`.
+    pub base_url: String,
+    /// The user name for `GET token`.
+    pub username: String,
+    /// The password for `GET token`.
+    pub password: Secret,
+    /// Timeout of one attempt (connect, send, answer and body).
+    pub timeout: Duration,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// Backoff factor: no wait before the first retry, then `backoff·2^(n-1)`.
+    pub backoff: Duration,
+    /// A PEM bundle of extra certificate authorities for `https://`.
+    pub ca_file: Option<PathBuf>,
+    /// Print one line per request on stderr (`TASKFARM_LOG=debug`).
+    pub log_requests: bool,
+}
+
+impl Settings {
+    /// Settings from the caller's arguments, each falling back to its
+    /// environment variable (`TASKFARM_USER`, `TASKFARM_PASSWORD`,
+    /// `TASKFARM_URL`), plus the environment's timeout, retries, backoff,
+    /// CA file and log level.
+    pub fn resolve(
+        username: Option<&str>,
+        password: Option<&str>,
+        url_base: Option<&str>,
+    ) -> Result<Settings> {
+        Settings::resolve_with(username, password, url_base, &|name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    /// As [`Settings::resolve`], reading variables through `env` (for tests).
+    pub fn resolve_with(
+        username: Option<&str>,
+        password: Option<&str>,
+        url_base: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings> {
+        let username = match username {
+            Some(u) => u.to_owned(),
+            None => env("TASKFARM_USER").ok_or_else(|| {
+                Error::invalid_argument(
+                    "no user name: pass one or set the environment variable TASKFARM_USER",
+                )
+            })?,
+        };
+        let password = match password {
+            Some(p) => p.to_owned(),
+            None => env("TASKFARM_PASSWORD").ok_or_else(|| {
+                Error::invalid_argument(
+                    "no password: pass one or set the environment variable TASKFARM_PASSWORD",
+                )
+            })?,
+        };
+        if username.is_empty() {
+            return Err(Error::invalid_argument("the user name is empty"));
+        }
+        let url = match url_base {
+            Some(u) => u.to_owned(),
+            None => env("TASKFARM_URL")
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| DEFAULT_URL.to_owned()),
+        };
+        let timeout = match env("TASKFARM_TIMEOUT") {
+            Some(v) => parse_seconds("TASKFARM_TIMEOUT", &v).and_then(check_timeout)?,
+            None => DEFAULT_TIMEOUT,
+        };
+        let retries = match env("TASKFARM_RETRIES") {
+            Some(v) => parse_retries(&v)?,
+            None => DEFAULT_RETRIES,
+        };
+        let backoff = match env("TASKFARM_BACKOFF") {
+            Some(v) => parse_seconds("TASKFARM_BACKOFF", &v).and_then(check_backoff)?,
+            None => DEFAULT_BACKOFF,
+        };
+        let log_requests = env("TASKFARM_LOG").is_some_and(|v| v.eq_ignore_ascii_case("debug"));
+        Ok(Settings {
+            base_url: normalize_base_url(&url)?,
+            username,
+            password: Secret::new(password),
+            timeout,
+            retries,
+            backoff,
+            ca_file: env("TASKFARM_CA_FILE")
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
+            log_requests,
+        })
+    }
+}
+
+/// Checks a per-attempt timeout given in seconds and turns it into a `Duration`.
+pub fn timeout_from_secs(seconds: f64) -> Result<Duration> {
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > MAX_TIMEOUT_SECS {
+        return Err(Error::invalid_argument(format!(
+            "timeout {seconds} s is not a number of seconds in (0, {MAX_TIMEOUT_SECS}]"
+        )));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Checks a number of retries.
+pub fn check_retries(retries: u32) -> Result<u32> {
+    if retries > MAX_RETRIES {
+        return Err(Error::invalid_argument(format!(
+            "{retries} retries is more than the limit of {MAX_RETRIES}"
+        )));
+    }
+    Ok(retries)
+}
+
+fn parse_seconds(variable: &str, value: &str) -> Result<f64> {
+    value.trim().parse::<f64>().map_err(|_| {
+        Error::invalid_argument(format!("{variable}={value:?} is not a number of seconds"))
+    })
+}
+
+fn check_timeout(seconds: f64) -> Result<Duration> {
+    timeout_from_secs(seconds).map_err(|e| e.context("TASKFARM_TIMEOUT"))
+}
+
+fn check_backoff(seconds: f64) -> Result<Duration> {
+    if !seconds.is_finite() || !(0.0..=MAX_BACKOFF_SECS).contains(&seconds) {
+        return Err(Error::invalid_argument(format!(
+            "TASKFARM_BACKOFF={seconds} is not a number of seconds in [0, {MAX_BACKOFF_SECS}]"
+        )));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_retries(value: &str) -> Result<u32> {
+    let retries = value.trim().parse::<u32>().map_err(|_| {
+        Error::invalid_argument(format!(
+            "TASKFARM_RETRIES={value:?} is not a whole number of retries"
+        ))
+    })?;
+    check_retries(retries).map_err(|e| e.context("TASKFARM_RETRIES"))
+}
+
+/// Checks a base URL and gives it a trailing `/`. Only `http://` and
+/// `https://` with a host are accepted; credentials in the URL are refused so
+/// that they can never leak into a message or a log line.
+pub fn normalize_base_url(url: &str) -> Result<String> {
+    let bad = |why: &str| Error::invalid_argument(format!("URL {url:?} {why}"));
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| bad("does not start with http:// or https://"))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if authority.contains('@') {
+        return Err(Error::invalid_argument(
+            "the URL holds credentials: pass the user name and password separately",
+        ));
+    }
+    if url.contains(['?', '#']) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("has a query, a fragment, spaces or control characters"));
+    }
+    let parsed: std::result::Result<ureq::http::Uri, _> = url.parse();
+    if parsed.is_err() {
+        return Err(bad("is not a valid URL"));
+    }
+    let mut normalized = url.to_owned();
+    if !normalized.ends_with('/') {
+        normalized.push('/');
+    }
+    Ok(normalized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(vars: &[(&str, &str)]) -> Result<Settings> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::resolve_with(None, None, None, &|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn environment_fills_what_the_caller_left_out() {
+        let s = resolve(&[
+            ("TASKFARM_USER", "alice"),
+            ("TASKFARM_PASSWORD", "pw"),
+            ("TASKFARM_URL", "http://example.org:8080/api"),
+            ("TASKFARM_TIMEOUT", "2.5"),
+            ("TASKFARM_RETRIES", "3"),
+            ("TASKFARM_BACKOFF", "0.01"),
+            ("TASKFARM_LOG", "debug"),
+        ])
+        .unwrap();
+        assert_eq!(s.username, "alice");
+        assert_eq!(s.password.expose(), "pw");
+        assert_eq!(s.base_url, "http://example.org:8080/api/");
+        assert_eq!(s.timeout, Duration::from_millis(2500));
+        assert_eq!(s.retries, 3);
+        assert_eq!(s.backoff, Duration::from_millis(10));
+        assert!(s.log_requests);
+    }
+
+    #[test]
+    fn defaults_are_those_of_the_python_client() {
+        let s = resolve(&[("TASKFARM_USER", "a"), ("TASKFARM_PASSWORD", "b")]).unwrap();
+        assert_eq!(s.base_url, DEFAULT_URL);
+        assert_eq!(s.retries, 10);
+        assert_eq!(s.backoff, Duration::from_millis(300));
+        assert_eq!(s.timeout, Duration::from_secs(60));
+        assert!(!s.log_requests);
+    }
+
+    #[test]
+    fn missing_credentials_and_bad_numbers_are_refused() {
+        assert!(resolve(&[("TASKFARM_PASSWORD", "b")])
+            .unwrap_err()
+            .message()
+            .contains("TASKFARM_USER"));
+        assert!(resolve(&[("TASKFARM_USER", "a")])
+            .unwrap_err()
+            .message()
+            .contains("TASKFARM_PASSWORD"));
+        for (var, value) in [
+            ("TASKFARM_TIMEOUT", "abc"),
+            ("TASKFARM_TIMEOUT", "0"),
+            ("TASKFARM_TIMEOUT", "nan"),
+            ("TASKFARM_TIMEOUT", "inf"),
+            ("TASKFARM_RETRIES", "-1"),
+            ("TASKFARM_RETRIES", "100000"),
+            ("TASKFARM_BACKOFF", "-0.5"),
+        ] {
+            let err = resolve(&[
+                ("TASKFARM_USER", "a"),
+                ("TASKFARM_PASSWORD", "b"),
+                (var, value),
+            ])
+            .unwrap_err();
+            assert!(err.message().contains(var), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_and_completed() {
+        assert_eq!(
+            normalize_base_url("https://h/api").unwrap(),
+            "https://h/api/"
+        );
+        for bad in [
+            "",
+            "ftp://h/api/",
+            "http://",
+            "http:///api/",
+            "http://u:secret@h/api/",
+            "http://h/api/?x=1",
+            "http://h/a pi/",
+        ] {
+            let err = normalize_base_url(bad).unwrap_err();
+            assert!(!err.message().contains("secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let s = resolve(&[("TASKFARM_USER", "a"), ("TASKFARM_PASSWORD", "hunter2")]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

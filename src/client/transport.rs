@@ -1,0 +1,575 @@
+//! The HTTP transport of one handle: a keep-alive `ureq` agent, the token,
+//! and the retry loop. Every request of the library goes through
+//! [`Connection::call`] (token calls) or the token fetch in this file.
+//!
+//! Authentication (PROTOCOL.md): the token is fetched once with the user name
+//! and password and sent as the Basic user name of every later call. A `401`
+//! or `500` to a token call makes us fetch the token again, once: when it
+//! changed (the server was restarted with another key) the call is repeated
+//! with the new one; when it is the same, the answer stands.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use ureq::Agent;
+
+use super::base64;
+use super::error::{Error, ErrorKind, Result};
+use super::retry::{self, Method, TransportFailure};
+use super::settings::{Secret, Settings};
+use super::tls;
+use super::wire::TokenAnswer;
+
+/// The largest answer body accepted (8 MiB): the biggest legitimate answer,
+/// the list of all runs, is far smaller.
+pub const MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How much of a server's body goes into an error message.
+const BODY_EXCERPT_CHARS: usize = 300;
+
+/// An answer read to its end.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// What was asked, for messages: `GET runs/UUID?info=numDone`.
+    pub what: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The body (at most [`MAX_BODY_BYTES`]).
+    pub body: Vec<u8>,
+    /// How many attempts it took (1 when the first answer was kept).
+    pub attempts: u32,
+}
+
+impl Reply {
+    /// The reply when its status is one of `expected`, else the error that
+    /// status means (401 → auth, 404 → not found, 502/503/504 → connection,
+    /// else HTTP), naming the request, the status and the server's body.
+    pub fn expect(self, expected: &[u16]) -> Result<Reply> {
+        if expected.contains(&self.status) {
+            return Ok(self);
+        }
+        let kind = match self.status {
+            401 => ErrorKind::Auth,
+            404 => ErrorKind::NotFound,
+            502..=504 => ErrorKind::Connection,
+            _ => ErrorKind::Http,
+        };
+        Err(Error::with_http_status(
+            kind,
+            self.status,
+            format!(
+                "{} answered HTTP {}{}: {}",
+                self.what,
+                status_line(self.status),
+                match self.attempts {
+                    0 | 1 => String::new(),
+                    n => format!(" (after {n} attempts)"),
+                },
+                describe_body(&self.body)
+            ),
+        ))
+    }
+
+    /// The body parsed as JSON into `T`; a body that does not fit is a protocol error.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::with_http_status(
+                ErrorKind::Protocol,
+                self.status,
+                format!(
+                    "{} answered HTTP {} with a body that breaks the protocol ({e}): {}",
+                    self.what,
+                    self.status,
+                    describe_body(&self.body)
+                ),
+            )
+        })
+    }
+}
+
+/// How one attempt failed before an answer was read to its end.
+#[derive(Debug)]
+struct AttemptError {
+    failure: TransportFailure,
+    kind: ErrorKind,
+    detail: String,
+}
+
+/// The connection of one handle to the server. Safe to share between threads.
+#[derive(Debug)]
+pub struct Connection {
+    agent: Agent,
+    base_url: String,
+    username: String,
+    password: Secret,
+    token: Mutex<Secret>,
+    timeout_nanos: AtomicU64,
+    retries: AtomicU32,
+    backoff: Duration,
+    log_requests: bool,
+}
+
+impl Connection {
+    /// Builds the agent and fetches the token (one `GET token`).
+    pub fn open(settings: &Settings) -> Result<Connection> {
+        let mut config = Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(concat!("taskfarm_worker/", env!("CARGO_PKG_VERSION")))
+            .max_redirects(0)
+            .max_idle_connections_per_host(8);
+        if settings.base_url.starts_with("https://") {
+            config = config.tls_config(tls::tls_config(settings.ca_file.as_deref())?);
+        }
+        let connection = Connection {
+            agent: config.build().into(),
+            base_url: settings.base_url.clone(),
+            username: settings.username.clone(),
+            password: settings.password.clone(),
+            token: Mutex::new(Secret::new(String::new())),
+            timeout_nanos: AtomicU64::new(duration_nanos(settings.timeout)),
+            retries: AtomicU32::new(settings.retries),
+            backoff: settings.backoff,
+            log_requests: settings.log_requests,
+        };
+        let token = connection.fetch_token()?;
+        *connection.lock_token() = token;
+        Ok(connection)
+    }
+
+    /// The base URL, ending in `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The full URL of `endpoint` (the Python client's `url()`).
+    pub fn url(&self, endpoint: &str) -> String {
+        format!("{}{}", self.base_url, endpoint)
+    }
+
+    /// The token in use.
+    pub fn token(&self) -> Secret {
+        self.lock_token().clone()
+    }
+
+    /// The timeout of one attempt.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.timeout_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Sets the timeout of one attempt.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout_nanos
+            .store(duration_nanos(timeout), Ordering::Relaxed);
+    }
+
+    /// The number of retries after the first attempt.
+    pub fn retries(&self) -> u32 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Sets the number of retries after the first attempt.
+    pub fn set_retries(&self, retries: u32) {
+        self.retries.store(retries, Ordering::Relaxed);
+    }
+
+    /// Sends a token-authenticated request to `endpoint` (relative to the base
+    /// URL, query included) with an optional JSON body, retrying as
+    /// [`retry`] says, and returns the answer whatever its status.
+    pub fn call<B: Serialize>(
+        &self,
+        method: Method,
+        endpoint: &str,
+        body: Option<&B>,
+    ) -> Result<Reply> {
+        let body = body
+            .map(|b| serde_json::to_vec(b))
+            .transpose()
+            .map_err(|e| Error::invalid_argument(format!("cannot encode the request: {e}")))?;
+        let mut token = self.token();
+        let mut token_checked = false;
+        let mut retry = 0;
+        loop {
+            let authorization = basic_authorization(token.expose(), "");
+            let outcome = self.attempt(method, endpoint, &authorization, body.as_deref());
+            if let Ok(reply) = &outcome {
+                if !token_checked && matches!(reply.status, 401 | 500) {
+                    token_checked = true;
+                    let fresh = self.fetch_token()?;
+                    if fresh != token {
+                        *self.lock_token() = fresh.clone();
+                        token = fresh;
+                        self.log_line(format_args!(
+                            "{} {endpoint}: new token, repeating",
+                            method.as_str()
+                        ));
+                        continue;
+                    }
+                }
+            }
+            match self.next_retry(method, endpoint, &outcome, &mut retry) {
+                Some(wait) => std::thread::sleep(wait),
+                None => return self.finish(method, endpoint, outcome, retry),
+            }
+        }
+    }
+
+    /// `GET token` with the user name and password, retried like any GET.
+    fn fetch_token(&self) -> Result<Secret> {
+        let authorization = basic_authorization(&self.username, self.password.expose());
+        let mut retry = 0;
+        let reply = loop {
+            let outcome = self.attempt(Method::Get, "token", &authorization, None);
+            match self.next_retry(Method::Get, "token", &outcome, &mut retry) {
+                Some(wait) => std::thread::sleep(wait),
+                None => break self.finish(Method::Get, "token", outcome, retry)?,
+            }
+        };
+        let reply = reply.expect(&[200]).map_err(|e| match e.kind() {
+            ErrorKind::Auth => Error::with_http_status(
+                ErrorKind::Auth,
+                401,
+                format!(
+                    "GET token: the server refused user {:?} and its password (HTTP 401)",
+                    self.username
+                ),
+            ),
+            _ => e,
+        })?;
+        // The body holds the token: never quote it in a message.
+        let answer: TokenAnswer = serde_json::from_slice(&reply.body).map_err(|_| {
+            Error::with_http_status(
+                ErrorKind::Protocol,
+                200,
+                "GET token answered HTTP 200 without a {\"token\": string} object",
+            )
+        })?;
+        if answer.token.is_empty() {
+            return Err(Error::with_http_status(
+                ErrorKind::Protocol,
+                200,
+                "GET token answered HTTP 200 with an empty token",
+            ));
+        }
+        Ok(Secret::new(answer.token))
+    }
+
+    /// Decides whether the outcome of an attempt is tried again; if so counts
+    /// the retry and gives the wait before it.
+    fn next_retry(
+        &self,
+        method: Method,
+        endpoint: &str,
+        outcome: &std::result::Result<Reply, AttemptError>,
+        retry: &mut u32,
+    ) -> Option<Duration> {
+        let retryable = match outcome {
+            Ok(reply) => retry::may_retry_status(method, reply.status),
+            Err(e) => retry::may_retry_failure(method, e.failure),
+        };
+        if !retryable || *retry >= self.retries() {
+            return None;
+        }
+        *retry += 1;
+        let wait = retry::backoff_delay(self.backoff, *retry);
+        self.log_line(format_args!(
+            "{} {endpoint}: retry {} of {} in {:.1} s",
+            method.as_str(),
+            *retry,
+            self.retries(),
+            wait.as_secs_f64()
+        ));
+        Some(wait)
+    }
+
+    /// Turns the last outcome into the caller's result.
+    fn finish(
+        &self,
+        method: Method,
+        endpoint: &str,
+        outcome: std::result::Result<Reply, AttemptError>,
+        retries: u32,
+    ) -> Result<Reply> {
+        let outcome = outcome.map(|reply| Reply {
+            attempts: retries + 1,
+            ..reply
+        });
+        outcome.map_err(|e| {
+            let attempts = match retries {
+                0 => String::new(),
+                n => format!(" (after {} attempts)", n + 1),
+            };
+            Error::new(
+                e.kind,
+                format!(
+                    "{} {endpoint} to {}: {}{attempts}",
+                    method.as_str(),
+                    self.base_url,
+                    e.detail
+                ),
+            )
+        })
+    }
+
+    /// One attempt: send the request, read the whole answer.
+    fn attempt(
+        &self,
+        method: Method,
+        endpoint: &str,
+        authorization: &str,
+        body: Option<&[u8]>,
+    ) -> std::result::Result<Reply, AttemptError> {
+        let started = Instant::now();
+        let url = self.url(endpoint);
+        let timeout = Some(self.timeout());
+        let sent = match method {
+            Method::Get | Method::Delete => {
+                let request = if method == Method::Get {
+                    self.agent.get(&url)
+                } else {
+                    self.agent.delete(&url)
+                };
+                request
+                    .header("Authorization", authorization)
+                    .config()
+                    .timeout_global(timeout)
+                    .build()
+                    .call()
+            }
+            Method::Post | Method::Put => {
+                let request = if method == Method::Post {
+                    self.agent.post(&url)
+                } else {
+                    self.agent.put(&url)
+                };
+                let request = request
+                    .header("Authorization", authorization)
+                    .config()
+                    .timeout_global(timeout)
+                    .build();
+                match body {
+                    Some(bytes) => request
+                        .header("Content-Type", "application/json")
+                        .send(bytes),
+                    None => request.send_empty(),
+                }
+            }
+        };
+        let outcome = sent.map_err(|e| self.classify(e)).and_then(|mut response| {
+            let status = response.status().as_u16();
+            response
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY_BYTES)
+                .read_to_vec()
+                .map(|body| Reply {
+                    what: format!("{} {endpoint}", method.as_str()),
+                    status,
+                    body,
+                    attempts: 1,
+                })
+                .map_err(|e| self.classify(e))
+        });
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        match &outcome {
+            Ok(reply) => self.log_line(format_args!(
+                "{} {endpoint} -> {} ({elapsed:.1} ms)",
+                method.as_str(),
+                reply.status
+            )),
+            Err(e) => self.log_line(format_args!(
+                "{} {endpoint} -> failed: {} ({elapsed:.1} ms)",
+                method.as_str(),
+                e.detail
+            )),
+        }
+        outcome
+    }
+
+    /// Sorts a transport error into what may be retried and what it means.
+    fn classify(&self, error: ureq::Error) -> AttemptError {
+        use std::io::ErrorKind as Io;
+        use ureq::Error as E;
+        use ureq::Timeout as T;
+        let (failure, kind, detail) = match &error {
+            E::Io(io) => match io.kind() {
+                Io::ConnectionRefused
+                | Io::AddrNotAvailable
+                | Io::NetworkUnreachable
+                | Io::HostUnreachable => (
+                    TransportFailure::NothingSent,
+                    ErrorKind::Connection,
+                    format!("cannot connect ({io})"),
+                ),
+                Io::InvalidData if io.to_string().contains("certificate") => (
+                    TransportFailure::Permanent,
+                    ErrorKind::Connection,
+                    format!("the server's TLS certificate does not verify ({io})"),
+                ),
+                _ => (
+                    TransportFailure::MaybeSent,
+                    ErrorKind::Connection,
+                    format!("the connection failed ({io})"),
+                ),
+            },
+            E::HostNotFound => (
+                TransportFailure::NothingSent,
+                ErrorKind::Connection,
+                "host not found".to_owned(),
+            ),
+            E::ConnectionFailed => (
+                TransportFailure::NothingSent,
+                ErrorKind::Connection,
+                "cannot connect".to_owned(),
+            ),
+            E::Timeout(T::Connect | T::Resolve) => (
+                TransportFailure::NothingSent,
+                ErrorKind::Connection,
+                format!(
+                    "cannot connect within {:.1} s",
+                    self.timeout().as_secs_f64()
+                ),
+            ),
+            E::Timeout(_) => (
+                TransportFailure::MaybeSent,
+                ErrorKind::Connection,
+                format!("no answer within {:.1} s", self.timeout().as_secs_f64()),
+            ),
+            E::BodyExceedsLimit(_) => (
+                TransportFailure::Permanent,
+                ErrorKind::Protocol,
+                format!("the answer's body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+            ),
+            E::Protocol(p) => (
+                TransportFailure::Permanent,
+                ErrorKind::Protocol,
+                format!("the answer is not valid HTTP ({p})"),
+            ),
+            E::Tls(t) => (
+                TransportFailure::Permanent,
+                ErrorKind::Connection,
+                format!("TLS failed ({t})"),
+            ),
+            other => (
+                TransportFailure::Permanent,
+                ErrorKind::Connection,
+                format!("the request failed ({other})"),
+            ),
+        };
+        AttemptError {
+            failure,
+            kind,
+            detail,
+        }
+    }
+
+    fn lock_token(&self) -> std::sync::MutexGuard<'_, Secret> {
+        self.token.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn log_line(&self, line: std::fmt::Arguments<'_>) {
+        if self.log_requests {
+            eprintln!("taskfarm: {line}");
+        }
+    }
+}
+
+/// `Basic base64(user:password)`.
+fn basic_authorization(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::encode(format!("{user}:{password}").as_bytes())
+    )
+}
+
+fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `404 Not Found`: the status with its reason phrase.
+fn status_line(status: u16) -> String {
+    match ureq::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("{status} {reason}"),
+        None => status.to_string(),
+    }
+}
+
+/// The server's body for a message: HTML tags dropped, white space folded,
+/// cut to a sane length.
+pub fn describe_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
+    let mut plain = String::new();
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                plain.push(' ');
+            }
+            _ if !in_tag => plain.push(if c.is_control() { ' ' } else { c }),
+            _ => {}
+        }
+    }
+    let folded = plain.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    if folded.chars().count() > BODY_EXCERPT_CHARS {
+        let cut: String = folded.chars().take(BODY_EXCERPT_CHARS).collect();
+        return format!("{cut}... ({} bytes in all)", body.len());
+    }
+    folded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flask_error_pages_become_one_readable_line() {
+        let html = b"<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested URL was not found on the server.</p>\n";
+        assert_eq!(
+            describe_body(html),
+            "404 Not Found Not Found The requested URL was not found on the server."
+        );
+        assert_eq!(describe_body(b""), "(empty body)");
+        let long = "x".repeat(5000);
+        let described = describe_body(long.as_bytes());
+        assert!(described.len() < 400 && described.ends_with("(5000 bytes in all)"));
+    }
+
+    #[test]
+    fn statuses_map_to_error_kinds() {
+        let reply = |status| Reply {
+            what: "GET runs".into(),
+            status,
+            body: b"nope".to_vec(),
+            attempts: 1,
+        };
+        assert!(reply(200).expect(&[200]).is_ok());
+        for (status, kind) in [
+            (401, ErrorKind::Auth),
+            (404, ErrorKind::NotFound),
+            (503, ErrorKind::Connection),
+            (500, ErrorKind::Http),
+            (400, ErrorKind::Http),
+        ] {
+            let err = reply(status).expect(&[200]).unwrap_err();
+            assert_eq!(err.kind(), kind);
+            assert_eq!(err.http_status(), status);
+            assert!(err.message().starts_with("GET runs answered HTTP"), "{err}");
+            assert!(err.message().ends_with("nope"), "{err}");
+        }
+    }
+
+    #[test]
+    fn basic_authorization_for_a_token_has_an_empty_password() {
+        assert_eq!(basic_authorization("abc", ""), "Basic YWJjOg==");
+    }
+}

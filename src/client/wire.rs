@@ -1,0 +1,167 @@
+//! The JSON messages of the protocol (PROTOCOL.md), as typed structs. Field
+//! names are the server's; unknown fields are ignored, missing ones are a
+//! protocol error.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET token` → `{"token": "<JWT>"}`.
+#[derive(Deserialize)]
+pub struct TokenAnswer {
+    /// The JWT to send as Basic user name.
+    pub token: String,
+}
+
+/// `POST run` body.
+#[derive(Serialize)]
+pub struct CreateRun {
+    /// Number of tasks of the new run.
+    #[serde(rename = "numTasks")]
+    pub num_tasks: i64,
+}
+
+/// A run as `POST run` and `GET runs` give it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Database id.
+    pub id: i64,
+    /// The run's UUID.
+    pub uuid: String,
+    /// Number of tasks.
+    #[serde(rename = "numTasks")]
+    pub num_tasks: i64,
+}
+
+/// `GET runs` → `{"data": [...]}`.
+#[derive(Deserialize)]
+pub struct RunList {
+    /// Every run on the server.
+    pub data: Vec<RunSummary>,
+}
+
+/// `GET runs/UUID` → the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct RunStatus {
+    /// Number of tasks of the run.
+    #[serde(rename = "numTasks")]
+    pub num_tasks: i64,
+    /// Tasks waiting to be handed out (created ones only).
+    #[serde(rename = "numWaiting")]
+    pub num_waiting: i64,
+    /// Tasks being computed.
+    #[serde(rename = "numComputing")]
+    pub num_computing: i64,
+    /// Tasks done.
+    #[serde(rename = "numDone")]
+    pub num_done: i64,
+    /// Percentage of the whole run completed, 0..100.
+    #[serde(rename = "percentDone")]
+    pub percent_done: f64,
+}
+
+/// `POST worker` body.
+#[derive(Serialize)]
+pub struct RegisterWorker<'a> {
+    /// 32 lowercase hex digits.
+    pub uuid: &'a str,
+    /// The machine's host name.
+    pub hostname: &'a str,
+    /// The process id.
+    pub pid: u32,
+}
+
+/// `POST worker` → `{"uuid", "id"}`.
+#[derive(Deserialize)]
+pub struct WorkerAnswer {
+    /// The worker's UUID, as sent.
+    pub uuid: String,
+}
+
+/// `POST runs/UUID/task` body.
+#[derive(Serialize)]
+pub struct RequestTask<'a> {
+    /// The UUID of the asking worker.
+    pub worker_uuid: &'a str,
+}
+
+/// A task as `POST runs/UUID/task` (201) and `GET runs/UUID/tasks/ID` give it.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct TaskRecord {
+    /// The task number, 0-based.
+    pub task: i64,
+    /// Percentage completed, 0..100.
+    #[serde(rename = "percentCompleted")]
+    pub percent_completed: f64,
+    /// The task's state.
+    pub status: TaskState,
+}
+
+/// The state of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// Waiting to be handed out.
+    Waiting,
+    /// Handed out to a worker.
+    Computing,
+    /// Finished.
+    Done,
+}
+
+impl TaskState {
+    /// The state as the server spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Waiting => "waiting",
+            TaskState::Computing => "computing",
+            TaskState::Done => "done",
+        }
+    }
+}
+
+/// `PUT runs/UUID/tasks/ID` body: either field or both.
+#[derive(Debug, Default, Serialize)]
+pub struct TaskUpdate {
+    /// New percentage completed.
+    #[serde(rename = "percentCompleted", skip_serializing_if = "Option::is_none")]
+    pub percent_completed: Option<f64>,
+    /// New state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskState>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_update_sends_only_what_is_set() {
+        let both = TaskUpdate {
+            percent_completed: Some(0.0),
+            status: Some(TaskState::Waiting),
+        };
+        assert_eq!(
+            serde_json::to_string(&both).unwrap(),
+            r#"{"percentCompleted":0.0,"status":"waiting"}"#
+        );
+        let one = TaskUpdate {
+            status: Some(TaskState::Done),
+            ..TaskUpdate::default()
+        };
+        assert_eq!(serde_json::to_string(&one).unwrap(), r#"{"status":"done"}"#);
+    }
+
+    #[test]
+    fn answers_parse_and_missing_fields_are_errors() {
+        let t: TaskRecord = serde_json::from_str(
+            r#"{"id": 7, "task": 3, "percentCompleted": 0.0, "status": "computing"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.task, 3);
+        assert_eq!(t.status, TaskState::Computing);
+        assert!(serde_json::from_str::<TaskRecord>(r#"{"id": 7, "status": "computing"}"#).is_err());
+        assert!(serde_json::from_str::<TaskRecord>(
+            r#"{"task": 1, "percentCompleted": 0, "status": "lost"}"#
+        )
+        .is_err());
+    }
+}
