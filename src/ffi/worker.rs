@@ -1,0 +1,149 @@
+//! `tf_worker`: a worker working through a run (the Python `TaskFarmWorker`).
+
+use std::ffi::{c_char, CString};
+use std::ptr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::args::{handle, number, out, string};
+use super::boundary::{getter_call, status_call};
+use super::status::tf_status;
+use super::strings::owned_c_string;
+use super::taskfarm::{settings_from_c, tf_taskfarm};
+use crate::client::{Run, Worker};
+
+/// A worker registered with the server for one run. It holds at most one
+/// task at a time. Calls on one `tf_worker` are serialised inside the
+/// library; give each thread its own worker for parallel work. Freed with
+/// `tf_worker_free`.
+pub struct tf_worker {
+    taskfarm: tf_taskfarm,
+    worker: Mutex<Worker>,
+    uuid: CString,
+}
+
+impl tf_worker {
+    fn lock(&self) -> MutexGuard<'_, Worker> {
+        self.worker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Opens the run `uuid` and registers a new worker for it (the Python
+/// `TaskFarmWorker(username, password, uuid, url_base)`: `GET token`,
+/// `GET runs/UUID`, `POST worker`). Credentials and URL as for
+/// `tf_taskfarm_create` (NULL: from the environment). On `TF_OK`, `*out_worker`
+/// is the new worker, to be freed with `tf_worker_free`.
+#[no_mangle]
+pub extern "C" fn tf_worker_new(
+    username: *const c_char,
+    password: *const c_char,
+    url_base: *const c_char,
+    uuid: *const c_char,
+    out_worker: *mut *mut tf_worker,
+) -> tf_status {
+    status_call("tf_worker_new", || {
+        let out_worker = out(out_worker, "out_worker")?;
+        let uuid = string(uuid, "uuid")?;
+        let settings = settings_from_c(username, password, url_base)?;
+        let run = Arc::new(Run::open(&settings, uuid)?);
+        let worker = Worker::register(Arc::clone(&run))?;
+        let uuid = owned_c_string(worker.uuid(), "the worker's uuid")?;
+        out_worker.write(Box::into_raw(Box::new(tf_worker {
+            taskfarm: tf_taskfarm::new(run)?,
+            worker: Mutex::new(worker),
+            uuid,
+        })));
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// Frees a worker. A task it holds is not marked done (nor given back: use
+/// `tf_worker_requeue` first for that). NULL does nothing.
+#[no_mangle]
+pub extern "C" fn tf_worker_free(worker: *mut tf_worker) {
+    getter_call("tf_worker_free", (), || {
+        if !worker.is_null() {
+            // SAFETY: the pointer came from Box::into_raw in tf_worker_new and is freed once.
+            drop(unsafe { Box::from_raw(worker) });
+        }
+        Ok(())
+    })
+}
+
+/// The worker's UUID, 32 lowercase hex digits (no request). Owned by the
+/// worker, valid while it lives; NULL when `worker` is NULL.
+#[no_mangle]
+pub extern "C" fn tf_worker_uuid(worker: *const tf_worker) -> *const c_char {
+    getter_call("tf_worker_uuid", ptr::null(), || {
+        Ok(handle(worker, "worker")?.uuid.as_ptr())
+    })
+}
+
+/// The worker's run, for every `tf_taskfarm_*` function (uuid, counts, task
+/// information, restart, ...). Borrowed: valid while `worker` lives, never
+/// freed by the caller. NULL when `worker` is NULL.
+#[no_mangle]
+pub extern "C" fn tf_worker_taskfarm(worker: *const tf_worker) -> *mut tf_taskfarm {
+    getter_call("tf_worker_taskfarm", ptr::null_mut(), || {
+        let worker = handle(worker, "worker")?;
+        Ok(ptr::from_ref(&worker.taskfarm).cast_mut())
+    })
+}
+
+/// The task the worker holds, or a new one from the server (the Python
+/// `task`). On `TF_OK`, `*out_task` is the task number in 0..numTasks-1; it
+/// stays the same until `tf_worker_done` or `tf_worker_requeue`.
+/// `TF_NO_MORE_TASKS` when the run has no task left to hand out (a later call
+/// asks the server again). The loop:
+/// `while (tf_worker_task(w, &t) == TF_OK) { ...; tf_worker_done(w); }`.
+#[no_mangle]
+pub extern "C" fn tf_worker_task(worker: *mut tf_worker, out_task: *mut i64) -> tf_status {
+    status_call("tf_worker_task", || {
+        let worker = handle(worker, "worker")?;
+        let out_task = out(out_task, "out_task")?;
+        match worker.lock().task()? {
+            Some(task) => {
+                out_task.write(task);
+                Ok(tf_status::TF_OK)
+            }
+            None => Ok(tf_status::TF_NO_MORE_TASKS),
+        }
+    })
+}
+
+/// Reports progress on the held task, a percentage in 0..100 (the Python
+/// `update(percentage)`; one request). NaN or a number outside 0..100 gives
+/// `TF_ERR_INVALID_ARGUMENT`; with no task held nothing is sent and the
+/// result is `TF_OK`.
+#[no_mangle]
+pub extern "C" fn tf_worker_update(worker: *mut tf_worker, percentage: f64) -> tf_status {
+    status_call("tf_worker_update", || {
+        let worker = handle(worker, "worker")?;
+        let percentage = number(percentage, "percentage")?;
+        worker.lock().update(percentage)?;
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// Releases the held task (the Python `done()`): it is marked done on the
+/// server only when its last reported percentage is 100; either way the
+/// worker forgets it and the next `tf_worker_task` asks for a new one. If
+/// marking it done fails, the task stays held and the call can be repeated.
+/// With no task held, does nothing.
+#[no_mangle]
+pub extern "C" fn tf_worker_done(worker: *mut tf_worker) -> tf_status {
+    status_call("tf_worker_done", || {
+        handle(worker, "worker")?.lock().done()?;
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// Gives the held task back (state `waiting`, 0 %) and forgets it, for a
+/// worker that cannot finish it; another worker gets it next. If the server
+/// does not take it back, the task stays held. With no task held, does nothing.
+#[no_mangle]
+pub extern "C" fn tf_worker_requeue(worker: *mut tf_worker) -> tf_status {
+    status_call("tf_worker_requeue", || {
+        handle(worker, "worker")?.lock().requeue()?;
+        Ok(tf_status::TF_OK)
+    })
+}
