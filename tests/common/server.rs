@@ -1,1 +1,296 @@
-//! (being written)
+//! A REAL taskfarm 0.4.0 server for integration tests.
+//!
+//! Thin Rust side of the project's harness: it runs `tests/harness/server.sh`
+//! (which builds the Python venv on first use and runs
+//! `tests/harness/taskfarm_server.py`) and parses the `server.json` line it
+//! prints.
+//!
+//! ```ignore
+//! mod common;
+//! use common::server::TaskfarmServer;
+//!
+//! let server = TaskfarmServer::start();      // own server, own database
+//! let shared = TaskfarmServer::shared();     // one per test binary
+//! // server.url == "http://127.0.0.1:PORT/api/", server.user, server.password
+//! ```
+//!
+//! Every server is started with `--watch-pid <this test process>`: a watchdog
+//! stops it when the test process is gone, even after a crash or SIGKILL.
+//! Each server's state (SQLite database, `server.json`, `server.log`) lives
+//! in a fresh directory under `target/tmp/`; it is removed when the
+//! [`TaskfarmServer`] is dropped, except while panicking (a failed test keeps
+//! its `server.log`) or when `TASKFARM_KEEP_STATE` is set. The shared
+//! server's directory and those kept by failed tests stay until the next test
+//! process starts a server (it removes those of processes that are gone).
+//!
+//! Failing to start a server panics with the harness's full output: a test
+//! never skips because the server is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// A running taskfarm server (see the module documentation).
+#[derive(Debug)]
+pub struct TaskfarmServer {
+    /// Base URL of the API, `http://127.0.0.1:PORT/api/` (ends with `/`).
+    pub url: String,
+    /// User name for `GET token`.
+    pub user: String,
+    /// Password of `user`.
+    pub password: String,
+    /// Directory of the database, `server.json` and `server.log`.
+    pub state_dir: PathBuf,
+    /// Process group leader of the server when it was started. A
+    /// [`restart`](Self::restart) starts a new process: use
+    /// [`current_pid`](Self::current_pid) after one.
+    pub pid: i32,
+}
+
+static SHARED: OnceLock<TaskfarmServer> = OnceLock::new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// `tests/harness/server.sh` of this repository.
+fn server_sh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/server.sh")
+}
+
+/// Runs `server.sh ARGS...` and returns its output; panics when it cannot be
+/// run at all.
+fn run_server_sh(args: &[&str]) -> Output {
+    let script = server_sh();
+    Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
+}
+
+/// Renders a failed harness call for a panic message.
+fn describe_failure(what: &str, out: &Output) -> String {
+    format!(
+        "taskfarm harness: `server.sh {what}` failed ({})\n--- stderr ---\n{}\n--- stdout ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+    )
+}
+
+const STATE_DIR_PREFIX: &str = "taskfarm-server-";
+
+/// Removes the state directories left by test processes that are gone (the
+/// shared server's, and those kept by failed tests). Once per process.
+fn remove_stale_state_dirs(base: &Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TASKFARM_KEEP_STATE").is_some() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(base) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(STATE_DIR_PREFIX)) else {
+                continue;
+            };
+            let owner = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
+            if owner.is_some_and(|pid| !pid_alive(pid)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
+
+/// A fresh, unique state directory under `target/tmp/` (cargo's temporary
+/// directory for integration tests; `std::env::temp_dir()` otherwise), named
+/// `taskfarm-server-<test pid>-<n>-<nanos>`.
+fn new_state_dir() -> PathBuf {
+    let base = option_env!("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    remove_stale_state_dirs(&base);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    base.join(format!(
+        "{STATE_DIR_PREFIX}{}-{}-{nanos:08x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// True while process `pid` exists and is not a zombie. (PID 1 of a
+/// container may never reap the orphaned server, and a zombie still answers
+/// `kill(pid, 0)`.)
+pub fn pid_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // "pid (comm) S ...": the state follows the last ')'.
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z" | "X" | "x") | None)
+        }
+        Err(_) if Path::new("/proc/self").exists() => false,
+        // SAFETY: kill with signal 0 only checks for the process.
+        Err(_) => unsafe { libc::kill(pid, 0) == 0 },
+    }
+}
+
+/// Parses the one-line JSON that `server.sh start|restart` prints.
+fn parse_info(stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("taskfarm harness printed no JSON line:\n{text}"));
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("taskfarm harness printed bad JSON ({e}):\n{text}"))
+}
+
+fn str_field(info: &serde_json::Value, key: &str) -> String {
+    info[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("taskfarm harness JSON has no string {key:?}: {info}"))
+        .to_owned()
+}
+
+fn pid_field(info: &serde_json::Value) -> i32 {
+    info["pid"]
+        .as_i64()
+        .and_then(|p| i32::try_from(p).ok())
+        .unwrap_or_else(|| panic!("taskfarm harness JSON has no pid: {info}"))
+}
+
+/// `atexit` handler that stops the shared server. Never unwinds.
+extern "C" fn stop_shared_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        if let Some(server) = SHARED.get() {
+            let _ = run_server_sh(&["stop", &server.state_dir.to_string_lossy()]);
+        }
+    });
+}
+
+impl TaskfarmServer {
+    /// Starts a fresh server (own state directory and database), watched by
+    /// this test process. Panics with the harness's output on failure.
+    pub fn start() -> TaskfarmServer {
+        Self::start_watching(std::process::id() as i32)
+    }
+
+    /// Like [`start`](Self::start), but the server stops by itself when
+    /// process `watch_pid` (instead of this test process) is gone.
+    pub fn start_watching(watch_pid: i32) -> TaskfarmServer {
+        let state_dir = new_state_dir();
+        let dir = state_dir.to_string_lossy().into_owned();
+        let watch = watch_pid.to_string();
+        let args = ["start", dir.as_str(), "--watch-pid", watch.as_str()];
+        let out = run_server_sh(&args);
+        if !out.status.success() {
+            panic!("{}", describe_failure(&args.join(" "), &out));
+        }
+        let info = parse_info(&out.stdout);
+        TaskfarmServer {
+            url: str_field(&info, "url"),
+            user: str_field(&info, "user"),
+            password: str_field(&info, "password"),
+            state_dir,
+            pid: pid_field(&info),
+        }
+    }
+
+    /// One server shared by all tests of this test binary, started on first
+    /// use and stopped when the process exits (`atexit`; the watchdog covers
+    /// crashes). Tests using it must not stop or restart it.
+    pub fn shared() -> &'static TaskfarmServer {
+        SHARED.get_or_init(|| {
+            let server = TaskfarmServer::start();
+            // SAFETY: registers a plain `extern "C" fn()` that never unwinds.
+            unsafe {
+                libc::atexit(stop_shared_at_exit);
+            }
+            server
+        })
+    }
+
+    /// Stops the server (SIGTERM to its process group, SIGKILL after 5 s).
+    /// Does nothing when it is already stopped. Panics when it cannot.
+    pub fn stop(&self) {
+        let dir = self.state_dir.to_string_lossy();
+        let out = run_server_sh(&["stop", &dir]);
+        if !out.status.success() {
+            panic!("{}", describe_failure(&format!("stop {dir}"), &out));
+        }
+    }
+
+    /// Stops the server and starts it again on the same port, with the same
+    /// database and user; `secret_key` replaces the token key (tokens from
+    /// before then get `500`), `None` keeps the old key. The server gets a
+    /// new PID: see [`current_pid`](Self::current_pid).
+    pub fn restart(&self, secret_key: Option<&str>) {
+        let dir = self.state_dir.to_string_lossy().into_owned();
+        let mut args = vec!["restart", dir.as_str()];
+        if let Some(key) = secret_key {
+            args.extend(["--secret-key", key]);
+        }
+        let out = run_server_sh(&args);
+        if !out.status.success() {
+            panic!("{}", describe_failure(&args.join(" "), &out));
+        }
+        let info = parse_info(&out.stdout);
+        assert_eq!(
+            str_field(&info, "url"),
+            self.url,
+            "restart moved the server"
+        );
+    }
+
+    /// The PID of the running server process group leader, as recorded in
+    /// `server.json` (changes with every restart).
+    pub fn current_pid(&self) -> i32 {
+        let path = self.state_dir.join("server.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let info: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()));
+        pid_field(&info)
+    }
+
+    /// True while the server process is running.
+    pub fn is_running(&self) -> bool {
+        pid_alive(self.current_pid())
+    }
+
+    /// The last `lines` lines of the server's log (for failure messages).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for TaskfarmServer {
+    fn drop(&mut self) {
+        let dir = self.state_dir.to_string_lossy().into_owned();
+        let out = run_server_sh(&["stop", &dir]);
+        if !out.status.success() {
+            let msg = describe_failure(&format!("stop {dir}"), &out);
+            if std::thread::panicking() {
+                eprintln!("{msg}");
+            } else {
+                panic!("{msg}");
+            }
+            return;
+        }
+        if !std::thread::panicking() && std::env::var_os("TASKFARM_KEEP_STATE").is_none() {
+            let _ = std::fs::remove_dir_all(&self.state_dir);
+        }
+    }
+}

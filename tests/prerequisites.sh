@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Checks that the tools the tests and the demo need are installed, and says
+# how to install what is missing. A missing tool fails the run: tests never
+# skip themselves.
+set -u
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$1 ($2)"); }
+need cargo "https://rustup.rs"
+need cc "apt-get install -y gcc"
+need valgrind "apt-get install -y valgrind"
+need python3 "apt-get install -y python3 python3-venv"
+need flock "apt-get install -y util-linux"
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  missing+=("python3 venv/ensurepip (apt-get install -y python3-venv)")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "prerequisites missing — install them, then run again:" >&2
+  for m in "${missing[@]}"; do echo "  - $m" >&2; done
+  echo "(.ci/run installs all of them on Debian: sudo bash .ci/run)" >&2
+  exit 1
+fi
