@@ -1,11 +1,17 @@
 # taskfarm_worker: build, test and demo. `make test` runs every test;
-# `make demo` shows C workers working through a run on a local real server.
+# `make demo` shows workers working through a run on a local real server.
+#
+# Each language or tool adds its own rules in mk/*.mk and appends its test
+# target to TEST_TARGETS.
 
 CARGO ?= cargo
 CC ?= cc
 RELEASE_DIR := target/release
 
-.PHONY: all build header test demo lint rust-tests c-tests prerequisites clean
+# Test targets run by `make test`, in this order, after lint and the Rust tests.
+TEST_TARGETS := c-tests
+
+.PHONY: all build header test demo lint rust-tests c-tests exports prerequisites clean
 
 all: build
 
@@ -29,17 +35,23 @@ prerequisites:
 rust-tests:
 	$(CARGO) test --no-fail-fast
 
-c-tests: build
+## exports: the shared library exports every function the header declares
+exports: build
+	tests/check_exports.sh $(RELEASE_DIR)/libtaskfarm_worker.so include/taskfarm_worker.h
+
+c-tests: build exports
 	tests/c/run.sh
 
+-include $(sort $(wildcard mk/*.mk))
+
 ## test: every test (lint, header check, Rust unit and integration tests
-## against the real server and the fault server, C tests under valgrind)
+## against the real server and the fault server, C programs under valgrind)
 test: prerequisites
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory lint rust-tests c-tests && \
+	$(MAKE) --no-print-directory lint rust-tests $(TEST_TARGETS) && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
 
-## demo: a local real server, a run, C workers working through it
+## demo: a local real server, a run, workers working through it
 demo: prerequisites build
 	examples/demo.sh
 
