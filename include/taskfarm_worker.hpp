@@ -1,0 +1,852 @@
+/**
+ * @file taskfarm_worker.hpp
+ * @brief C++17 wrapper of taskfarm_worker.h, header only.
+ *
+ * A thin layer over the C ABI: owning handles are move-only RAII classes
+ * (`std::unique_ptr` with the C free function as deleter), every failure
+ * throws taskfarm::Error (the C status, the HTTP status and the text of
+ * tf_last_error(), copied when it is thrown), and strings the library
+ * allocates are copied into `std::string` and freed with tf_string_free().
+ *
+ * @code
+ * #include <taskfarm_worker.hpp>
+ *
+ * taskfarm::Worker worker(run_uuid);      // credentials and URL from TASKFARM_*
+ * for (std::int64_t task : worker.tasks()) {
+ *     // ... compute task `task`, reporting progress ...
+ *     worker.update(50.0);
+ *     worker.update(100.0);
+ *     worker.done();                       // marked done: the last update was 100
+ * }
+ * @endcode
+ *
+ * Credentials and URL: every `user`, `password` and `url` parameter is a
+ * taskfarm::OptionalString. Pass a string to use it, or taskfarm::from_env
+ * (equivalently `std::nullopt`, `nullptr`, or a `const char*` that is NULL)
+ * for "not given": the library then reads `TASKFARM_USER`,
+ * `TASKFARM_PASSWORD` and `TASKFARM_URL` (default URL
+ * `http://localhost:5000/api/`), exactly as the C functions do for NULL.
+ * The overloads without credentials (`TaskFarm::create(n)`,
+ * `TaskFarm::open(uuid)`, `Worker(uuid)`, `runs()`) take everything from the
+ * environment.
+ *
+ * Threads: as in C, calls on one TaskFarm may come from several threads at
+ * once; calls on one Worker are serialised by the library (give each thread
+ * its own Worker). Error messages are read on the throwing thread.
+ *
+ * Link with `-ltaskfarm_worker`.
+ */
+
+#ifndef TASKFARM_WORKER_HPP
+#define TASKFARM_WORKER_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "taskfarm_worker.h"
+
+/** The C++ API of the taskfarm worker client. */
+namespace taskfarm {
+
+/** The result code of the C functions (`TF_OK`, `TF_ERR_AUTH`, ...). */
+using Status = tf_status;
+
+/** The state of a task on the server (`TF_TASK_WAITING`, `TF_TASK_COMPUTING`, `TF_TASK_DONE`). */
+using TaskState = tf_task_state;
+
+/**
+ * All counts of a run and its percentage done, from one request
+ * (TaskFarm::status()): fields `num_tasks`, `num_waiting`, `num_computing`,
+ * `num_done` (int64_t) and `percent_done` (double).
+ */
+using RunStatus = tf_run_status;
+
+/**
+ * A failure of the library: every C++ function throws it where the C
+ * function returns an error status.
+ *
+ * `what()` is the text of tf_last_error() at the time of the failure (what
+ * was asked, the HTTP status and the server's body where there was one;
+ * never the password or the token).
+ */
+class Error : public std::runtime_error {
+public:
+    /**
+     * An error with the given status, HTTP status (0 when there was no
+     * answer) and message.
+     */
+    Error(Status status, int http_status, const std::string &message)
+        : std::runtime_error(message), status_(status), http_status_(http_status) {}
+
+    /**
+     * The error of the last failure on the calling thread: `status` with
+     * the message of tf_last_error() and the status of tf_last_http_status().
+     */
+    [[nodiscard]] static Error from_last(Status status) {
+        const char *message = tf_last_error();
+        std::string text = (message != nullptr && *message != '\0')
+                               ? std::string(message)
+                               : std::string(tf_status_name(static_cast<int>(status)));
+        return Error(status, tf_last_http_status(), text);
+    }
+
+    /** The C status code of the failure (never `TF_OK` nor `TF_NO_MORE_TASKS`). */
+    [[nodiscard]] Status status() const noexcept { return status_; }
+
+    /** The HTTP status of the answer behind the failure; 0 when there was none. */
+    [[nodiscard]] int http_status() const noexcept { return http_status_; }
+
+private:
+    Status status_;
+    int http_status_;
+};
+
+/** Implementation details; not part of the API. */
+namespace detail {
+
+/** Throws the Error of the last failure when `status` is not `TF_OK`. */
+inline void check(Status status) {
+    if (status != TF_OK) {
+        throw Error::from_last(status);
+    }
+}
+
+/** Throws an Error of status `TF_ERR_INVALID_ARGUMENT` with `message`. */
+[[noreturn]] inline void invalid_argument(const std::string &message) {
+    throw Error(TF_ERR_INVALID_ARGUMENT, 0, "taskfarm: " + message);
+}
+
+/** A NUL-terminated copy of `text`; a NUL inside it is refused (C would cut the string there). */
+inline std::string c_string(std::string_view text) {
+    if (text.find('\0') != std::string_view::npos) {
+        invalid_argument("a string argument contains a NUL character");
+    }
+    return std::string(text);
+}
+
+/** The deleter of the strings the library returns as `char*`. */
+struct StringFree {
+    /** Frees `string` with tf_string_free (NULL does nothing). */
+    void operator()(char *string) const noexcept { tf_string_free(string); }
+};
+
+/** Frees the library's `char*` strings with tf_string_free, also on exceptions. */
+using OwnedString = std::unique_ptr<char, StringFree>;
+
+/** Copies a library-owned `char*` into a std::string and frees it (NULL gives ""). */
+inline std::string take_string(char *string) {
+    OwnedString owned(string);
+    return owned ? std::string(owned.get()) : std::string();
+}
+
+/** The deleter of owned tf_taskfarm handles. */
+struct TaskFarmFree {
+    /** Frees `taskfarm` with tf_taskfarm_free (NULL does nothing). */
+    void operator()(tf_taskfarm *taskfarm) const noexcept { tf_taskfarm_free(taskfarm); }
+};
+
+/** The deleter of tf_worker handles. */
+struct WorkerFree {
+    /** Frees `worker` with tf_worker_free (NULL does nothing). */
+    void operator()(tf_worker *worker) const noexcept { tf_worker_free(worker); }
+};
+
+/** The deleter of tf_run_list lists. */
+struct RunListFree {
+    /** Frees `list` with tf_run_list_free (NULL does nothing). */
+    void operator()(tf_run_list *list) const noexcept { tf_run_list_free(list); }
+};
+
+}  // namespace detail
+
+/** The tag for "not given: read it from the environment" (`std::nullopt`). */
+inline constexpr std::nullopt_t from_env = std::nullopt;
+
+/**
+ * A string argument that may be left out (NULL in C): the user name, the
+ * password and the base URL. Left out, the library reads `TASKFARM_USER`,
+ * `TASKFARM_PASSWORD` or `TASKFARM_URL`.
+ *
+ * Converts implicitly from a string literal, `std::string`,
+ * `std::string_view`, `std::optional<std::string>` and
+ * `std::optional<std::string_view>`; from_env, `std::nullopt`, `nullptr`
+ * and a NULL `const char*` mean "not given". A string holding a NUL
+ * character throws Error (`TF_ERR_INVALID_ARGUMENT`).
+ */
+class OptionalString {
+public:
+    /** Not given. */
+    OptionalString() noexcept = default;
+    /** Not given (from_env, `std::nullopt`). */
+    OptionalString(std::nullopt_t) noexcept {}
+    /** Not given. */
+    OptionalString(std::nullptr_t) noexcept {}
+    /** `text`, or not given when `text` is NULL. */
+    OptionalString(const char *text) {
+        if (text != nullptr) {
+            value_ = std::string(text);
+        }
+    }
+    /** `text`. */
+    OptionalString(std::string_view text) : value_(detail::c_string(text)) {}
+    /** `text`. */
+    OptionalString(const std::string &text) : value_(detail::c_string(text)) {}
+    /** The value of `text`, or not given when it is empty. */
+    OptionalString(const std::optional<std::string> &text) {
+        if (text) {
+            value_ = detail::c_string(*text);
+        }
+    }
+    /** The value of `text`, or not given when it is empty. */
+    OptionalString(const std::optional<std::string_view> &text) {
+        if (text) {
+            value_ = detail::c_string(*text);
+        }
+    }
+
+    /** Whether a value was given. */
+    [[nodiscard]] bool has_value() const noexcept { return value_.has_value(); }
+
+    /** The value as a C string, or NULL when not given; valid while this object lives. */
+    [[nodiscard]] const char *c_str() const noexcept {
+        return value_ ? value_->c_str() : nullptr;
+    }
+
+private:
+    std::optional<std::string> value_{};
+};
+
+/** The version of the library at run time, `"MAJOR.MINOR.PATCH"` (tf_version()). */
+[[nodiscard]] inline std::string_view version() noexcept { return tf_version(); }
+
+/** The version of the header the program was compiled with, `"MAJOR.MINOR.PATCH"`. */
+[[nodiscard]] inline std::string header_version() {
+    return std::to_string(TF_VERSION_MAJOR) + "." + std::to_string(TF_VERSION_MINOR) + "." +
+           std::to_string(TF_VERSION_PATCH);
+}
+
+/** The name of a status code (`"TF_OK"`, `"TF_ERR_AUTH"`, ...; tf_status_name()). */
+[[nodiscard]] inline std::string_view status_name(Status status) noexcept {
+    return tf_status_name(static_cast<int>(status));
+}
+
+/**
+ * The message of the last failure on the calling thread (tf_last_error());
+ * "" when nothing failed yet. Error::what() already holds it.
+ */
+[[nodiscard]] inline std::string last_error() {
+    const char *message = tf_last_error();
+    return message != nullptr ? std::string(message) : std::string();
+}
+
+/** The HTTP status of the last failure on the calling thread, 0 for none (tf_last_http_status()). */
+[[nodiscard]] inline int last_http_status() noexcept { return tf_last_http_status(); }
+
+namespace detail {
+
+/**
+ * The members of a run, shared by TaskFarm (owning) and TaskFarmRef
+ * (borrowed). `Self::get()` gives the `tf_taskfarm*`.
+ */
+template <class Self>
+class TaskFarmMethods {
+public:
+    /** The run's UUID (tf_taskfarm_uuid; no request). */
+    [[nodiscard]] std::string uuid() const { return std::string(tf_taskfarm_uuid(handle())); }
+
+    /** The run's number of tasks (tf_taskfarm_num_tasks; no request). */
+    [[nodiscard]] std::int64_t num_tasks() const { return tf_taskfarm_num_tasks(handle()); }
+
+    /** The percentage of the run completed, 0..100 (tf_taskfarm_percent_done; one request). */
+    [[nodiscard]] double percent_done() const {
+        double percent = 0.0;
+        check(tf_taskfarm_percent_done(handle(), &percent));
+        return percent;
+    }
+
+    /** The number of tasks done (tf_taskfarm_num_done; one request). */
+    [[nodiscard]] std::int64_t num_done() const {
+        std::int64_t count = 0;
+        check(tf_taskfarm_num_done(handle(), &count));
+        return count;
+    }
+
+    /**
+     * The number of tasks waiting to be handed out again
+     * (tf_taskfarm_num_waiting; one request). Tasks never handed out are not counted.
+     */
+    [[nodiscard]] std::int64_t num_waiting() const {
+        std::int64_t count = 0;
+        check(tf_taskfarm_num_waiting(handle(), &count));
+        return count;
+    }
+
+    /** The number of tasks being computed (tf_taskfarm_num_computing; one request). */
+    [[nodiscard]] std::int64_t num_computing() const {
+        std::int64_t count = 0;
+        check(tf_taskfarm_num_computing(handle(), &count));
+        return count;
+    }
+
+    /** Every count of the run and its percentage done, from one request (tf_taskfarm_status). */
+    [[nodiscard]] RunStatus status() const {
+        RunStatus result{};
+        check(tf_taskfarm_status(handle(), &result));
+        return result;
+    }
+
+    /**
+     * Run information as JSON text (tf_taskfarm_info, the Python `info`):
+     * for `key` `"percentDone"`, `"numWaiting"`, `"numDone"` or
+     * `"numComputing"` the bare value (`"5"`); for `""` the whole object.
+     * Another key throws Error (`TF_ERR_INVALID_ARGUMENT`).
+     */
+    [[nodiscard]] std::string info(std::string_view key = "") const {
+        const std::string c_key = c_string(key);
+        char *json = nullptr;
+        check(tf_taskfarm_info(handle(), c_key.c_str(), &json));
+        return take_string(json);
+    }
+
+    /**
+     * Task information as JSON text (tf_taskfarm_get_task_info, the Python
+     * `getTaskInfo`): for `key` `"status"` or `"percentCompleted"` the bare
+     * value (`"\"computing\""`, `"50.0"`); for `""` the whole task.
+     * `task` must be in 0..num_tasks()-1.
+     */
+    [[nodiscard]] std::string get_task_info(std::int64_t task, std::string_view key = "") const {
+        const std::string c_key = c_string(key);
+        char *json = nullptr;
+        check(tf_taskfarm_get_task_info(handle(), task, c_key.c_str(), &json));
+        return take_string(json);
+    }
+
+    /**
+     * Sets task information, the value as JSON text (tf_taskfarm_set_task_info,
+     * the Python `setTaskInfo`): `key` `"percentCompleted"` with a number in
+     * 0..100 (`"100"`), or `"status"` with `"\"waiting\""`, `"\"computing\""`
+     * or `"\"done\""`.
+     */
+    void set_task_info(std::int64_t task, std::string_view key, std::string_view json_value) const {
+        const std::string c_key = c_string(key);
+        const std::string c_value = c_string(json_value);
+        check(tf_taskfarm_set_task_info(handle(), task, c_key.c_str(), c_value.c_str()));
+    }
+
+    /** A task's percentage completed, 0..100 (tf_taskfarm_task_percent_completed; one request). */
+    [[nodiscard]] double task_percent_completed(std::int64_t task) const {
+        double percent = 0.0;
+        check(tf_taskfarm_task_percent_completed(handle(), task, &percent));
+        return percent;
+    }
+
+    /** A task's state (tf_taskfarm_task_state; one request). */
+    [[nodiscard]] TaskState task_state(std::int64_t task) const {
+        TaskState result = TF_TASK_WAITING;
+        check(tf_taskfarm_task_state(handle(), task, &result));
+        return result;
+    }
+
+    /** Sets a task's percentage completed, 0..100 (tf_taskfarm_set_task_percent_completed). */
+    void set_task_percent_completed(std::int64_t task, double percent) const {
+        check(tf_taskfarm_set_task_percent_completed(handle(), task, percent));
+    }
+
+    /** Sets a task's state (tf_taskfarm_set_task_state). */
+    void set_task_state(std::int64_t task, TaskState state) const {
+        check(tf_taskfarm_set_task_state(handle(), task, static_cast<int>(state)));
+    }
+
+    /**
+     * Restarts the run (tf_taskfarm_restart, the Python `restart`): every task
+     * not at 100 % goes back to waiting, keeping its percentage; with
+     * `everything` every task goes back to waiting at 0 %. Call it only when
+     * no worker is computing.
+     */
+    void restart(bool everything = false) const {
+        check(tf_taskfarm_restart(handle(), everything));
+    }
+
+    /**
+     * Deletes the run and its tasks on the server (tf_taskfarm_delete, the
+     * Python `delete()`). The object stays valid; later requests through it
+     * throw Error with `TF_ERR_NOT_FOUND`.
+     */
+    void remove() const { check(tf_taskfarm_delete(handle())); }
+
+    /** The full URL of `endpoint`: the base URL followed by it (tf_taskfarm_url). */
+    [[nodiscard]] std::string url(std::string_view endpoint) const {
+        const std::string c_endpoint = c_string(endpoint);
+        char *full = nullptr;
+        check(tf_taskfarm_url(handle(), c_endpoint.c_str(), &full));
+        return take_string(full);
+    }
+
+    /**
+     * The authentication token in use (tf_taskfarm_token, the Python
+     * `token_auth`), copied: a secret, to be shown to nobody.
+     */
+    [[nodiscard]] std::string token() const {
+        const char *secret = tf_taskfarm_token(handle());
+        return secret != nullptr ? std::string(secret) : std::string();
+    }
+
+    /** Sets the timeout of one attempt of every later request, in seconds, in (0, 1e6] (tf_taskfarm_set_timeout). */
+    void set_timeout(double seconds) const { check(tf_taskfarm_set_timeout(handle(), seconds)); }
+
+    /** Sets how many times a failed request is retried, 0..1000 (tf_taskfarm_set_retries). */
+    void set_retries(std::uint32_t retries) const {
+        check(tf_taskfarm_set_retries(handle(), retries));
+    }
+
+protected:
+    /** Only as a base of TaskFarm and TaskFarmRef. */
+    TaskFarmMethods() noexcept = default;
+    /** Not virtual: never deleted through the base. */
+    ~TaskFarmMethods() = default;
+    /** Stateless: copying copies nothing. */
+    TaskFarmMethods(const TaskFarmMethods &) noexcept = default;
+    /** Stateless: copying copies nothing. */
+    TaskFarmMethods &operator=(const TaskFarmMethods &) noexcept = default;
+
+private:
+    /** The handle; throws Error on an empty (moved-from) object. */
+    const tf_taskfarm *handle() const {
+        const tf_taskfarm *taskfarm = static_cast<const Self &>(*this).get();
+        if (taskfarm == nullptr) {
+            invalid_argument("use of an empty (moved-from) TaskFarm");
+        }
+        return taskfarm;
+    }
+};
+
+}  // namespace detail
+
+/**
+ * A borrowed run: the members of TaskFarm over a `tf_taskfarm*` that it
+ * never frees. Worker::taskfarm() gives one (valid while the worker lives),
+ * TaskFarm converts to one (valid while the TaskFarm lives). Copyable;
+ * take it by value in functions that accept both.
+ */
+class TaskFarmRef : public detail::TaskFarmMethods<TaskFarmRef> {
+public:
+    /** A view of `taskfarm`, which must outlive it and is never freed by it. */
+    explicit TaskFarmRef(tf_taskfarm *taskfarm) noexcept : taskfarm_(taskfarm) {}
+
+    /** The C handle (borrowed). */
+    [[nodiscard]] tf_taskfarm *get() const noexcept { return taskfarm_; }
+
+    /** Whether it refers to a run. */
+    explicit operator bool() const noexcept { return taskfarm_ != nullptr; }
+
+private:
+    tf_taskfarm *taskfarm_;
+};
+
+/**
+ * A run of tasks on the server, created or opened by this process (the
+ * Python `TaskFarm`). Owns its `tf_taskfarm*` (freed by the destructor; the
+ * run stays on the server). Move-only; a moved-from TaskFarm is empty: safe
+ * to destroy or assign to, and its members throw Error.
+ */
+class TaskFarm : public detail::TaskFarmMethods<TaskFarm> {
+public:
+    /**
+     * Creates a new run of `num_tasks` tasks, 1..2147483647
+     * (tf_taskfarm_create). `user`, `password`, `url`: see OptionalString
+     * (from_env reads `TASKFARM_*`).
+     */
+    [[nodiscard]] static TaskFarm create(const OptionalString &user, const OptionalString &password,
+                                         const OptionalString &url, std::int64_t num_tasks) {
+        tf_taskfarm *taskfarm = nullptr;
+        detail::check(
+            tf_taskfarm_create(user.c_str(), password.c_str(), url.c_str(), num_tasks, &taskfarm));
+        return TaskFarm(taskfarm);
+    }
+
+    /** Creates a new run of `num_tasks` tasks, credentials and URL from the environment. */
+    [[nodiscard]] static TaskFarm create(std::int64_t num_tasks) {
+        return create(from_env, from_env, from_env, num_tasks);
+    }
+
+    /**
+     * Opens the existing run `uuid` (tf_taskfarm_open); Error with
+     * `TF_ERR_NOT_FOUND` when there is none. `user`, `password`, `url`: see
+     * OptionalString.
+     */
+    [[nodiscard]] static TaskFarm open(const OptionalString &user, const OptionalString &password,
+                                       const OptionalString &url, std::string_view uuid) {
+        const std::string c_uuid = detail::c_string(uuid);
+        tf_taskfarm *taskfarm = nullptr;
+        detail::check(
+            tf_taskfarm_open(user.c_str(), password.c_str(), url.c_str(), c_uuid.c_str(), &taskfarm));
+        return TaskFarm(taskfarm);
+    }
+
+    /** Opens the existing run `uuid`, credentials and URL from the environment. */
+    [[nodiscard]] static TaskFarm open(std::string_view uuid) {
+        return open(from_env, from_env, from_env, uuid);
+    }
+
+    /**
+     * Takes ownership of `taskfarm`, a handle from tf_taskfarm_create or
+     * tf_taskfarm_open (never the one tf_worker_taskfarm lends).
+     */
+    [[nodiscard]] static TaskFarm adopt(tf_taskfarm *taskfarm) noexcept { return TaskFarm(taskfarm); }
+
+    /** An empty TaskFarm (as if moved from). */
+    TaskFarm() noexcept = default;
+    /** Moves the run out of `other`, which becomes empty. */
+    TaskFarm(TaskFarm &&other) noexcept = default;
+    /** Frees the handle held, then moves the run out of `other`, which becomes empty. */
+    TaskFarm &operator=(TaskFarm &&other) noexcept = default;
+    /** Not copyable: one owner per handle. */
+    TaskFarm(const TaskFarm &) = delete;
+    /** Not copyable: one owner per handle. */
+    TaskFarm &operator=(const TaskFarm &) = delete;
+    /** Frees the handle (tf_taskfarm_free); the run stays on the server. */
+    ~TaskFarm() = default;
+
+    /** The C handle, still owned by this object; NULL when empty. */
+    [[nodiscard]] tf_taskfarm *get() const noexcept { return taskfarm_.get(); }
+
+    /** Gives up ownership: the caller frees the returned handle with tf_taskfarm_free. */
+    [[nodiscard]] tf_taskfarm *release() noexcept { return taskfarm_.release(); }
+
+    /**
+     * A borrowed view of this run, valid while this object lives and is not
+     * moved from. Not on a temporary TaskFarm (the view would dangle).
+     */
+    [[nodiscard]] TaskFarmRef ref() const & noexcept { return TaskFarmRef(taskfarm_.get()); }
+    /** Deleted: a view of a temporary TaskFarm would dangle. */
+    TaskFarmRef ref() const && = delete;
+
+    /** A borrowed view of this run (see ref()). */
+    operator TaskFarmRef() const & noexcept { return ref(); }
+    /** Deleted: a view of a temporary TaskFarm would dangle. */
+    operator TaskFarmRef() const && = delete;
+
+    /** Whether it holds a run (false when moved from). */
+    explicit operator bool() const noexcept { return taskfarm_ != nullptr; }
+
+private:
+    explicit TaskFarm(tf_taskfarm *taskfarm) noexcept : taskfarm_(taskfarm) {}
+
+    std::unique_ptr<tf_taskfarm, detail::TaskFarmFree> taskfarm_{};
+};
+
+class Worker;
+
+/**
+ * The tasks of a worker, for a range-for (Worker::tasks(), the Python
+ * `tasks`): every step asks Worker::task(), so the task held comes back
+ * until Worker::done() or Worker::requeue(); the loop ends when the run has
+ * no task left; failures throw Error.
+ */
+class TaskRange {
+public:
+    /** An input iterator over the worker's tasks; each increment asks the worker for its task. */
+    class iterator {
+    public:
+        /** Input iterator. */
+        using iterator_category = std::input_iterator_tag;
+        /** Task numbers. */
+        using value_type = std::int64_t;
+        /** Distance type (not meaningful for this iterator). */
+        using difference_type = std::ptrdiff_t;
+        /** No pointer access: the task comes by value. */
+        using pointer = void;
+        /** The task comes by value. */
+        using reference = std::int64_t;
+
+        /** The end iterator. */
+        iterator() noexcept = default;
+
+        /** The current task. */
+        [[nodiscard]] std::int64_t operator*() const noexcept { return *task_; }
+
+        /** Asks the worker for its task: the one held, a new one, or the end. */
+        iterator &operator++();
+
+        /** Asks the worker for its task; returns the iterator as it was before. */
+        iterator operator++(int) {
+            iterator before = *this;
+            ++*this;
+            return before;
+        }
+
+        /** Whether both are the end, or the same task of the same worker. */
+        friend bool operator==(const iterator &a, const iterator &b) noexcept {
+            if (!a.task_ || !b.task_) {
+                return !a.task_ && !b.task_;
+            }
+            return a.worker_ == b.worker_ && *a.task_ == *b.task_;
+        }
+
+        /** Negation of ==. */
+        friend bool operator!=(const iterator &a, const iterator &b) noexcept { return !(a == b); }
+
+    private:
+        friend class TaskRange;
+        explicit iterator(Worker *worker) : worker_(worker) { ++*this; }
+
+        Worker *worker_ = nullptr;
+        std::optional<std::int64_t> task_{};
+    };
+
+    /** Asks the worker for its task (one request unless a task is held). */
+    [[nodiscard]] iterator begin() const { return iterator(worker_); }
+
+    /** The end. */
+    [[nodiscard]] iterator end() const noexcept { return iterator(); }
+
+private:
+    friend class Worker;
+    explicit TaskRange(Worker *worker) noexcept : worker_(worker) {}
+
+    Worker *worker_;
+};
+
+/**
+ * A worker registered with the server for one run (the Python
+ * `TaskFarmWorker`). It holds at most one task. Move-only RAII: the
+ * destructor frees the worker (tf_worker_free) without marking a held task
+ * done nor giving it back. A moved-from Worker is empty: safe to destroy or
+ * assign to, and its members throw Error.
+ */
+class Worker {
+public:
+    /**
+     * Opens the run `uuid` and registers a new worker for it
+     * (tf_worker_new). `user`, `password`, `url`: see OptionalString.
+     */
+    Worker(const OptionalString &user, const OptionalString &password, const OptionalString &url,
+           std::string_view uuid) {
+        const std::string c_uuid = detail::c_string(uuid);
+        tf_worker *worker = nullptr;
+        detail::check(
+            tf_worker_new(user.c_str(), password.c_str(), url.c_str(), c_uuid.c_str(), &worker));
+        worker_.reset(worker);
+    }
+
+    /** A worker for the run `uuid`, credentials and URL from the environment. */
+    explicit Worker(std::string_view uuid) : Worker(from_env, from_env, from_env, uuid) {}
+
+    /** Takes ownership of `worker`, a handle from tf_worker_new. */
+    [[nodiscard]] static Worker adopt(tf_worker *worker) noexcept {
+        Worker adopted;
+        adopted.worker_.reset(worker);
+        return adopted;
+    }
+
+    /** An empty Worker (as if moved from). */
+    Worker() noexcept = default;
+    /** Moves the worker out of `other`, which becomes empty. */
+    Worker(Worker &&other) noexcept = default;
+    /** Frees the worker held, then moves the worker out of `other`, which becomes empty. */
+    Worker &operator=(Worker &&other) noexcept = default;
+    /** Not copyable: one owner per handle. */
+    Worker(const Worker &) = delete;
+    /** Not copyable: one owner per handle. */
+    Worker &operator=(const Worker &) = delete;
+    /** Frees the worker (tf_worker_free); a held task is neither done nor given back. */
+    ~Worker() = default;
+
+    /** The worker's UUID, 32 lowercase hex digits (tf_worker_uuid; no request). */
+    [[nodiscard]] std::string uuid() const { return std::string(tf_worker_uuid(handle())); }
+
+    /**
+     * The worker's run, borrowed (tf_worker_taskfarm): every TaskFarm member.
+     * Valid while this worker lives and is not moved from; never freed.
+     * Not on a temporary Worker (the view would dangle).
+     */
+    [[nodiscard]] TaskFarmRef taskfarm() const & { return TaskFarmRef(tf_worker_taskfarm(handle())); }
+    /** Deleted: the run of a temporary Worker would dangle. */
+    TaskFarmRef taskfarm() const && = delete;
+
+    /**
+     * The task held, or a new one from the server (tf_worker_task, the
+     * Python `task`); `std::nullopt` when the run has no task left
+     * (`TF_NO_MORE_TASKS`; a later call asks again). The same task comes
+     * back until done() or requeue().
+     */
+    [[nodiscard]] std::optional<std::int64_t> task() {
+        std::int64_t held = -1;
+        const Status result = tf_worker_task(handle(), &held);
+        if (result == TF_NO_MORE_TASKS) {
+            return std::nullopt;
+        }
+        detail::check(result);
+        return held;
+    }
+
+    /**
+     * The tasks, for `for (std::int64_t t : worker.tasks()) { ...; worker.done(); }`
+     * (the Python `tasks`). Without done() or requeue() in the body the
+     * same task comes back forever. Not on a temporary Worker (it would dangle).
+     */
+    [[nodiscard]] TaskRange tasks() & noexcept { return TaskRange(this); }
+    /** Deleted: the tasks of a temporary Worker would dangle. */
+    TaskRange tasks() && = delete;
+
+    /**
+     * Reports progress on the held task, a percentage in 0..100
+     * (tf_worker_update; one request). NaN or a number outside 0..100 throws
+     * Error (`TF_ERR_INVALID_ARGUMENT`); with no task held nothing is sent.
+     */
+    void update(double percentage) { detail::check(tf_worker_update(handle(), percentage)); }
+
+    /**
+     * Releases the held task (tf_worker_done, the Python `done()`): marked
+     * done on the server only when the last update was 100; forgotten either
+     * way. If marking it done fails (Error), the task stays held. With no
+     * task held, does nothing.
+     */
+    void done() { detail::check(tf_worker_done(handle())); }
+
+    /**
+     * Gives the held task back (waiting, 0 %) and forgets it
+     * (tf_worker_requeue). If the server does not take it (Error), the task
+     * stays held. With no task held, does nothing.
+     */
+    void requeue() { detail::check(tf_worker_requeue(handle())); }
+
+    /** The C handle, still owned by this object; NULL when empty. */
+    [[nodiscard]] tf_worker *get() const noexcept { return worker_.get(); }
+
+    /** Gives up ownership: the caller frees the returned handle with tf_worker_free. */
+    [[nodiscard]] tf_worker *release() noexcept { return worker_.release(); }
+
+    /** Whether it holds a worker (false when moved from). */
+    explicit operator bool() const noexcept { return worker_ != nullptr; }
+
+private:
+    /** The handle; throws Error on an empty (moved-from) object. */
+    tf_worker *handle() const {
+        if (!worker_) {
+            detail::invalid_argument("use of an empty (moved-from) Worker");
+        }
+        return worker_.get();
+    }
+
+    std::unique_ptr<tf_worker, detail::WorkerFree> worker_{};
+};
+
+inline TaskRange::iterator &TaskRange::iterator::operator++() {
+    task_ = worker_->task();
+    return *this;
+}
+
+/** One run on the server, as listed by runs(). */
+struct RunInfo {
+    /** The database id of the run. */
+    std::int64_t id;
+    /** The run's UUID. */
+    std::string uuid;
+    /** The run's number of tasks. */
+    std::int64_t num_tasks;
+};
+
+/**
+ * The list of runs on the server at the time it was fetched (tf_runs), as
+ * the C API gives it; runs() copies it into a vector. Move-only.
+ */
+class RunList {
+public:
+    /** Fetches the list (tf_runs). `user`, `password`, `url`: see OptionalString. */
+    [[nodiscard]] static RunList fetch(const OptionalString &user = from_env,
+                                       const OptionalString &password = from_env,
+                                       const OptionalString &url = from_env) {
+        tf_run_list *list = nullptr;
+        detail::check(tf_runs(user.c_str(), password.c_str(), url.c_str(), &list));
+        RunList fetched;
+        fetched.list_.reset(list);
+        return fetched;
+    }
+
+    /** An empty list. */
+    RunList() noexcept = default;
+
+    /** The number of runs (tf_run_list_len). */
+    [[nodiscard]] std::size_t size() const noexcept { return tf_run_list_len(list_.get()); }
+
+    /** The database id of run `index` (tf_run_list_id); Error when `index` >= size(). */
+    [[nodiscard]] std::int64_t id(std::size_t index) const {
+        check_index(index);
+        return tf_run_list_id(list_.get(), index);
+    }
+
+    /** The UUID of run `index` (tf_run_list_uuid), copied; Error when `index` >= size(). */
+    [[nodiscard]] std::string uuid(std::size_t index) const {
+        check_index(index);
+        return std::string(tf_run_list_uuid(list_.get(), index));
+    }
+
+    /** The number of tasks of run `index` (tf_run_list_num_tasks); Error when `index` >= size(). */
+    [[nodiscard]] std::int64_t num_tasks(std::size_t index) const {
+        check_index(index);
+        return tf_run_list_num_tasks(list_.get(), index);
+    }
+
+    /** Run `index`; Error when `index` >= size(). */
+    [[nodiscard]] RunInfo at(std::size_t index) const {
+        return RunInfo{id(index), uuid(index), num_tasks(index)};
+    }
+
+    /** Every run, copied. */
+    [[nodiscard]] std::vector<RunInfo> to_vector() const {
+        std::vector<RunInfo> runs;
+        runs.reserve(size());
+        for (std::size_t i = 0; i < size(); ++i) {
+            runs.push_back(at(i));
+        }
+        return runs;
+    }
+
+    /** The C list, still owned by this object; NULL when empty. */
+    [[nodiscard]] const tf_run_list *get() const noexcept { return list_.get(); }
+
+private:
+    void check_index(std::size_t index) const {
+        if (index >= size()) {
+            detail::invalid_argument("run index " + std::to_string(index) + " past the end of a list of " +
+                                     std::to_string(size()));
+        }
+    }
+
+    std::unique_ptr<tf_run_list, detail::RunListFree> list_{};
+};
+
+/**
+ * The runs on the server (tf_runs, the Python `tfRuns`). `user`,
+ * `password`, `url`: see OptionalString; by default all from the environment.
+ */
+[[nodiscard]] inline std::vector<RunInfo> runs(const OptionalString &user = from_env,
+                                               const OptionalString &password = from_env,
+                                               const OptionalString &url = from_env) {
+    return RunList::fetch(user, password, url).to_vector();
+}
+
+/**
+ * The runs on the server as JSON text (tf_runs_json): an array of
+ * `{"id": .., "uuid": "..", "numTasks": ..}`, what the Python `tfRuns` returns.
+ */
+[[nodiscard]] inline std::string runs_json(const OptionalString &user = from_env,
+                                           const OptionalString &password = from_env,
+                                           const OptionalString &url = from_env) {
+    char *json = nullptr;
+    detail::check(tf_runs_json(user.c_str(), password.c_str(), url.c_str(), &json));
+    return detail::take_string(json);
+}
+
+}  // namespace taskfarm
+
+#endif  // TASKFARM_WORKER_HPP
