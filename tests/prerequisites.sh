@@ -8,6 +8,7 @@ need() { command -v "$1" >/dev/null 2>&1 || missing+=("$1 ($2)"); }
 need cargo "https://rustup.rs"
 need cc "apt-get install -y gcc"
 need g++ "apt-get install -y g++"
+need gfortran "apt-get install -y gfortran"
 need valgrind "apt-get install -y valgrind"
 need python3 "apt-get install -y python3 python3-venv"
 need flock "apt-get install -y util-linux"
