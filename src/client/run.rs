@@ -328,8 +328,8 @@ impl Run {
     }
 }
 
-/// The list of runs on the server (the Python `tfRuns`): one `GET runs` with
-/// the user name and password, as the Python client does.
+/// The list of runs on the server (the Python `tfRuns`): `GET token`, then
+/// `GET runs` with the token.
 pub fn list_runs(settings: &Settings) -> Result<Vec<RunSummary>> {
     let connection = Connection::open(settings)?;
     let list: RunList = connection

@@ -1,0 +1,203 @@
+//! The command line: options, subcommands and help text (clap derive).
+//!
+//! Two spellings reach the same actions: the subcommands (`taskfarm info
+//! UUID`) and the flags of the Python `manageTF` (`taskfarm UUID -i`), so that
+//! `manageTF -b URL -u U -p P -l` works as `taskfarm -b URL -u U -p P -l`.
+
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use taskfarm_worker::client::run::{check_run_uuid, MAX_TASKS};
+
+const AFTER_HELP: &str = "\
+Credentials and server (as in the library):
+  TASKFARM_URL        base URL of the API when -b is not given
+                      (default http://localhost:5000/api/)
+  TASKFARM_USER       user name when -u is not given
+  TASKFARM_PASSWORD   password when -p is not given; without it the password
+                      is asked for (no echo) when stdin is a terminal
+  TASKFARM_TIMEOUT, TASKFARM_RETRIES, TASKFARM_BACKOFF, TASKFARM_CA_FILE,
+  TASKFARM_LOG=debug  timeout per attempt, retries, backoff, extra CAs,
+                      one line per request on stderr
+
+Exit status:
+  0    success (watch: the run is complete)
+  1    local failure (cannot read the password or write the output)
+  2    usage error
+  3    cannot reach the server (after retries)
+  4    authentication failed (wrong user name or password)
+  5    not found (no such run or task)
+  6    other server or protocol error
+  130  watch stopped by Ctrl-C
+
+manageTF spellings: taskfarm -l, taskfarm UUID -i|-r|-R|-d print exactly
+what manageTF prints.";
+
+/// `taskfarm`: manage the runs of a taskfarm server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "taskfarm",
+    version,
+    about = "Manage the runs of a taskfarm server: list, inspect, reset, delete, create, watch",
+    after_help = AFTER_HELP,
+    group(ArgGroup::new("mode").multiple(false))
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// Run UUID, for the manageTF flags -i, -r, -R, -d
+    #[arg(value_name = "UUID", value_parser = parse_uuid)]
+    pub uuid: Option<String>,
+
+    /// List all runs (manageTF)
+    #[arg(short = 'l', long = "list", group = "mode")]
+    pub list: bool,
+
+    /// Print information about run UUID (manageTF)
+    #[arg(short = 'i', long = "info", group = "mode")]
+    pub info: bool,
+
+    /// Reset the unfinished tasks of run UUID (manageTF)
+    #[arg(short = 'r', long = "reset", group = "mode")]
+    pub reset: bool,
+
+    /// Reset all tasks of run UUID (manageTF)
+    #[arg(short = 'R', long = "reset-all", group = "mode")]
+    pub reset_all: bool,
+
+    /// Delete run UUID (manageTF)
+    #[arg(short = 'd', long = "delete", group = "mode")]
+    pub delete: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options that every command takes, before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Base URL of the API [default: $TASKFARM_URL, else http://localhost:5000/api/]
+    #[arg(short = 'b', long = "baseurl", value_name = "URL", global = true)]
+    pub baseurl: Option<String>,
+
+    /// The taskfarm user [default: $TASKFARM_USER]
+    #[arg(short = 'u', long = "user", value_name = "USER", global = true)]
+    pub user: Option<String>,
+
+    /// The user's password [default: $TASKFARM_PASSWORD, else asked for on a terminal]
+    #[arg(short = 'p', long = "password", value_name = "PASSWORD", global = true)]
+    pub password: Option<String>,
+
+    /// Machine-readable output: JSON on stdout
+    #[arg(long = "json", global = true)]
+    pub json: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List all runs: id, UUID, number of tasks
+    List,
+    /// Show a run: id, UUID, tasks, waiting, computing, done, percent done
+    Info {
+        /// Run UUID
+        #[arg(value_parser = parse_uuid)]
+        uuid: String,
+    },
+    /// Set the unfinished tasks back to waiting (keeping their percentage)
+    Reset {
+        /// Run UUID
+        #[arg(value_parser = parse_uuid)]
+        uuid: String,
+        /// Set every task back to waiting at 0 %, the finished ones too
+        #[arg(short = 'a', long = "all")]
+        all: bool,
+    },
+    /// Delete a run and its tasks
+    Delete {
+        /// Run UUID
+        #[arg(value_parser = parse_uuid)]
+        uuid: String,
+    },
+    /// Create a run of N tasks and print its UUID
+    Create {
+        /// Number of tasks
+        #[arg(value_parser = clap::value_parser!(i64).range(1..=MAX_TASKS))]
+        num_tasks: i64,
+    },
+    /// Show one task's status and percentage
+    Task {
+        /// Run UUID
+        #[arg(value_parser = parse_uuid)]
+        uuid: String,
+        /// Task number (0-based)
+        #[arg(value_parser = clap::value_parser!(i64).range(0..MAX_TASKS))]
+        id: i64,
+    },
+    /// Follow a run's progress until it is complete (or Ctrl-C)
+    Watch {
+        /// Run UUID
+        #[arg(value_parser = parse_uuid)]
+        uuid: String,
+        /// Seconds between two polls
+        #[arg(
+            short = 'n',
+            long = "interval",
+            value_name = "SECONDS",
+            default_value = "1",
+            value_parser = parse_interval
+        )]
+        interval: Duration,
+    },
+}
+
+/// A run UUID, checked as the library checks it before it goes into a URL.
+fn parse_uuid(text: &str) -> Result<String, String> {
+    check_run_uuid(text)
+        .map(str::to_owned)
+        .map_err(|e| e.message().to_owned())
+}
+
+/// The longest poll interval accepted: one day.
+const MAX_INTERVAL_SECS: f64 = 86_400.0;
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !seconds.is_finite() || !(0.05..=MAX_INTERVAL_SECS).contains(&seconds) {
+        return Err(format!(
+            "{text} s is outside 0.05..{MAX_INTERVAL_SECS} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl Cli {
+    /// True when a manageTF flag or the top-level UUID was given.
+    pub fn uses_manage_tf_spelling(&self) -> bool {
+        self.uuid.is_some() || self.list || self.info || self.reset || self.reset_all || self.delete
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn intervals_are_checked() {
+        assert_eq!(parse_interval("1").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_interval("0.25").unwrap(), Duration::from_millis(250));
+        for bad in ["0", "-1", "nan", "inf", "x", "1e9"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The one-shot commands: list, info, reset, delete, create, task. Each opens
+//! what it needs through the library's protocol client and prints in one of
+//! three styles.
+
+use serde_json::json;
+use taskfarm_worker::client::wire::TaskRecord;
+use taskfarm_worker::client::{list_runs, Error, ErrorKind, Run, RunStatus, Settings};
+
+use crate::failure::{Failure, EXIT_NOT_FOUND, EXIT_SERVER};
+use crate::format::{percent, python_str, table};
+use crate::output;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Text for people (the subcommands).
+    Human,
+    /// Exactly what the Python `manageTF` prints (its flags).
+    ManageTf,
+    /// Compact JSON (`--json`).
+    Json,
+}
+
+/// Opens run `uuid`, turning a 404 into a clear "no such run".
+pub fn open(settings: &Settings, uuid: &str) -> Result<Run, Failure> {
+    Run::open(settings, uuid).map_err(|e| explain(e, settings, Some(uuid)))
+}
+
+/// The failure for an error of the client, with a clearer message for the
+/// 404s that mean "no such run" or "this URL is not a taskfarm API".
+pub fn explain(error: Error, settings: &Settings, uuid: Option<&str>) -> Failure {
+    if error.kind() == ErrorKind::NotFound {
+        if error.message().starts_with("GET token") {
+            return Failure::new(
+                EXIT_SERVER,
+                format!(
+                    "{} is not a taskfarm API (GET token answered HTTP 404); \
+                     its URL usually ends in /api/",
+                    settings.base_url
+                ),
+            );
+        }
+        if let Some(uuid) = uuid {
+            return Failure::new(
+                EXIT_NOT_FOUND,
+                format!(
+                    "no run {uuid} on {} (HTTP 404 for {})",
+                    settings.base_url,
+                    error.message().split(" answered").next().unwrap_or("")
+                ),
+            );
+        }
+    }
+    Failure::from(error)
+}
+
+/// `taskfarm list`, `-l`.
+pub fn list(settings: &Settings, style: Style) -> Result<(), Failure> {
+    let runs = list_runs(settings).map_err(|e| explain(e, settings, None))?;
+    match style {
+        Style::Json => output::json(&runs),
+        Style::ManageTf => {
+            let text: String = runs
+                .iter()
+                .map(|r| format!("{} {} {}\n", r.id, r.uuid, r.num_tasks))
+                .collect();
+            output::print(&text)
+        }
+        Style::Human => {
+            let mut rows = vec![vec!["ID".into(), "UUID".into(), "TASKS".into()]];
+            rows.extend(
+                runs.iter()
+                    .map(|r| vec![r.id.to_string(), r.uuid.clone(), r.num_tasks.to_string()]),
+            );
+            output::print(&table(&rows))
+        }
+    }
+}
+
+/// `taskfarm info UUID`, `UUID -i`.
+pub fn info(settings: &Settings, uuid: &str, style: Style) -> Result<(), Failure> {
+    let run = open(settings, uuid)?;
+    let info = run
+        .info(None)
+        .map_err(|e| explain(e, settings, Some(uuid)))?;
+    const KEYS: [&str; 7] = [
+        "id",
+        "uuid",
+        "numTasks",
+        "numWaiting",
+        "numComputing",
+        "numDone",
+        "percentDone",
+    ];
+    let mut values = Vec::with_capacity(KEYS.len());
+    for key in KEYS {
+        values.push(info.get(key).ok_or_else(|| {
+            Failure::new(
+                EXIT_SERVER,
+                format!("GET runs/{uuid} answered a run without {key:?}: {info}"),
+            )
+        })?);
+    }
+    match style {
+        Style::Json => output::json(&info),
+        Style::ManageTf => {
+            let [id, uuid, tasks, waiting, computing, done, percent_done] = values.as_slice()
+            else {
+                unreachable!("seven keys")
+            };
+            output::line(&format!(
+                "{} {} {} ({},{},{}) {}",
+                python_str(id),
+                python_str(uuid),
+                python_str(tasks),
+                python_str(waiting),
+                python_str(computing),
+                python_str(done),
+                python_str(percent_done)
+            ))
+        }
+        Style::Human => {
+            let labels = [
+                "id",
+                "uuid",
+                "tasks",
+                "waiting",
+                "computing",
+                "done",
+                "percent done",
+            ];
+            let rows: Vec<Vec<String>> = labels
+                .iter()
+                .zip(&values)
+                .map(|(label, value)| {
+                    let text = match (*label, value.as_f64()) {
+                        ("percent done", Some(p)) => percent(p),
+                        _ => python_str(value),
+                    };
+                    vec![label.to_string(), text]
+                })
+                .collect();
+            output::print(&table(&rows))
+        }
+    }
+}
+
+/// `taskfarm reset UUID [--all]`, `UUID -r`, `UUID -R`.
+pub fn reset(settings: &Settings, uuid: &str, all: bool, style: Style) -> Result<(), Failure> {
+    let run = open(settings, uuid)?;
+    run.restart(all)
+        .map_err(|e| explain(e, settings, Some(uuid)))?;
+    match style {
+        Style::Human if all => output::line(&format!(
+            "run {uuid}: every task set back to waiting at 0 %"
+        )),
+        Style::Human => output::line(&format!("run {uuid}: unfinished tasks set back to waiting")),
+        Style::ManageTf | Style::Json => Ok(()),
+    }
+}
+
+/// `taskfarm delete UUID`, `UUID -d`.
+pub fn delete(settings: &Settings, uuid: &str, style: Style) -> Result<(), Failure> {
+    let run = open(settings, uuid)?;
+    run.delete().map_err(|e| explain(e, settings, Some(uuid)))?;
+    match style {
+        Style::Human => output::line(&format!("run {uuid} deleted")),
+        Style::ManageTf | Style::Json => Ok(()),
+    }
+}
+
+/// `taskfarm create N`: prints the new run's UUID.
+pub fn create(settings: &Settings, num_tasks: i64, style: Style) -> Result<(), Failure> {
+    let run = Run::create(settings, num_tasks).map_err(|e| explain(e, settings, None))?;
+    match style {
+        Style::Json => output::json(&json!({"uuid": run.uuid(), "numTasks": run.num_tasks()})),
+        Style::Human | Style::ManageTf => output::line(run.uuid()),
+    }
+}
+
+/// `taskfarm task UUID ID`: one task's status and percentage.
+///
+/// The server creates a task that is read before it was ever handed out,
+/// which can break the run (PROTOCOL.md); so a task past the ones handed out
+/// so far is reported as waiting at 0 % without asking the server for it.
+pub fn task(settings: &Settings, uuid: &str, id: i64, style: Style) -> Result<(), Failure> {
+    let run = open(settings, uuid)?;
+    if id >= run.num_tasks() {
+        return Err(Failure::new(
+            EXIT_NOT_FOUND,
+            format!(
+                "run {uuid} has no task {id}: its tasks are 0..{}",
+                run.num_tasks() - 1
+            ),
+        ));
+    }
+    let status: RunStatus = run.status().map_err(|e| explain(e, settings, Some(uuid)))?;
+    let handed_out = status.num_waiting + status.num_computing + status.num_done;
+    let (task, note) = if id < handed_out {
+        let task = run
+            .task_info(id, None)
+            .map_err(|e| explain(e, settings, Some(uuid)))?;
+        (task, "")
+    } else {
+        (
+            json!({"id": null, "task": id, "percentCompleted": 0.0, "status": "waiting"}),
+            " (not handed out yet)",
+        )
+    };
+    match style {
+        Style::Json => output::json(&task),
+        Style::Human | Style::ManageTf => {
+            let record: TaskRecord = serde_json::from_value(task.clone()).map_err(|e| {
+                Failure::new(
+                    EXIT_SERVER,
+                    format!("GET runs/{uuid}/tasks/{id} answered a task that breaks the protocol ({e}): {task}"),
+                )
+            })?;
+            output::line(&format!(
+                "task {id}: {}, {}{note}",
+                record.status.as_str(),
+                percent(record.percent_completed)
+            ))
+        }
+    }
+}
