@@ -94,7 +94,7 @@ fn unknown_key(what: &str, name: &str, known: &[&str]) -> Error {
 pub fn check_percentage(percentage: f64) -> Result<f64> {
     if percentage.is_nan() || !(0.0..=100.0).contains(&percentage) {
         return Err(Error::invalid_argument(format!(
-            "percentage {percentage} is outside 0..100"
+            "percentage {percentage:?} is outside 0..100"
         )));
     }
     Ok(percentage)

@@ -22,6 +22,18 @@ pub const MAX_RETRIES: u32 = 1000;
 /// The largest backoff factor accepted, in seconds.
 pub const MAX_BACKOFF_SECS: f64 = 120.0;
 
+/// The environment variables read by [`Settings::resolve`].
+pub const VARIABLES: [&str; 8] = [
+    "TASKFARM_URL",
+    "TASKFARM_USER",
+    "TASKFARM_PASSWORD",
+    "TASKFARM_TIMEOUT",
+    "TASKFARM_RETRIES",
+    "TASKFARM_BACKOFF",
+    "TASKFARM_CA_FILE",
+    "TASKFARM_LOG",
+];
+
 /// A password or token: kept out of `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -75,6 +87,13 @@ impl Settings {
         password: Option<&str>,
         url_base: Option<&str>,
     ) -> Result<Settings> {
+        for name in VARIABLES {
+            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {
+                return Err(Error::invalid_argument(format!(
+                    "the environment variable {name} is not valid UTF-8"
+                )));
+            }
+        }
         Settings::resolve_with(username, password, url_base, &|name| {
             std::env::var(name).ok()
         })
@@ -144,7 +163,7 @@ impl Settings {
 pub fn timeout_from_secs(seconds: f64) -> Result<Duration> {
     if !seconds.is_finite() || seconds <= 0.0 || seconds > MAX_TIMEOUT_SECS {
         return Err(Error::invalid_argument(format!(
-            "timeout {seconds} s is not a number of seconds in (0, {MAX_TIMEOUT_SECS}]"
+            "timeout {seconds:?} s is not a number of seconds in (0, {MAX_TIMEOUT_SECS:?}]"
         )));
     }
     Ok(Duration::from_secs_f64(seconds))
@@ -173,7 +192,7 @@ fn check_timeout(seconds: f64) -> Result<Duration> {
 fn check_backoff(seconds: f64) -> Result<Duration> {
     if !seconds.is_finite() || !(0.0..=MAX_BACKOFF_SECS).contains(&seconds) {
         return Err(Error::invalid_argument(format!(
-            "TASKFARM_BACKOFF={seconds} is not a number of seconds in [0, {MAX_BACKOFF_SECS}]"
+            "TASKFARM_BACKOFF={seconds:?} is not a number of seconds in [0, {MAX_BACKOFF_SECS:?}]"
         )));
     }
     Ok(Duration::from_secs_f64(seconds))

@@ -8,7 +8,7 @@ use super::args::{handle, number, optional_string, out, string};
 use super::boundary::{getter_call, status_call};
 use super::status::{task_state_from_c, tf_status, tf_task_state};
 use super::strings::{into_c_string, owned_c_string};
-use crate::client::run::MAX_TASKS;
+use crate::client::run::{check_percentage, MAX_TASKS};
 use crate::client::settings::{check_retries, timeout_from_secs};
 use crate::client::{Error, Result, Run, RunInfoKey, Settings, TaskInfoKey};
 
@@ -354,7 +354,7 @@ pub extern "C" fn tf_taskfarm_set_task_percent_completed(
 ) -> tf_status {
     status_call("tf_taskfarm_set_task_percent_completed", || {
         let taskfarm = handle(taskfarm, "taskfarm")?;
-        let percent = number(percent, "percent")?;
+        let percent = check_percentage(number(percent, "percent")?)?;
         taskfarm.run.set_task_info(
             task,
             TaskInfoKey::PercentCompleted,
