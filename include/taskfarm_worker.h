@@ -394,7 +394,7 @@ const char *tf_taskfarm_token(const struct tf_taskfarm *taskfarm);
 
 /**
  * Sets the timeout of one attempt of every later request on this handle, in
- * seconds: a number in (0, 1e6]. The default is `TASKFARM_TIMEOUT`, else 60.
+ * seconds: a number in [0.001, 1e6]. The default is `TASKFARM_TIMEOUT`, else 60.
  */
 enum tf_status tf_taskfarm_set_timeout(const struct tf_taskfarm *taskfarm, double seconds);
 

@@ -15,6 +15,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_RETRIES: u32 = 10;
 /// Backoff factor when `TASKFARM_BACKOFF` is not set (as the Python client).
 pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(300);
+/// The smallest timeout accepted, in seconds (1 ms).
+pub const MIN_TIMEOUT_SECS: f64 = 0.001;
 /// The largest timeout accepted, in seconds (about 11.5 days).
 pub const MAX_TIMEOUT_SECS: f64 = 1.0e6;
 /// The most retries accepted.
@@ -161,9 +163,9 @@ impl Settings {
 
 /// Checks a per-attempt timeout given in seconds and turns it into a `Duration`.
 pub fn timeout_from_secs(seconds: f64) -> Result<Duration> {
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > MAX_TIMEOUT_SECS {
+    if !(MIN_TIMEOUT_SECS..=MAX_TIMEOUT_SECS).contains(&seconds) {
         return Err(Error::invalid_argument(format!(
-            "timeout {seconds:?} s is not a number of seconds in (0, {MAX_TIMEOUT_SECS:?}]"
+            "timeout {seconds:?} s is not a number of seconds in [{MIN_TIMEOUT_SECS}, {MAX_TIMEOUT_SECS:?}]"
         )));
     }
     Ok(Duration::from_secs_f64(seconds))

@@ -444,7 +444,7 @@ pub extern "C" fn tf_taskfarm_token(taskfarm: *const tf_taskfarm) -> *const c_ch
 }
 
 /// Sets the timeout of one attempt of every later request on this handle, in
-/// seconds: a number in (0, 1e6]. The default is `TASKFARM_TIMEOUT`, else 60.
+/// seconds: a number in [0.001, 1e6]. The default is `TASKFARM_TIMEOUT`, else 60.
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_set_timeout(taskfarm: *const tf_taskfarm, seconds: f64) -> tf_status {
     status_call("tf_taskfarm_set_timeout", || {
