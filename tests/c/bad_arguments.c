@@ -409,6 +409,59 @@ int main(void) {
         }
         UNTOUCHED(s == SENTINEL);
 
+        puts("-- empty and 1 MiB strings");
+        {
+            size_t big_len = (size_t)1 << 20;
+            char *big = malloc(big_len + 1);
+            char *big_url = malloc(big_len + 16);
+            if (big == NULL || big_url == NULL) {
+                fprintf(stderr, "out of memory\n");
+                return 2;
+            }
+            memset(big, 'a', big_len);
+            big[big_len] = '\0';
+            snprintf(big_url, big_len + 16, "http://%s/", big);
+            INVALID(tf_taskfarm_info(tf, big, &s));
+            INVALID(tf_taskfarm_get_task_info(tf, held, big, &s));
+            INVALID(tf_taskfarm_set_task_info(tf, held, big, "1"));
+            INVALID(tf_taskfarm_set_task_info(tf, held, "percentCompleted", big));
+            INVALID(tf_taskfarm_set_task_info(tf, held, "percentCompleted", ""));
+            INVALID(tf_taskfarm_set_task_info(tf, held, "", "1"));
+            UNTOUCHED(s == SENTINEL);
+            char *long_url = NULL;
+            EXPECT(tf_taskfarm_url(tf, big, &long_url), TF_OK);
+            check(long_url != NULL && strlen(long_url) == strlen(url) + big_len,
+                  "  a 1 MiB endpoint gives a URL of base + 1 MiB");
+            tf_string_free(long_url);
+            tf_taskfarm *other = SENTINEL;
+            tf_worker *other_worker = SENTINEL;
+            INVALID(tf_taskfarm_open(user, password, url, big, &other));
+            INVALID(tf_taskfarm_open(user, password, url, "", &other));
+            INVALID(tf_worker_new(user, password, url, big, &other_worker));
+            INVALID(tf_worker_new(user, password, url, "", &other_worker));
+            INVALID(tf_taskfarm_create(user, password, big, 3, &other));
+            INVALID(tf_taskfarm_create(user, password, "", 3, &other));
+            INVALID(tf_taskfarm_create("", password, url, 3, &other));
+            tf_status empty_password = tf_taskfarm_create(user, "", url, 3, &other);
+            check(empty_password == TF_ERR_AUTH && tf_last_http_status() == 401,
+                  "  an empty password is sent and refused: %s, HTTP %d",
+                  tf_status_name(empty_password), tf_last_http_status());
+            /* Sent to the server (or refused on the way): never OK, never a crash. */
+            const char *huge[][3] = {{big, password, url}, {user, big, url}, {user, password, big_url}};
+            for (int i = 0; i < 3; i++) {
+                reset_last_error("tf_taskfarm_create");
+                tf_status st = tf_taskfarm_create(huge[i][0], huge[i][1], huge[i][2], 3, &other);
+                check(st != TF_OK && st != TF_ERR_INTERNAL && tf_last_error()[0] != '\0',
+                      "  a 1 MiB %s: %s", i == 0 ? "user name" : i == 1 ? "password" : "host name",
+                      tf_status_name(st));
+                check(strstr(tf_last_error(), password) == NULL || i == 1,
+                      "  the message holds no password");
+            }
+            UNTOUCHED(other == SENTINEL && other_worker == SENTINEL);
+            free(big);
+            free(big_url);
+        }
+
         puts("-- bad values for set_task_info");
         const char *bad_percent[] = {"-1", "101", "1e400", "\"50\"", "null", "{}", "[]", "true",
                                      "nan", "", "50 50", "\"done\""};
