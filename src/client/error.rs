@@ -79,6 +79,12 @@ impl Error {
         &self.message
     }
 
+    /// The same error with `note` put after its message.
+    pub fn context_after(mut self, note: &str) -> Error {
+        self.message.push_str(note);
+        self
+    }
+
     /// The same error with `context` put in front of its message.
     pub fn context(mut self, context: &str) -> Error {
         self.message = format!("{context}: {}", self.message);

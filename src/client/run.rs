@@ -352,8 +352,9 @@ fn bad_field(reply: &Reply, key: &str, expected: &str) -> Error {
         ErrorKind::Protocol,
         reply.status,
         format!(
-            "{} answered without {key:?} being {expected}: {}",
+            "{} answered HTTP {} without {key:?} being {expected}: {}",
             reply.what,
+            reply.status,
             super::transport::describe_body(&reply.body)
         ),
     )

@@ -93,6 +93,8 @@ impl Reply {
 /// How one attempt failed before an answer was read to its end.
 #[derive(Debug)]
 struct AttemptError {
+    /// The status of an answer whose body could not be kept (0: no answer).
+    http_status: u16,
     failure: TransportFailure,
     kind: ErrorKind,
     detail: String,
@@ -228,14 +230,10 @@ impl Connection {
             }
         };
         let reply = reply.expect(&[200]).map_err(|e| match e.kind() {
-            ErrorKind::Auth => Error::with_http_status(
-                ErrorKind::Auth,
-                401,
-                format!(
-                    "GET token: the server refused user {:?} and its password (HTTP 401)",
-                    self.username
-                ),
-            ),
+            ErrorKind::Auth => e.context_after(&format!(
+                " (the server refused user {:?} and its password)",
+                self.username
+            )),
             _ => e,
         })?;
         // The body holds the token: never quote it in a message.
@@ -301,8 +299,9 @@ impl Connection {
                 0 => String::new(),
                 n => format!(" (after {} attempts)", n + 1),
             };
-            Error::new(
+            Error::with_http_status(
                 e.kind,
+                e.http_status,
                 format!(
                     "{} {endpoint} to {}: {}{attempts}",
                     method.as_str(),
@@ -370,7 +369,14 @@ impl Connection {
                     body,
                     attempts: 1,
                 })
-                .map_err(|e| self.classify(e))
+                .map_err(|e| {
+                    let mut e = self.classify(e);
+                    if e.kind == ErrorKind::Protocol {
+                        e.http_status = status;
+                        e.detail = format!("answered HTTP {status}, but {}", e.detail);
+                    }
+                    e
+                })
         });
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         match &outcome {
@@ -459,6 +465,7 @@ impl Connection {
             ),
         };
         AttemptError {
+            http_status: 0,
             failure,
             kind,
             detail,

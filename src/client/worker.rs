@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::error::{Error, Result};
+use super::error::{Error, ErrorKind, Result};
 use super::identity;
 use super::retry::Method;
 use super::run::{check_percentage, Run};
@@ -96,14 +96,20 @@ impl Worker {
         if self.run.check_task(record.task).is_err()
             || !(0.0..=100.0).contains(&record.percent_completed)
         {
-            return Err(Error::protocol(format!(
-                "{} handed out task {} at {} %, outside run {} of {} tasks",
-                reply.what,
-                record.task,
-                record.percent_completed,
-                self.run.uuid(),
-                self.run.num_tasks()
-            )));
+            return Err(Error::with_http_status(
+                ErrorKind::Protocol,
+                reply.status,
+                format!(
+                    "{} answered HTTP {} handing out task {} at {} %, outside run {} of {} tasks: {}",
+                    reply.what,
+                    reply.status,
+                    record.task,
+                    record.percent_completed,
+                    self.run.uuid(),
+                    self.run.num_tasks(),
+                    super::transport::describe_body(&reply.body)
+                ),
+            ));
         }
         self.held = Some(HeldTask {
             task: record.task,

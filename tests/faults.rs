@@ -1,0 +1,1179 @@
+//! Fault tests of the C ABI against the scripted fault server (loopback).
+//!
+//! Every test calls the `extern "C"` functions exactly as a C program would:
+//! `CString` arguments, raw out-pointers pre-filled with a sentinel, the
+//! returned `tf_status`, then `tf_last_error()` / `tf_last_http_status()`.
+//! The fault server answers a whole session realistically (`GET token`,
+//! `GET runs/U`, `POST worker`, `POST runs/U/task`, `PUT runs/U/tasks/N`,
+//! checking the Basic credentials like the real server) and each test injects
+//! its fault into one route. What is covered:
+//!
+//! - retries: a 500 then success on a GET (one token re-check, then normal
+//!   retries); 503 forever (exact number of attempts, elapsed time); a 500 to
+//!   a POST is never repeated; a failed PUT keeps the worker's task held;
+//! - authentication: 401 with a new token (call repeated with it), 401 with
+//!   the same token (an auth error, no loop), the server's key changed (old
+//!   token answered 500) on a GET and on a POST, a wrong password;
+//! - answers: a Flask HTML error page, invalid JSON, missing fields, a body
+//!   over `MAX_BODY_BYTES`, a task number outside the run, 204 (no task left);
+//! - transport: an answer slower than the timeout (GET retried, POST not),
+//!   a connection closed mid-answer or without answer (GET/PUT retried, POST
+//!   not), nothing listening, one keep-alive connection for a whole worker
+//!   session, a kept-alive connection closed by the server before a POST;
+//! - for every failure: the exact status, the HTTP status, a message that
+//!   names the function, what was asked (method and endpoint), the HTTP status
+//!   and the server's body where there was one, and never the password or a
+//!   token; out-pointers written only on `TF_OK`; request counts on the server.
+//!
+//! Backoff and retries: `TASKFARM_BACKOFF`, `TASKFARM_RETRIES` and
+//! `TASKFARM_TIMEOUT` are read from the environment when a handle is created.
+//! Every test first calls [`setup`], whose `std::sync::Once` sets
+//! `TASKFARM_BACKOFF=0.01` (waits 0, 20, 40, 80 ms ... instead of 0, 0.6,
+//! 1.2, 2.4 s), `TASKFARM_RETRIES=3` (handle creation against a dead server
+//! gives up after 4 attempts, ~60 ms, instead of 10 retries, ~10 s) and
+//! `TASKFARM_TIMEOUT=5` (a safety net: no test can hang for the default
+//! 60 s), once for the whole test binary and before any handle exists. The
+//! URL, user name and password are always passed explicitly, never through
+//! the environment, since the tests run in parallel threads. Each test then
+//! sets the retries (and where needed the timeout) of its handle with
+//! `tf_taskfarm_set_retries` / `tf_taskfarm_set_timeout`. The whole file runs
+//! in about two seconds.
+
+mod common;
+
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use common::fault_server::*;
+use serde_json::{json, Value};
+use taskfarm_worker::client::transport::MAX_BODY_BYTES;
+use taskfarm_worker::ffi::last_error::{tf_last_error, tf_last_http_status};
+use taskfarm_worker::ffi::run_list::tf_runs_json;
+use taskfarm_worker::ffi::status::tf_status::{self, *};
+use taskfarm_worker::ffi::strings::tf_string_free;
+use taskfarm_worker::ffi::taskfarm::{
+    tf_run_status, tf_taskfarm, tf_taskfarm_free, tf_taskfarm_num_done, tf_taskfarm_open,
+    tf_taskfarm_percent_done, tf_taskfarm_set_retries, tf_taskfarm_set_timeout, tf_taskfarm_status,
+    tf_taskfarm_token,
+};
+use taskfarm_worker::ffi::worker::{
+    tf_worker, tf_worker_done, tf_worker_free, tf_worker_new, tf_worker_task, tf_worker_taskfarm,
+    tf_worker_update,
+};
+
+/// The run every test works on (10 tasks).
+const RUN: &str = "5f0c6a2e9b8d4e1fa3c7b2d90e4f6a81";
+const USER: &str = "alice";
+const PASSWORD: &str = "Pw-faults-7781";
+const WRONG_PASSWORD: &str = "Wrong-pw-3319";
+/// Everything that must never appear in `tf_last_error()`.
+const SECRETS: [&str; 4] = [PASSWORD, WRONG_PASSWORD, "tok1", "tok2"];
+
+/// Sentinels pre-filled into out-pointers: a failure must leave them as they are.
+const SENTINEL_I64: i64 = -4242;
+const SENTINEL_F64: f64 = -42.5;
+const SENTINEL_STATUS: tf_run_status = tf_run_status {
+    num_tasks: -7,
+    num_waiting: -7,
+    num_computing: -7,
+    num_done: -7,
+    percent_done: -7.0,
+};
+
+/// Flask's 404 page, as `abort(404)` sends it.
+const FLASK_404: &str = "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n\
+<h1>Not Found</h1>\n<p>The requested URL was not found on the server.</p>\n";
+/// ... and its text, tags dropped.
+const FLASK_404_TEXT: &str = "Not Found The requested URL was not found on the server.";
+/// Flask's 500 page (what the real server answers to a token of an old key).
+const FLASK_500: &str =
+    "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n\
+<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable to \
+complete your request.</p>\n";
+
+/// Fast backoff and few retries for the whole binary (see the file's doc).
+fn setup() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var("TASKFARM_BACKOFF", "0.01");
+        std::env::set_var("TASKFARM_RETRIES", "3");
+        std::env::set_var("TASKFARM_TIMEOUT", "5");
+    });
+}
+
+// ---------------------------------------------------------------- the server
+
+/// The request's path relative to the API base (`runs/U?...` without query).
+fn rel(req: &RecordedRequest) -> &str {
+    req.path.strip_prefix("/api/").unwrap_or(&req.path)
+}
+
+fn run_path() -> String {
+    format!("runs/{RUN}")
+}
+
+fn task_path() -> String {
+    format!("runs/{RUN}/task")
+}
+
+/// Whether `req` is `method rel_path?query` exactly.
+fn is(req: &RecordedRequest, method: &str, rel_path: &str, query: &str) -> bool {
+    req.method == method && rel(req) == rel_path && req.query == query
+}
+
+/// How many requests `method rel_path?query` (exactly) the server got.
+fn hits(server: &FaultServer, method: &str, rel_path: &str, query: &str) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| is(r, method, rel_path, query))
+        .count()
+}
+
+fn full_run() -> Value {
+    json!({"id": 1, "uuid": RUN, "numTasks": 10, "percentDone": 35.0,
+           "numWaiting": 2, "numDone": 3, "numComputing": 1})
+}
+
+fn task_answer(task: i64) -> Action {
+    Action::json(
+        201,
+        &json!({"id": task + 1, "task": task, "percentCompleted": 0.0, "status": "computing"}),
+    )
+}
+
+fn unauthorized() -> Action {
+    Action::text(401, "Unauthorized Access")
+}
+
+/// What the real server answers when `token` is its valid token: the user
+/// name and password for `GET token`, the token for everything else, a run
+/// of 10 tasks with 3 done, task 0 for every worker.
+fn healthy(req: &RecordedRequest, token: &str) -> Action {
+    let auth = req.basic_auth_user();
+    let path = rel(req);
+    if req.method == "GET" && path == "token" {
+        return if auth == Some((USER.to_owned(), PASSWORD.to_owned())) {
+            token_ok(token)
+        } else {
+            unauthorized()
+        };
+    }
+    if auth != Some((token.to_owned(), String::new())) {
+        return unauthorized();
+    }
+    match req.method.as_str() {
+        "GET" if path == "runs" => Action::json(
+            200,
+            &json!({"data": [{"id": 1, "uuid": RUN, "numTasks": 10}]}),
+        ),
+        "GET" if path == run_path() => {
+            let run = full_run();
+            match req.query.strip_prefix("info=").unwrap_or("") {
+                "" => Action::json(200, &run),
+                key if run.get(key).is_some() && key != "id" && key != "uuid" => {
+                    Action::json(200, &json!({ key: run[key] }))
+                }
+                _ => Action::html(404, FLASK_404),
+            }
+        }
+        "POST" if path == "worker" => {
+            let body = req.body_json();
+            assert!(
+                body["hostname"].is_string() && body["pid"].is_u64(),
+                "{body}"
+            );
+            Action::json(201, &json!({"uuid": body["uuid"], "id": 1}))
+        }
+        "POST" if path == task_path() => {
+            assert!(req.body_json()["worker_uuid"].is_string());
+            task_answer(0)
+        }
+        "PUT" if path.starts_with(&format!("{}/tasks/", run_path())) => Action::empty(204),
+        _ => Action::html(404, FLASK_404),
+    }
+}
+
+/// A server healthy everywhere (token "tok1") except where `fault` answers.
+fn serve(
+    fault: impl Fn(&RecordedRequest) -> Option<Action> + Send + Sync + 'static,
+) -> FaultServer {
+    setup();
+    FaultServer::start(move |req, _| fault(req).unwrap_or_else(|| healthy(req, "tok1")))
+}
+
+/// A server whose key can change: `key` is the token the token endpoint gives
+/// now; a request with the other token gets `stale()` (401 for a token that
+/// does not verify, 500 as the real server for a signature of an old key).
+fn rotating_server(stale: fn() -> Action) -> (FaultServer, Arc<Mutex<&'static str>>) {
+    setup();
+    let key = Arc::new(Mutex::new("tok1"));
+    let k = Arc::clone(&key);
+    let server = FaultServer::start(move |req, _| {
+        let current: &str = *k.lock().unwrap();
+        let old_token = rel(req) != "token"
+            && req
+                .basic_auth_user()
+                .is_some_and(|(user, pass)| pass.is_empty() && user.starts_with("tok"))
+            && req.basic_auth_user().unwrap().0 != current;
+        if old_token {
+            stale()
+        } else {
+            healthy(req, current)
+        }
+    });
+    (server, key)
+}
+
+/// Counts calls of a handler: `next()` gives 0, 1, 2, ...
+#[derive(Clone, Default)]
+struct Counter(Arc<AtomicUsize>);
+
+impl Counter {
+    fn next(&self) -> usize {
+        self.0.fetch_add(1, Ordering::SeqCst)
+    }
+}
+
+// ------------------------------------------------------------ the C side
+
+/// The C strings of one session.
+struct Args {
+    user: CString,
+    password: CString,
+    url: CString,
+    run: CString,
+}
+
+impl Args {
+    fn new(url: &str) -> Args {
+        Args::with_password(url, PASSWORD)
+    }
+
+    fn with_password(url: &str, password: &str) -> Args {
+        Args {
+            user: CString::new(USER).unwrap(),
+            password: CString::new(password).unwrap(),
+            url: CString::new(url).unwrap(),
+            run: CString::new(RUN).unwrap(),
+        }
+    }
+
+    fn open(&self, out: &mut *mut tf_taskfarm) -> tf_status {
+        tf_taskfarm_open(
+            self.user.as_ptr(),
+            self.password.as_ptr(),
+            self.url.as_ptr(),
+            self.run.as_ptr(),
+            out,
+        )
+    }
+
+    fn new_worker(&self, out: &mut *mut tf_worker) -> tf_status {
+        tf_worker_new(
+            self.user.as_ptr(),
+            self.password.as_ptr(),
+            self.url.as_ptr(),
+            self.run.as_ptr(),
+            out,
+        )
+    }
+}
+
+/// A dangling but non-NULL pointer: a sentinel for handle and string out-pointers.
+fn sentinel_ptr<T>() -> *mut T {
+    NonNull::dangling().as_ptr()
+}
+
+/// Opens the run on `server` and sets the handle's retries.
+fn open(server: &FaultServer, retries: u32) -> *mut tf_taskfarm {
+    let mut tf = ptr::null_mut();
+    let status = Args::new(&server.url()).open(&mut tf);
+    assert_eq!(status, TF_OK, "{}", last_error());
+    assert_eq!(tf_taskfarm_set_retries(tf, retries), TF_OK);
+    tf
+}
+
+/// Registers a worker on `server` and sets its retries.
+fn new_worker(server: &FaultServer, retries: u32) -> *mut tf_worker {
+    let mut w = ptr::null_mut();
+    let status = Args::new(&server.url()).new_worker(&mut w);
+    assert_eq!(status, TF_OK, "{}", last_error());
+    assert_eq!(
+        tf_taskfarm_set_retries(tf_worker_taskfarm(w), retries),
+        TF_OK
+    );
+    w
+}
+
+fn token(tf: *const tf_taskfarm) -> String {
+    unsafe { CStr::from_ptr(tf_taskfarm_token(tf)) }
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `tf_last_error()`, checked to hold no password and no token.
+fn last_error() -> String {
+    let message = unsafe { CStr::from_ptr(tf_last_error()) }
+        .to_string_lossy()
+        .into_owned();
+    for secret in SECRETS {
+        assert!(
+            !message.contains(secret),
+            "secret {secret:?} in tf_last_error: {message}"
+        );
+    }
+    message
+}
+
+/// Checks a failed call: its exact status, `tf_last_http_status()`, a message
+/// that starts with the function's name, says `HTTP <status>` when there was
+/// an answer, holds every one of `parts` and no secret. Returns the message.
+#[track_caller]
+fn assert_failure(
+    got: tf_status,
+    want: tf_status,
+    function: &str,
+    http: c_int,
+    parts: &[&str],
+) -> String {
+    let message = last_error();
+    assert_eq!(got, want, "{message}");
+    assert_eq!(tf_last_http_status(), http, "{message}");
+    assert!(
+        message.starts_with(&format!("{function}: ")),
+        "names the function: {message}"
+    );
+    if http != 0 {
+        assert!(
+            message.contains(&format!("HTTP {http}")),
+            "names the HTTP status: {message}"
+        );
+    }
+    for part in parts {
+        assert!(message.contains(part), "{part:?} missing in: {message}");
+    }
+    message
+}
+
+#[track_caller]
+fn assert_ok(status: tf_status) {
+    assert_eq!(status, TF_OK, "{}", last_error());
+}
+
+/// `tf_taskfarm_num_done` into a sentinel-filled out value.
+fn num_done(tf: *const tf_taskfarm) -> (tf_status, i64) {
+    let mut n = SENTINEL_I64;
+    let status = tf_taskfarm_num_done(tf, &mut n);
+    (status, n)
+}
+
+// ------------------------------------------------------------------ retries
+
+#[test]
+fn a_get_answered_500_then_200_is_retried_after_one_token_check() {
+    let calls = Counter::default();
+    let c = calls.clone();
+    let server = serve(move |req| {
+        (is(req, "GET", &run_path(), "info=numDone") && c.next() < 2)
+            .then(|| Action::html(500, FLASK_500))
+    });
+    let tf = open(&server, 3);
+    let (status, n) = num_done(tf);
+    assert_ok(status);
+    assert_eq!(n, 3);
+    assert_eq!(
+        hits(&server, "GET", &run_path(), "info=numDone"),
+        3,
+        "two 500s, then the 200"
+    );
+    assert_eq!(
+        hits(&server, "GET", "token", ""),
+        2,
+        "the token of the open, then one re-check after the first 500 (unchanged), none after the second"
+    );
+    assert_eq!(token(tf), "tok1");
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_get_answered_503_forever_fails_after_exactly_the_retries() {
+    let server = serve(|req| {
+        is(req, "GET", &run_path(), "info=numDone")
+            .then(|| Action::text(503, "down for maintenance"))
+    });
+    let tf = open(&server, 2);
+    let started = Instant::now();
+    let (status, n) = num_done(tf);
+    let elapsed = started.elapsed();
+    assert_failure(
+        status,
+        TF_ERR_CONNECTION,
+        "tf_taskfarm_num_done",
+        503,
+        &[
+            &format!("GET runs/{RUN}?info=numDone"),
+            "HTTP 503 Service Unavailable",
+            "(after 3 attempts)",
+            "down for maintenance",
+        ],
+    );
+    assert_eq!(n, SENTINEL_I64);
+    assert_eq!(
+        hits(&server, "GET", &run_path(), "info=numDone"),
+        3,
+        "the first attempt and 2 retries"
+    );
+    assert_eq!(
+        hits(&server, "GET", "token", ""),
+        1,
+        "a 503 is no reason to check the token"
+    );
+    // Waits 0 + 20 ms.
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_post_answered_500_is_not_repeated_and_leaves_no_task_held() {
+    let failing = Arc::new(AtomicBool::new(true));
+    let f = Arc::clone(&failing);
+    let server = serve(move |req| {
+        (req.method == "POST" && rel(req) == task_path() && f.load(Ordering::SeqCst))
+            .then(|| Action::html(500, FLASK_500))
+    });
+    let w = new_worker(&server, 5);
+    let mut task = SENTINEL_I64;
+    assert_failure(
+        tf_worker_task(w, &mut task),
+        TF_ERR_HTTP,
+        "tf_worker_task",
+        500,
+        &[
+            &format!("POST runs/{RUN}/task answered HTTP 500 Internal Server Error"),
+            "The server encountered an internal error",
+        ],
+    );
+    assert_eq!(task, SENTINEL_I64);
+    assert_eq!(
+        hits(&server, "POST", &task_path(), ""),
+        1,
+        "a POST is not repeated"
+    );
+    assert_eq!(
+        hits(&server, "GET", "token", ""),
+        2,
+        "the 500 made the library check the token once (unchanged)"
+    );
+    // No task is held: an update sends nothing.
+    assert_ok(tf_worker_update(w, 50.0));
+    assert_eq!(server.count("PUT", "/tasks/0"), 0);
+    // The server recovers: the next call asks again and gets task 0.
+    failing.store(false, Ordering::SeqCst);
+    assert_ok(tf_worker_task(w, &mut task));
+    assert_eq!(task, 0);
+    assert_eq!(hits(&server, "POST", &task_path(), ""), 2);
+    assert_ok(tf_worker_update(w, 50.0));
+    assert_eq!(server.count("PUT", "/tasks/0"), 1);
+    tf_worker_free(w);
+}
+
+#[test]
+fn a_failed_done_keeps_the_task_held_until_it_succeeds() {
+    let failing = Arc::new(AtomicBool::new(false));
+    let f = Arc::clone(&failing);
+    let server = serve(move |req| {
+        (req.method == "PUT" && f.load(Ordering::SeqCst)).then(|| Action::html(500, FLASK_500))
+    });
+    let w = new_worker(&server, 1);
+    let mut task = SENTINEL_I64;
+    assert_ok(tf_worker_task(w, &mut task));
+    assert_eq!(task, 0);
+    assert_ok(tf_worker_update(w, 100.0));
+    failing.store(true, Ordering::SeqCst);
+    let put = format!("{}/tasks/0", run_path());
+    assert_failure(
+        tf_worker_done(w),
+        TF_ERR_HTTP,
+        "tf_worker_done",
+        500,
+        &[
+            &format!("PUT {put} answered HTTP 500 Internal Server Error (after 2 attempts)"),
+            "Internal Server Error",
+        ],
+    );
+    assert_eq!(
+        hits(&server, "PUT", &put, ""),
+        1 + 2,
+        "the update, then the done PUT and its one retry"
+    );
+    // Still held: no new task is asked for.
+    task = SENTINEL_I64;
+    assert_ok(tf_worker_task(w, &mut task));
+    assert_eq!(task, 0);
+    assert_eq!(hits(&server, "POST", &task_path(), ""), 1);
+    // The server recovers: done marks it done now.
+    failing.store(false, Ordering::SeqCst);
+    assert_ok(tf_worker_done(w));
+    let last = server.requests().pop().unwrap();
+    assert!(is(&last, "PUT", &put, ""));
+    assert_eq!(last.body_json(), json!({"status": "done"}));
+    tf_worker_free(w);
+}
+
+// ---------------------------------------------------------- authentication
+
+#[test]
+fn a_401_then_a_new_token_repeats_the_call_with_it() {
+    let (server, key) = rotating_server(unauthorized);
+    let tf = open(&server, 0);
+    assert_eq!(token(tf), "tok1");
+    *key.lock().unwrap() = "tok2";
+    let (status, n) = num_done(tf);
+    assert_ok(status);
+    assert_eq!(n, 3);
+    let asked: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| is(r, "GET", &run_path(), "info=numDone"))
+        .map(|r| r.basic_auth_user().unwrap())
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("tok1".to_owned(), String::new()),
+            ("tok2".to_owned(), String::new())
+        ],
+        "answered 401 with tok1, repeated with tok2"
+    );
+    assert_eq!(hits(&server, "GET", "token", ""), 2);
+    assert_eq!(token(tf), "tok2");
+    // Later calls use tok2 straight away.
+    assert_eq!(num_done(tf), (TF_OK, 3));
+    assert_eq!(hits(&server, "GET", "token", ""), 2);
+    assert_eq!(
+        server
+            .requests()
+            .pop()
+            .unwrap()
+            .basic_auth_user()
+            .unwrap()
+            .0,
+        "tok2"
+    );
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_401_with_the_same_token_is_an_auth_error_without_a_loop() {
+    let server = serve(|req| is(req, "GET", &run_path(), "info=numDone").then(unauthorized));
+    let tf = open(&server, 3);
+    let started = Instant::now();
+    let (status, n) = num_done(tf);
+    assert_failure(
+        status,
+        TF_ERR_AUTH,
+        "tf_taskfarm_num_done",
+        401,
+        &[
+            &format!("GET runs/{RUN}?info=numDone"),
+            "HTTP 401 Unauthorized",
+            "Unauthorized Access",
+        ],
+    );
+    assert_eq!(n, SENTINEL_I64);
+    assert_eq!(
+        hits(&server, "GET", &run_path(), "info=numDone"),
+        1,
+        "a 401 is not retried"
+    );
+    assert_eq!(
+        hits(&server, "GET", "token", ""),
+        2,
+        "the open's token and one re-check"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(token(tf), "tok1");
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_new_server_key_500_on_a_get_is_repeated_with_the_new_token() {
+    let (server, key) = rotating_server(|| Action::html(500, FLASK_500));
+    let tf = open(&server, 0);
+    *key.lock().unwrap() = "tok2";
+    // With 0 retries, only the token change can repeat the call.
+    assert_eq!(num_done(tf), (TF_OK, 3), "{}", last_error());
+    let asked: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| is(r, "GET", &run_path(), "info=numDone"))
+        .map(|r| r.basic_auth_user().unwrap().0)
+        .collect();
+    assert_eq!(asked, ["tok1", "tok2"]);
+    assert_eq!(hits(&server, "GET", "token", ""), 2);
+    assert_eq!(token(tf), "tok2");
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_new_server_key_500_on_a_post_is_repeated_with_the_new_token() {
+    let (server, key) = rotating_server(|| Action::html(500, FLASK_500));
+    let w = new_worker(&server, 0);
+    *key.lock().unwrap() = "tok2";
+    let mut task = SENTINEL_I64;
+    assert_ok(tf_worker_task(w, &mut task));
+    assert_eq!(task, 0);
+    let asked: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| is(r, "POST", &task_path(), ""))
+        .map(|r| r.basic_auth_user().unwrap().0)
+        .collect();
+    assert_eq!(
+        asked,
+        ["tok1", "tok2"],
+        "the server never got past authentication: the POST is repeated once, with tok2"
+    );
+    assert_eq!(token(tf_worker_taskfarm(w)), "tok2");
+    tf_worker_free(w);
+}
+
+#[test]
+fn a_wrong_password_is_an_auth_error_that_never_shows_the_password() {
+    let server = serve(|_| None);
+    let args = Args::with_password(&server.url(), WRONG_PASSWORD);
+    let mut tf = sentinel_ptr();
+    let message = assert_failure(
+        args.open(&mut tf),
+        TF_ERR_AUTH,
+        "tf_taskfarm_open",
+        401,
+        &["GET token", "\"alice\""],
+    );
+    assert!(!message.contains(WRONG_PASSWORD) && !message.contains(PASSWORD));
+    assert_eq!(tf, sentinel_ptr(), "out-pointer untouched");
+    assert_eq!(
+        hits(&server, "GET", "token", ""),
+        1,
+        "a 401 to the token is not retried"
+    );
+    assert_eq!(server.requests().len(), 1, "nothing asked without a token");
+
+    let mut w = sentinel_ptr();
+    assert_failure(
+        args.new_worker(&mut w),
+        TF_ERR_AUTH,
+        "tf_worker_new",
+        401,
+        &["GET token"],
+    );
+    assert_eq!(w, sentinel_ptr());
+    let mut json = sentinel_ptr();
+    assert_failure(
+        tf_runs_json(
+            args.user.as_ptr(),
+            args.password.as_ptr(),
+            args.url.as_ptr(),
+            &mut json,
+        ),
+        TF_ERR_AUTH,
+        "tf_runs_json",
+        401,
+        &["GET token"],
+    );
+    assert_eq!(json, sentinel_ptr());
+    assert_eq!(server.requests().len(), 3);
+}
+
+// ------------------------------------------------------------------ answers
+
+#[test]
+fn a_flask_html_404_on_open_is_not_found_with_the_text_of_the_page() {
+    let server = serve(|req| is(req, "GET", &run_path(), "").then(|| Action::html(404, FLASK_404)));
+    let mut tf = sentinel_ptr();
+    let message = assert_failure(
+        Args::new(&server.url()).open(&mut tf),
+        TF_ERR_NOT_FOUND,
+        "tf_taskfarm_open",
+        404,
+        &[
+            &format!("GET runs/{RUN} answered HTTP 404 Not Found"),
+            FLASK_404_TEXT,
+        ],
+    );
+    assert!(
+        !message.contains('<') && !message.contains('>'),
+        "{message}"
+    );
+    assert_eq!(tf, sentinel_ptr());
+    assert_eq!(
+        hits(&server, "GET", &run_path(), ""),
+        1,
+        "a 404 is not retried"
+    );
+}
+
+#[test]
+fn invalid_json_with_200_is_a_protocol_error_quoting_the_body() {
+    let server = serve(|req| {
+        is(req, "GET", &run_path(), "info=").then(|| {
+            Action::raw(
+                200,
+                "application/json",
+                "{\"numTasks\": 10, \"numDone\": oops",
+            )
+        })
+    });
+    let tf = open(&server, 3);
+    let mut out = SENTINEL_STATUS;
+    assert_failure(
+        tf_taskfarm_status(tf, &mut out),
+        TF_ERR_PROTOCOL,
+        "tf_taskfarm_status",
+        200,
+        &[
+            &format!("GET runs/{RUN}?info="),
+            "{\"numTasks\": 10, \"numDone\": oops",
+        ],
+    );
+    assert_eq!(out, SENTINEL_STATUS);
+    assert_eq!(
+        hits(&server, "GET", &run_path(), "info="),
+        1,
+        "a bad answer is not retried"
+    );
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_missing_percent_done_is_a_protocol_error() {
+    let server = serve(|req| {
+        is(req, "GET", &run_path(), "info=percentDone")
+            .then(|| Action::json(200, &json!({"numDone": 3})))
+    });
+    let tf = open(&server, 3);
+    let mut percent = SENTINEL_F64;
+    assert_failure(
+        tf_taskfarm_percent_done(tf, &mut percent),
+        TF_ERR_PROTOCOL,
+        "tf_taskfarm_percent_done",
+        200,
+        &[
+            &format!("GET runs/{RUN}?info=percentDone"),
+            "\"percentDone\"",
+            "{\"numDone\":3}",
+        ],
+    );
+    assert_eq!(percent, SENTINEL_F64);
+    assert_eq!(hits(&server, "GET", &run_path(), "info=percentDone"), 1);
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_task_answer_without_its_number_is_a_protocol_error() {
+    let server = serve(|req| {
+        is(req, "POST", &task_path(), "").then(|| {
+            Action::json(
+                201,
+                &json!({"id": 1, "percentCompleted": 0.0, "status": "computing"}),
+            )
+        })
+    });
+    let w = new_worker(&server, 3);
+    let mut task = SENTINEL_I64;
+    assert_failure(
+        tf_worker_task(w, &mut task),
+        TF_ERR_PROTOCOL,
+        "tf_worker_task",
+        201,
+        &[
+            &format!("POST runs/{RUN}/task answered HTTP 201"),
+            "missing field `task`",
+            "\"status\":\"computing\"",
+        ],
+    );
+    assert_eq!(task, SENTINEL_I64);
+    assert_eq!(hits(&server, "POST", &task_path(), ""), 1);
+    tf_worker_free(w);
+}
+
+#[test]
+fn a_body_over_the_cap_is_a_protocol_error_and_not_retried() {
+    let size = usize::try_from(MAX_BODY_BYTES).unwrap() + 1024 * 1024;
+    let server = serve(move |req| {
+        is(req, "GET", "runs", "").then(|| Action::raw(200, "application/json", vec![b' '; size]))
+    });
+    let args = Args::new(&server.url());
+    let mut json = sentinel_ptr();
+    let started = Instant::now();
+    assert_failure(
+        tf_runs_json(
+            args.user.as_ptr(),
+            args.password.as_ptr(),
+            args.url.as_ptr(),
+            &mut json,
+        ),
+        TF_ERR_PROTOCOL,
+        "tf_runs_json",
+        // The server did answer (200): that answer is behind the failure.
+        200,
+        &["GET runs", &format!("limit of {MAX_BODY_BYTES} bytes")],
+    );
+    assert_eq!(json, sentinel_ptr());
+    assert_eq!(hits(&server, "GET", "runs", ""), 1, "not retried");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn a_task_number_outside_the_run_is_a_protocol_error() {
+    let answers = Counter::default();
+    let a = answers.clone();
+    let server = serve(move |req| {
+        is(req, "POST", &task_path(), "").then(|| match a.next() {
+            0 => task_answer(99),
+            1 => task_answer(-1),
+            2 => task_answer(10),
+            _ => Action::json(
+                201,
+                &json!({"id": 3, "task": 2, "percentCompleted": 150.0, "status": "computing"}),
+            ),
+        })
+    });
+    let w = new_worker(&server, 3);
+    for bad in [
+        "task 99 at 0 %",
+        "task -1 at 0 %",
+        "task 10 at 0 %",
+        "task 2 at 150 %",
+    ] {
+        let mut task = SENTINEL_I64;
+        assert_failure(
+            tf_worker_task(w, &mut task),
+            TF_ERR_PROTOCOL,
+            "tf_worker_task",
+            // The answer behind the failure was a 201.
+            201,
+            &[&format!("POST runs/{RUN}/task"), bad, "10 tasks"],
+        );
+        assert_eq!(task, SENTINEL_I64);
+    }
+    assert_eq!(hits(&server, "POST", &task_path(), ""), 4, "no retry");
+    // Nothing is held: an update sends nothing.
+    assert_ok(tf_worker_update(w, 10.0));
+    assert_eq!(server.count("PUT", ""), 0);
+    tf_worker_free(w);
+}
+
+#[test]
+fn no_task_left_is_a_status_and_the_next_call_asks_again() {
+    let answers = Counter::default();
+    let a = answers.clone();
+    let server = serve(move |req| {
+        is(req, "POST", &task_path(), "").then(|| match a.next() {
+            0 | 1 => Action::empty(204),
+            _ => task_answer(4),
+        })
+    });
+    let w = new_worker(&server, 3);
+    let mut task = SENTINEL_I64;
+    assert_eq!(tf_worker_task(w, &mut task), TF_NO_MORE_TASKS);
+    assert_eq!(task, SENTINEL_I64, "out-pointer untouched");
+    assert_eq!(tf_worker_task(w, &mut task), TF_NO_MORE_TASKS);
+    assert_eq!(task, SENTINEL_I64);
+    assert_eq!(hits(&server, "POST", &task_path(), ""), 2, "asked again");
+    // A task was given back meanwhile: the next call gets it.
+    assert_ok(tf_worker_task(w, &mut task));
+    assert_eq!(task, 4);
+    assert_eq!(hits(&server, "POST", &task_path(), ""), 3);
+    tf_worker_free(w);
+}
+
+// ---------------------------------------------------------------- transport
+
+#[test]
+fn a_get_slower_than_the_timeout_is_retried_then_fails() {
+    let server = serve(|req| {
+        is(req, "GET", &run_path(), "info=numDone")
+            .then(|| healthy(req, "tok1").delayed(Duration::from_secs(2)))
+    });
+    let tf = open(&server, 1);
+    assert_ok(tf_taskfarm_set_timeout(tf, 0.3));
+    let started = Instant::now();
+    let (status, n) = num_done(tf);
+    let elapsed = started.elapsed();
+    assert_failure(
+        status,
+        TF_ERR_CONNECTION,
+        "tf_taskfarm_num_done",
+        0,
+        &[
+            &format!("GET runs/{RUN}?info=numDone"),
+            "no answer within 0.3 s",
+            "(after 2 attempts)",
+        ],
+    );
+    assert_eq!(n, SENTINEL_I64);
+    assert_eq!(hits(&server, "GET", &run_path(), "info=numDone"), 2);
+    // Two attempts of 0.3 s, no wait before the first retry.
+    assert!(
+        elapsed >= Duration::from_millis(550) && elapsed < Duration::from_millis(1500),
+        "{elapsed:?}"
+    );
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_post_slower_than_the_timeout_is_not_repeated() {
+    let server = serve(|req| {
+        is(req, "POST", &task_path(), "")
+            .then(|| healthy(req, "tok1").delayed(Duration::from_secs(2)))
+    });
+    let w = new_worker(&server, 1);
+    assert_ok(tf_taskfarm_set_timeout(tf_worker_taskfarm(w), 0.3));
+    let mut task = SENTINEL_I64;
+    let started = Instant::now();
+    let status = tf_worker_task(w, &mut task);
+    let elapsed = started.elapsed();
+    let message = assert_failure(
+        status,
+        TF_ERR_CONNECTION,
+        "tf_worker_task",
+        0,
+        &[&format!("POST runs/{RUN}/task"), "no answer within 0.3 s"],
+    );
+    assert!(!message.contains("attempts"), "one attempt: {message}");
+    assert_eq!(task, SENTINEL_I64);
+    assert_eq!(
+        hits(&server, "POST", &task_path(), ""),
+        1,
+        "a POST that may have reached the server is not repeated"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_millis(1000),
+        "{elapsed:?}"
+    );
+    tf_worker_free(w);
+}
+
+/// A 200 whose `Content-Length` promises more than is sent before the close.
+fn cut_answer() -> Action {
+    Action::CloseMidBody {
+        status: 200,
+        declared_len: 100,
+        sent: b"{\"numDo".to_vec(),
+    }
+}
+
+#[test]
+fn a_get_closed_mid_answer_once_is_retried_and_succeeds() {
+    let calls = Counter::default();
+    let c = calls.clone();
+    let server = serve(move |req| {
+        (is(req, "GET", &run_path(), "info=numDone") && c.next() == 0).then(cut_answer)
+    });
+    let tf = open(&server, 2);
+    assert_eq!(num_done(tf), (TF_OK, 3), "{}", last_error());
+    assert_eq!(hits(&server, "GET", &run_path(), "info=numDone"), 2);
+    assert_eq!(server.connections(), 2, "the cut connection is not reused");
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_get_closed_mid_answer_every_time_fails_after_the_retries() {
+    let server = serve(|req| is(req, "GET", &run_path(), "info=numDone").then(cut_answer));
+    let tf = open(&server, 2);
+    let (status, n) = num_done(tf);
+    assert_failure(
+        status,
+        TF_ERR_CONNECTION,
+        "tf_taskfarm_num_done",
+        0,
+        &[
+            &format!("GET runs/{RUN}?info=numDone"),
+            &server.url(),
+            "(after 3 attempts)",
+        ],
+    );
+    assert_eq!(n, SENTINEL_I64);
+    assert_eq!(hits(&server, "GET", &run_path(), "info=numDone"), 3);
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_post_closed_without_answer_is_not_repeated() {
+    let failing = Arc::new(AtomicBool::new(true));
+    let f = Arc::clone(&failing);
+    let server = serve(move |req| {
+        (is(req, "POST", &task_path(), "") && f.load(Ordering::SeqCst))
+            .then_some(Action::CloseWithoutAnswer)
+    });
+    let w = new_worker(&server, 3);
+    let mut task = SENTINEL_I64;
+    let message = assert_failure(
+        tf_worker_task(w, &mut task),
+        TF_ERR_CONNECTION,
+        "tf_worker_task",
+        0,
+        &[&format!("POST runs/{RUN}/task")],
+    );
+    assert!(!message.contains("attempts"), "one attempt: {message}");
+    assert_eq!(task, SENTINEL_I64);
+    assert_eq!(hits(&server, "POST", &task_path(), ""), 1, "not repeated");
+    failing.store(false, Ordering::SeqCst);
+    assert_ok(tf_worker_task(w, &mut task));
+    assert_eq!(task, 0);
+    tf_worker_free(w);
+}
+
+#[test]
+fn a_put_closed_without_answer_is_repeated_and_succeeds() {
+    let calls = Counter::default();
+    let c = calls.clone();
+    let server = serve(move |req| {
+        (req.method == "PUT" && c.next() == 0).then_some(Action::CloseWithoutAnswer)
+    });
+    let w = new_worker(&server, 2);
+    let mut task = SENTINEL_I64;
+    assert_ok(tf_worker_task(w, &mut task));
+    assert_ok(tf_worker_update(w, 50.0));
+    let put = format!("{}/tasks/0", run_path());
+    let bodies: Vec<Value> = server
+        .requests()
+        .iter()
+        .filter(|r| is(r, "PUT", &put, ""))
+        .map(RecordedRequest::body_json)
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            json!({"percentCompleted": 50.0}),
+            json!({"percentCompleted": 50.0})
+        ],
+        "the same PUT, twice"
+    );
+    tf_worker_free(w);
+}
+
+#[test]
+fn nothing_listening_fails_to_connect_within_retries_times_backoff() {
+    setup();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/api/");
+    let mut tf = sentinel_ptr();
+    let started = Instant::now();
+    let status = Args::new(&url).open(&mut tf);
+    let elapsed = started.elapsed();
+    assert_failure(
+        status,
+        TF_ERR_CONNECTION,
+        "tf_taskfarm_open",
+        0,
+        &["GET token", &url, "cannot connect", "(after 4 attempts)"],
+    );
+    assert_eq!(tf, sentinel_ptr());
+    // TASKFARM_RETRIES=3, TASKFARM_BACKOFF=0.01: waits 0 + 0.02 + 0.04 s.
+    assert!(
+        elapsed >= Duration::from_millis(60) && elapsed < Duration::from_secs(1),
+        "{elapsed:?}"
+    );
+}
+
+#[test]
+fn a_whole_worker_session_uses_one_keep_alive_connection() {
+    let server = serve(|_| None);
+    let w = new_worker(&server, 0);
+    let mut task = SENTINEL_I64;
+    assert_ok(tf_worker_task(w, &mut task));
+    assert_eq!(task, 0);
+    for p in [25.0, 50.0, 100.0] {
+        assert_ok(tf_worker_update(w, p));
+    }
+    assert_ok(tf_worker_done(w));
+    let asked: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, rel(r)))
+        .collect();
+    let put = format!("PUT {}/tasks/0", run_path());
+    assert_eq!(
+        asked,
+        [
+            "GET token".to_owned(),
+            format!("GET {}", run_path()),
+            "POST worker".to_owned(),
+            format!("POST {}", task_path()),
+            put.clone(),
+            put.clone(),
+            put.clone(),
+            put,
+        ]
+    );
+    assert_eq!(
+        server.connections(),
+        1,
+        "one TCP connection for the session"
+    );
+    tf_worker_free(w);
+}
+
+#[test]
+fn a_kept_alive_connection_closed_by_the_server_does_not_fail_the_next_post() {
+    // The server (or a proxy's keep-alive timeout) closes the connection
+    // right after a complete answer, without `Connection: close`. The next
+    // request, a POST that is never repeated, must not be sent on the dead
+    // connection.
+    let calls = Counter::default();
+    let c = calls.clone();
+    let server = serve(move |req| {
+        (is(req, "GET", &run_path(), "info=numDone") && c.next() == 0).then(|| {
+            let body = json!({"numDone": 3}).to_string().into_bytes();
+            Action::CloseMidBody {
+                status: 200,
+                declared_len: body.len(),
+                sent: body,
+            }
+        })
+    });
+    let w = new_worker(&server, 3);
+    assert_eq!(
+        num_done(tf_worker_taskfarm(w)),
+        (TF_OK, 3),
+        "{}",
+        last_error()
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let mut task = SENTINEL_I64;
+    assert_ok(tf_worker_task(w, &mut task));
+    assert_eq!(task, 0);
+    assert_eq!(hits(&server, "POST", &task_path(), ""), 1);
+    assert_eq!(server.connections(), 2);
+    tf_worker_free(w);
+}
+
+#[test]
+fn strings_returned_on_success_are_freed_with_tf_string_free() {
+    // The success path of the function the cap test fails, for contrast:
+    // written only on TF_OK, and freed by the caller.
+    let server = serve(|_| None);
+    let args = Args::new(&server.url());
+    let mut json: *mut c_char = sentinel_ptr();
+    assert_ok(tf_runs_json(
+        args.user.as_ptr(),
+        args.password.as_ptr(),
+        args.url.as_ptr(),
+        &mut json,
+    ));
+    assert_ne!(json, sentinel_ptr());
+    let text = unsafe { CStr::from_ptr(json) }.to_str().unwrap().to_owned();
+    tf_string_free(json);
+    let runs: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(runs, json!([{"id": 1, "uuid": RUN, "numTasks": 10}]));
+}
