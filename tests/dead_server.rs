@@ -1,0 +1,81 @@
+//! A server that stays down: every call fails with `TF_ERR_CONNECTION` within
+//! the bound that `TASKFARM_RETRIES` and `TASKFARM_BACKOFF` give — no wait
+//! before the first retry, then backoff·2^(n-1) — and no sooner. The
+//! environment is process-wide, so this binary holds a single test.
+
+use std::ffi::{CStr, CString};
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use taskfarm_worker::ffi::last_error::tf_last_error;
+use taskfarm_worker::ffi::status::tf_status::TF_ERR_CONNECTION;
+use taskfarm_worker::ffi::taskfarm::{tf_taskfarm_create, tf_taskfarm_open};
+use taskfarm_worker::ffi::worker::tf_worker_new;
+
+#[test]
+fn a_dead_server_fails_every_call_within_retries_times_backoff() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    // SAFETY (Rust 2024 rules): the only test of this binary, no other thread.
+    std::env::set_var("TASKFARM_URL", format!("http://127.0.0.1:{port}/api/"));
+    std::env::set_var("TASKFARM_USER", "alice");
+    std::env::set_var("TASKFARM_PASSWORD", "pw");
+    std::env::set_var("TASKFARM_RETRIES", "4");
+    std::env::set_var("TASKFARM_BACKOFF", "0.1");
+    // Waits before the retries: 0, 0.2, 0.4 and 0.8 s.
+    let bound = Duration::from_millis(1400);
+    let uuid = CString::new("0123456789abcdef0123456789abcdef").unwrap();
+    let calls: [(&str, Box<dyn Fn() -> _>); 3] = [
+        (
+            "tf_taskfarm_create",
+            Box::new(|| {
+                let mut tf = ptr::null_mut();
+                tf_taskfarm_create(ptr::null(), ptr::null(), ptr::null(), 5, &mut tf)
+            }),
+        ),
+        (
+            "tf_taskfarm_open",
+            Box::new(|| {
+                let mut tf = ptr::null_mut();
+                tf_taskfarm_open(
+                    ptr::null(),
+                    ptr::null(),
+                    ptr::null(),
+                    uuid.as_ptr(),
+                    &mut tf,
+                )
+            }),
+        ),
+        (
+            "tf_worker_new",
+            Box::new(|| {
+                let mut w = ptr::null_mut();
+                tf_worker_new(ptr::null(), ptr::null(), ptr::null(), uuid.as_ptr(), &mut w)
+            }),
+        ),
+    ];
+    for (name, call) in calls {
+        let started = Instant::now();
+        let status = call();
+        let elapsed = started.elapsed();
+        let message = unsafe { CStr::from_ptr(tf_last_error()) }
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(status, TF_ERR_CONNECTION, "{name}: {message}");
+        assert!(
+            message.contains("cannot connect") && message.contains("(after 5 attempts)"),
+            "{message}"
+        );
+        assert!(
+            elapsed >= bound && elapsed < bound + Duration::from_millis(600),
+            "{name} took {elapsed:?}, the bound is {bound:?}"
+        );
+        eprintln!(
+            "{name}: TF_ERR_CONNECTION after {:.2} s (bound {:.2} s)",
+            elapsed.as_secs_f64(),
+            bound.as_secs_f64()
+        );
+    }
+}
