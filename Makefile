@@ -11,7 +11,7 @@ RELEASE_DIR := target/release
 # Test targets run by `make test`, in this order, after lint and the Rust tests.
 TEST_TARGETS := c-tests
 
-.PHONY: all build header test demo lint rust-tests c-tests exports prerequisites clean
+.PHONY: all build header test demo lint rust-tests stress c-tests exports prerequisites clean
 
 all: build
 
@@ -32,8 +32,15 @@ lint:
 prerequisites:
 	@tests/prerequisites.sh
 
-rust-tests:
+# The concurrency tests compile a C worker against the release library.
+rust-tests: build
 	$(CARGO) test --no-fail-fast
+
+## stress: the concurrency tests with bigger sizes (PostgreSQL; about 2.5 min)
+stress: build
+	TASKFARM_STRESS_TASKS=3000 TASKFARM_STRESS_PROCESSES=48 TASKFARM_STRESS_THREADS=8 \
+	TASKFARM_STRESS_INTEROP_TASKS=1000 TASKFARM_STRESS_INTEROP_C=8 TASKFARM_STRESS_INTEROP_PYTHON=8 \
+	$(CARGO) test --test concurrency -- --nocapture --test-threads=1
 
 ## exports: the shared library exports every function the header declares
 exports: build

@@ -1,12 +1,18 @@
 //! Checks the test harness itself (tests/harness/, tests/common/server.rs)
 //! against the REAL taskfarm server: start, authentication, a run, stop,
-//! restart with a new secret key, the watchdog and the shared server. Uses
-//! plain HTTP (ureq), not the crate, so it tells harness problems apart from
-//! library problems.
+//! restart with a new secret key, the watchdog and the shared server (in the
+//! mode of `TASKFARM_TEST_DB`), and the PostgreSQL + gunicorn production
+//! mode explicitly: its processes, a restart that keeps the data, a stop and
+//! a watchdog that leave no process behind, the mode taken from
+//! `TASKFARM_TEST_DB` by `server.sh`, a loud failure without PostgreSQL.
+//! Uses plain HTTP (ureq), not the crate, so it tells harness problems apart
+//! from library problems.
 
 mod common;
 
-use common::server::{pid_alive, TaskfarmServer};
+use common::server::{pid_alive, Db, TaskfarmServer};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// An agent that ignores proxy variables (the server is on loopback) and
@@ -199,12 +205,13 @@ fn watchdog_stops_the_server_when_the_watched_process_dies() {
     watched.kill().expect("kill sleep");
     watched.wait().expect("wait sleep");
     assert!(
-        wait_until_gone(server.pid, Duration::from_secs(5)),
-        "server {} still alive 5 s after its watched process died\n{}",
+        wait_until_gone(server.pid, Duration::from_secs(15)),
+        "server {} still alive 15 s after its watched process died\n{}",
         server.pid,
         server.log_tail(20)
     );
-    assert!(server.log_tail(5).contains("is gone: stopping the server"));
+    // (gunicorn logs its shutdown after the watchdog's line.)
+    assert!(server.log_tail(40).contains("is gone: stopping the server"));
 }
 
 #[test]
@@ -217,4 +224,253 @@ fn shared_server_is_started_once() {
     assert_eq!(status, 200);
     assert!(body.contains("Taskfarm Server"), "{body}");
     token(a);
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL + gunicorn (production mode), whatever TASKFARM_TEST_DB says.
+
+/// (state, ppid, pgid) of a process from /proc; None when gone or a zombie.
+fn proc_stat(pid: i32) -> Option<(String, i32, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let state = rest.first()?.to_string();
+    if matches!(state.as_str(), "Z" | "X" | "x") {
+        return None;
+    }
+    Some((
+        state,
+        rest.get(1)?.parse().ok()?,
+        rest.get(2)?.parse().ok()?,
+    ))
+}
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// Every live process: (pid, ppid, pgid).
+fn all_processes() -> Vec<(i32, i32, i32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+            if let Some((_, ppid, pgid)) = proc_stat(pid) {
+                out.push((pid, ppid, pgid));
+            }
+        }
+    }
+    out
+}
+
+/// The gunicorn processes (master and workers) in process group `pgid` (not
+/// the watchdog, whose command line holds gunicorn's).
+fn gunicorn_processes(pgid: i32) -> Vec<i32> {
+    all_processes()
+        .into_iter()
+        .filter(|&(pid, _, g)| {
+            let cmd = cmdline(pid);
+            g == pgid && cmd.contains("-m gunicorn") && !cmd.contains("_watchdog")
+        })
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+/// Every process of the server: its process group (watchdog, gunicorn), the
+/// postmaster and the postmaster's children.
+fn server_processes(server: &TaskfarmServer) -> Vec<i32> {
+    let pgid = server.current_pid();
+    let postmaster = server
+        .postgres_pid()
+        .expect("postgresql.pid in server.json");
+    let mut pids: Vec<i32> = all_processes()
+        .into_iter()
+        .filter(|&(_, ppid, g)| g == pgid || ppid == postmaster)
+        .map(|(pid, _, _)| pid)
+        .collect();
+    pids.push(postmaster);
+    pids
+}
+
+/// Live processes whose command line names the state directory or the
+/// server's port (postgres -D DIR/..., gunicorn --bind 127.0.0.1:PORT).
+fn leftovers(server: &TaskfarmServer, port: u64) -> Vec<(i32, String)> {
+    let dir = server.state_dir.to_string_lossy().into_owned();
+    let bind = format!("127.0.0.1:{port} ");
+    all_processes()
+        .into_iter()
+        .map(|(pid, _, _)| (pid, cmdline(pid)))
+        .filter(|(_, cmd)| cmd.contains(&dir) || cmd.contains(&bind))
+        .collect()
+}
+
+fn wait_all_gone(pids: &[i32], within: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let alive: Vec<i32> = pids.iter().copied().filter(|&p| pid_alive(p)).collect();
+        if alive.is_empty() || Instant::now() >= deadline {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn postgresql_mode_runs_gunicorn_keeps_data_over_restart_and_stops_clean() {
+    let server = TaskfarmServer::start_with(Db::Postgresql);
+    assert_eq!(server.db, Db::Postgresql);
+    let info = server.info();
+    assert_eq!(info["db"], "postgresql", "{info}");
+    assert!(
+        info["database_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("postgresql+psycopg2://")),
+        "{info}"
+    );
+    let port = info["port"].as_u64().expect("port");
+    let postmaster = server.postgres_pid().expect("postmaster pid");
+    assert!(pid_alive(postmaster), "postmaster {postmaster} not running");
+    assert!(
+        info["postgresql"]["data"]
+            .as_str()
+            .is_some_and(|d| Path::new(d).join("PG_VERSION").is_file()),
+        "no cluster: {info}"
+    );
+
+    // gunicorn -w 4: a master and 4 workers in the server's process group.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while gunicorn_processes(server.pid).len() < 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        gunicorn_processes(server.pid).len(),
+        5,
+        "not gunicorn with 4 workers\n{}",
+        server.log_tail(20)
+    );
+
+    let tok = token(&server);
+    let uuid = create_run(&server, &tok, 7);
+    let run_url = format!("{}runs/{uuid}", server.url);
+
+    // Restart: gunicorn and PostgreSQL start again, the data stays.
+    server.restart(None);
+    assert_ne!(server.current_pid(), server.pid, "restart kept gunicorn");
+    let new_postmaster = server.postgres_pid().expect("postmaster pid");
+    assert_ne!(new_postmaster, postmaster, "restart kept PostgreSQL");
+    assert!(!pid_alive(postmaster), "old postmaster still alive");
+    assert!(!pid_alive(server.pid), "old gunicorn still alive");
+    assert_eq!(token(&server), tok, "same key, same token");
+    let (status, body) = get(&run_url, &tok, "");
+    assert_eq!(status, 200, "run lost by restart: {body}");
+    assert_eq!(json(&body)["numTasks"], 7, "{body}");
+
+    // Stop: nothing of the server is left.
+    let pids = server_processes(&server);
+    assert!(pids.len() >= 7, "too few server processes: {pids:?}");
+    server.stop();
+    let alive = wait_all_gone(&pids, Duration::from_secs(5));
+    assert!(alive.is_empty(), "still alive after stop: {alive:?}");
+    let left = leftovers(&server, port);
+    assert!(left.is_empty(), "processes left after stop: {left:?}");
+    assert!(
+        agent().get(&server.url).call().is_err(),
+        "the port still answers"
+    );
+    server.stop(); // twice is fine
+}
+
+#[test]
+fn postgresql_watchdog_stops_gunicorn_and_postgresql() {
+    let mut watched = Command::new("sleep")
+        .arg("120")
+        .spawn()
+        .expect("spawn sleep");
+    let server = TaskfarmServer::start_watching_with(Db::Postgresql, watched.id() as i32);
+    token(&server);
+    let port = server.info()["port"].as_u64().expect("port");
+    let pids = server_processes(&server);
+
+    watched.kill().expect("kill sleep");
+    watched.wait().expect("wait sleep");
+    let alive = wait_all_gone(&pids, Duration::from_secs(20));
+    assert!(
+        alive.is_empty(),
+        "still alive 20 s after the watched process died: {alive:?}\n{}",
+        server.log_tail(20)
+    );
+    let left = leftovers(&server, port);
+    assert!(left.is_empty(), "processes left: {left:?}");
+    let log = server.log_tail(40);
+    assert!(log.contains("is gone: stopping the server"), "{log}");
+    assert!(log.contains("PostgreSQL stopped"), "{log}");
+}
+
+/// `server.sh ARGS` with extra environment variables: (success, stdout, stderr).
+fn server_sh(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/server.sh");
+    let mut cmd = Command::new("bash");
+    cmd.arg(script).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run server.sh");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("harness-smoke-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn server_sh_takes_the_mode_from_taskfarm_test_db() {
+    let dir = scratch_dir("env-mode");
+    let d = dir.to_string_lossy().into_owned();
+    let me = std::process::id().to_string();
+    let (ok, stdout, stderr) = server_sh(
+        &["start", &d, "--watch-pid", &me],
+        &[("TASKFARM_TEST_DB", "postgresql")],
+    );
+    let stopped = server_sh(&["stop", &d], &[]);
+    assert!(ok, "start failed\n{stderr}\n{stdout}");
+    assert!(stopped.0, "stop failed: {}", stopped.2);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("JSON");
+    let info = json(line);
+    assert_eq!(info["db"], "postgresql", "{info}");
+    let postmaster = info["postgresql"]["pid"].as_i64().expect("pid") as i32;
+    assert!(!pid_alive(postmaster), "PostgreSQL survived stop");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (ok, _, stderr) = server_sh(&["start", &d], &[("TASKFARM_TEST_DB", "postgres-typo")]);
+    assert!(!ok, "a bad TASKFARM_TEST_DB was accepted");
+    assert!(stderr.contains("TASKFARM_TEST_DB"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn postgresql_mode_without_postgresql_fails_loudly_with_the_apt_line() {
+    let dir = scratch_dir("no-pg");
+    let d = dir.to_string_lossy().into_owned();
+    let (ok, stdout, stderr) = server_sh(
+        &["start", &d, "--db", "postgresql"],
+        &[("TASKFARM_PG_BIN", "/nonexistent/postgresql/bin")],
+    );
+    let _ = server_sh(&["stop", &d], &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!ok, "started without PostgreSQL binaries: {stdout}");
+    assert!(
+        stderr.contains("apt-get install -y postgresql"),
+        "no install hint: {stderr}"
+    );
 }

@@ -12,11 +12,20 @@
 //! let server = TaskfarmServer::start();      // own server, own database
 //! let shared = TaskfarmServer::shared();     // one per test binary
 //! // server.url == "http://127.0.0.1:PORT/api/", server.user, server.password
+//! let pg = TaskfarmServer::start_with(Db::Postgresql); // always PostgreSQL
 //! ```
+//!
+//! Database mode: `start()`, `start_watching()` and `shared()` use
+//! [`Db::from_env`]: the environment variable `TASKFARM_TEST_DB` (`sqlite`,
+//! the default, or `postgresql`), so the whole suite can run against either.
+//! `sqlite` is the Flask development server on an SQLite file; `postgresql`
+//! is the production setup: a fresh PostgreSQL cluster in the state directory
+//! and `gunicorn -w 4` (see tests/harness/taskfarm_server.py). Tests that need
+//! one mode whatever the variable says use [`TaskfarmServer::start_with`].
 //!
 //! Every server is started with `--watch-pid <this test process>`: a watchdog
 //! stops it when the test process is gone, even after a crash or SIGKILL.
-//! Each server's state (SQLite database, `server.json`, `server.log`) lives
+//! Each server's state (database, `server.json`, `server.log`) lives
 //! in a fresh directory under `target/tmp/`; it is removed when the
 //! [`TaskfarmServer`] is dropped, except while panicking (a failed test keeps
 //! its `server.log`) or when `TASKFARM_KEEP_STATE` is set. The shared
@@ -30,6 +39,40 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+
+/// The database (and so the server) a [`TaskfarmServer`] runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    /// SQLite file, Flask development server (one process, no row locks).
+    Sqlite,
+    /// PostgreSQL cluster, gunicorn with 4 sync workers (production).
+    Postgresql,
+}
+
+/// The environment variable that selects the default [`Db`].
+pub const DB_ENV: &str = "TASKFARM_TEST_DB";
+
+impl Db {
+    /// `TASKFARM_TEST_DB`: unset or empty is [`Db::Sqlite`]; `sqlite` or
+    /// `postgresql` (any case). Panics on any other value: a typo must not
+    /// quietly test the other mode.
+    pub fn from_env() -> Db {
+        let raw = std::env::var(DB_ENV).unwrap_or_default();
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "" | "sqlite" => Db::Sqlite,
+            "postgresql" => Db::Postgresql,
+            _ => panic!("{DB_ENV}={raw:?}: must be `sqlite` or `postgresql` (unset: sqlite)"),
+        }
+    }
+
+    /// The harness's name of the mode (`--db NAME`, `"db"` in server.json).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Db::Sqlite => "sqlite",
+            Db::Postgresql => "postgresql",
+        }
+    }
+}
 
 /// A running taskfarm server (see the module documentation).
 #[derive(Debug)]
@@ -46,6 +89,8 @@ pub struct TaskfarmServer {
     /// [`restart`](Self::restart) starts a new process: use
     /// [`current_pid`](Self::current_pid) after one.
     pub pid: i32,
+    /// The database mode it runs with.
+    pub db: Db,
 }
 
 static SHARED: OnceLock<TaskfarmServer> = OnceLock::new();
@@ -180,29 +225,53 @@ extern "C" fn stop_shared_at_exit() {
 
 impl TaskfarmServer {
     /// Starts a fresh server (own state directory and database), watched by
-    /// this test process. Panics with the harness's output on failure.
+    /// this test process, in the mode of `TASKFARM_TEST_DB` ([`Db::from_env`]).
+    /// Panics with the harness's output on failure.
     pub fn start() -> TaskfarmServer {
-        Self::start_watching(std::process::id() as i32)
+        Self::start_with(Db::from_env())
+    }
+
+    /// Like [`start`](Self::start), but always with database `db`.
+    pub fn start_with(db: Db) -> TaskfarmServer {
+        Self::start_watching_with(db, std::process::id() as i32)
     }
 
     /// Like [`start`](Self::start), but the server stops by itself when
     /// process `watch_pid` (instead of this test process) is gone.
     pub fn start_watching(watch_pid: i32) -> TaskfarmServer {
+        Self::start_watching_with(Db::from_env(), watch_pid)
+    }
+
+    /// [`start_watching`](Self::start_watching) with database `db`.
+    pub fn start_watching_with(db: Db, watch_pid: i32) -> TaskfarmServer {
         let state_dir = new_state_dir();
         let dir = state_dir.to_string_lossy().into_owned();
         let watch = watch_pid.to_string();
-        let args = ["start", dir.as_str(), "--watch-pid", watch.as_str()];
+        let args = [
+            "start",
+            dir.as_str(),
+            "--db",
+            db.as_str(),
+            "--watch-pid",
+            watch.as_str(),
+        ];
         let out = run_server_sh(&args);
         if !out.status.success() {
             panic!("{}", describe_failure(&args.join(" "), &out));
         }
         let info = parse_info(&out.stdout);
+        assert_eq!(
+            info["db"].as_str(),
+            Some(db.as_str()),
+            "the harness started another database mode: {info}"
+        );
         TaskfarmServer {
             url: str_field(&info, "url"),
             user: str_field(&info, "user"),
             password: str_field(&info, "password"),
             state_dir,
             pid: pid_field(&info),
+            db,
         }
     }
 
@@ -252,15 +321,27 @@ impl TaskfarmServer {
         );
     }
 
-    /// The PID of the running server process group leader, as recorded in
-    /// `server.json` (changes with every restart).
-    pub fn current_pid(&self) -> i32 {
+    /// The current `server.json` of the server (changes with every restart).
+    pub fn info(&self) -> serde_json::Value {
         let path = self.state_dir.join("server.json");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        let info: serde_json::Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()));
-        pid_field(&info)
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()))
+    }
+
+    /// The PID of the running server process group leader, as recorded in
+    /// `server.json` (changes with every restart).
+    pub fn current_pid(&self) -> i32 {
+        pid_field(&self.info())
+    }
+
+    /// The PID of the PostgreSQL postmaster ([`Db::Postgresql`] only), as
+    /// recorded in `server.json` (changes with every restart).
+    pub fn postgres_pid(&self) -> Option<i32> {
+        self.info()["postgresql"]["pid"]
+            .as_i64()
+            .and_then(|p| i32::try_from(p).ok())
     }
 
     /// True while the server process is running.

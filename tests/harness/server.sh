@@ -3,11 +3,14 @@
 # for make targets, C tests and people. A thin wrapper around
 # tests/harness/taskfarm_server.py (read it for the details).
 #
-#   server.sh start DIR [--user U] [--password P] [--secret-key K] [--watch-pid PID]
+#   server.sh start DIR [--db sqlite|postgresql] [--user U] [--password P]
+#                       [--secret-key K] [--watch-pid PID]
 #       builds the harness venv if needed (venv.sh), starts a server whose
 #       state (database, server.json, server.log) lives in DIR, and prints
 #       server.json on one line: {"url": ..., "user": ..., "password": ..., "pid": ...}
-#   server.sh stop DIR                  stop it (exit 0 when already gone)
+#       --db defaults to $TASKFARM_TEST_DB, else sqlite (Flask dev server);
+#       postgresql: a PostgreSQL cluster in DIR + gunicorn -w 4 (production)
+#   server.sh stop DIR                  stop it (and its PostgreSQL; exit 0 when gone)
 #   server.sh restart DIR [--secret-key K]
 #                                       same port, database and user
 #   server.sh env DIR                   export lines for eval:
@@ -17,6 +20,7 @@
 #   tests/harness/server.sh start build/tf >/dev/null
 #   eval "$(tests/harness/server.sh env build/tf)"
 #   ./my_c_test; tests/harness/server.sh stop build/tf
+#   TASKFARM_TEST_DB=postgresql tests/harness/server.sh start build/tf   # production mode
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,7 +28,7 @@ root=$(cd "$here/../.." && pwd)
 script=$here/taskfarm_server.py
 
 usage() {
-    sed -n '6,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '6,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 

@@ -98,8 +98,8 @@ fi
 out=$("$vpy" -m pip check 2>&1) ||
     die "the pinned packages in $req are incomplete or inconsistent: pin the missing package or fix the versions. pip check says:
 $out"
-out=$("$vpy" -c 'import taskfarm, taskfarm_worker, flask' 2>&1) ||
-    die "the venv in $venv cannot import taskfarm:
+out=$("$vpy" -c 'import taskfarm, taskfarm_worker, flask, gunicorn, psycopg2' 2>&1) ||
+    die "the venv in $venv cannot import taskfarm, gunicorn or psycopg2:
 $out"
 
 # Written last: its presence means the venv is complete.
