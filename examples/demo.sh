@@ -1,45 +1,45 @@
 #!/usr/bin/env bash
-# examples/demo.sh (`make demo`): workers working through a run on a local
-# REAL taskfarm server.
+# examples/demo.sh (`make demo`): a C, a C++ and a Fortran worker working
+# through one run at the same time on a local REAL taskfarm server.
 #
-#  1. builds examples/worker.c against target/release (`make build` first);
+#  1. builds examples/worker.c, worker.cpp and worker.f90 (with the Fortran
+#     module) against target/release (`make build` first);
 #  2. starts a local taskfarm 0.4.0 server on SQLite (tests/harness/server.sh,
 #     in a temporary directory, stopped by PID on exit);
 #  3. creates a run of DEMO_TASKS tasks (default 20) with `worker -n`;
-#  4. runs DEMO_WORKERS workers (default 3) at the same time, their lines
-#     interleaved, and prints the run's progress every second;
-#  5. checks that every task was done exactly once: the workers' done counts
-#     add up to the number of tasks, no task was done by two workers, and the
+#  4. runs the three workers at the same time, their lines labelled with their
+#     language and interleaved, and prints the run's progress every second;
+#  5. checks that every task was done exactly once: the tasks the workers say
+#     they did add up to the run, no task was done by two workers, and the
 #     server says numDone = N and percentDone = 100. Exits non-zero if not.
 #
-# SQLite: the test server has no row locks, so two workers asking for a task
-# at the same moment can be handed the same one; the server then also answers
-# HTTP 500 to every later request for a task of that run (PROTOCOL.md). So by
-# default the workers take turns asking for a task (WORKER_LOCK_FILE, see
-# examples/worker.c) while they compute and report at the same time.
-# DEMO_NO_LOCK=1 shows what happens without that; PostgreSQL (production)
-# needs no lock.
+# SQLite has no row locks: the test server therefore serves one request at a
+# time (the harness runs it with --without-threads), which keeps concurrent
+# workers safe. PostgreSQL with gunicorn (production) has row locks.
 #
-# Environment: DEMO_TASKS, DEMO_WORKERS, WORKER_STEP_MS (default 100 ms per
-# step, 4 steps per task), DEMO_NO_LOCK=1, CC (default cc).
+# Environment: DEMO_TASKS, WORKER_STEP_MS (the C worker's step, default 100
+# ms, 4 steps per task), CC, CXX, FC.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 CC=${CC:-cc}
+CXX=${CXX:-g++}
+FC=${FC:-gfortran}
 lib_dir=$root/target/release
 tasks=${DEMO_TASKS:-20}
-num_workers=${DEMO_WORKERS:-3}
 export WORKER_STEP_MS=${WORKER_STEP_MS:-100}
-no_lock=${DEMO_NO_LOCK:-0}
+languages=(C C++ Fortran)
+num_workers=${#languages[@]}
 start=$(date +%s)
 
 die() { echo "demo: $*" >&2; exit 1; }
 
 command -v "$CC" >/dev/null 2>&1 || die "the C compiler '$CC' is missing: apt-get install -y gcc"
+command -v "$CXX" >/dev/null 2>&1 || die "the C++ compiler '$CXX' is missing: apt-get install -y g++"
+command -v "$FC" >/dev/null 2>&1 || die "the Fortran compiler '$FC' is missing: apt-get install -y gfortran"
 [ -e "$lib_dir/libtaskfarm_worker.so.0" ] || die "$lib_dir/libtaskfarm_worker.so.0 is missing: run make build"
 [[ $tasks =~ ^[1-9][0-9]*$ ]] || die "DEMO_TASKS=$tasks is not a number of tasks"
-[[ $num_workers =~ ^[1-9][0-9]*$ ]] || die "DEMO_WORKERS=$num_workers is not a number of workers"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tf-demo.XXXXXX")
 server_dir=$tmp/server
@@ -61,11 +61,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== building examples/worker.c"
-"$CC" -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -Iinclude examples/worker.c \
-    -L"$lib_dir" -Wl,-rpath,"$lib_dir" -ltaskfarm_worker -o "$tmp/worker" ||
-    die "examples/worker.c does not build"
-worker=$tmp/worker
+echo "== building examples/worker.c, worker.cpp and worker.f90"
+link=(-L"$lib_dir" -Wl,-rpath,"$lib_dir" -ltaskfarm_worker)
+"$CC" -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -Iinclude examples/worker.c "${link[@]}" \
+    -o "$tmp/worker-C" || die "examples/worker.c does not build"
+"$CXX" -std=c++17 -Wall -Wextra -Wpedantic -Werror -O2 -Iinclude examples/worker.cpp "${link[@]}" \
+    -o "$tmp/worker-C++" || die "examples/worker.cpp does not build"
+"$FC" -std=f2008 -O2 -J "$tmp" -c fortran/taskfarm_worker.f90 -o "$tmp/taskfarm_worker.o" &&
+    "$FC" -std=f2008 -O2 -I "$tmp" examples/worker.f90 "$tmp/taskfarm_worker.o" "${link[@]}" \
+        -o "$tmp/worker-Fortran" || die "examples/worker.f90 does not build"
+worker=$tmp/worker-C
 
 echo "== starting a local taskfarm server (SQLite)"
 tests/harness/server.sh start "$server_dir" --watch-pid $$ >/dev/null ||
@@ -74,26 +79,19 @@ eval "$(tests/harness/server.sh env "$server_dir")"
 echo "   $TASKFARM_URL (user $TASKFARM_USER)"
 
 uuid=$("$worker" -n "$tasks") || die "could not create a run"
-echo "== run $uuid: $tasks tasks, $num_workers workers, 4 steps of $WORKER_STEP_MS ms per task"
-if [ "$no_lock" = 1 ]; then
-    unset WORKER_LOCK_FILE
-    echo "   DEMO_NO_LOCK=1: the workers ask for tasks without taking turns. On SQLite the"
-    echo "   server can hand the same task to two workers and then break the run (HTTP 500)."
-else
-    export WORKER_LOCK_FILE=$tmp/task.lock
-    echo "   note: the test server runs on SQLite, which has no row locks: the workers take"
-    echo "   turns asking for a task (WORKER_LOCK_FILE), and compute and report at the same"
-    echo "   time. A PostgreSQL server (production) needs no such lock."
-fi
+echo "== run $uuid: $tasks tasks; a C, a C++ and a Fortran worker at the same time"
 
-# The workers, in the background; their lines are shown as they come.
-for i in $(seq 1 "$num_workers"); do
-    : >"$tmp/worker$i.out"
+# The workers, in the background; their lines are shown as they come, each
+# labelled with its language.
+for lang in "${languages[@]}"; do
+    : >"$tmp/worker-$lang.out"
 done
-tail -q -n +1 -F "$tmp"/worker*.out 2>/dev/null &
+tail -q -n +1 -F "$tmp"/worker-*.out 2>/dev/null &
 tail_pid=$!
-for i in $(seq 1 "$num_workers"); do
-    "$worker" "$uuid" >"$tmp/worker$i.out" 2>&1 &
+for lang in "${languages[@]}"; do
+    # Line-buffered output, so that the lines come as the work goes.
+    GFORTRAN_UNBUFFERED_PRECONNECTED=y stdbuf -oL -eL "$tmp/worker-$lang" "$uuid" \
+        > >(sed -u "s/^/[$lang] /" >"$tmp/worker-$lang.out") 2>&1 &
     pids+=($!)
 done
 
@@ -140,25 +138,28 @@ read -r pct waiting computing done_count <<<"$("$worker" --status "$uuid")" ||
     die "could not read the run's status"
 echo "   percentDone $pct, waiting $waiting, computing $computing, done $done_count of $tasks"
 
-# What the workers say they did.
-counts=$(sed -n 's/^worker \([0-9a-f]*\): \([0-9]*\) tasks done$/\1:\2/p' "$tmp"/worker*.out | tr '\n' ' ')
-sum=$(sed -n 's/^worker [0-9a-f]*: \([0-9]*\) tasks done$/\1/p' "$tmp"/worker*.out |
-    awk '{s += $1} END {print s + 0}')
-done_lines=$(sed -n 's/^worker [0-9a-f]*: task \([0-9]*\) done$/\1/p' "$tmp"/worker*.out | sort -n)
-distinct=$(echo "$done_lines" | sed '/^$/d' | uniq | wc -l)
-duplicates=$(echo "$done_lines" | sed '/^$/d' | uniq -d | tr '\n' ' ')
-echo "   tasks done per worker: $counts(sum $sum)"
+# What the workers say they did: every worker prints "task N done" per task.
+done_lines=""
+counts=""
+for lang in "${languages[@]}"; do
+    mine=$(grep -oE 'task [0-9]+ done' "$tmp/worker-$lang.out" | awk '{print $2}' | sort -n)
+    n=$(echo "$mine" | sed '/^$/d' | wc -l)
+    counts+="$lang:$n "
+    echo "   $lang did: $(echo $mine)"
+    done_lines+="$mine"$'\n'
+done
+done_lines=$(echo "$done_lines" | sed '/^$/d' | sort -n)
+sum=$(echo "$done_lines" | sed '/^$/d' | wc -l)
+distinct=$(echo "$done_lines" | uniq | wc -l)
+duplicates=$(echo "$done_lines" | uniq -d | tr '\n' ' ')
+echo "   tasks done per language: $counts(sum $sum)"
 
 if [ -n "$duplicates" ]; then
-    echo "WARNING: task(s) ${duplicates}were handed to more than one worker and done twice." >&2
-    echo "WARNING: the test server runs on SQLite, which has no row locks: concurrent requests" >&2
-    echo "WARNING: for a task can get the same one (PROTOCOL.md). PostgreSQL fixes that." >&2
+    echo "demo: task(s) ${duplicates}were done by more than one worker" >&2
     failed=1
 fi
-if grep -q 'HTTP 500' "$tmp"/worker*.out; then
-    echo "WARNING: the server answered HTTP 500 to a request for a task: on SQLite, a task handed" >&2
-    echo "WARNING: to two workers at once leaves the run's tasks in a state the server cannot" >&2
-    echo "WARNING: handle (PROTOCOL.md, the null + 1 bug). Run without DEMO_NO_LOCK=1, or use PostgreSQL." >&2
+if grep -q 'HTTP 500' "$tmp"/worker-*.out; then
+    echo "demo: the server answered HTTP 500 (see the lines above)" >&2
     failed=1
 fi
 [ "$sum" -eq "$tasks" ] || { echo "demo: the workers did $sum tasks, not $tasks" >&2; failed=1; }
@@ -170,5 +171,5 @@ if [ $failed -ne 0 ]; then
     echo "demo: FAILED after $(($(date +%s) - start)) s" >&2
     exit 1
 fi
-echo "demo: all $tasks tasks done exactly once by $num_workers workers at the same time" \
+echo "demo: all $tasks tasks done exactly once by C, C++ and Fortran workers at the same time" \
     "($(($(date +%s) - start)) s)"

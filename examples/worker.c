@@ -13,12 +13,6 @@
  * The server and the credentials come from the environment: TASKFARM_URL
  * (default http://localhost:5000/api/), TASKFARM_USER and TASKFARM_PASSWORD.
  *
- * WORKER_LOCK_FILE=PATH (optional) makes the workers of one machine take
- * turns asking for a task. Only for a test server on SQLite: it has no row
- * locks, so two workers asking at the same moment can be handed the same
- * task, and the server then answers HTTP 500 to every later request for a
- * task of that run. A production server (PostgreSQL) needs no such lock.
- *
  * Build against the tree (after `make build`):
  *   cc -std=c11 examples/worker.c -Iinclude -Ltarget/release \
  *      -Wl,-rpath,$PWD/target/release -ltaskfarm_worker -o worker
@@ -31,7 +25,6 @@
 #include <taskfarm_worker.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,33 +60,6 @@ static void compute_step(int64_t task, int step, long step_ms) {
     struct timespec pause = {step_ms / 1000, (step_ms % 1000) * 1000000L};
     while (nanosleep(&pause, &pause) == -1 && errno == EINTR) {
     }
-}
-
-/* Takes (F_WRLCK) or releases (F_UNLCK) the lock on the whole file `fd`. */
-static int set_lock(int fd, short type) {
-    struct flock lock;
-    memset(&lock, 0, sizeof lock);
-    lock.l_type = type;
-    lock.l_whence = SEEK_SET; /* l_start = l_len = 0: the whole file */
-    while (fcntl(fd, F_SETLKW, &lock) == -1) {
-        if (errno != EINTR) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* tf_worker_task, holding the lock of WORKER_LOCK_FILE (`lock_fd`, -1: none)
- * while the server hands out the task. */
-static tf_status next_task(tf_worker *w, int lock_fd, int64_t *task) {
-    if (lock_fd >= 0 && set_lock(lock_fd, F_WRLCK) != 0) {
-        perror("worker: locking WORKER_LOCK_FILE");
-    }
-    tf_status s = tf_worker_task(w, task);
-    if (lock_fd >= 0) {
-        set_lock(lock_fd, F_UNLCK);
-    }
-    return s;
 }
 
 /* worker -n N: creates a run of N tasks and prints its UUID. */
@@ -138,18 +104,9 @@ static int work(const char *uuid, long step_ms) {
     char name[9];
     snprintf(name, sizeof name, "%s", worker_uuid + strlen(worker_uuid) - 8);
 
-    int lock_fd = -1;
-    const char *lock_path = getenv("WORKER_LOCK_FILE");
-    if (lock_path != NULL && *lock_path != '\0') {
-        lock_fd = open(lock_path, O_RDWR | O_CREAT, 0600);
-        if (lock_fd < 0) {
-            perror("worker: opening WORKER_LOCK_FILE");
-        }
-    }
-
     int done = 0, status = 0;
     int64_t task;
-    while ((s = next_task(w, lock_fd, &task)) == TF_OK) {
+    while ((s = tf_worker_task(w, &task)) == TF_OK) {
         for (int step = 1; step <= STEPS && s == TF_OK; step++) {
             compute_step(task, step, step_ms);
             s = tf_worker_update(w, 100.0 * step / STEPS);
@@ -175,9 +132,6 @@ static int work(const char *uuid, long step_ms) {
         status = fail("asking for a task", s);
     }
     printf("worker %s: %d tasks done\n", name, done);
-    if (lock_fd >= 0) {
-        close(lock_fd);
-    }
     tf_worker_free(w);
     return status;
 }

@@ -693,8 +693,9 @@ def free_port():
 
 
 def server_command(db, port):
-    """The command that serves taskfarm: the Flask development server for
-    SQLite, gunicorn with 4 sync workers (production) for PostgreSQL."""
+    """The command that serves taskfarm: the Flask development server (one
+    request at a time) for SQLite, gunicorn with 4 sync workers (production)
+    for PostgreSQL."""
     if db == "postgresql":
         return [sys.executable, "-m", "gunicorn",
                 "--workers", str(GUNICORN_WORKERS),
@@ -709,9 +710,13 @@ def server_command(db, port):
                 # would fight over it.
                 "--no-control-socket",
                 "taskfarm:app"]
+    # One request at a time: SQLite has no row locks, and the server hands
+    # the same task to two workers that ask at the same moment (then fails
+    # with 500 on that run, PROTOCOL.md). Serving one request at a time makes
+    # concurrent workers safe on the SQLite test server.
     return [sys.executable, "-m", "flask", "--app", "taskfarm", "run",
             "--host", HOST, "--port", str(port),
-            "--no-reload", "--no-debugger"]
+            "--no-reload", "--no-debugger", "--without-threads"]
 
 
 def server_env(database_url, secret_key):
