@@ -92,3 +92,92 @@ fn request_lines_name_method_path_status_and_time_but_no_secret() {
     }
     tf_taskfarm_free(tf);
 }
+
+/// Every error class, with `TASKFARM_LOG=debug`: neither the password nor the
+/// token shows up on stderr (the tool prints the library's message there too).
+#[test]
+fn no_error_class_shows_a_secret_in_the_debug_log() {
+    use common::fault_server::{token_ok, Action, FaultServer};
+    use serde_json::json;
+    use std::time::Duration;
+
+    const TOKEN: &str = "tok-SECRET-0123456789";
+    const PASSWORD: &str = "pw-SECRET-9876543210";
+    const RUN: &str = "0123456789abcdef0123456789abcdef";
+    let faults: Vec<(&str, Action)> = vec![
+        ("401", Action::text(401, "Unauthorized Access")),
+        ("404", Action::html(404, "<h1>Not Found</h1>")),
+        ("500", Action::html(500, "<h1>Internal Server Error</h1>")),
+        ("503", Action::text(503, "down")),
+        (
+            "invalid JSON",
+            Action::raw(200, "application/json", "{oops"),
+        ),
+        ("missing field", Action::json(200, &json!({"id": 1}))),
+        (
+            "too large",
+            Action::raw(200, "application/json", vec![b' '; 9 * 1024 * 1024]),
+        ),
+        (
+            "slow",
+            Action::json(200, &json!({})).delayed(Duration::from_secs(3)),
+        ),
+        (
+            "dropped",
+            Action::CloseMidBody {
+                status: 200,
+                declared_len: 500,
+                sent: b"{\"id\"".to_vec(),
+            },
+        ),
+    ];
+    for (name, fault) in faults {
+        let server = FaultServer::start(move |req, _| {
+            if req.path == "/api/token" {
+                token_ok(TOKEN)
+            } else {
+                fault.clone()
+            }
+        });
+        let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
+            .args(["info", RUN])
+            .env("TASKFARM_URL", server.url())
+            .env("TASKFARM_USER", "alice")
+            .env("TASKFARM_PASSWORD", PASSWORD)
+            .env("TASKFARM_LOG", "debug")
+            .env("TASKFARM_RETRIES", "1")
+            .env("TASKFARM_BACKOFF", "0")
+            .env("TASKFARM_TIMEOUT", "1")
+            .output()
+            .expect("the taskfarm tool runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name}: {stderr}");
+        assert!(
+            stderr.contains("taskfarm: GET runs/"),
+            "{name}: no request line: {stderr}"
+        );
+        assert!(
+            !stderr.contains(TOKEN) && !stderr.contains(PASSWORD),
+            "{name}: a secret in {stderr}"
+        );
+    }
+    // And a dead server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
+        .args(["info", RUN])
+        .env("TASKFARM_URL", format!("http://127.0.0.1:{port}/api/"))
+        .env("TASKFARM_USER", "alice")
+        .env("TASKFARM_PASSWORD", PASSWORD)
+        .env("TASKFARM_LOG", "debug")
+        .env("TASKFARM_RETRIES", "1")
+        .env("TASKFARM_BACKOFF", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("GET token -> failed"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+}
