@@ -14,6 +14,8 @@ need python3 "apt-get install -y python3 python3-venv"
 need flock "apt-get install -y util-linux"
 need nginx "apt-get install -y nginx"
 need openssl "apt-get install -y openssl"
+need cmake "apt-get install -y cmake"
+need pkg-config "apt-get install -y pkg-config"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=("PostgreSQL server (apt-get install -y postgresql)")
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   missing+=("python3 venv/ensurepip (apt-get install -y python3-venv)")

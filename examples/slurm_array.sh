@@ -1,0 +1,88 @@
+#!/bin/bash
+# examples/slurm_array.sh: 16 workers on one taskfarm run, as a Slurm array job.
+#
+# Each element of the array (one per index 1-16) starts one worker process
+# on the run; the server hands every task to exactly one of them, so any
+# number of elements may run at once, start late, or be resubmitted.
+#
+# 1. Once, before submitting: create the run (any machine that reaches the
+#    server) and keep its UUID:
+#
+#        export TASKFARM_URL=https://taskfarm.example.org/api/
+#        export TASKFARM_USER=alice TASKFARM_PASSWORD=...   # or the file below
+#        uuid=$(./worker -n 1000)          # examples/worker.c, or watch_run -n 1000
+#
+# 2. Submit, passing the run's UUID as the argument:
+#
+#        sbatch examples/slurm_array.sh "$uuid"
+#
+# 3. Watch it: ./watch_run "$uuid" (examples/watch_run.c) or `taskfarm watch "$uuid"`.
+#
+# Credentials: rather than exporting the password into the job's
+# environment, keep them in a file only you can read; it is read here:
+#
+#        cat > ~/.config/taskfarm/env <<EOF     # then: chmod 600 ~/.config/taskfarm/env
+#        TASKFARM_URL=https://taskfarm.example.org/api/
+#        TASKFARM_USER=alice
+#        TASKFARM_PASSWORD=...
+#        EOF
+#
+# A worker that is killed (time limit, node failure) leaves its task
+# "computing": `taskfarm reset UUID` (the command-line tool built with this
+# library) or tf_taskfarm_restart(tf, false) hands such tasks out again, and a
+# resubmission of this script finishes the run.
+#
+# Outside Slurm, `bash examples/slurm_array.sh UUID` runs one worker here.
+
+#SBATCH --job-name=taskfarm
+#SBATCH --array=1-16
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=1
+#SBATCH --mem-per-cpu=2G
+#SBATCH --time=04:00:00
+#SBATCH --output=taskfarm-%A_%a.out
+#   (%A: the array job's id, %a: the element's index)
+
+set -euo pipefail
+
+uuid=${1:?usage: sbatch slurm_array.sh RUN_UUID}
+
+# The worker program: a build of examples/worker.c (or your own code) on a
+# shared file system. WORKER=/path/to/program overrides it.
+worker=${WORKER:-$HOME/bin/taskfarm-worker}
+
+# Credentials and server, unless already in the environment.
+env_file=${TASKFARM_ENV_FILE:-$HOME/.config/taskfarm/env}
+if [ -z "${TASKFARM_PASSWORD:-}" ] && [ -r "$env_file" ]; then
+    set -a # export what the file sets
+    # shellcheck source=/dev/null
+    . "$env_file"
+    set +a
+fi
+: "${TASKFARM_URL:?set TASKFARM_URL (and TASKFARM_USER, TASKFARM_PASSWORD), or write $env_file}"
+: "${TASKFARM_USER:?set TASKFARM_USER}"
+: "${TASKFARM_PASSWORD:?set TASKFARM_PASSWORD}"
+
+# The library's network settings: 60 s per attempt, retries with backoff.
+# A cluster's HTTP proxy applies to the server too: exempt it if it is local.
+export TASKFARM_TIMEOUT=${TASKFARM_TIMEOUT:-60}
+export TASKFARM_RETRIES=${TASKFARM_RETRIES:-10}
+# export NO_PROXY=taskfarm.example.org
+
+# If the program was linked against an install outside the loader's path
+# (make install PREFIX=$HOME/opt/taskfarm_worker) without an rpath:
+# export LD_LIBRARY_PATH=$HOME/opt/taskfarm_worker/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+# Every element starting at the same second would register at once: spread them.
+index=${SLURM_ARRAY_TASK_ID:-1}
+sleep $((index % 8))
+
+echo "array element $index of job ${SLURM_ARRAY_JOB_ID:-(none)} on $(hostname): run $uuid"
+# srun places the step on the allocated CPU and forwards signals; outside
+# Slurm the worker runs directly. The worker takes tasks until none is left.
+if [ -n "${SLURM_JOB_ID:-}" ]; then
+    srun --ntasks=1 "$worker" "$uuid"
+else
+    "$worker" "$uuid"
+fi
+echo "array element $index: no task left"
