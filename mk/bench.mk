@@ -1,0 +1,37 @@
+# mk/bench.mk: the benchmarks (bench/). Included by the Makefile.
+#
+#   make bench         every scenario at full size; writes BENCHMARKS.md,
+#                      bench/results.csv and bench/throughput.svg (~5 minutes
+#                      on 2 cores; under 10)
+#   make bench-smoke   the same with tiny sizes into build/bench-smoke/, checking
+#                      correctness only (part of `make test`)
+#
+# Both build the library and the C benchmark worker, make sure the harness venv
+# (the real server and the Python client) exists, and run bench/bench.py with
+# the venv's python; it installs nginx, wrk, valgrind, binutils, strace and
+# postgresql from Debian's packages when they are missing (as root).
+
+BENCH_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
+BENCH_WORKER := build/bench/bench_worker
+
+.PHONY: bench bench-smoke
+
+$(BENCH_WORKER): bench/bench_worker.c include/taskfarm_worker.h $(RELEASE_DIR)/libtaskfarm_worker.so
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -Iinclude $< -L$(RELEASE_DIR) -Wl,-rpath,$(CURDIR)/$(RELEASE_DIR) -ltaskfarm_worker -o $@
+
+## bench: the benchmarks, ours against the Python client (BENCHMARKS.md)
+bench: build
+	@$(MAKE) --no-print-directory $(BENCH_WORKER)
+	@start=$$(date +%s); venv=$$(tests/harness/venv.sh) && \
+	"$$venv/bin/python" bench/bench.py --worker-bin $(BENCH_WORKER) && \
+	echo "make bench: done in $$(( $$(date +%s) - start )) s"
+
+## bench-smoke: the benchmarks with tiny sizes, correctness checks only
+bench-smoke: build
+	@$(MAKE) --no-print-directory $(BENCH_WORKER)
+	@start=$$(date +%s); venv=$$(tests/harness/venv.sh) && \
+	"$$venv/bin/python" bench/bench.py --smoke --worker-bin $(BENCH_WORKER) && \
+	echo "make bench-smoke: passed in $$(( $$(date +%s) - start )) s"
+
+TEST_TARGETS += bench-smoke
