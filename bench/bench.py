@@ -18,31 +18,34 @@ What it does (BENCHMARKS.md, which it writes, says it with the figures):
      peak RSS, process start -> first task. The request count each worker
      reports is checked against nginx's own counter (stub_status).
   b. The limit: wrk -t1 -c1 on the same canned server, a GET and a PUT with a
-     body (bench/wrk.lua), same Authorization header as the workers.
+     body (bench/wrk.lua), same Authorization header as the workers; run in
+     each repetition of a, next to the clients, so that all see the same load.
   c. The real server (tests/harness/server.sh): SQLite with one worker, and
      PostgreSQL + gunicorn (4 workers) with 1, 2, 4, 8, 16 worker processes
-     when the harness has `--db postgresql`. Tasks/s, client and server CPU
-     per task; no task may be handed out twice (checked on every run, with
-     the server's numDone).
+     (`--db postgresql`). Workers register, wait at a barrier and start
+     together. Tasks/s, client and server CPU per task; no task may be handed
+     out twice (checked on every run, with the server's numDone).
   d. A callgrind profile of the C worker on the canned server, grouped by
-     crate, and the library's stripped size by crate (nm).
+     crate; system calls per request of both clients (strace -c); the
+     library's stripped size by crate (nm).
 
 Both clients run in the same invocation, alternating (C first in even
 repetitions, Python first in odd ones); the tables give medians. In a and b
 the server (nginx) is pinned to one CPU and the client (C worker, Python
 worker or wrk) to another, when there are two. The machine's load (load
-average, busy CPUs from /proc/stat) is sampled every second and reported.
+average, busy CPUs from /proc/stat, and the CPU used by processes that are
+not the benchmark's) is sampled every second and reported.
 
 --smoke: tiny sizes, outputs into build/bench-smoke/ (never the committed
 BENCHMARKS.md); every correctness check still applies. Exit status: 0 when
 every run worked and every check passed (performance targets are reported,
 not enforced), 1 otherwise.
 
-Tools: nginx, wrk, valgrind and binutils from Debian; when one is missing and
-we are root with apt-get, it is installed (PostgreSQL's binaries for the
-harness's `--db postgresql` too: `apt-get install -y
---no-install-recommends nginx wrk valgrind binutils strace postgresql`), else the run fails
-saying what to install. The harness (tests/harness/server.sh) runs the
+Tools: nginx, wrk, valgrind, binutils, strace and PostgreSQL (for the
+harness's `--db postgresql`) from Debian; when one is missing and we are root
+with apt-get, it is installed (`apt-get install -y --no-install-recommends
+nginx wrk valgrind binutils strace postgresql`), else the run fails saying
+what to install. The harness (tests/harness/server.sh) runs the
 PostgreSQL cluster and gunicorn; its venv holds the Python packages.
 """
 
@@ -90,7 +93,7 @@ TOOLS = {
 SIZES = {
     "full": dict(
         canned_reps=5, canned_tasks_c=2000, canned_tasks_python=200,
-        wrk_reps=3, wrk_seconds=5,
+        wrk_reps=5, wrk_seconds=5,
         real_reps=3, sqlite_tasks=30, pg_workers=[1, 2, 4, 8, 16], pg_tasks=48,
         callgrind_tasks=200, strace_tasks=(20, 120), worker_timeout=240,
     ),
@@ -557,9 +560,14 @@ def canned_metrics(report):
     )
 
 
-def scenario_canned(cfg, server, workers, env):
+def scenario_canned(cfg, server, workers, env, with_wrk=True):
+    """Scenario a, with scenario b interleaved: in each repetition both
+    clients, then (for the first wrk_reps repetitions) wrk, so that the three
+    see the same load."""
     rows = []
     for rep in range(cfg["canned_reps"]):
+        if with_wrk and rep < cfg["wrk_reps"]:
+            rows += scenario_wrk(cfg, server, [rep])
         order = CLIENTS if rep % 2 == 0 else tuple(reversed(CLIENTS))
         for client in order:
             n = cfg["canned_tasks_c"] if client == "c" else cfg["canned_tasks_python"]
@@ -590,15 +598,16 @@ def scenario_canned(cfg, server, workers, env):
 # --------------------------------------------------------------------------
 # Scenario b: wrk on the same endpoints.
 
-def scenario_wrk(cfg, server):
+def scenario_wrk(cfg, server, reps):
+    """wrk on a GET and a PUT, once each for every repetition in `reps`."""
     auth = "Basic " + base64.b64encode(f"{server.token}:".encode()).decode()
     kinds = {
         "GET": (f"{server.url}runs/{server.run_uuid}/tasks/0?info=percentCompleted", ""),
         "PUT": (f"{server.url}runs/{server.run_uuid}/tasks/0", '{"percentCompleted":50.0}'),
     }
     rows = []
-    for rep in range(cfg["wrk_reps"]):
-        for method, (url, body) in kinds.items():
+    for rep in reps:
+        for method, (url, body) in (kinds.items() if rep % 2 == 0 else reversed(kinds.items())):
             env = dict(os.environ, BENCH_WRK_METHOD=method, BENCH_WRK_BODY=body, BENCH_WRK_AUTH=auth)
             cmd = ["wrk", "-t1", "-c1", f"-d{cfg['wrk_seconds']}s", "-s", str(BENCH_DIR / "wrk.lua"), url]
             with pinned([CLIENT_CPU]):
@@ -965,6 +974,19 @@ def paired_ratio(rows, scenario, db, workers, field):
     return (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
 
 
+def paired_vs_wrk(rows, client="c"):
+    """Median over repetitions of a client's requests/s / wrk's PUT requests/s
+    measured in the same repetition."""
+    by_rep = {}
+    for r in rows:
+        if r["scenario"] == "a-canned" and r["client"] == client:
+            by_rep.setdefault(r["rep"], {})["x"] = r["requests_per_s"]
+        elif r["scenario"] == "b-wrk" and r["client"] == "wrk-PUT":
+            by_rep.setdefault(r["rep"], {})["w"] = r["requests_per_s"]
+    ratios = [v["x"] / v["w"] for v in by_rep.values() if "x" in v and "w" in v]
+    return (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
+
+
 def write_csv(path, rows, med):
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
@@ -1112,7 +1134,9 @@ def write_markdown(path, ctx):
              f"a quarter of a CPU in {load.get('other_busy_share', 0):.0%} of the seconds. "
              f"Load average before the run: "
              f"{ctx['load_before'][0]:.2f}, {ctx['load_before'][1]:.2f}, {ctx['load_before'][2]:.2f} "
-             f"(1, 5, 15 min). {ctx['load_note']}")
+             f"(1, 5, 15 min). Other processes' CPU by part: " +
+             "; ".join(f"{k}: mean {fmt(v['other_cores_mean'], 2)}, max {fmt(v['other_cores_max'], 2)}"
+                       for k, v in ctx["phase_load"].items()) + f". {ctx['load_note']}")
     L.append("")
 
     # Targets.
@@ -1151,9 +1175,10 @@ def write_markdown(path, ctx):
     L.append("")
     L.append("| figure | ours | Python | limit (wrk) | ours / limit | Python / ours |")
     L.append("|---|---:|---:|---:|---:|---:|")
+    pw_a = paired_vs_wrk(ctx["rows"])
     L.append(f"| requests/s on one connection | {fmt(ac.get('requests_per_s'))} | "
              f"{fmt(ap.get('requests_per_s'))} | {fmt(wput.get('requests_per_s'))} (PUT) | "
-             f"{ratio(ac.get('requests_per_s'), wput.get('requests_per_s'))} | "
+             f"{f'{pw_a[0]:.2f} (within a repetition)' if pw_a else '–'} | "
              f"{ratio(ap.get('requests_per_s'), ac.get('requests_per_s'))} |")
     L.append(f"| tasks/s (12 or 13 requests each) | {fmt(ac.get('tasks_per_s'))} | "
              f"{fmt(ap.get('tasks_per_s'))} | | | {ratio(ap.get('tasks_per_s'), ac.get('tasks_per_s'))} |")
@@ -1192,8 +1217,11 @@ def write_markdown(path, ctx):
                  f"{fmt(w.get('cpu_us_per_request'), 1)} | {fmt(w.get('user_us_per_request'), 1)} / "
                  f"{fmt(w.get('sys_us_per_request'), 1)} |")
     L.append("")
-    L.append(f"Ours reaches {ratio(ac.get('requests_per_s'), wput.get('requests_per_s'))} of wrk's PUT "
-             f"rate; Python {ratio(ap.get('requests_per_s'), wput.get('requests_per_s'))}.")
+    pw, pp = paired_vs_wrk(ctx["rows"]), paired_vs_wrk(ctx["rows"], "python")
+    if pw and pp:
+        L.append(f"wrk ran in each repetition of scenario a, next to the two clients. Within a "
+                 f"repetition, ours reached {pw[0]:.2f} of wrk's PUT rate (median; "
+                 f"{pw[1]:.2f}–{pw[2]:.2f}), Python {pp[0]:.2f} ({pp[1]:.2f}–{pp[2]:.2f}).")
     L.append("")
 
     # Scenario c.
@@ -1398,6 +1426,7 @@ def main():
     pg_counts = []
     real_points = []
     workdir = tempfile.mkdtemp(prefix="taskfarm-bench-")
+    phases = {}
     base_env = dict(os.environ)
     for k in ("TASKFARM_LOG", "BENCH_BARRIER", "BENCH_LIST_TASKS", "HTTP_PROXY", "http_proxy",
               "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
@@ -1410,20 +1439,23 @@ def main():
         canned_env = dict(base_env, TASKFARM_URL=canned.url, TASKFARM_USER="bench",
                           TASKFARM_PASSWORD="bench", TASKFARM_TIMEOUT="30")
         # A warm-up of both clients (page cache, CPU frequency).
+        phases["a, b"] = [time.monotonic()]
         if "canned" not in args.skip:
             for client in CLIENTS:
                 workers.run_one(client, canned.run_uuid, 5, canned_env)
-            log("scenario a: client overhead against the canned server")
-            rows += scenario_canned(cfg, canned, workers, canned_env)
-        if "wrk" not in args.skip:
+            log("scenarios a and b (interleaved): the clients and wrk against the canned server")
+            rows += scenario_canned(cfg, canned, workers, canned_env, with_wrk="wrk" not in args.skip)
+        elif "wrk" not in args.skip:
             log("scenario b: wrk against the canned server")
-            rows += scenario_wrk(cfg, canned)
+            rows += scenario_wrk(cfg, canned, range(cfg["wrk_reps"]))
         if "profile" not in args.skip:
             log("profile: callgrind on the C worker")
             profile_result = profile(cfg, canned, workers, canned_env, workdir)
             log("profile: system calls per request (strace -c)")
             syscalls = syscalls_per_request(cfg, canned, workers, canned_env, workdir)
         canned.stop()
+        phases["a, b"].append(time.monotonic())
+        phases["c"] = [time.monotonic()]
 
         # c: the real server.
         if "sqlite" not in args.skip:
@@ -1460,6 +1492,7 @@ def main():
                 real_points += [("postgresql", n) for n in pg_counts]
                 subprocess.run([str(HARNESS), "stop", str(Path(workdir) / "server-pg")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        phases["c"].append(time.monotonic())
         size = library_size(workdir)
     except KeyboardInterrupt:
         log("interrupted")
@@ -1492,6 +1525,7 @@ def main():
         machine=f"{os.cpu_count()} CPUs ({cpu_model}), Linux {platform.release()}"
                 f"{'; server and client pinned to CPUs %d and %d in a and b' % (SERVER_CPU, CLIENT_CPU) if PIN else ''}",
         load=load, load_before=load_before,
+        phase_load={k: sampler.summary(*v) for k, v in phases.items() if len(v) == 2},
         load_note=("The machine was shared with other builds while this ran: figures taken on a "
                    "busy machine are noisy — compare the two clients within one run (they "
                    "alternate) rather than across runs."
@@ -1567,9 +1601,11 @@ def evaluate(cfg, med, real_points, size, rows):
         return x is not None and y is not None
 
     r = ac.get("requests_per_s"), wput.get("requests_per_s")
+    pw = paired_vs_wrk(rows)
     targets.append(("requests/s on one connection vs the canned server ≥ 0.8 × wrk's (PUT)",
-                    f"{fmt(r[0])} vs {fmt(r[1])}: {ratio(*r)} ×" if both(*r) else "–",
-                    (r[0] / r[1] >= TARGET_RPS_VS_WRK) if both(*r) else None))
+                    (f"{fmt(r[0])} vs {fmt(r[1])} (medians); ours / wrk within each repetition: "
+                     f"median {pw[0]:.2f} ({pw[1]:.2f}–{pw[2]:.2f})") if both(*r) and pw else "–",
+                    (pw[0] >= TARGET_RPS_VS_WRK) if pw else None))
     r = ac.get("cpu_us_per_request"), ap.get("cpu_us_per_request")
     targets.append(("client CPU per request ≤ 1/20 of Python's",
                     f"{fmt(r[0], 1)} µs vs {fmt(r[1], 1)} µs: 1/{r[1] / r[0]:.1f}" if both(*r) else "–",
