@@ -20,6 +20,8 @@
 
 #include <taskfarm_worker.h>
 
+#include "check.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -31,8 +33,6 @@
 
 #define NUM_TASKS 3
 
-static int passed;
-static int failed;
 static char user[256], password[256], url[1024];
 
 /* A sentinel for out-pointers: an object whose address the library never hands out. */
@@ -41,30 +41,6 @@ static char sentinel_object;
 
 static const char BAD_UTF8[] = "\xff\xfe";
 static const char SECRET_IN_URL[] = "s3cretpw";
-
-static void check(bool ok, const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    fputs(ok ? "ok   " : "FAIL ", stdout);
-    vprintf(format, args);
-    fputc('\n', stdout);
-    fflush(stdout);
-    va_end(args);
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-    }
-}
-
-static void function_name(const char *call, char *name, size_t size) {
-    size_t n = strcspn(call, "(");
-    if (n >= size) {
-        n = size - 1;
-    }
-    memcpy(name, call, n);
-    name[n] = '\0';
-}
 
 /* Makes tf_last_error() hold a known message from another function, so that
  * the next check sees whether the call under test replaced it. */

@@ -16,6 +16,8 @@
  */
 #include <taskfarm_worker.h>
 
+#include "check.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -27,35 +29,8 @@
 
 #define NUM_TASKS 7
 
-static int passed;
-static int failed;
 static const char *password;  /* never to appear in tf_last_error() */
 static char token[1024];      /* a copy of the token, never to appear either */
-
-static void check(bool ok, const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    fputs(ok ? "ok   " : "FAIL ", stdout);
-    vprintf(format, args);
-    fputc('\n', stdout);
-    fflush(stdout);
-    va_end(args);
-    if (ok) {
-        passed++;
-    } else {
-        failed++;
-    }
-}
-
-/* The function name at the start of a stringified call ("tf_x(a, b)" -> "tf_x"). */
-static void function_name(const char *call, char *name, size_t size) {
-    size_t n = strcspn(call, "(");
-    if (n >= size) {
-        n = size - 1;
-    }
-    memcpy(name, call, n);
-    name[n] = '\0';
-}
 
 /* Makes tf_last_error() hold a known message from another function, so that
  * check_last_error sees whether the call under test replaced it. */
