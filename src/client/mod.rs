@@ -5,6 +5,7 @@
 //! - [`settings`]: where the URL, credentials, timeout and retries come from.
 //! - [`transport`]: one keep-alive HTTP agent per handle, the token, the retry loop.
 //! - [`retry`]: which failures are retried and how long to wait.
+//! - `resolve`: host names looked up once per minute, not once per request.
 //! - [`wire`]: the JSON messages of the protocol, as typed structs.
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
 //! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
@@ -12,6 +13,7 @@
 mod base64;
 pub mod error;
 mod identity;
+mod resolve;
 pub mod retry;
 pub mod run;
 pub mod settings;

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use ureq::unversioned::transport::DefaultConnector;
 use ureq::Agent;
 
 use super::base64;
 use super::error::{Error, ErrorKind, Result};
+use super::resolve::CachingResolver;
 use super::retry::{self, Method, TransportFailure};
 use super::settings::{Secret, Settings};
 use super::tls;
@@ -126,7 +128,11 @@ impl Connection {
             config = config.tls_config(tls::tls_config(settings.ca_file.as_deref())?);
         }
         let connection = Connection {
-            agent: config.build().into(),
+            agent: Agent::with_parts(
+                config.build(),
+                DefaultConnector::default(),
+                CachingResolver::default(),
+            ),
             base_url: settings.base_url.clone(),
             username: settings.username.clone(),
             password: settings.password.clone(),
