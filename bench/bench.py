@@ -94,7 +94,7 @@ SIZES = {
     "full": dict(
         canned_reps=5, canned_tasks_c=2000, canned_tasks_python=200,
         wrk_reps=5, wrk_seconds=5,
-        real_reps=3, sqlite_tasks=30, pg_workers=[1, 2, 4, 8, 16], pg_tasks=48,
+        real_reps=5, sqlite_tasks=30, pg_workers=[1, 2, 4, 8, 16], pg_tasks=48,
         callgrind_tasks=200, strace_tasks=(20, 120), worker_timeout=240,
     ),
     "smoke": dict(
@@ -1706,7 +1706,7 @@ def evaluate(cfg, med, real_points, size, rows):
         else:
             summary = (f"≥ 1.15 at {len(bound_points) - len(bound_misses)} of {len(bound_points)} "
                        "server-bound points; below at "
-                       + ", ".join(f"{db} ×{n} ({q:.2f})" for db, n, q, _, _ in bound_misses))
+                       + ", ".join(f"{db} ×{n} ({q:.3f})" for db, n, q, _, _ in bound_misses))
         targets.append(("real server: ≥ 15 % more tasks/s where the server is the bottleneck",
                         summary, bound_ok if bound_points else None))
     else:
@@ -1730,7 +1730,7 @@ def server_bound_miss_note(misses):
         sc, sp = c.get("server_cpu_ms_per_task"), p.get("server_cpu_ms_per_task")
         if not (tc and tp and sc and sp):
             continue
-        parts.append(f"{db} ×{n}: {q:.2f}, where client + server CPU per task was {tp:.1f} ms for "
+        parts.append(f"{db} ×{n}: {q:.3f}, where client + server CPU per task was {tp:.1f} ms for "
                      f"Python and {tc:.1f} ms for ours (ratio {tp / tc:.2f}), the server's part "
                      f"{sp:.1f} ms and {sc:.1f} ms (our client's share {1 - sc / tc:.0%})")
     if not parts:
