@@ -5,12 +5,14 @@
 //! - [`settings`]: where the URL, credentials, timeout and retries come from.
 //! - [`transport`]: one keep-alive HTTP agent per handle, the token, the retry loop.
 //! - [`retry`]: which failures are retried and how long to wait.
+//! - `coalesce`: a request's head and body sent in one write.
 //! - `resolve`: host names looked up once per minute, not once per request.
 //! - [`wire`]: the JSON messages of the protocol, as typed structs.
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
 //! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
 
 mod base64;
+mod coalesce;
 pub mod error;
 mod identity;
 mod resolve;

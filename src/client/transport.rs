@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use ureq::unversioned::transport::DefaultConnector;
+use ureq::unversioned::transport::{Connector, DefaultConnector};
 use ureq::Agent;
 
 use super::base64;
+use super::coalesce::CoalescingConnector;
 use super::error::{Error, ErrorKind, Result};
 use super::resolve::CachingResolver;
 use super::retry::{self, Method, TransportFailure};
@@ -130,7 +131,7 @@ impl Connection {
         let connection = Connection {
             agent: Agent::with_parts(
                 config.build(),
-                DefaultConnector::default(),
+                DefaultConnector::default().chain(CoalescingConnector),
                 CachingResolver::default(),
             ),
             base_url: settings.base_url.clone(),

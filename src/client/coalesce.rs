@@ -1,0 +1,213 @@
+//! One write per request: the request head and a small body leave in a single
+//! `send`, as they do from the Python client.
+//!
+//! ureq hands its transport the head of a request and then its body as two
+//! separate writes, so a PUT or POST cost two system calls and two TCP
+//! segments, and woke the server twice (BENCHMARKS.md, "Where the time goes").
+//! [`CoalescingConnector`] sits on top of ureq's own connectors (TCP, TLS) and
+//! holds what is written until ureq waits for the answer, or until
+//! [`HOLD_LIMIT`] bytes are waiting; then it sends all of it at once.
+
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
+
+/// Above this many bytes waiting, they are sent without waiting for the end of
+/// the request: a large body is streamed, not held in memory.
+pub const HOLD_LIMIT: usize = 16 * 1024;
+
+/// Wraps each connection ureq opens in a [`CoalescingTransport`].
+#[derive(Debug, Default)]
+pub struct CoalescingConnector;
+
+impl<In: Transport> Connector<In> for CoalescingConnector {
+    type Out = CoalescingTransport<In>;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|inner| CoalescingTransport {
+            inner,
+            held: Vec::new(),
+        }))
+    }
+}
+
+/// A connection whose writes are held until the answer is awaited.
+#[derive(Debug)]
+pub struct CoalescingTransport<T> {
+    inner: T,
+    /// Written by ureq, not sent yet.
+    held: Vec<u8>,
+}
+
+impl<T: Transport> CoalescingTransport<T> {
+    /// Sends what is held, through the inner transport's output buffer.
+    fn send_held(&mut self, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let mut sent = 0;
+        while sent < self.held.len() {
+            let output = self.inner.buffers().output();
+            let amount = output.len().min(self.held.len() - sent);
+            output[..amount].copy_from_slice(&self.held[sent..sent + amount]);
+            if let Err(e) = self.inner.transmit_output(amount, timeout) {
+                self.held.clear();
+                return Err(e);
+            }
+            sent += amount;
+        }
+        self.held.clear();
+        Ok(())
+    }
+}
+
+impl<T: Transport> Transport for CoalescingTransport<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        if self.held.is_empty() && amount >= HOLD_LIMIT {
+            return self.inner.transmit_output(amount, timeout);
+        }
+        let written = &self.inner.buffers().output()[..amount];
+        self.held.extend_from_slice(written);
+        if self.held.len() >= HOLD_LIMIT {
+            self.send_held(timeout)?;
+        }
+        Ok(())
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.send_held(timeout)?;
+        self.inner.maybe_await_input(timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.send_held(timeout)?;
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.held.is_empty() && self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ureq::unversioned::transport::LazyBuffers;
+
+    /// An inner transport that records what it is asked to send.
+    #[derive(Debug)]
+    struct Recorder {
+        buffers: LazyBuffers,
+        sends: Vec<Vec<u8>>,
+        fail_sends: bool,
+    }
+
+    impl Recorder {
+        fn new(output_size: usize) -> Recorder {
+            Recorder {
+                buffers: LazyBuffers::new(1024, output_size),
+                sends: Vec::new(),
+                fail_sends: false,
+            }
+        }
+    }
+
+    impl Transport for Recorder {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+        fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            if self.fail_sends {
+                return Err(ureq::Error::Io(std::io::ErrorKind::BrokenPipe.into()));
+            }
+            let sent = self.buffers.output()[..amount].to_vec();
+            self.sends.push(sent);
+            Ok(())
+        }
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            Ok(true)
+        }
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    /// Writes `bytes` the way ureq does: into the output buffer, then transmit.
+    fn write(t: &mut CoalescingTransport<Recorder>, bytes: &[u8]) -> Result<(), ureq::Error> {
+        t.buffers().output()[..bytes.len()].copy_from_slice(bytes);
+        t.transmit_output(bytes.len(), NextTimeout::default())
+    }
+
+    fn wrap(inner: Recorder) -> CoalescingTransport<Recorder> {
+        CoalescingTransport {
+            inner,
+            held: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn head_and_body_leave_in_one_send_when_the_answer_is_awaited() {
+        let mut t = wrap(Recorder::new(64 * 1024));
+        write(&mut t, b"PUT /api/runs/x/tasks/1 HTTP/1.1\r\n\r\n").unwrap();
+        write(&mut t, b"{\"percentCompleted\":10.0}").unwrap();
+        assert!(t.inner.sends.is_empty());
+        assert!(
+            !t.is_open(),
+            "a half-sent request must not go back to the pool"
+        );
+        t.await_input(NextTimeout::default()).unwrap();
+        assert_eq!(
+            t.inner.sends,
+            vec![b"PUT /api/runs/x/tasks/1 HTTP/1.1\r\n\r\n{\"percentCompleted\":10.0}".to_vec()]
+        );
+        assert!(t.is_open());
+        t.maybe_await_input(NextTimeout::default()).unwrap();
+        assert_eq!(t.inner.sends.len(), 1, "nothing held, nothing more sent");
+    }
+
+    #[test]
+    fn large_writes_are_not_held() {
+        let mut t = wrap(Recorder::new(64 * 1024));
+        let big = vec![b'x'; HOLD_LIMIT];
+        write(&mut t, &big).unwrap();
+        assert_eq!(t.inner.sends, vec![big.clone()]);
+
+        write(&mut t, b"head").unwrap();
+        write(&mut t, &big).unwrap();
+        let mut expected = b"head".to_vec();
+        expected.extend_from_slice(&big);
+        assert_eq!(
+            t.inner.sends[1..],
+            [expected],
+            "order kept, sent at the limit"
+        );
+        assert!(t.held.is_empty());
+    }
+
+    #[test]
+    fn held_bytes_larger_than_the_inner_buffer_go_in_pieces_in_order() {
+        let mut t = wrap(Recorder::new(10));
+        for piece in [b"0123456".as_slice(), b"789abcd", b"efghij"] {
+            write(&mut t, piece).unwrap();
+        }
+        t.await_input(NextTimeout::default()).unwrap();
+        assert_eq!(t.inner.sends.concat(), b"0123456789abcdefghij");
+        assert!(t.inner.sends.iter().all(|s| s.len() <= 10));
+    }
+
+    #[test]
+    fn a_failed_send_is_reported_and_drops_what_was_held() {
+        let mut t = wrap(Recorder::new(1024));
+        write(&mut t, b"POST /api/worker HTTP/1.1\r\n\r\n").unwrap();
+        t.inner.fail_sends = true;
+        assert!(t.await_input(NextTimeout::default()).is_err());
+        assert!(t.held.is_empty());
+    }
+}
