@@ -1164,8 +1164,8 @@ def write_markdown(path, ctx):
                      f"system), {ac['cpu_us_per_request'] / wput['cpu_us_per_request']:.2f} × wrk's. What is left "
                      "above wrk is ureq's HTTP machinery in user space (parsing, header maps, allocations: see "
                      "*Profile*) and the system calls ureq adds around each exchange (socket timeouts set "
-                     "before each read and write, a liveness check of the pooled connection, header and body "
-                     "sent in two writes). Removing those would take a transport of our own under ureq "
+                     "before reads and writes, a liveness check of the pooled connection before and after "
+                     "each request). Removing those would take a transport of our own under ureq "
                      "(or an HTTP/1.1 client of our own); we left that alone: it would trade a well-kept "
                      "crate for code we maintain, to gain a few µs per request against a server that "
                      "spends milliseconds on each.")
@@ -1595,13 +1595,17 @@ def profile_note(prof, sysc, canned, vs_wrk):
     if sysc:
         ours = sum(sysc.get("c", {}).values())
         py = sum(sysc.get("python", {}).values())
+        two_writes = sysc.get("c", {}).get("sendto", 0) > 1.5
         notes.append(
             f"**System calls.** {ours:.1f} per request for ours against {py:.1f} for Python: "
             + ("besides the thread, " if clone >= 0.5 else "")
-            + "ureq sets SO_SNDTIMEO/SO_RCVTIMEO before each read and write, "
+            + "ureq sets SO_SNDTIMEO/SO_RCVTIMEO before reads and writes whenever the time left "
+            "changes (every request, since the timeout is a deadline per attempt), and "
             "checks a pooled connection for liveness (ioctl FIONBIO + a 1-byte recvfrom + ioctl) "
-            "before and after each request, and sends the header and the body of a PUT/POST in two "
-            "sendto calls. Python spends about ten times our total CPU per request, nearly all of it "
+            "before and after each request"
+            + (", and sends the header and the body of a PUT/POST in two sendto calls"
+               if two_writes else "")
+            + ". Python spends about ten times our total CPU per request, nearly all of it "
             "in user space.")
     if clone < 0.5:
         notes.append(resolver_change_note(prof, sysc, canned, vs_wrk))
@@ -1642,7 +1646,10 @@ def resolver_change_note(prof, sysc, a, vs_wrk):
             "address in the URL is used as it is, a host name is looked up once and reused for a minute. "
             "The next profile put a tenth of the user-space instructions in building the Authorization "
             "header (base64 of the token) for every request; it is now built once per token "
-            "(`TokenHeader` in `src/client/transport.rs`). "
+            "(`TokenHeader` in `src/client/transport.rs`). And ureq sent a PUT's or POST's head and "
+            "body in two writes (two sendto calls, two TCP segments, two wake-ups of the server); "
+            "`src/client/coalesce.rs` now holds what ureq writes until it waits for the answer and "
+            "sends it in one. "
             "Before → this run: " + "; ".join(after) + ".")
 
 
