@@ -657,8 +657,9 @@ def harness_start(state, db):
 
 
 class RealServer:
-    def __init__(self, info):
+    def __init__(self, info, state):
         self.info = info
+        self.log_path = Path(state) / "server.log"
         self.url = info["url"]
         self.user = info["user"]
         self.password = info["password"]
@@ -697,6 +698,24 @@ class RealServer:
 
     def cpu_seconds(self):
         return process_group_cpu(self.pgids)
+
+    def same_process_share(self, run_uuid):
+        """Of a run's requests in gunicorn's access log (which ends each line
+        with the pid of the worker process that answered), the share answered
+        by the same process as the request logged before it; None without
+        such lines (the SQLite server is one process and logs no pid)."""
+        pids = []
+        try:
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if run_uuid in line:
+                    m = re.search(r'" \d{3} \S+ \d+ms <(\d+)>$', line)
+                    if m:
+                        pids.append(m.group(1))
+        except OSError:
+            return None
+        if len(pids) < 2:
+            return None
+        return sum(a == b for a, b in zip(pids, pids[1:])) / (len(pids) - 1)
 
 
 def scenario_real(cfg, db, server, workers, env, counts, num_tasks):
@@ -744,6 +763,7 @@ def scenario_real(cfg, db, server, workers, env, counts, num_tasks):
                     busy_cores=busy / window,
                     peak_rss_kb=max(r["peak_rss_kb"] for r in reports),
                     wall_s=window, duplicates=dups, num_done=info["numDone"],
+                    same_process_share=server.same_process_share(run_uuid),
                 )
                 rows.append(row)
                 log(f"c {db} x{n:<2d} rep {rep + 1} {client:6s}: {row['tasks_per_s']:6.1f} tasks/s, "
@@ -943,7 +963,7 @@ CSV_FIELDS = ["scenario", "db", "workers", "client", "rep", "tasks", "requests",
               "user_us_per_request", "sys_us_per_request", "latency_us", "latency_p50_us",
               "latency_p99_us", "client_cpu_ms_per_task", "server_cpu_ms_per_task", "total_cpu_ms_per_task",
               "client_cpu_cores", "server_cpu_cores", "busy_cores", "peak_rss_kb", "maxrss_kb",
-              "first_task_ms", "wall_s", "duplicates", "server_seen_requests"]
+              "first_task_ms", "wall_s", "duplicates", "server_seen_requests", "same_process_share"]
 
 
 def medians(rows):
@@ -1253,8 +1273,9 @@ def write_markdown(path, ctx):
         L.append("")
     L.append("| database | workers | tasks per run | ours tasks/s | Python tasks/s | ours / Python (range) | "
              "client CPU ms/task ours | Python | server CPU ms/task ours | Python | "
-             "client + server CPU ms/task ours | Python | busy CPUs ours / Python | duplicates |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "client + server CPU ms/task ours | Python | busy CPUs ours / Python | "
+             "next request, same server process ours / Python | duplicates |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (db, n) in ctx["real_points"]:
         c = med.get((f"c-{db}", db, n, "c"), {})
         p = med.get((f"c-{db}", db, n, "python"), {})
@@ -1264,13 +1285,16 @@ def write_markdown(path, ctx):
                  f"{fmt(c.get('client_cpu_ms_per_task'), 2)} | {fmt(p.get('client_cpu_ms_per_task'), 2)} | "
                  f"{fmt(c.get('server_cpu_ms_per_task'), 1)} | {fmt(p.get('server_cpu_ms_per_task'), 1)} | "
                  f"{fmt(c.get('total_cpu_ms_per_task'), 1)} | {fmt(p.get('total_cpu_ms_per_task'), 1)} | "
-                 f"{fmt(c.get('busy_cores'), 2)} / {fmt(p.get('busy_cores'), 2)} | {dups} |")
+                 f"{fmt(c.get('busy_cores'), 2)} / {fmt(p.get('busy_cores'), 2)} | "
+                 f"{share(c.get('same_process_share'))} / {share(p.get('same_process_share'))} | {dups} |")
     L.append("")
     L.append("On this 2-core machine the server and the clients share the CPUs, so once they are "
              "busy, tasks/s follow the CPU spent per task by server and clients together (the "
              "*client + server* columns, which depend much less on other load than tasks/s do): "
              "a client that spends less CPU, and whose task costs the server one request less, "
-             "leaves more of the machine to the server.")
+             "leaves more of the machine to the server. *Next request, same server process*: of a "
+             "run's requests in gunicorn's access log, the share answered by the same worker "
+             "process as the one before (– for the one-process SQLite server).")
     L.append("")
     L.append("Tasks/s are medians over the repetitions; *ours / Python* is the median (and the range) "
              "of the ratio within each repetition, where the two clients ran back to back — the "
@@ -1476,7 +1500,7 @@ def main():
             if info is None:
                 check(False, f"the harness could not start the SQLite server: {err}")
             else:
-                server = RealServer(info)
+                server = RealServer(info, Path(workdir) / "server-sqlite")
                 server.login()
                 rows += scenario_real(cfg, "sqlite", server, workers, base_env, [1], cfg["sqlite_tasks"])
                 real_points.append(("sqlite", 1))
@@ -1495,7 +1519,7 @@ def main():
                 else:
                     check(False, f"the harness could not start the PostgreSQL server: {err}")
             else:
-                server = RealServer(info)
+                server = RealServer(info, Path(workdir) / "server-pg")
                 server.login()
                 pg_counts = cfg["pg_workers"]
                 for n in pg_counts:
@@ -1738,6 +1762,24 @@ def evaluate(cfg, med, real_points, size, rows):
     return dict(targets=targets, server_bound_note=note)
 
 
+def share(x):
+    return "–" if x is None else f"{x:.0%}"
+
+
+def turns_note(c, p):
+    """How often gunicorn's worker that answered a request answered the next one."""
+    sc, sp = c.get("same_process_share"), p.get("same_process_share")
+    if sc is None or sp is None:
+        return ""
+    return (f". In gunicorn's access log, the worker process that answered a request also answered "
+            f"the next one for {sc:.0%} of ours and {sp:.0%} of Python's requests (medians): our next "
+            "request comes before the worker that answered is back at accept(), so another of the "
+            "four takes it (with its own database connection and colder caches) and the finishing "
+            "worker and the new one share the two CPUs; Python's client, slower between requests, "
+            "more often finds the same worker ready. That is the server's sync-worker model meeting a "
+            "fast client, not extra requests")
+
+
 NARROW = "; within 5 % of the target: a repetition more or less can tip it either way"
 
 
@@ -1759,7 +1801,7 @@ def server_bound_miss_note(misses):
                      f"{sp:.1f} ms and {sc:.1f} ms (our client's share {1 - sc / tc:.0%})"
                      + (f"; the server spent more CPU per task on ours ({sc:.1f} against {sp:.1f} ms) "
                         "although ours sends one request fewer per task, and that is what holds the "
-                        "ratio down here: the client's own figures do not explain it"
+                        "ratio down here" + turns_note(c, p)
                         if sc > sp * 1.02 else ""))
     if not parts:
         return ""
