@@ -56,6 +56,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import math
 import os
 import platform
 import re
@@ -1690,7 +1691,7 @@ def evaluate(cfg, med, real_points, size, rows):
     pw = paired_vs_wrk(rows)
     targets.append(("requests/s on one connection vs the canned server ≥ 0.8 × wrk's (PUT)",
                     (f"{fmt(r[0])} vs {fmt(r[1])} (medians); ours / wrk within each repetition: "
-                     f"median {pw[0]:.3f} ({pw[1]:.2f}–{pw[2]:.2f})"
+                     f"median {floor3(pw[0])} ({pw[1]:.2f}–{pw[2]:.2f})"
                      + (NARROW if pw and near(pw[0], TARGET_RPS_VS_WRK) else ""))
                     if both(*r) and pw else "–",
                     (pw[0] >= TARGET_RPS_VS_WRK) if pw else None))
@@ -1742,11 +1743,11 @@ def evaluate(cfg, med, real_points, size, rows):
         elif not bound_misses:
             summary = f"≥ 1.15 at all {len(bound_points)} server-bound points ({', '.join(bound_points)})"
             if near(bound_worst, TARGET_SERVER_BOUND_GAIN):
-                summary += f" (lowest {bound_worst:.3f}){NARROW}"
+                summary += f" (lowest {floor3(bound_worst)}){NARROW}"
         else:
             summary = (f"≥ 1.15 at {len(bound_points) - len(bound_misses)} of {len(bound_points)} "
                        "server-bound points; below at "
-                       + ", ".join(f"{db} ×{n} ({q:.3f})" for db, n, q, _, _ in bound_misses))
+                       + ", ".join(f"{db} ×{n} ({floor3(q)})" for db, n, q, _, _ in bound_misses))
         targets.append(("real server: ≥ 15 % more tasks/s where the server is the bottleneck",
                         summary, bound_ok if bound_points else None))
     else:
@@ -1760,6 +1761,12 @@ def evaluate(cfg, med, real_points, size, rows):
     if bound_misses:
         note += " " + server_bound_miss_note(bound_misses)
     return dict(targets=targets, server_bound_note=note)
+
+
+def floor3(x):
+    """x with three decimals, rounded down: a ratio just under its target
+    (0.7996 against 0.8) must not read as reaching it."""
+    return f"{math.floor(x * 1000) / 1000:.3f}"
 
 
 def share(x):
@@ -1796,7 +1803,7 @@ def server_bound_miss_note(misses):
         sc, sp = c.get("server_cpu_ms_per_task"), p.get("server_cpu_ms_per_task")
         if not (tc and tp and sc and sp):
             continue
-        parts.append(f"{db} ×{n}: {q:.3f}, where client + server CPU per task was {tp:.1f} ms for "
+        parts.append(f"{db} ×{n}: {floor3(q)}, where client + server CPU per task was {tp:.1f} ms for "
                      f"Python and {tc:.1f} ms for ours (ratio {tp / tc:.2f}), the server's part "
                      f"{sp:.1f} ms and {sc:.1f} ms (our client's share {1 - sc / tc:.0%})"
                      + (f"; the server spent more CPU per task on ours ({sc:.1f} against {sp:.1f} ms) "
