@@ -6,6 +6,7 @@
 //! - [`transport`]: one keep-alive HTTP agent per handle, the token, the retry loop.
 //! - [`retry`]: which failures are retried and how long to wait.
 //! - `coalesce`: a request's head and body sent in one write.
+//! - [`proxy`]: which proxy, from the environment as the Python client reads it.
 //! - `resolve`: host names looked up once per minute, not once per request.
 //! - [`wire`]: the JSON messages of the protocol, as typed structs.
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
@@ -15,6 +16,7 @@ mod base64;
 mod coalesce;
 pub mod error;
 mod identity;
+pub mod proxy;
 mod resolve;
 pub mod retry;
 pub mod run;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::{Error, Result};
+use super::proxy::{self, ProxySetting};
 
 /// The URL used when neither the caller nor `TASKFARM_URL` gives one.
 pub const DEFAULT_URL: &str = "http://localhost:5000/api/";
@@ -77,6 +78,9 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     /// Print one line per request on stderr (`TASKFARM_LOG=debug`).
     pub log_requests: bool,
+    /// The proxy to go through, from `http_proxy`/`https_proxy`/`all_proxy`
+    /// and `no_proxy` as the Python client reads them; `None`: direct.
+    pub proxy: Option<ProxySetting>,
 }
 
 impl Settings {
@@ -146,8 +150,10 @@ impl Settings {
             None => DEFAULT_BACKOFF,
         };
         let log_requests = env("TASKFARM_LOG").is_some_and(|v| v.eq_ignore_ascii_case("debug"));
+        let base_url = normalize_base_url(&url)?;
         Ok(Settings {
-            base_url: normalize_base_url(&url)?,
+            proxy: proxy::choose(&base_url, env),
+            base_url,
             username,
             password: Secret::new(password),
             timeout,

@@ -128,6 +128,18 @@ impl Connection {
         if settings.base_url.starts_with("https://") {
             config = config.tls_config(tls::tls_config(settings.ca_file.as_deref())?);
         }
+        // Always set: ureq's default would read the proxy variables its own way.
+        config = config.proxy(match &settings.proxy {
+            None => None,
+            Some(p) => Some(ureq::Proxy::new(p.url.expose()).map_err(|_| {
+                // The URL may hold a password: name the variable, not its value.
+                Error::invalid_argument(format!(
+                    "the proxy in {} is not a usable proxy URL \
+                     (scheme://[user:password@]host[:port], scheme http, https, socks4, socks5)",
+                    p.variable
+                ))
+            })?),
+        });
         let connection = Connection {
             agent: Agent::with_parts(
                 config.build(),
@@ -460,6 +472,20 @@ impl Connection {
                 TransportFailure::Permanent,
                 ErrorKind::Protocol,
                 format!("the answer is not valid HTTP ({p})"),
+            ),
+            E::ConnectProxyFailed(reason) => (
+                // "proxy server responded 403/403": a refusal (400-499) will
+                // not change on a retry; 502/503/504 or no answer may.
+                if reason.contains(" responded 4") {
+                    TransportFailure::Permanent
+                } else {
+                    TransportFailure::NothingSent
+                },
+                ErrorKind::Connection,
+                format!(
+                    "the proxy would not open a tunnel to the server ({reason}); \
+                     if the server is reachable directly, list its host in no_proxy"
+                ),
             ),
             E::Tls(t) => (
                 TransportFailure::Permanent,

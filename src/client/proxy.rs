@@ -1,0 +1,223 @@
+//! Which proxy a handle goes through, chosen from the environment the way the
+//! Python client (requests) chooses it, so that a job script that works for
+//! one works for the other:
+//!
+//! - an `http://` server uses `http_proxy` (or `HTTP_PROXY`), an `https://`
+//!   server `https_proxy` (or `HTTPS_PROXY`); either falls back to
+//!   `all_proxy` (or `ALL_PROXY`); the lower-case name wins, an empty value
+//!   counts as unset;
+//! - `no_proxy` (or `NO_PROXY`) lists what is reached directly: `*`, host
+//!   names (`node1`), domain suffixes (`.cluster`, `cluster`), addresses
+//!   (`10.1.2.3`, `::1`), CIDR blocks (`10.0.0.0/8`), each optionally with
+//!   `:port`.
+//!
+//! ureq's own choice differs: it takes the first of `ALL_PROXY`,
+//! `HTTPS_PROXY`, `HTTP_PROXY` whatever the server's scheme, so a cluster
+//! that sets only `https_proxy` for the outside world would send the workers'
+//! plain-HTTP traffic to that proxy, where the Python client goes directly.
+
+use std::net::IpAddr;
+
+use super::settings::Secret;
+
+/// The proxy chosen for a handle: its URL (which may hold a password, so it
+/// is a [`Secret`]) and the variable it came from, for messages.
+#[derive(Debug, Clone)]
+pub struct ProxySetting {
+    pub url: Secret,
+    pub variable: String,
+}
+
+/// The proxy for `base_url` from the variables `env` gives, or `None` to
+/// connect directly.
+pub fn choose(base_url: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<ProxySetting> {
+    let (scheme, host, port) = scheme_host_port(base_url)?;
+    let no_proxy = first_set(env, "no_proxy").map(|(_, v)| v);
+    if no_proxy.is_some_and(|list| bypassed(&host, port, &list)) {
+        return None;
+    }
+    let (variable, url) =
+        first_set(env, &format!("{scheme}_proxy")).or_else(|| first_set(env, "all_proxy"))?;
+    Some(ProxySetting {
+        url: Secret::new(url),
+        variable,
+    })
+}
+
+/// The lower-case variable if set and not empty, else the upper-case one.
+fn first_set(env: &dyn Fn(&str) -> Option<String>, lower: &str) -> Option<(String, String)> {
+    [lower.to_owned(), lower.to_ascii_uppercase()]
+        .into_iter()
+        .find_map(|name| {
+            env(&name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (name, v))
+        })
+}
+
+/// `http`/`https`, the host (lower case, no brackets) and the port of a URL.
+fn scheme_host_port(url: &str) -> Option<(&'static str, String, u16)> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let (scheme, default_port) = match uri.scheme_str()? {
+        "http" => ("http", 80),
+        "https" => ("https", 443),
+        _ => return None,
+    };
+    let authority = uri.authority()?;
+    let host = unbracket(authority.host()).to_ascii_lowercase();
+    Some((scheme, host, authority.port_u16().unwrap_or(default_port)))
+}
+
+fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// Whether `host:port` is listed in a `no_proxy` value.
+fn bypassed(host: &str, port: u16, no_proxy: &str) -> bool {
+    let address: Option<IpAddr> = host.parse().ok();
+    no_proxy
+        .split(',')
+        .map(|entry| entry.trim().to_ascii_lowercase())
+        .filter(|entry| !entry.is_empty())
+        .any(|entry| entry == "*" || entry_matches(&entry, host, address, port))
+}
+
+fn entry_matches(entry: &str, host: &str, address: Option<IpAddr>, port: u16) -> bool {
+    if let Some((network, bits)) = entry.split_once('/') {
+        return address.is_some_and(|a| in_network(a, network, bits));
+    }
+    let (name, entry_port) = split_port(entry);
+    if entry_port.is_some_and(|p| p != port) {
+        return false;
+    }
+    if let (Some(a), Ok(listed)) = (address, name.parse::<IpAddr>()) {
+        return a == listed;
+    }
+    let name = name.trim_start_matches('.');
+    !name.is_empty()
+        && (host == name
+            || host
+                .strip_suffix(name)
+                .is_some_and(|rest| rest.ends_with('.')))
+}
+
+/// `name[:port]`, where name may be a bracketed or bare IPv6 address.
+fn split_port(entry: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = entry.strip_prefix('[') {
+        if let Some((address, after)) = rest.split_once(']') {
+            return (
+                address,
+                after.strip_prefix(':').and_then(|p| p.parse().ok()),
+            );
+        }
+    }
+    if entry.matches(':').count() == 1 {
+        if let Some((name, port)) = entry.split_once(':') {
+            if let Ok(port) = port.parse() {
+                return (name, Some(port));
+            }
+        }
+    }
+    (entry, None)
+}
+
+/// Whether `address` is in `network/bits` (both of one IP family).
+fn in_network(address: IpAddr, network: &str, bits: &str) -> bool {
+    let (Ok(network), Ok(bits)) = (network.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (address, network) {
+        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chosen(url: &str, vars: &[(&str, &str)]) -> Option<(String, String)> {
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        };
+        choose(url, &env).map(|p| (p.variable, p.url.expose().to_owned()))
+    }
+
+    fn via(variable: &str, url: &str) -> Option<(String, String)> {
+        Some((variable.to_owned(), url.to_owned()))
+    }
+
+    #[test]
+    fn the_servers_scheme_picks_the_variable_as_requests_does() {
+        let vars = [("https_proxy", "http://p:3128")];
+        assert_eq!(chosen("http://tf:5000/api/", &vars), None);
+        assert_eq!(
+            chosen("https://tf/api/", &vars),
+            via("https_proxy", "http://p:3128")
+        );
+        let vars = [("HTTP_PROXY", "http://h:1"), ("ALL_PROXY", "http://a:2")];
+        assert_eq!(
+            chosen("http://tf:5000/api/", &vars),
+            via("HTTP_PROXY", "http://h:1")
+        );
+        assert_eq!(
+            chosen("https://tf/api/", &vars),
+            via("ALL_PROXY", "http://a:2")
+        );
+        assert_eq!(chosen("http://tf/api/", &[]), None);
+    }
+
+    #[test]
+    fn lower_case_wins_and_empty_counts_as_unset() {
+        let vars = [
+            ("http_proxy", "http://low:1"),
+            ("HTTP_PROXY", "http://up:2"),
+        ];
+        assert_eq!(
+            chosen("http://tf/api/", &vars),
+            via("http_proxy", "http://low:1")
+        );
+        let vars = [("http_proxy", " "), ("HTTP_PROXY", "http://up:2")];
+        assert_eq!(
+            chosen("http://tf/api/", &vars),
+            via("HTTP_PROXY", "http://up:2")
+        );
+    }
+
+    #[test]
+    fn no_proxy_entries_bypass_the_proxy() {
+        let p = ("http_proxy", "http://p:3128");
+        let direct = |url: &str, list: &str| chosen(url, &[p, ("no_proxy", list)]).is_none();
+        assert!(direct("http://tf.cluster:5000/api/", "*"));
+        assert!(direct("http://tf.cluster:5000/api/", "other, tf.cluster"));
+        assert!(direct("http://tf.cluster:5000/api/", ".cluster"));
+        assert!(direct("http://tf.cluster:5000/api/", "cluster"));
+        assert!(direct("http://TF.Cluster:5000/api/", "tf.cluster:5000"));
+        assert!(!direct("http://tf.cluster:5000/api/", "tf.cluster:80"));
+        assert!(!direct("http://notcluster:5000/api/", "cluster"));
+        assert!(!direct("http://tf.cluster.org:5000/api/", "cluster"));
+        assert!(direct("http://10.1.2.3:5000/api/", "10.1.2.3"));
+        assert!(direct("http://10.1.2.3:5000/api/", "10.0.0.0/8"));
+        assert!(!direct("http://11.1.2.3:5000/api/", "10.0.0.0/8"));
+        assert!(direct("http://127.0.0.1:5000/api/", "127.0.0.1/32"));
+        assert!(direct("http://[::1]:5000/api/", "::1"));
+        assert!(direct("http://[::1]:5000/api/", "[::1]:5000"));
+        assert!(direct("http://[fd00::7]:5000/api/", "fd00::/8"));
+        assert!(!direct("http://10.1.2.3:5000/api/", "10.0.0.0/99, junk/8"));
+        assert!(
+            chosen("http://tf/api/", &[p, ("NO_PROXY", "tf")]).is_none(),
+            "NO_PROXY counts when no_proxy is unset"
+        );
+    }
+}
