@@ -18,6 +18,7 @@
 
 use std::net::IpAddr;
 
+use super::error::{Error, Result};
 use super::settings::Secret;
 
 /// The proxy chosen for a handle: its URL (which may hold a password, so it
@@ -42,6 +43,23 @@ pub fn choose(base_url: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<Pr
         url: Secret::new(url),
         variable,
     })
+}
+
+/// The chosen proxy as ureq takes it; an unusable URL is an error that names
+/// the variable but not its value (it may hold a password).
+pub fn for_agent(setting: Option<&ProxySetting>) -> Result<Option<ureq::Proxy>> {
+    let Some(setting) = setting else {
+        return Ok(None);
+    };
+    ureq::Proxy::new(setting.url.expose())
+        .map(Some)
+        .map_err(|_| {
+            Error::invalid_argument(format!(
+                "the proxy in {} is not a usable proxy URL \
+             (scheme://[user:password@]host[:port], scheme http, https, socks4, socks5)",
+                setting.variable
+            ))
+        })
 }
 
 /// The lower-case variable if set and not empty, else the upper-case one.

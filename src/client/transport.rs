@@ -20,6 +20,7 @@ use ureq::Agent;
 use super::base64;
 use super::coalesce::CoalescingConnector;
 use super::error::{Error, ErrorKind, Result};
+use super::proxy;
 use super::resolve::CachingResolver;
 use super::retry::{self, Method, TransportFailure};
 use super::settings::{Secret, Settings};
@@ -129,17 +130,7 @@ impl Connection {
             config = config.tls_config(tls::tls_config(settings.ca_file.as_deref())?);
         }
         // Always set: ureq's default would read the proxy variables its own way.
-        config = config.proxy(match &settings.proxy {
-            None => None,
-            Some(p) => Some(ureq::Proxy::new(p.url.expose()).map_err(|_| {
-                // The URL may hold a password: name the variable, not its value.
-                Error::invalid_argument(format!(
-                    "the proxy in {} is not a usable proxy URL \
-                     (scheme://[user:password@]host[:port], scheme http, https, socks4, socks5)",
-                    p.variable
-                ))
-            })?),
-        });
+        config = config.proxy(proxy::for_agent(settings.proxy.as_ref())?);
         let connection = Connection {
             agent: Agent::with_parts(
                 config.build(),
