@@ -25,7 +25,9 @@ use super::settings::Secret;
 /// is a [`Secret`]) and the variable it came from, for messages.
 #[derive(Debug, Clone)]
 pub struct ProxySetting {
+    /// The proxy's URL, as the variable holds it.
     pub url: Secret,
+    /// The variable it came from (`http_proxy`, `HTTPS_PROXY`, ...).
     pub variable: String,
 }
 
