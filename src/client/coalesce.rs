@@ -42,21 +42,20 @@ pub struct CoalescingTransport<T> {
 }
 
 impl<T: Transport> CoalescingTransport<T> {
-    /// Sends what is held, through the inner transport's output buffer.
+    /// Sends what is held, through the inner transport's output buffer, and
+    /// forgets it whether or not that worked (keeping the allocation).
     fn send_held(&mut self, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let mut result = Ok(());
         let mut sent = 0;
-        while sent < self.held.len() {
+        while sent < self.held.len() && result.is_ok() {
             let output = self.inner.buffers().output();
             let amount = output.len().min(self.held.len() - sent);
             output[..amount].copy_from_slice(&self.held[sent..sent + amount]);
-            if let Err(e) = self.inner.transmit_output(amount, timeout) {
-                self.held.clear();
-                return Err(e);
-            }
+            result = self.inner.transmit_output(amount, timeout);
             sent += amount;
         }
         self.held.clear();
-        Ok(())
+        result
     }
 }
 

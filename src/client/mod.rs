@@ -14,6 +14,7 @@
 
 mod base64;
 mod coalesce;
+mod endpoint;
 pub mod error;
 mod identity;
 pub mod proxy;

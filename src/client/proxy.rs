@@ -18,6 +18,7 @@
 
 use std::net::IpAddr;
 
+use super::endpoint::Endpoint;
 use super::error::{Error, Result};
 use super::settings::Secret;
 
@@ -34,13 +35,14 @@ pub struct ProxySetting {
 /// The proxy for `base_url` from the variables `env` gives, or `None` to
 /// connect directly.
 pub fn choose(base_url: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<ProxySetting> {
-    let (scheme, host, port) = scheme_host_port(base_url)?;
+    let uri: ureq::http::Uri = base_url.parse().ok()?;
+    let endpoint = Endpoint::of(&uri)?;
     let no_proxy = first_set(env, "no_proxy").map(|(_, v)| v);
-    if no_proxy.is_some_and(|list| bypassed(&host, port, &list)) {
+    if no_proxy.is_some_and(|list| bypassed(&endpoint, &list)) {
         return None;
     }
-    let (variable, url) =
-        first_set(env, &format!("{scheme}_proxy")).or_else(|| first_set(env, "all_proxy"))?;
+    let (variable, url) = first_set(env, &format!("{}_proxy", endpoint.scheme))
+        .or_else(|| first_set(env, "all_proxy"))?;
     Some(ProxySetting {
         url: Secret::new(url),
         variable,
@@ -75,33 +77,16 @@ fn first_set(env: &dyn Fn(&str) -> Option<String>, lower: &str) -> Option<(Strin
         })
 }
 
-/// `http`/`https`, the host (lower case, no brackets) and the port of a URL.
-fn scheme_host_port(url: &str) -> Option<(&'static str, String, u16)> {
-    let uri: ureq::http::Uri = url.parse().ok()?;
-    let (scheme, default_port) = match uri.scheme_str()? {
-        "http" => ("http", 80),
-        "https" => ("https", 443),
-        _ => return None,
-    };
-    let authority = uri.authority()?;
-    let host = unbracket(authority.host()).to_ascii_lowercase();
-    Some((scheme, host, authority.port_u16().unwrap_or(default_port)))
-}
-
-fn unbracket(host: &str) -> &str {
-    host.strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
-}
-
-/// Whether `host:port` is listed in a `no_proxy` value.
-fn bypassed(host: &str, port: u16, no_proxy: &str) -> bool {
-    let address: Option<IpAddr> = host.parse().ok();
+/// Whether the endpoint is listed in a `no_proxy` value (names compared
+/// without regard to case).
+fn bypassed(endpoint: &Endpoint, no_proxy: &str) -> bool {
+    let host = endpoint.host.to_ascii_lowercase();
+    let address = endpoint.ip();
     no_proxy
         .split(',')
         .map(|entry| entry.trim().to_ascii_lowercase())
         .filter(|entry| !entry.is_empty())
-        .any(|entry| entry == "*" || entry_matches(&entry, host, address, port))
+        .any(|entry| entry == "*" || entry_matches(&entry, &host, address, endpoint.port))
 }
 
 fn entry_matches(entry: &str, host: &str, address: Option<IpAddr>, port: u16) -> bool {
@@ -174,45 +159,48 @@ mod tests {
         choose(url, &env).map(|p| (p.variable, p.url.expose().to_owned()))
     }
 
-    fn via(variable: &str, url: &str) -> Option<(String, String)> {
-        Some((variable.to_owned(), url.to_owned()))
-    }
+    /// A variable's name and value.
+    type Var<'a> = (&'a str, &'a str);
 
     #[test]
     fn the_servers_scheme_picks_the_variable_as_requests_does() {
-        let vars = [("https_proxy", "http://p:3128")];
-        assert_eq!(chosen("http://tf:5000/api/", &vars), None);
-        assert_eq!(
-            chosen("https://tf/api/", &vars),
-            via("https_proxy", "http://p:3128")
-        );
-        let vars = [("HTTP_PROXY", "http://h:1"), ("ALL_PROXY", "http://a:2")];
-        assert_eq!(
-            chosen("http://tf:5000/api/", &vars),
-            via("HTTP_PROXY", "http://h:1")
-        );
-        assert_eq!(
-            chosen("https://tf/api/", &vars),
-            via("ALL_PROXY", "http://a:2")
-        );
-        assert_eq!(chosen("http://tf/api/", &[]), None);
-    }
-
-    #[test]
-    fn lower_case_wins_and_empty_counts_as_unset() {
-        let vars = [
+        let https_only = [("https_proxy", "http://p:3128")];
+        let upper = [("HTTP_PROXY", "http://h:1"), ("ALL_PROXY", "http://a:2")];
+        let both_cases = [
             ("http_proxy", "http://low:1"),
             ("HTTP_PROXY", "http://up:2"),
         ];
-        assert_eq!(
-            chosen("http://tf/api/", &vars),
-            via("http_proxy", "http://low:1")
-        );
-        let vars = [("http_proxy", " "), ("HTTP_PROXY", "http://up:2")];
-        assert_eq!(
-            chosen("http://tf/api/", &vars),
-            via("HTTP_PROXY", "http://up:2")
-        );
+        let empty_lower = [("http_proxy", " "), ("HTTP_PROXY", "http://up:2")];
+        let cases: [(&str, &[Var], Option<Var>); 7] = [
+            ("http://tf:5000/api/", &https_only, None),
+            (
+                "https://tf/api/",
+                &https_only,
+                Some(("https_proxy", "http://p:3128")),
+            ),
+            (
+                "http://tf:5000/api/",
+                &upper,
+                Some(("HTTP_PROXY", "http://h:1")),
+            ),
+            ("https://tf/api/", &upper, Some(("ALL_PROXY", "http://a:2"))),
+            ("http://tf/api/", &[], None),
+            // Lower case wins; an empty value counts as unset.
+            (
+                "http://tf/api/",
+                &both_cases,
+                Some(("http_proxy", "http://low:1")),
+            ),
+            (
+                "http://tf/api/",
+                &empty_lower,
+                Some(("HTTP_PROXY", "http://up:2")),
+            ),
+        ];
+        for (url, vars, expected) in cases {
+            let expected = expected.map(|(v, u)| (v.to_owned(), u.to_owned()));
+            assert_eq!(chosen(url, vars), expected, "{url} with {vars:?}");
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
 
+use super::endpoint::Endpoint;
+
 /// How long the addresses of a host name are reused before it is looked up
 /// again (a server moved by DNS is found within this time).
 pub const NAME_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -43,11 +45,11 @@ impl Resolver for CachingResolver {
         config: &Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let Some((host, port)) = host_and_port(uri) else {
+        let Some(Endpoint { host, port, .. }) = Endpoint::of(uri) else {
             // Unusual URLs: let ureq's resolver give its own error.
             return self.lookup.resolve(uri, config, timeout);
         };
-        if let Some(ip) = ip_literal(host) {
+        if let Ok(ip) = host.parse::<IpAddr>() {
             let mut addresses = self.empty();
             addresses.push(SocketAddr::new(ip, port));
             return Ok(addresses);
@@ -77,30 +79,6 @@ impl CachingResolver {
             .filter(|r| r.looked_up_at.elapsed() < NAME_CACHE_TTL)
             .map(|r| r.addresses.clone())
     }
-}
-
-/// The host and port a request goes to; `None` for a URL without a host or
-/// with a scheme other than http and https.
-fn host_and_port(uri: &Uri) -> Option<(&str, u16)> {
-    let authority = uri.authority()?;
-    let default_port = match uri.scheme_str()? {
-        "http" => 80,
-        "https" => 443,
-        _ => return None,
-    };
-    Some((
-        authority.host(),
-        authority.port_u16().unwrap_or(default_port),
-    ))
-}
-
-/// The address written in the URL, if it is one (`127.0.0.1`, `[::1]`).
-fn ip_literal(host: &str) -> Option<IpAddr> {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.parse().ok()
 }
 
 #[cfg(test)]
