@@ -4,6 +4,7 @@
 //!
 //! - `cli`: the command line (clap);
 //! - `login`: URL, user and password from options, environment or a prompt;
+//! - `password_prompt`: the no-echo prompt on the terminal (termios);
 //! - `commands`: list, info, reset, delete, create, task;
 //! - `watch`: the live progress of a run;
 //! - `format`, `output`: text and JSON on stdout;
@@ -24,6 +25,8 @@ mod format;
 mod login;
 #[path = "taskfarm/output.rs"]
 mod output;
+#[path = "taskfarm/password_prompt.rs"]
+mod password_prompt;
 #[path = "taskfarm/watch.rs"]
 mod watch;
 

@@ -7,7 +7,8 @@ use std::io::IsTerminal;
 use taskfarm_worker::client::Settings;
 
 use crate::cli::GlobalArgs;
-use crate::failure::{register_secret, Failure};
+use crate::failure::{register_secret, Failure, EXIT_INTERRUPTED};
+use crate::password_prompt::{read_password, PromptError};
 
 /// The settings for the server, asking for the password when it is needed
 /// and neither `-p` nor `TASKFARM_PASSWORD` gives it.
@@ -45,6 +46,10 @@ fn prompt(user: &str) -> Result<String, Failure> {
              on a terminal to be asked for it)",
         ));
     }
-    rpassword::prompt_password(format!("taskfarm password for {user}: "))
-        .map_err(|e| Failure::local(format!("cannot read the password: {e}")))
+    read_password(&format!("taskfarm password for {user}: ")).map_err(|e| match e {
+        PromptError::Interrupted => Failure::new(EXIT_INTERRUPTED, "interrupted"),
+        PromptError::EndOfInput => Failure::local("no password: the input ended at the prompt"),
+        PromptError::NotUtf8 => Failure::local("the password typed is not valid UTF-8"),
+        PromptError::Io(e) => Failure::local(format!("cannot read the password: {e}")),
+    })
 }
