@@ -1149,7 +1149,15 @@ fn a_kept_alive_connection_closed_by_the_server_does_not_fail_the_next_post() {
         "{}",
         last_error()
     );
-    std::thread::sleep(Duration::from_millis(100));
+    // The server has closed the connection: wait for that, not for a guessed time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.closed_connections() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never closed"
+        );
+        std::thread::yield_now();
+    }
     let mut task = SENTINEL_I64;
     assert_ok(tf_worker_task(w, &mut task));
     assert_eq!(task, 0);

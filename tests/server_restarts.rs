@@ -151,7 +151,25 @@ fn workers_ride_out_a_server_killed_and_restarted_mid_run() {
         finished
     });
 
-    std::thread::sleep(Duration::from_millis(800));
+    // Kill it mid-run: once the worker has finished a task, not at a guessed moment.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut done = -1;
+        assert_eq!(
+            tf_taskfarm_num_done(run.tf, &mut done),
+            TF_OK,
+            "{}",
+            last_error()
+        );
+        if done >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never finished a task"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let pid = server.current_pid();
     // SAFETY: signals the server's own process group (the harness made it a
     // group leader); no memory is involved.

@@ -153,7 +153,7 @@ fn start_nginx(dir: &Path, upstream: &str) -> (Nginx, u16) {
         .spawn()
         .expect("nginx is installed (apt-get install -y nginx)");
     let nginx = Nginx(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,

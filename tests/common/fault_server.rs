@@ -215,6 +215,8 @@ struct Shared {
     handler: Box<Handler>,
     stop: AtomicBool,
     connections: AtomicUsize,
+    /// Connections the server has sent its FIN on.
+    closed: AtomicUsize,
     log: Mutex<Log>,
     handler_panic: Mutex<Option<String>>,
 }
@@ -255,6 +257,7 @@ impl FaultServer {
             handler: Box::new(handler),
             stop: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
             log: Mutex::new(Log::default()),
             handler_panic: Mutex::new(None),
         });
@@ -299,6 +302,12 @@ impl FaultServer {
     /// Number of TCP connections accepted so far (to check keep-alive reuse).
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Number of connections the server has closed so far (its FIN sent:
+    /// on loopback the client's socket has it once this count includes it).
+    pub fn closed_connections(&self) -> usize {
+        self.shared.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -445,7 +454,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
                 break end;
             }
             if buf.len() > MAX_HEAD {
-                reject(&mut stream, 431, "request head too large");
+                reject(&mut stream, 431, "request head too large", shared);
                 return;
             }
             if let Got::Done = read_more(&mut stream, &mut buf, shared) {
@@ -455,7 +464,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
         let head = match parse_head(&buf[..head_end]) {
             Ok(head) => head,
             Err(why) => {
-                reject(&mut stream, 400, &why);
+                reject(&mut stream, 400, &why, shared);
                 return;
             }
         };
@@ -464,6 +473,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
                 &mut stream,
                 501,
                 &format!("fault server: Transfer-Encoding {te:?} request bodies are not supported; send Content-Length"),
+                shared,
             );
             return;
         }
@@ -471,11 +481,11 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
             None => 0,
             Some(Ok(n)) if n <= MAX_BODY => n,
             Some(Ok(_)) => {
-                reject(&mut stream, 413, "request body too large");
+                reject(&mut stream, 413, "request body too large", shared);
                 return;
             }
             Some(Err(_)) => {
-                reject(&mut stream, 400, "invalid Content-Length");
+                reject(&mut stream, 400, "invalid Content-Length", shared);
                 return;
             }
         };
@@ -539,7 +549,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .get_or_insert(text.clone());
-                reject(&mut stream, 500, &text);
+                reject(&mut stream, 500, &text, shared);
                 return;
             }
         };
@@ -573,7 +583,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
                     return;
                 }
                 if close_requested {
-                    close_gracefully(stream);
+                    close_gracefully(stream, shared);
                     return;
                 }
             }
@@ -585,11 +595,11 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
                 let mut out = response_head(status, None, Some(declared_len), false).into_bytes();
                 out.extend_from_slice(&sent);
                 let _ = stream.write_all(&out).and_then(|()| stream.flush());
-                close_gracefully(stream);
+                close_gracefully(stream, shared);
                 return;
             }
             Action::CloseWithoutAnswer => {
-                close_gracefully(stream);
+                close_gracefully(stream, shared);
                 return;
             }
         }
@@ -632,7 +642,7 @@ fn response_head(
 }
 
 /// Answers a request the server itself refuses, then closes.
-fn reject(stream: &mut TcpStream, status: u16, why: &str) {
+fn reject(stream: &mut TcpStream, status: u16, why: &str, shared: &Shared) {
     eprintln!("fault server: {status} {why}");
     let mut out = response_head(
         status,
@@ -644,15 +654,16 @@ fn reject(stream: &mut TcpStream, status: u16, why: &str) {
     out.extend_from_slice(why.as_bytes());
     let _ = stream.write_all(&out).and_then(|()| stream.flush());
     if let Ok(s) = stream.try_clone() {
-        close_gracefully(s);
+        close_gracefully(s, shared);
     }
 }
 
 /// Sends FIN after everything written, then waits (briefly) for the client to
 /// hang up, so the close never turns into a reset that could discard bytes
 /// the client has not read yet.
-fn close_gracefully(mut stream: TcpStream) {
+fn close_gracefully(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.shutdown(Shutdown::Write);
+    shared.closed.fetch_add(1, Ordering::SeqCst);
     let deadline = Instant::now() + LINGER;
     let mut sink = [0u8; 8192];
     while Instant::now() < deadline {

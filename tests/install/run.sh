@@ -346,12 +346,16 @@ for flavour in pc cm; do
     watch_pid=$!
     bg_pids+=("$watch_pid")
     uuid=
-    for _ in $(seq 100); do
+    for _ in $(seq 600); do
         uuid=$(head -n 1 "$watch_out" | grep -E '^[0-9a-f-]{32,36}$') && break
         sleep 0.1
     done
     if [ -n "$uuid" ]; then
-        sleep 1 # a look or two at 0 %
+        # Two looks at the run before the worker starts: waited for, not guessed.
+        for _ in $(seq 600); do
+            [ "$(grep -c '%  done' "$watch_out")" -ge 2 ] && break
+            sleep 0.1
+        done
         timeout 120 "$bin/worker" "$uuid" >"$tmp/$flavour-watched.out" 2>&1 ||
             fail "$label: the C worker of the watched run exited with $?"
         code=0
