@@ -28,6 +28,7 @@ header:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --no-default-features --lib -- -D warnings
 
 prerequisites:
 	@tests/prerequisites.sh
