@@ -44,6 +44,9 @@ fn without_default_features_no_cli_dependency_is_compiled() {
 fn the_default_cli_feature_brings_the_tools_dependencies() {
     let with_cli = dependencies(&[]);
     for name in CLI_ONLY {
-        assert!(with_cli.iter().any(|p| p == name), "{name} missing: {with_cli:?}");
+        assert!(
+            with_cli.iter().any(|p| p == name),
+            "{name} missing: {with_cli:?}"
+        );
     }
 }

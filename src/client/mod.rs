@@ -12,7 +12,6 @@
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
 //! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
 
-mod base64;
 mod coalesce;
 mod endpoint;
 pub mod error;

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use ureq::unversioned::transport::{Connector, DefaultConnector};
 use ureq::Agent;
 
-use super::base64;
 use super::coalesce::CoalescingConnector;
 use super::error::{Error, ErrorKind, Result};
 use super::proxy;
@@ -531,7 +531,7 @@ impl TokenHeader {
 fn basic_authorization(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
-        base64::encode(format!("{user}:{password}").as_bytes())
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
 }
 
