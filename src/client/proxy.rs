@@ -18,7 +18,7 @@
 
 use std::net::IpAddr;
 
-use super::endpoint::Endpoint;
+use super::endpoint::{split_authority, Endpoint};
 use super::error::{Error, Result};
 use super::settings::Secret;
 
@@ -55,15 +55,42 @@ pub fn for_agent(setting: Option<&ProxySetting>) -> Result<Option<ureq::Proxy>> 
     let Some(setting) = setting else {
         return Ok(None);
     };
+    let unusable = || {
+        Error::invalid_argument(format!(
+            "the proxy in {} is not a usable proxy URL \
+             (scheme://[user:password@]host[:port], scheme http, https, socks4, socks5; \
+             a port is a number in 1..65535)",
+            setting.variable
+        ))
+    };
+    if !strict_host_and_port(setting.url.expose()) {
+        return Err(unusable());
+    }
     ureq::Proxy::new(setting.url.expose())
         .map(Some)
-        .map_err(|_| {
-            Error::invalid_argument(format!(
-                "the proxy in {} is not a usable proxy URL \
-             (scheme://[user:password@]host[:port], scheme http, https, socks4, socks5)",
-                setting.variable
-            ))
-        })
+        .map_err(|_| unusable())
+}
+
+/// Whether the proxy URL's host and port are as strict as the server's
+/// ([`split_authority`]): ureq reads `proxy:3l28` as port 80 (or 1080) of
+/// `proxy`, which would send the proxy's password to another port.
+fn strict_host_and_port(url: &str) -> bool {
+    let with_scheme = if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    };
+    let Ok(uri) = with_scheme.parse::<ureq::http::Uri>() else {
+        return false;
+    };
+    let Some(authority) = uri.authority() else {
+        return false;
+    };
+    let host_port = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, after)| after);
+    split_authority(host_port, 80).is_ok()
 }
 
 /// The lower-case variable if set and not empty, else the upper-case one.
@@ -200,6 +227,34 @@ mod tests {
         for (url, vars, expected) in cases {
             let expected = expected.map(|(v, u)| (v.to_owned(), u.to_owned()));
             assert_eq!(chosen(url, vars), expected, "{url} with {vars:?}");
+        }
+    }
+
+    #[test]
+    fn a_proxy_port_that_is_not_1_to_65535_is_refused() {
+        let setting = |url: &str| ProxySetting {
+            url: Secret::new(url),
+            variable: "http_proxy".to_owned(),
+        };
+        for good in [
+            "http://p:3128",
+            "p:3128",
+            "http://u:pw@p:3128/",
+            "socks5://[::1]:1080",
+        ] {
+            assert!(for_agent(Some(&setting(good))).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://p:3l28",
+            "p:abc",
+            "http://u:s3cret@p:70000",
+            "http://u:s3cret@p:",
+            "http://p:-1",
+            "http://[::1]x",
+        ] {
+            let err = for_agent(Some(&setting(bad))).unwrap_err();
+            assert!(err.message().contains("http_proxy"), "{bad}: {err}");
+            assert!(!err.message().contains("s3cret"), "{bad}: {err}");
         }
     }
 

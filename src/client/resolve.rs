@@ -46,7 +46,14 @@ impl Resolver for CachingResolver {
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let Some(Endpoint { host, port, .. }) = Endpoint::of(uri) else {
-            // Unusual URLs: let ureq's resolver give its own error.
+            if matches!(uri.scheme_str(), Some("http" | "https")) {
+                // Never ureq's fallback to the scheme's port for a port
+                // that is written but not a number in 1..65535.
+                return Err(ureq::Error::BadUri(
+                    "the host or port is not valid".to_owned(),
+                ));
+            }
+            // Other schemes (a SOCKS proxy): ureq's resolver.
             return self.lookup.resolve(uri, config, timeout);
         };
         if let Ok(ip) = host.parse::<IpAddr>() {

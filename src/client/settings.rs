@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::endpoint::split_authority;
 use super::error::{Error, Result};
 use super::proxy::{self, ProxySetting};
 
@@ -131,6 +132,12 @@ impl Settings {
         if username.is_empty() {
             return Err(Error::invalid_argument("the user name is empty"));
         }
+        if username.contains(':') {
+            return Err(Error::invalid_argument(format!(
+                "the user name {username:?} holds a ':', which HTTP Basic authentication \
+                 cannot carry (the server would take the user name to end there)"
+            )));
+        }
         let url = match url_base {
             Some(u) => u.to_owned(),
             None => env("TASKFARM_URL")
@@ -240,6 +247,10 @@ pub fn normalize_base_url(url: &str) -> Result<String> {
     if parsed.is_err() {
         return Err(bad("is not a valid URL"));
     }
+    // Strictly: a port or host the parser reads loosely would send the
+    // request (and the password) somewhere other than the user wrote.
+    let default_port = if url.starts_with("https://") { 443 } else { 80 };
+    split_authority(authority, default_port).map_err(|why| bad(&why))?;
     let mut normalized = url.to_owned();
     if !normalized.ends_with('/') {
         normalized.push('/');
@@ -334,10 +345,34 @@ mod tests {
             "http://u:secret@h/api/",
             "http://h/api/?x=1",
             "http://h/a pi/",
+            "http://127.0.0.1:5OOO/api/",
+            "http://127.0.0.1:abc/api/",
+            "http://127.0.0.1:70000/api/",
+            "http://127.0.0.1:65536/api/",
+            "http://127.0.0.1:99999/api/",
+            "http://127.0.0.1:-1/api/",
+            "http://127.0.0.1:/api/",
+            "http://127.0.0.1:0/api/",
+            "https://[::1]x/api/",
+            "http://:5000/api/",
+            "http://127.1:5000/api/",
         ] {
             let err = normalize_base_url(bad).unwrap_err();
             assert!(!err.message().contains("secret"), "{err}");
         }
+        assert_eq!(
+            normalize_base_url("http://127.0.0.1:5OOO/api/")
+                .unwrap_err()
+                .message(),
+            "URL \"http://127.0.0.1:5OOO/api/\" has port \"5OOO\": a port is a number in 1..65535"
+        );
+    }
+
+    #[test]
+    fn a_user_name_with_a_colon_is_refused() {
+        let err = Settings::resolve_with(Some("al:ice"), Some("pw"), None, &|_| None).unwrap_err();
+        assert_eq!(err.kind(), crate::client::ErrorKind::InvalidArgument);
+        assert!(err.message().contains("\"al:ice\" holds a ':'"), "{err}");
     }
 
     #[test]
