@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::scrub;
+
 /// What went wrong, in the classes a caller can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -20,7 +22,10 @@ pub enum ErrorKind {
     Protocol,
 }
 
-/// An error of the protocol client. The message never holds a password or token.
+/// An error of the protocol client. The message never holds a password or
+/// token: every constructor passes it through `scrub::clean`, which removes
+/// the secrets of every live handle, whatever part of the text came from the
+/// server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error {
     kind: ErrorKind,
@@ -37,7 +42,7 @@ impl Error {
         Error {
             kind,
             http_status: 0,
-            message: message.into(),
+            message: scrub::clean(&message.into()),
         }
     }
 
@@ -60,7 +65,7 @@ impl Error {
         Error {
             kind,
             http_status,
-            message: message.into(),
+            message: scrub::clean(&message.into()),
         }
     }
 
@@ -81,13 +86,13 @@ impl Error {
 
     /// The same error with `note` put after its message.
     pub fn context_after(mut self, note: &str) -> Error {
-        self.message.push_str(note);
+        self.message = scrub::clean(&format!("{}{note}", self.message));
         self
     }
 
     /// The same error with `context` put in front of its message.
     pub fn context(mut self, context: &str) -> Error {
-        self.message = format!("{context}: {}", self.message);
+        self.message = scrub::clean(&format!("{context}: {}", self.message));
         self
     }
 }

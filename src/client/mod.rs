@@ -8,6 +8,7 @@
 //! - `coalesce`: a request's head and body sent in one write.
 //! - [`proxy`]: which proxy, from the environment as the Python client reads it.
 //! - `resolve`: host names looked up once per minute, not once per request.
+//! - `scrub`: the password and token removed from every message and log line.
 //! - [`wire`]: the JSON messages of the protocol, as typed structs.
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
 //! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
@@ -20,6 +21,7 @@ pub mod proxy;
 mod resolve;
 pub mod retry;
 pub mod run;
+mod scrub;
 pub mod settings;
 mod tls;
 pub mod transport;

@@ -23,6 +23,7 @@ use super::error::{Error, ErrorKind, Result};
 use super::proxy;
 use super::resolve::CachingResolver;
 use super::retry::{self, Method, TransportFailure};
+use super::scrub::{self, Registration};
 use super::settings::{Secret, Settings};
 use super::tls;
 use super::wire::TokenAnswer;
@@ -111,6 +112,8 @@ pub struct Connection {
     base_url: String,
     username: String,
     password: Secret,
+    /// Keeps the password out of every message while the connection lives.
+    _password_scrub: Registration,
     token: Mutex<Arc<TokenHeader>>,
     timeout_nanos: AtomicU64,
     retries: AtomicU32,
@@ -140,6 +143,10 @@ impl Connection {
             base_url: settings.base_url.clone(),
             username: settings.username.clone(),
             password: settings.password.clone(),
+            _password_scrub: scrub::register_credentials(
+                &settings.username,
+                settings.password.expose(),
+            ),
             token: Mutex::new(Arc::new(TokenHeader::new(Secret::new(String::new())))),
             timeout_nanos: AtomicU64::new(duration_nanos(settings.timeout)),
             retries: AtomicU32::new(settings.retries),
@@ -503,7 +510,7 @@ impl Connection {
 
     fn log_line(&self, line: std::fmt::Arguments<'_>) {
         if self.log_requests {
-            eprintln!("taskfarm: {line}");
+            eprintln!("taskfarm: {}", scrub::clean(&line.to_string()));
         }
     }
 }
@@ -515,12 +522,15 @@ impl Connection {
 struct TokenHeader {
     token: Secret,
     authorization: Secret,
+    /// Keeps the token out of every message while it is in use.
+    _scrub: Registration,
 }
 
 impl TokenHeader {
     fn new(token: Secret) -> TokenHeader {
         let authorization = Secret::new(basic_authorization(token.expose(), ""));
         TokenHeader {
+            _scrub: scrub::register_token(token.expose()),
             token,
             authorization,
         }
@@ -550,13 +560,16 @@ fn status_line(status: u16) -> String {
     }
 }
 
-/// The server's body for a message: HTML tags dropped, white space folded,
-/// cut to a sane length.
+/// The server's body for a message: secrets removed, HTML tags dropped,
+/// white space folded, secrets removed again (a tag or a line break may have
+/// split one), cut to a sane length.
 pub fn describe_body(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
+    // The whole body (at most MAX_BODY_BYTES) is cleaned, so that no secret
+    // is cut in two before it is removed; only its start is described.
+    let text = scrub::clean(&String::from_utf8_lossy(body));
     let mut plain = String::new();
     let mut in_tag = false;
-    for c in text.chars() {
+    for c in text.chars().take(64 * 1024) {
         match c {
             '<' => in_tag = true,
             '>' if in_tag => {
@@ -567,7 +580,7 @@ pub fn describe_body(body: &[u8]) -> String {
             _ => {}
         }
     }
-    let folded = plain.split_whitespace().collect::<Vec<_>>().join(" ");
+    let folded = scrub::clean(&plain.split_whitespace().collect::<Vec<_>>().join(" "));
     if folded.is_empty() {
         return "(empty body)".to_owned();
     }

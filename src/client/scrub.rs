@@ -1,0 +1,277 @@
+//! Secrets kept out of messages and log lines, whatever the text came from.
+//!
+//! A server, a proxy or a load balancer may echo the request (debug pages
+//! and WAFs do), and their text goes into error messages: the body excerpt,
+//! a string field quoted, ureq's description of a malformed answer. So every
+//! handle registers its secrets here while it lives, and [`clean`] replaces
+//! each of them by `***`. [`Error`](super::Error)'s constructors clean every
+//! message, the `TASKFARM_LOG=debug` lines are cleaned, and the body excerpt
+//! is cleaned before it is cut (a secret cut in two would not match).
+//!
+//! What is removed, for every live handle of the process:
+//! - the password, and `user:password` (the decoded Basic credentials);
+//! - the token, and `token:`;
+//! - the Basic forms: base64 of `user:password` and of `token:` (without the
+//!   `=` padding, so a copy that drops it matches too);
+//! - each of these as JSON (`\"`, `\\`, `\/`, `\uXXXX`) and HTML (`&amp;`,
+//!   `&lt;`, ...) escape it, as an echo in a JSON or HTML page shows it.
+//!
+//! A password or token of fewer than [`MIN_PLAIN_CHARS`] characters is
+//! removed only in its longer forms (after `user:`, before `:`, base64):
+//! removing every `pw` from every message would make them unreadable.
+
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+
+use super::base64;
+
+/// The shortest password or token removed wherever it appears on its own.
+pub const MIN_PLAIN_CHARS: usize = 4;
+
+/// What a removed secret is replaced with.
+pub const MARK: &str = "***";
+
+struct Entry {
+    id: u64,
+    needles: Vec<String>,
+}
+
+struct Registry {
+    next_id: u64,
+    entries: Vec<Entry>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    next_id: 1,
+    entries: Vec::new(),
+});
+
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Secrets removed from every message until this is dropped.
+pub struct Registration {
+    id: Option<u64>,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Registration(..)")
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            registry().entries.retain(|e| e.id != id);
+        }
+    }
+}
+
+/// Registers the password of `user` (nothing for an empty password).
+pub fn register_credentials(user: &str, password: &str) -> Registration {
+    if password.is_empty() {
+        return Registration { id: None };
+    }
+    let pair = format!("{user}:{password}");
+    let mut forms = vec![unpadded_base64(&pair), pair];
+    if password.chars().count() >= MIN_PLAIN_CHARS {
+        forms.push(password.to_owned());
+    }
+    register(forms)
+}
+
+/// Registers a token (nothing for an empty one).
+pub fn register_token(token: &str) -> Registration {
+    if token.is_empty() {
+        return Registration { id: None };
+    }
+    let pair = format!("{token}:");
+    let mut forms = vec![unpadded_base64(&pair), pair];
+    if token.chars().count() >= MIN_PLAIN_CHARS {
+        forms.push(token.to_owned());
+    }
+    register(forms)
+}
+
+fn register(forms: Vec<String>) -> Registration {
+    let mut needles = Vec::new();
+    for form in forms {
+        for needle in escaped_forms(&form) {
+            if !needle.is_empty() && !needles.contains(&needle) {
+                needles.push(needle);
+            }
+        }
+    }
+    let mut registry = registry();
+    let id = registry.next_id;
+    registry.next_id += 1;
+    registry.entries.push(Entry { id, needles });
+    Registration { id: Some(id) }
+}
+
+/// `text` with every registered secret replaced by [`MARK`]. Overlapping
+/// occurrences are removed as one.
+pub fn clean(text: &str) -> String {
+    let registry = registry();
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for needle in registry.entries.iter().flat_map(|e| e.needles.iter()) {
+        let mut from = 0;
+        while let Some(found) = text[from..].find(needle.as_str()) {
+            let start = from + found;
+            ranges.push((start, start + needle.len()));
+            // Look again from the next character: occurrences may overlap.
+            from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    drop(registry);
+    if ranges.is_empty() {
+        return text.to_owned();
+    }
+    ranges.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < ranges.len() {
+        let (start, mut end) = ranges[i];
+        while i + 1 < ranges.len() && ranges[i + 1].0 <= end {
+            end = end.max(ranges[i + 1].1);
+            i += 1;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(MARK);
+        copied = end;
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+fn unpadded_base64(text: &str) -> String {
+    base64::encode(text.as_bytes())
+        .trim_end_matches('=')
+        .to_owned()
+}
+
+/// `text` as written, as a JSON string's content (with and without `\/`,
+/// and with every non-ASCII character as `\uXXXX`), and HTML-escaped.
+fn escaped_forms(text: &str) -> Vec<String> {
+    let json = serde_json::to_string(text)
+        .map(|quoted| quoted[1..quoted.len() - 1].to_owned())
+        .unwrap_or_default();
+    let mut ascii_json = String::new();
+    for c in json.chars() {
+        if c.is_ascii() {
+            ascii_json.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                ascii_json.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    let html = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    vec![
+        text.to_owned(),
+        json.replace('/', "\\/"),
+        ascii_json.replace('/', "\\/"),
+        uppercase_escapes(&ascii_json).replace('/', "\\/"),
+        json,
+        ascii_json,
+        html.replace('\'', "&#39;"),
+        html.replace('\'', "&#x27;"),
+        html,
+    ]
+}
+
+/// `\u00e9` written `\u00E9`, as some JSON encoders write it.
+fn uppercase_escapes(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut rest = json;
+    while let Some(at) = rest.find("\\u") {
+        let hex_end = (at + 6).min(rest.len());
+        out.push_str(&rest[..at + 2]);
+        out.push_str(&rest[at + 2..hex_end].to_ascii_uppercase());
+        rest = &rest[hex_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The registry is process-wide and unit tests run in parallel: every
+    // test uses secrets of its own that no other test's text contains.
+
+    #[test]
+    fn the_password_its_pair_and_its_basic_form_are_removed() {
+        let _r = register_credentials("alice", "PASSWORDXYZ");
+        let header = "Authorization: Basic YWxpY2U6UEFTU1dPUkRYWVo=";
+        assert_eq!(clean(header), "Authorization: Basic ***=");
+        assert_eq!(clean("got alice:PASSWORDXYZ!"), "got ***!");
+        assert_eq!(clean("pw=PASSWORDXYZ"), "pw=***");
+        assert_eq!(clean("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn tokens_are_removed_and_forgotten_with_their_registration() {
+        let registration = register_token("eyJhbGciOiJIUzUxMiJ9.tok-7731");
+        let b64 = base64::encode(b"eyJhbGciOiJIUzUxMiJ9.tok-7731:");
+        assert_eq!(clean(&format!("Basic {b64}")), "Basic ***");
+        assert_eq!(clean("t=eyJhbGciOiJIUzUxMiJ9.tok-7731;"), "t=***;");
+        drop(registration);
+        assert_eq!(
+            clean("t=eyJhbGciOiJIUzUxMiJ9.tok-7731;"),
+            "t=eyJhbGciOiJIUzUxMiJ9.tok-7731;"
+        );
+    }
+
+    #[test]
+    fn escaped_copies_are_removed() {
+        let _r = register_credentials("bob", "p\"a/s<s>é'9");
+        for echoed in [
+            r#"{"pw": "p\"a/s<s>é'9"}"#,
+            r#"{"pw": "p\"a\/s<s>é'9"}"#,
+            r#"{"pw": "p\"a\/s<s>\u00e9'9"}"#,
+            r#"{"pw": "p\"a\/s<s>\u00E9'9"}"#,
+            "<td>p&quot;a/s&lt;s&gt;é&#39;9</td>",
+            "<td>p&quot;a/s&lt;s&gt;é&#x27;9</td>",
+        ] {
+            let cleaned = clean(echoed);
+            assert!(
+                cleaned.contains(MARK) && !cleaned.contains("s<s>") && !cleaned.contains("s&lt;s"),
+                "{echoed} -> {cleaned}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_secrets_are_removed_only_in_their_long_forms() {
+        let _r = register_credentials("carol", "zq");
+        assert_eq!(clean("carol:zq"), "***");
+        assert_eq!(clean("zq zq"), "zq zq");
+    }
+
+    #[test]
+    fn overlapping_occurrences_become_one_mark() {
+        let _r = register_token("QQQQ-8812");
+        assert_eq!(clean("QQQQ-8812QQQQ-8812"), "***");
+        let _s = register_credentials("dave", "ABCDE-991");
+        // "dave:ABCDE-991" contains the password: one mark for both.
+        assert_eq!(clean("[dave:ABCDE-991]"), "[***]");
+    }
+
+    #[test]
+    fn registrations_without_a_secret_remove_nothing() {
+        let _r = register_token("");
+        let _s = register_credentials("erin", "");
+        assert_eq!(clean("erin: Og=="), "erin: Og==");
+    }
+}
