@@ -32,6 +32,12 @@ use super::wire::TokenAnswer;
 /// the list of all runs, is far smaller.
 pub const MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
 
+/// The longest token accepted from `GET token` (4 KiB). Its Basic header,
+/// a third longer, must fit the request-header limits of common servers
+/// (gunicorn 8190 bytes per header line, nginx 8 KiB); the server's own
+/// tokens are about 200 bytes.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
 /// How much of a server's body goes into an error message.
 const BODY_EXCERPT_CHARS: usize = 300;
 
@@ -269,6 +275,26 @@ impl Connection {
                 "GET token answered HTTP 200 with an empty token",
             ));
         }
+        if answer.token.len() > MAX_TOKEN_BYTES {
+            return Err(Error::with_http_status(
+                ErrorKind::Protocol,
+                200,
+                format!(
+                    "GET token answered HTTP 200 with a token of {} bytes, more than the \
+                     {MAX_TOKEN_BYTES} bytes accepted: requests carrying it would be too large \
+                     for the server",
+                    answer.token.len()
+                ),
+            ));
+        }
+        if answer.token.contains(':') {
+            return Err(Error::with_http_status(
+                ErrorKind::Protocol,
+                200,
+                "GET token answered HTTP 200 with a token holding a ':', \
+                 which HTTP Basic authentication cannot carry",
+            ));
+        }
         Ok(Secret::new(answer.token))
     }
 
@@ -465,6 +491,11 @@ impl Connection {
                 TransportFailure::Permanent,
                 ErrorKind::Protocol,
                 format!("the answer's body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+            ),
+            E::LargeResponseHeader(_, limit) => (
+                TransportFailure::Permanent,
+                ErrorKind::Protocol,
+                format!("the answer's head is larger than the limit of {limit} bytes"),
             ),
             E::Protocol(p) => (
                 TransportFailure::Permanent,
