@@ -1,11 +1,19 @@
 //! Certificate authorities for `https://` URLs: the system's roots, plus the
 //! PEM bundle named by `TASKFARM_CA_FILE`.
 
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 
 use super::error::{Error, Result};
+
+/// The largest CA bundle read (4 MiB): Debian's bundle of every trusted
+/// root is about 220 KB. A bigger file, or one that is not a regular file
+/// (`/dev/zero`, a FIFO, a directory), is refused before it is read.
+pub const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Where Linux distributions keep the system's CA bundle (Debian/Ubuntu,
 /// Fedora/RHEL, openSUSE, Alpine).
@@ -49,7 +57,7 @@ fn system_roots() -> Vec<Certificate<'static>> {
 }
 
 fn read_certificates(path: &Path) -> std::result::Result<Vec<Certificate<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot be read ({e})"))?;
+    let pem = read_bounded(path)?;
     let mut certs = Vec::new();
     for item in parse_pem(&pem) {
         match item {
@@ -62,4 +70,70 @@ fn read_certificates(path: &Path) -> std::result::Result<Vec<Certificate<'static
         return Err("holds no PEM certificate".to_owned());
     }
     Ok(certs)
+}
+
+/// The contents of the regular file `path`, at most [`MAX_CA_FILE_BYTES`].
+/// Opened without blocking (a FIFO would wait for a writer for ever), then
+/// checked on the open file, then read through a limit (a file may grow).
+fn read_bounded(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("cannot be opened ({e})"))?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| format!("cannot be examined ({e})"))?;
+    if metadata.is_dir() {
+        return Err("is a directory, not a PEM file".to_owned());
+    }
+    if !metadata.is_file() {
+        return Err("is not a regular file (a device, FIFO or socket), not a PEM file".to_owned());
+    }
+    let too_big = |size: u64| {
+        format!("is {size} bytes, more than the {MAX_CA_FILE_BYTES} bytes a CA bundle may have")
+    };
+    if metadata.len() > MAX_CA_FILE_BYTES {
+        return Err(too_big(metadata.len()));
+    }
+    let mut pem = Vec::with_capacity(metadata.len() as usize);
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| format!("cannot be read ({e})"))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(too_big(pem.len() as u64));
+    }
+    Ok(pem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_regular_file_of_sane_size_is_read() {
+        let dir = std::env::temp_dir().join(format!("tf-ca-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.pem");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_CA_FILE_BYTES + 1)
+            .unwrap();
+        let fifo = dir.join("fifo");
+        let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        for (path, why) in [
+            (Path::new("/dev/zero"), "not a regular file"),
+            (fifo.as_path(), "not a regular file"),
+            (dir.as_path(), "is a directory"),
+            (big.as_path(), "more than the 4194304 bytes"),
+            (Path::new("/nonexistent/ca.pem"), "cannot be opened"),
+        ] {
+            let err = read_certificates(path).unwrap_err();
+            assert!(err.contains(why), "{}: {err}", path.display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
