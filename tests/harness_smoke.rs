@@ -11,6 +11,7 @@
 mod common;
 
 use common::server::{pid_alive, Db, TaskfarmServer};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -118,6 +119,13 @@ fn fresh_server_gives_tokens_runs_and_401s_then_stops() {
         "server pid {} not running",
         server.pid
     );
+
+    // server.json holds the password and the secret key: its owner only.
+    let mode = std::fs::metadata(server.state_dir.join("server.json"))
+        .expect("server.json")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "server.json mode {mode:o}");
 
     let token = token(&server);
     create_run(&server, &token, 3);
@@ -310,6 +318,17 @@ fn postgresql_mode_runs_gunicorn_keeps_data_over_restart_and_stops_clean() {
             .as_str()
             .is_some_and(|u| u.starts_with("postgresql+psycopg2://")),
         "{info}"
+    );
+    let pg_dir = info["postgresql"]["dir"].as_str().expect("postgresql.dir");
+    let harness_file = Path::new(pg_dir).join("harness.json");
+    let mode = std::fs::metadata(&harness_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", harness_file.display()))
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "harness.json (role password) mode {mode:o}"
     );
     let port = info["port"].as_u64().expect("port");
     let postmaster = server.postgres_pid().expect("postmaster pid");

@@ -230,10 +230,19 @@ def read_info(state_dir):
         raise HarnessError(f"cannot read {json_path}: {e}")
 
 
+def open_private(path):
+    """Opens path for writing, created or truncated, readable by its owner
+    only (0600): server.json and harness.json hold passwords and the
+    server's secret key."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file keeps its mode through O_CREAT
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 def write_info(state_dir, info):
     _, json_path, _ = state_paths(state_dir)
     tmp = json_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open_private(tmp) as f:
         f.write(json.dumps(info) + "\n")
     os.replace(tmp, json_path)
 
@@ -673,7 +682,7 @@ def pg_prepare(state_dir, old, fixed_port):
             saved = {"role_password": role_password, "bin": pg["bin"],
                      "os_user": pg["os_user"]}
             path = os.path.join(pg["dir"], PG_HARNESS_FILE)
-            with open(path, "w", encoding="utf-8") as f:
+            with open_private(path) as f:
                 json.dump(saved, f)
         role_password = _read_harness_file(pg["dir"])["role_password"]
     except BaseException:
