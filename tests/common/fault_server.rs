@@ -122,6 +122,9 @@ pub enum Action {
     },
     /// Read the request, then close the connection without writing a byte.
     CloseWithoutAnswer,
+    /// Write these bytes as they are (head and all), then close: for answers
+    /// no well-behaved server sends, such as a head over the client's limit.
+    RawAnswer(Vec<u8>),
 }
 
 impl Action {
@@ -583,6 +586,11 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
             }
             Action::CloseWithoutAnswer => {
                 close_gracefully(stream, shared);
+                return;
+            }
+            Action::RawAnswer(bytes) => {
+                let _ = stream.write_all(&bytes).and_then(|()| stream.flush());
+                close_gracefully(stream);
                 return;
             }
         }
