@@ -6,7 +6,7 @@
 //! other than the user wrote: the `http` crate's parser accepts
 //! `host:5OOO`, `host:70000` or `[::1]junk` and leaves the port out, and a
 //! caller filling in the scheme's port would then send the credentials to
-//! port 80. Here a port that is written must be 1 to 5 digits in 1..65535, a
+//! port 80. Here a port that is written must be digits, 1..65535, a
 //! host is letters, digits, `-`, `_` and `.` or a bracketed IPv6 address,
 //! and a host that ends in a number must be a dotted-quad IPv4 address
 //! (`getaddrinfo` reads `127.1`, `0x7f.1` and `010.0.0.1`, octal, as
@@ -79,16 +79,16 @@ pub fn split_authority(authority: &str, default_port: u16) -> Result<(&str, u16)
     Ok((host, port))
 }
 
-/// A written port: 1 to 5 ASCII digits, 1..65535 (no sign, no empty port).
+/// A written port: ASCII digits only (no sign, not empty), 1..65535.
 fn parse_port(port: &str) -> Result<u16, String> {
     let bad = || format!("has port {port:?}: a port is a number in 1..65535");
     if port.is_empty() {
         return Err("has ':' without a port after it".to_owned());
     }
-    if port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    match port.parse::<u16>() {
+    match port.trim_start_matches('0').parse::<u16>() {
         Ok(p) if p != 0 => Ok(p),
         _ => Err(bad()),
     }
@@ -167,7 +167,8 @@ mod tests {
             "http://h:/",
             "http://h:+80/",
             "http://h:0/",
-            "http://h:000080/",
+            "http://h:0000/",
+            "http://h:99999999999999999999/",
             "http://h:5000x/",
             "http://[::1]x/",
             "http://[::1]:/",
@@ -176,6 +177,7 @@ mod tests {
             assert_eq!(endpoint(url), None, "{url}");
         }
         assert_eq!(endpoint("http://h:080/").map(|e| e.2), Some(80));
+        assert_eq!(endpoint("http://h:000080/").map(|e| e.2), Some(80));
     }
 
     #[test]
