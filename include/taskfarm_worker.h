@@ -227,7 +227,11 @@ void tf_string_free(char *string);
  *
  * `username`, `password` and `url_base` may be NULL: then `TASKFARM_USER`,
  * `TASKFARM_PASSWORD` and `TASKFARM_URL` are used, and for the URL then
- * `http://localhost:5000/api/`. `num_tasks` must be in 1..2147483647.
+ * `http://localhost:5000/api/`. The URL is `http://` or `https://`, a host
+ * (a name, or an IPv4 or bracketed IPv6 address as written) and an optional
+ * port in 1..65535; any other URL, one holding credentials, or a user name
+ * holding `:` gives `TF_ERR_INVALID_ARGUMENT` before anything is sent.
+ * `num_tasks` must be in 1..2147483647.
  * On `TF_OK`, `*out` is the new handle, to be freed with `tf_taskfarm_free`.
  */
 enum tf_status tf_taskfarm_create(const char *username,

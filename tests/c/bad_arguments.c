@@ -288,6 +288,13 @@ int main(void) {
     connect_all_invalid("url_base \"localhost:5000/api/\"", user, password, "localhost:5000/api/",
                         uuid, false);
     connect_all_invalid("url_base \"http://h/a pi/\"", user, password, "http://h/a pi/", uuid, false);
+    /* A port that is not 1..65535 never becomes the scheme's port 80. */
+    connect_all_invalid("url_base \"http://127.0.0.1:5OOO/api/\"", user, password,
+                        "http://127.0.0.1:5OOO/api/", uuid, false);
+    connect_all_invalid("url_base \"http://127.0.0.1:70000/api/\"", user, password,
+                        "http://127.0.0.1:70000/api/", uuid, false);
+    /* Basic authentication cannot carry a ':' in the user name. */
+    connect_all_invalid("user name \"al:ice\"", "al:ice", password, url, uuid, false);
 
     /* NULL credentials and URL fall back to the environment: when that is
      * missing or malformed, the result is TF_ERR_INVALID_ARGUMENT too. */
@@ -295,6 +302,7 @@ int main(void) {
     with_env("TASKFARM_PASSWORD", NULL, NULL, uuid);
     with_env("TASKFARM_URL", "ftp://x", NULL, uuid);
     with_env("TASKFARM_URL", "http://user:s3cretpw@host/", NULL, uuid);
+    with_env("TASKFARM_URL", "http://127.0.0.1:-1/api/", NULL, uuid);
     with_env("TASKFARM_USER", BAD_UTF8, "\\xff\\xfe", uuid);
     with_env("TASKFARM_TIMEOUT", "nan", NULL, uuid);
     with_env("TASKFARM_TIMEOUT", "-1", NULL, uuid);
