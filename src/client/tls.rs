@@ -80,7 +80,7 @@ fn read_bounded(path: &Path) -> std::result::Result<Vec<u8>, String> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(|e| format!("cannot be opened ({e})"))?;
+        .map_err(|e| format!("cannot be read ({e})"))?;
     let metadata = file
         .metadata()
         .map_err(|e| format!("cannot be examined ({e})"))?;
@@ -129,7 +129,7 @@ mod tests {
             (fifo.as_path(), "not a regular file"),
             (dir.as_path(), "is a directory"),
             (big.as_path(), "more than the 4194304 bytes"),
-            (Path::new("/nonexistent/ca.pem"), "cannot be opened"),
+            (Path::new("/nonexistent/ca.pem"), "cannot be read"),
         ] {
             let err = read_certificates(path).unwrap_err();
             assert!(err.contains(why), "{}: {err}", path.display());
