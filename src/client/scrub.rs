@@ -23,7 +23,8 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::base64;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine as _;
 
 /// The shortest password or token removed wherever it appears on its own.
 pub const MIN_PLAIN_CHARS: usize = 4;
@@ -161,9 +162,7 @@ pub fn clean(text: &str) -> String {
 }
 
 fn unpadded_base64(text: &str) -> String {
-    base64::encode(text.as_bytes())
-        .trim_end_matches('=')
-        .to_owned()
+    STANDARD_NO_PAD.encode(text)
 }
 
 /// `text` as written, as a JSON string's content (with and without `\/`,
@@ -235,7 +234,8 @@ mod tests {
     #[test]
     fn tokens_are_removed_and_forgotten_with_their_registration() {
         let registration = register_token("eyJhbGciOiJIUzUxMiJ9.tok-7731");
-        let b64 = base64::encode(b"eyJhbGciOiJIUzUxMiJ9.tok-7731:");
+        let b64 =
+            base64::engine::general_purpose::STANDARD.encode(b"eyJhbGciOiJIUzUxMiJ9.tok-7731:");
         assert_eq!(clean(&format!("Basic {b64}")), "Basic ***");
         assert_eq!(clean("t=eyJhbGciOiJIUzUxMiJ9.tok-7731;"), "t=***;");
         drop(registration);

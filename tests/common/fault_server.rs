@@ -590,7 +590,7 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
             }
             Action::RawAnswer(bytes) => {
                 let _ = stream.write_all(&bytes).and_then(|()| stream.flush());
-                close_gracefully(stream);
+                close_gracefully(stream, shared);
                 return;
             }
         }
