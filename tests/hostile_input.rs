@@ -248,6 +248,16 @@ fn a_user_name_with_a_colon_sends_nothing() {
     let (got, message) = open("al:ice", &server.url());
     assert_eq!(got, TF_ERR_INVALID_ARGUMENT, "{message}");
     assert!(message.contains("\"al:ice\" holds a ':'"), "{message}");
+    let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
+        .args(["-b", &server.url(), "-u", "al:ice", "-p", PASSWORD, "-l"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Basic authentication cannot carry"),
+        "{stderr}"
+    );
     assert_eq!(server.connections(), 0);
 }
 
@@ -281,6 +291,24 @@ fn an_answer_head_over_the_limit_is_a_protocol_error_not_retried() {
     );
     // A GET, yet not repeated: the same server would answer the same.
     assert_eq!(server.count("GET", &format!("/api/runs/{RUN}")), 1);
+
+    // The tool says it is the server's fault (exit 6), not the network's.
+    let (code, stderr) = list_runs(&server);
+    assert_eq!(code, Some(6), "{stderr}");
+    assert!(stderr.contains("the answer's head is larger"), "{stderr}");
+    assert_eq!(server.count("GET", "/api/runs"), 1);
+}
+
+/// `taskfarm -l` against the server, with the default retries.
+fn list_runs(server: &FaultServer) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
+        .args(["-b", &server.url(), "-u", USER, "-p", PASSWORD, "-l"])
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -300,6 +328,13 @@ fn a_token_over_the_limit_is_refused_when_it_arrives() {
     assert!(!message.contains("ttttt"), "{message}");
     // Only the token was asked for; nothing was sent with it.
     assert_eq!(server.requests().len(), 1, "{:?}", server.requests());
+    let (code, stderr) = list_runs(&server);
+    assert_eq!(code, Some(6), "{stderr}");
+    assert!(
+        stderr.contains("more than the 4096 bytes accepted"),
+        "{stderr}"
+    );
+    assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
 
     // A token of exactly the limit is used.
     let largest = "u".repeat(MAX_TOKEN_BYTES);
