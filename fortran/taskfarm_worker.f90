@@ -102,6 +102,7 @@ module taskfarm_worker
    contains
       procedure :: create => taskfarm_create
       procedure :: open => taskfarm_open
+      procedure :: open_with_token => taskfarm_open_with_token
       procedure :: uuid => taskfarm_uuid
       procedure :: num_tasks => taskfarm_num_tasks
       procedure :: percent_done => taskfarm_percent_done
@@ -136,6 +137,7 @@ module taskfarm_worker
       logical :: owned = .false.
    contains
       procedure :: new => worker_new
+      procedure :: new_with_token => worker_new_with_token
       procedure :: uuid => worker_uuid
       procedure :: taskfarm => worker_taskfarm
       procedure :: task => worker_task
@@ -243,6 +245,15 @@ module taskfarm_worker
          type(c_ptr), intent(inout) :: out_taskfarm
          integer(c_int) :: c_tf_taskfarm_open
       end function c_tf_taskfarm_open
+
+      function c_tf_taskfarm_open_with_token(token, url_base, uuid, out_taskfarm) &
+         bind(c, name='tf_taskfarm_open_with_token')
+         import :: c_char, c_int, c_ptr
+         type(c_ptr), value :: token, url_base
+         character(kind=c_char), intent(in) :: uuid(*)
+         type(c_ptr), intent(inout) :: out_taskfarm
+         integer(c_int) :: c_tf_taskfarm_open_with_token
+      end function c_tf_taskfarm_open_with_token
 
       subroutine c_tf_taskfarm_free(taskfarm) bind(c, name='tf_taskfarm_free')
          import :: c_ptr
@@ -424,6 +435,15 @@ module taskfarm_worker
          type(c_ptr), intent(inout) :: out_worker
          integer(c_int) :: c_tf_worker_new
       end function c_tf_worker_new
+
+      function c_tf_worker_new_with_token(token, url_base, uuid, out_worker) &
+         bind(c, name='tf_worker_new_with_token')
+         import :: c_char, c_int, c_ptr
+         type(c_ptr), value :: token, url_base
+         character(kind=c_char), intent(in) :: uuid(*)
+         type(c_ptr), intent(inout) :: out_worker
+         integer(c_int) :: c_tf_worker_new_with_token
+      end function c_tf_worker_new_with_token
 
       subroutine c_tf_worker_free(worker) bind(c, name='tf_worker_free')
          import :: c_ptr
@@ -635,6 +655,23 @@ contains
                                     c_string_or_null(url, c_url), c_string(uuid), handle))
       if (stat == TF_OK) call taskfarm_own(self, handle)
    end function taskfarm_open
+
+   !> Opens the existing run `uuid` with a token instead of a password
+   !> (tf_taskfarm_open_with_token: no GET token). An absent token comes
+   !> from TASKFARM_TOKEN, an absent url from TASKFARM_URL; trailing blanks
+   !> of `token` are dropped.
+   function taskfarm_open_with_token(self, token, url, uuid) result(stat)
+      class(tf_taskfarm), intent(inout) :: self
+      character(*), intent(in), optional :: token, url
+      character(*), intent(in) :: uuid
+      integer :: stat
+      character(kind=c_char, len=:), allocatable, target :: c_token, c_url
+      type(c_ptr) :: handle
+      handle = c_null_ptr
+      stat = int(c_tf_taskfarm_open_with_token(c_string_or_null(token, c_token), &
+                                               c_string_or_null(url, c_url), c_string(uuid), handle))
+      if (stat == TF_OK) call taskfarm_own(self, handle)
+   end function taskfarm_open_with_token
 
    !> Frees what `self` held, then makes it the owner of `handle`.
    subroutine taskfarm_own(self, handle)
@@ -892,6 +929,28 @@ contains
          self%owned = .true.
       end if
    end function worker_new
+
+   !> Opens the run `uuid` and registers a new worker for it with a token
+   !> instead of a password (tf_worker_new_with_token: no GET token). For
+   !> MPI: rank 0 broadcasts `tf%token()`, every rank calls this with it.
+   !> Absent token and url as for `open_with_token`. A worker `self` held
+   !> before is freed on success only.
+   function worker_new_with_token(self, token, url, uuid) result(stat)
+      class(tf_worker), intent(inout) :: self
+      character(*), intent(in), optional :: token, url
+      character(*), intent(in) :: uuid
+      integer :: stat
+      character(kind=c_char, len=:), allocatable, target :: c_token, c_url
+      type(c_ptr) :: handle
+      handle = c_null_ptr
+      stat = int(c_tf_worker_new_with_token(c_string_or_null(token, c_token), &
+                                            c_string_or_null(url, c_url), c_string(uuid), handle))
+      if (stat == TF_OK) then
+         call self%free()
+         self%handle = handle
+         self%owned = .true.
+      end if
+   end function worker_new_with_token
 
    !> The worker's UUID, 32 hex digits (no request); '' for an empty worker.
    function worker_uuid(self) result(uuid)

@@ -232,6 +232,10 @@ void tf_string_free(char *string);
  * port in 1..65535; any other URL, one holding credentials, or a user name
  * holding `:` gives `TF_ERR_INVALID_ARGUMENT` before anything is sent.
  * `num_tasks` must be in 1..2147483647.
+ * When `TASKFARM_TOKEN` is set, the handle starts with that token and sends
+ * no `GET token` (as `tf_taskfarm_open_with_token` does); the credentials,
+ * then optional, are used only if the server refuses the token. This holds
+ * for every function that takes credentials.
  * On `TF_OK`, `*out` is the new handle, to be freed with `tf_taskfarm_free`.
  */
 enum tf_status tf_taskfarm_create(const char *username,
@@ -251,6 +255,31 @@ enum tf_status tf_taskfarm_open(const char *username,
                                 const char *url_base,
                                 const char *uuid,
                                 struct tf_taskfarm **out_taskfarm);
+
+/**
+ * Opens the existing run `uuid` with a token instead of a password: no
+ * `GET token` is sent, so the server checks no password (each check costs
+ * it about a quarter of a second of CPU). For many workers on one run: get
+ * the token once (`tf_taskfarm_token` of any handle, or `taskfarm token`),
+ * hand it to every worker (an MPI broadcast, `TASKFARM_TOKEN` in a job
+ * script).
+ *
+ * `token` NULL: `TASKFARM_TOKEN`; when that is not set either, or the token
+ * is empty, longer than 4096 bytes, or holds white space, a control
+ * character, a non-ASCII character or `:` (the server's tokens never do),
+ * `TF_ERR_INVALID_ARGUMENT` and nothing is sent. `url_base` NULL:
+ * `TASKFARM_URL`, then `http://localhost:5000/api/`. When `TASKFARM_USER`
+ * and `TASKFARM_PASSWORD` are both set, they are used only if the server
+ * refuses the token (its `SECRET_KEY` changed): a new token is fetched and
+ * the call repeated. Without them a refused token is `TF_ERR_AUTH`, with a
+ * message that says so. The token never appears in a message or a log line.
+ * `TF_ERR_NOT_FOUND` when the server has no such run. On `TF_OK`, `*out` is
+ * the new handle, to be freed with `tf_taskfarm_free`.
+ */
+enum tf_status tf_taskfarm_open_with_token(const char *token,
+                                           const char *url_base,
+                                           const char *uuid,
+                                           struct tf_taskfarm **out_taskfarm);
 
 /**
  * Frees a handle from `tf_taskfarm_create` or `tf_taskfarm_open` (the run
@@ -391,7 +420,9 @@ enum tf_status tf_taskfarm_url(const struct tf_taskfarm *taskfarm,
 
 /**
  * The authentication token in use (the Python `token_auth`): a secret, to be
- * shown to nobody. Owned by the handle, valid until the next call on it;
+ * shown to nobody. Give it to other workers of the same server
+ * (`tf_worker_new_with_token`, `TASKFARM_TOKEN`) to spare the server their
+ * password checks. Owned by the handle, valid until the next call on it;
  * NULL when `taskfarm` is NULL.
  */
 const char *tf_taskfarm_token(const struct tf_taskfarm *taskfarm);
@@ -427,6 +458,21 @@ enum tf_status tf_worker_new(const char *username,
                              const char *url_base,
                              const char *uuid,
                              struct tf_worker **out_worker);
+
+/**
+ * Opens the run `uuid` and registers a new worker for it with a token
+ * instead of a password (`GET runs/UUID`, `POST worker`; no `GET token`, so
+ * the server checks no password). For MPI: rank 0 gets the token
+ * (`tf_taskfarm_token`), broadcasts it, and every rank calls this with it.
+ * `token`, `url_base`, the credentials kept for a refused token and the
+ * errors as for `tf_taskfarm_open_with_token` (`token` NULL:
+ * `TASKFARM_TOKEN`). On `TF_OK`, `*out_worker` is the new worker, to be
+ * freed with `tf_worker_free`.
+ */
+enum tf_status tf_worker_new_with_token(const char *token,
+                                        const char *url_base,
+                                        const char *uuid,
+                                        struct tf_worker **out_worker);
 
 /**
  * Frees a worker. A task it holds is not marked done (nor given back: use

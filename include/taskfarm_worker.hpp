@@ -497,6 +497,20 @@ public:
     }
 
     /**
+     * Opens the existing run `uuid` with a token instead of a password
+     * (tf_taskfarm_open_with_token: no `GET token`; from_env for `token`
+     * reads `TASKFARM_TOKEN`). `url`: see OptionalString.
+     */
+    [[nodiscard]] static TaskFarm open_with_token(const OptionalString &token,
+                                                  const OptionalString &url, std::string_view uuid) {
+        const std::string c_uuid = detail::c_string(uuid);
+        tf_taskfarm *taskfarm = nullptr;
+        detail::check(
+            tf_taskfarm_open_with_token(token.c_str(), url.c_str(), c_uuid.c_str(), &taskfarm));
+        return TaskFarm(taskfarm);
+    }
+
+    /**
      * Takes ownership of `taskfarm`, a handle from tf_taskfarm_create or
      * tf_taskfarm_open (never the one tf_worker_taskfarm lends).
      */
@@ -639,6 +653,21 @@ public:
 
     /** A worker for the run `uuid`, credentials and URL from the environment. */
     explicit Worker(std::string_view uuid) : Worker(from_env, from_env, from_env, uuid) {}
+
+    /**
+     * A worker for the run `uuid` that starts with a token instead of a
+     * password (tf_worker_new_with_token: no `GET token`; from_env for
+     * `token` reads `TASKFARM_TOKEN`). For MPI: rank 0 broadcasts
+     * `worker.taskfarm().token()` or `TaskFarm::token()`; every rank calls
+     * this with it. `url`: see OptionalString.
+     */
+    [[nodiscard]] static Worker with_token(const OptionalString &token, const OptionalString &url,
+                                           std::string_view uuid) {
+        const std::string c_uuid = detail::c_string(uuid);
+        tf_worker *worker = nullptr;
+        detail::check(tf_worker_new_with_token(token.c_str(), url.c_str(), c_uuid.c_str(), &worker));
+        return adopt(worker);
+    }
 
     /** Takes ownership of `worker`, a handle from tf_worker_new. */
     [[nodiscard]] static Worker adopt(tf_worker *worker) noexcept {

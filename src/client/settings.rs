@@ -26,11 +26,16 @@ pub const MAX_RETRIES: u32 = 1000;
 /// The largest backoff factor accepted, in seconds.
 pub const MAX_BACKOFF_SECS: f64 = 120.0;
 
+/// The longest token accepted from the caller, in bytes: the same limit as
+/// for a token from `GET token` (see the transport).
+pub const MAX_TOKEN_BYTES: usize = super::transport::MAX_TOKEN_BYTES;
+
 /// The environment variables read by [`Settings::resolve`].
-pub const VARIABLES: [&str; 8] = [
+pub const VARIABLES: [&str; 9] = [
     "TASKFARM_URL",
     "TASKFARM_USER",
     "TASKFARM_PASSWORD",
+    "TASKFARM_TOKEN",
     "TASKFARM_TIMEOUT",
     "TASKFARM_RETRIES",
     "TASKFARM_BACKOFF",
@@ -60,15 +65,27 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A user name and its password, for `GET token`.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The user's password.
+    pub password: Secret,
+}
+
 /// Everything a handle needs to reach the server.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Base URL of the API, always ending in `/`.
     pub base_url: String,
-    /// The user name for `GET token`.
-    pub username: String,
-    /// The password for `GET token`.
-    pub password: Secret,
+    /// The user name and password for `GET token`; `None` when a token was
+    /// given without them (a refused token is then an error).
+    pub credentials: Option<Credentials>,
+    /// The token to start with (given, or `TASKFARM_TOKEN`): no `GET token`
+    /// is sent. `None`: fetch one with the credentials. At least one of
+    /// `credentials` and `token` is set.
+    pub token: Option<Secret>,
     /// Timeout of one attempt (connect, send, answer and body).
     pub timeout: Duration,
     /// Retries after the first attempt.
@@ -84,12 +101,54 @@ pub struct Settings {
     pub proxy: Option<ProxySetting>,
 }
 
+/// Where the token of a handle comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource<'a> {
+    /// `TASKFARM_TOKEN` when it is set; else the credentials fetch one.
+    Environment,
+    /// The token passed by the caller, or `TASKFARM_TOKEN` for `None`; one of
+    /// them must be there. Credentials come from the environment, for
+    /// re-authentication only.
+    Required(Option<&'a str>),
+    /// No token: the credentials fetch a new one (`taskfarm token`);
+    /// `TASKFARM_TOKEN` is not read.
+    Fetch,
+}
+
 impl Settings {
     /// Settings from the caller's arguments, each falling back to its
     /// environment variable (`TASKFARM_USER`, `TASKFARM_PASSWORD`,
-    /// `TASKFARM_URL`), plus the environment's timeout, retries, backoff,
-    /// CA file and log level.
+    /// `TASKFARM_URL`), plus the environment's token, timeout, retries,
+    /// backoff, CA file and log level. With `TASKFARM_TOKEN` set the
+    /// credentials are optional.
     pub fn resolve(
+        username: Option<&str>,
+        password: Option<&str>,
+        url_base: Option<&str>,
+    ) -> Result<Settings> {
+        Settings::resolve_from(TokenSource::Environment, username, password, url_base)
+    }
+
+    /// Settings of a handle that starts with a token: `token`, or
+    /// `TASKFARM_TOKEN` for `None`. `TASKFARM_USER` and `TASKFARM_PASSWORD`,
+    /// when both are set, are kept for the case that the server refuses the
+    /// token.
+    pub fn resolve_with_token(token: Option<&str>, url_base: Option<&str>) -> Result<Settings> {
+        Settings::resolve_from(TokenSource::Required(token), None, None, url_base)
+    }
+
+    /// Settings for fetching a new token with the credentials: as
+    /// [`Settings::resolve`], but `TASKFARM_TOKEN` is ignored.
+    pub fn resolve_credentials(
+        username: Option<&str>,
+        password: Option<&str>,
+        url_base: Option<&str>,
+    ) -> Result<Settings> {
+        Settings::resolve_from(TokenSource::Fetch, username, password, url_base)
+    }
+
+    fn resolve_from(
+        token: TokenSource<'_>,
         username: Option<&str>,
         password: Option<&str>,
         url_base: Option<&str>,
@@ -101,43 +160,69 @@ impl Settings {
                 )));
             }
         }
-        Settings::resolve_with(username, password, url_base, &|name| {
+        Settings::resolve_with(token, username, password, url_base, &|name| {
             std::env::var(name).ok()
         })
     }
 
-    /// As [`Settings::resolve`], reading variables through `env` (for tests).
+    /// As [`Settings::resolve`] and its siblings, reading variables through
+    /// `env` (for tests).
     pub fn resolve_with(
+        token_source: TokenSource<'_>,
         username: Option<&str>,
         password: Option<&str>,
         url_base: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings> {
-        let username = match username {
-            Some(u) => u.to_owned(),
-            None => env("TASKFARM_USER").ok_or_else(|| {
-                Error::invalid_argument(
-                    "no user name: pass one or set the environment variable TASKFARM_USER",
-                )
-            })?,
+        let token = match token_source {
+            TokenSource::Environment => env("TASKFARM_TOKEN")
+                .map(|t| check_token(&t, "TASKFARM_TOKEN"))
+                .transpose()?,
+            TokenSource::Required(Some(given)) => Some(check_token(given, "the token")?),
+            TokenSource::Required(None) => {
+                let t = env("TASKFARM_TOKEN").ok_or_else(|| {
+                    Error::invalid_argument(
+                        "no token: pass one or set the environment variable TASKFARM_TOKEN",
+                    )
+                })?;
+                Some(check_token(&t, "TASKFARM_TOKEN")?)
+            }
+            TokenSource::Fetch => None,
         };
-        let password = match password {
-            Some(p) => p.to_owned(),
-            None => env("TASKFARM_PASSWORD").ok_or_else(|| {
-                Error::invalid_argument(
-                    "no password: pass one or set the environment variable TASKFARM_PASSWORD",
-                )
-            })?,
-        };
-        if username.is_empty() {
+        let username = username.map(str::to_owned).or_else(|| env("TASKFARM_USER"));
+        let password = password
+            .map(str::to_owned)
+            .or_else(|| env("TASKFARM_PASSWORD"));
+        if username.as_deref() == Some("") {
             return Err(Error::invalid_argument("the user name is empty"));
         }
-        if username.contains(':') {
+        if let Some(username) = username.as_deref().filter(|u| u.contains(':')) {
             return Err(Error::invalid_argument(format!(
                 "the user name {username:?} holds a ':', which HTTP Basic authentication \
                  cannot carry (the server would take the user name to end there)"
             )));
         }
+        let credentials = match (username, password) {
+            (Some(username), Some(password)) => Some(Credentials {
+                username,
+                password: Secret::new(password),
+            }),
+            // With a token, credentials are only for re-authentication:
+            // half of them is as good as none.
+            _ if token.is_some() => None,
+            (None, _) => {
+                return Err(Error::invalid_argument(
+                    "no user name: pass one or set the environment variable TASKFARM_USER \
+                     (or give a token: TASKFARM_TOKEN)",
+                ))
+            }
+            (Some(_), None) => {
+                return Err(Error::invalid_argument(
+                    "no password: pass one or set the environment variable TASKFARM_PASSWORD \
+                     (or give a token: TASKFARM_TOKEN)",
+                ))
+            }
+        };
         let url = match url_base {
             Some(u) => u.to_owned(),
             None => env("TASKFARM_URL")
@@ -161,8 +246,8 @@ impl Settings {
         Ok(Settings {
             proxy: proxy::choose(&base_url, env),
             base_url,
-            username,
-            password: Secret::new(password),
+            credentials,
+            token,
             timeout,
             retries,
             backoff,
@@ -172,6 +257,43 @@ impl Settings {
             log_requests,
         })
     }
+}
+
+/// Checks a token before anything is sent: not empty, at most
+/// [`MAX_TOKEN_BYTES`], printable ASCII without spaces, and no `:` (it goes
+/// into HTTP Basic as the user name, where `:` ends the name). The server's
+/// tokens are JWTs (letters, digits, `-`, `_`, `.`). `what` names where it
+/// came from; the message never quotes the token.
+pub fn check_token(token: &str, what: &str) -> Result<Secret> {
+    if token.is_empty() {
+        let hint = if what == "TASKFARM_TOKEN" {
+            " (did `taskfarm token` fail? unset it to use TASKFARM_USER and TASKFARM_PASSWORD)"
+        } else {
+            ""
+        };
+        return Err(Error::invalid_argument(format!("{what} is empty{hint}")));
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Error::invalid_argument(format!(
+            "{what} is {} bytes long, more than the limit of {MAX_TOKEN_BYTES}",
+            token.len()
+        )));
+    }
+    if let Some((at, c)) = token
+        .char_indices()
+        .find(|&(_, c)| !c.is_ascii_graphic() || c == ':')
+    {
+        let kind = match c {
+            ':' => "a ':'",
+            c if c.is_whitespace() => "white space",
+            c if c.is_control() => "a control character",
+            _ => "a character that is not ASCII",
+        };
+        return Err(Error::invalid_argument(format!(
+            "{what} holds {kind} at byte {at}: not a token of the taskfarm server"
+        )));
+    }
+    Ok(Secret::new(token))
 }
 
 /// Checks a per-attempt timeout given in seconds and turns it into a `Duration`.
@@ -264,11 +386,15 @@ mod tests {
     use std::collections::HashMap;
 
     fn resolve(vars: &[(&str, &str)]) -> Result<Settings> {
+        resolve_from(TokenSource::Environment, vars)
+    }
+
+    fn resolve_from(source: TokenSource<'_>, vars: &[(&str, &str)]) -> Result<Settings> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Settings::resolve_with(None, None, None, &|name| map.get(name).cloned())
+        Settings::resolve_with(source, None, None, None, &|name| map.get(name).cloned())
     }
 
     #[test]
@@ -283,8 +409,10 @@ mod tests {
             ("TASKFARM_LOG", "debug"),
         ])
         .unwrap();
-        assert_eq!(s.username, "alice");
-        assert_eq!(s.password.expose(), "pw");
+        let credentials = s.credentials.unwrap();
+        assert_eq!(credentials.username, "alice");
+        assert_eq!(credentials.password.expose(), "pw");
+        assert!(s.token.is_none());
         assert_eq!(s.base_url, "http://example.org:8080/api/");
         assert_eq!(s.timeout, Duration::from_millis(2500));
         assert_eq!(s.retries, 3);
@@ -370,7 +498,14 @@ mod tests {
 
     #[test]
     fn a_user_name_with_a_colon_is_refused() {
-        let err = Settings::resolve_with(Some("al:ice"), Some("pw"), None, &|_| None).unwrap_err();
+        let err = Settings::resolve_with(
+            TokenSource::Environment,
+            Some("al:ice"),
+            Some("pw"),
+            None,
+            &|_| None,
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), crate::client::ErrorKind::InvalidArgument);
         assert!(err.message().contains("\"al:ice\" holds a ':'"), "{err}");
     }
@@ -379,5 +514,88 @@ mod tests {
     fn secrets_stay_out_of_debug_output() {
         let s = resolve(&[("TASKFARM_USER", "a"), ("TASKFARM_PASSWORD", "hunter2")]).unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6MX0.dGhpcy1pcy1ub3QtYS1zaWduYXR1cmU";
+
+    #[test]
+    fn a_token_in_the_environment_makes_credentials_optional() {
+        let s = resolve(&[("TASKFARM_TOKEN", JWT)]).unwrap();
+        assert_eq!(s.token.as_ref().map(Secret::expose), Some(JWT));
+        assert!(s.credentials.is_none());
+        // Half of the credentials is as good as none with a token ...
+        let s = resolve(&[("TASKFARM_TOKEN", JWT), ("TASKFARM_USER", "a")]).unwrap();
+        assert!(s.credentials.is_none());
+        // ... and both are kept for re-authentication.
+        let s = resolve(&[
+            ("TASKFARM_TOKEN", JWT),
+            ("TASKFARM_USER", "a"),
+            ("TASKFARM_PASSWORD", "b"),
+        ])
+        .unwrap();
+        assert!(s.token.is_some());
+        assert_eq!(s.credentials.unwrap().username, "a");
+    }
+
+    #[test]
+    fn a_required_token_comes_from_the_caller_then_the_environment() {
+        let given = resolve_from(TokenSource::Required(Some(JWT)), &[]).unwrap();
+        assert_eq!(given.token.unwrap().expose(), JWT);
+        let from_env = resolve_from(TokenSource::Required(None), &[("TASKFARM_TOKEN", JWT)]);
+        assert_eq!(from_env.unwrap().token.unwrap().expose(), JWT);
+        let err = resolve_from(TokenSource::Required(None), &[("TASKFARM_USER", "a")]).unwrap_err();
+        assert_eq!(err.kind(), crate::client::ErrorKind::InvalidArgument);
+        assert!(err.message().contains("TASKFARM_TOKEN"), "{err}");
+        // The caller's token wins over the environment's.
+        let both = resolve_from(
+            TokenSource::Required(Some("a.b.c")),
+            &[("TASKFARM_TOKEN", JWT)],
+        );
+        assert_eq!(both.unwrap().token.unwrap().expose(), "a.b.c");
+    }
+
+    #[test]
+    fn fetching_a_token_ignores_the_environments_token() {
+        let s = resolve_from(
+            TokenSource::Fetch,
+            &[
+                ("TASKFARM_TOKEN", ""),
+                ("TASKFARM_USER", "a"),
+                ("TASKFARM_PASSWORD", "b"),
+            ],
+        )
+        .unwrap();
+        assert!(s.token.is_none() && s.credentials.is_some());
+        assert!(resolve_from(TokenSource::Fetch, &[("TASKFARM_TOKEN", JWT)]).is_err());
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_without_being_quoted() {
+        let long = "x".repeat(MAX_TOKEN_BYTES + 1);
+        for bad in [
+            "",
+            "secret token",
+            "secret\ntoken",
+            "secret\ttoken",
+            "secret:token",
+            "secret\u{7f}token",
+            "secrettoken\u{e9}",
+            &long,
+        ] {
+            for source in [TokenSource::Required(Some(bad)), TokenSource::Environment] {
+                let err = resolve_from(source, &[("TASKFARM_TOKEN", bad)]).unwrap_err();
+                assert_eq!(err.kind(), crate::client::ErrorKind::InvalidArgument);
+                assert!(
+                    bad.is_empty() || !err.message().contains("secret"),
+                    "{bad:?}: {err}"
+                );
+                let name = match source {
+                    TokenSource::Environment => "TASKFARM_TOKEN",
+                    _ => "the token",
+                };
+                assert!(err.message().starts_with(name), "{err}");
+            }
+        }
+        assert!(check_token(&"x".repeat(MAX_TOKEN_BYTES), "t").is_ok());
     }
 }

@@ -3,10 +3,15 @@
 //! [`Connection::call`] (token calls) or the token fetch in this file.
 //!
 //! Authentication (PROTOCOL.md): the token is fetched once with the user name
-//! and password and sent as the Basic user name of every later call. A `401`
-//! or `500` to a token call makes us fetch the token again, once: when it
-//! changed (the server was restarted with another key) the call is repeated
-//! with the new one; when it is the same, the answer stands.
+//! and password, or given by the caller (`TASKFARM_TOKEN`: no `GET token`,
+//! no password check on the server), and sent as the Basic user name of every
+//! later call. A `401` or `500` to a token call makes us fetch the token
+//! again, once: when it changed (the server was restarted with another key)
+//! the call is repeated with the new one; when it is the same, the answer
+//! stands. Without credentials no new token can be fetched: a `401` means the
+//! token was refused, and a `500` is told apart from a failure of the server
+//! by two single requests (see [`Connection::token_refused`]); a refused
+//! token is an authentication error that says so.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,7 +29,7 @@ use super::proxy;
 use super::resolve::CachingResolver;
 use super::retry::{self, Method, TransportFailure};
 use super::scrub::{self, Registration};
-use super::settings::{Secret, Settings};
+use super::settings::{Credentials, Secret, Settings};
 use super::tls;
 use super::wire::TokenAnswer;
 
@@ -40,6 +45,15 @@ pub const MAX_TOKEN_BYTES: usize = 4096;
 
 /// How much of a server's body goes into an error message.
 const BODY_EXCERPT_CHARS: usize = 300;
+
+/// What the token-refusal check asks: a run that does not exist, so a token
+/// the server accepts gets `404`.
+const PROBE_ENDPOINT: &str = "runs/00000000000000000000000000000000?info=numDone";
+
+/// The Basic user name of the control request of the token-refusal check:
+/// not a JWT, so the server looks it up as a user name (no such user: `401`
+/// without a password check).
+const NOT_A_TOKEN: &str = "taskfarm-worker-not-a-token";
 
 /// An answer read to its end.
 #[derive(Debug, Clone)]
@@ -116,10 +130,9 @@ struct AttemptError {
 pub struct Connection {
     agent: Agent,
     base_url: String,
-    username: String,
-    password: Secret,
+    credentials: Option<Credentials>,
     /// Keeps the password out of every message while the connection lives.
-    _password_scrub: Registration,
+    _password_scrub: Option<Registration>,
     token: Mutex<Arc<TokenHeader>>,
     timeout_nanos: AtomicU64,
     retries: AtomicU32,
@@ -128,7 +141,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Builds the agent and fetches the token (one `GET token`).
+    /// Builds the agent and takes the settings' token, or fetches one with
+    /// the credentials (one `GET token`) when there is none.
     pub fn open(settings: &Settings) -> Result<Connection> {
         let mut config = Agent::config_builder()
             .http_status_as_error(false)
@@ -147,19 +161,21 @@ impl Connection {
                 CachingResolver::default(),
             ),
             base_url: settings.base_url.clone(),
-            username: settings.username.clone(),
-            password: settings.password.clone(),
-            _password_scrub: scrub::register_credentials(
-                &settings.username,
-                settings.password.expose(),
-            ),
+            credentials: settings.credentials.clone(),
+            _password_scrub: settings
+                .credentials
+                .as_ref()
+                .map(|c| scrub::register_credentials(&c.username, c.password.expose())),
             token: Mutex::new(Arc::new(TokenHeader::new(Secret::new(String::new())))),
             timeout_nanos: AtomicU64::new(duration_nanos(settings.timeout)),
             retries: AtomicU32::new(settings.retries),
             backoff: settings.backoff,
             log_requests: settings.log_requests,
         };
-        let token = connection.fetch_token()?;
+        let token = match &settings.token {
+            Some(token) => token.clone(),
+            None => connection.fetch_token()?,
+        };
         *connection.lock_token() = Arc::new(TokenHeader::new(token));
         Ok(connection)
     }
@@ -222,16 +238,22 @@ impl Connection {
             if let Ok(reply) = &outcome {
                 if !token_checked && matches!(reply.status, 401 | 500) {
                     token_checked = true;
-                    let fresh = self.fetch_token()?;
-                    if fresh != token.token {
-                        let fresh = Arc::new(TokenHeader::new(fresh));
-                        *self.lock_token() = Arc::clone(&fresh);
-                        token = fresh;
-                        self.log_line(format_args!(
-                            "{} {endpoint}: new token, repeating",
-                            method.as_str()
-                        ));
-                        continue;
+                    if self.credentials.is_none() {
+                        if self.token_refused(reply.status, &token) {
+                            return Err(refused_token(method, endpoint, reply.status));
+                        }
+                    } else {
+                        let fresh = self.fetch_token()?;
+                        if fresh != token.token {
+                            let fresh = Arc::new(TokenHeader::new(fresh));
+                            *self.lock_token() = Arc::clone(&fresh);
+                            token = fresh;
+                            self.log_line(format_args!(
+                                "{} {endpoint}: new token, repeating",
+                                method.as_str()
+                            ));
+                            continue;
+                        }
                     }
                 }
             }
@@ -242,9 +264,48 @@ impl Connection {
         }
     }
 
+    /// Whether the server refused `token`, which got `status` (401 or 500)
+    /// and cannot be replaced (no credentials). A `401` to a token call is a
+    /// refusal. The server answers `500` both to a token signed with another
+    /// key (the signature error escapes its check, before any database work)
+    /// and to failures of its own, so one attempt each of two requests tells
+    /// them apart: the token on a read that cannot fail on the server's side
+    /// (a run that does not exist: `404` for an accepted token), and, when
+    /// that gets `500` too, a control request with a user name that is not a
+    /// token (`401` from a server that works). Only a token `500` next to a
+    /// control `401` is a refusal; anything else leaves the answer to the
+    /// usual retries.
+    fn token_refused(&self, status: u16, token: &TokenHeader) -> bool {
+        if status == 401 {
+            return true;
+        }
+        let probe = self.attempt(
+            Method::Get,
+            PROBE_ENDPOINT,
+            token.authorization.expose(),
+            None,
+        );
+        if !matches!(probe, Ok(ref reply) if reply.status == 500) {
+            return false;
+        }
+        let control = self.attempt(
+            Method::Get,
+            PROBE_ENDPOINT,
+            &basic_authorization(NOT_A_TOKEN, ""),
+            None,
+        );
+        matches!(control, Ok(ref reply) if reply.status == 401)
+    }
+
     /// `GET token` with the user name and password, retried like any GET.
     fn fetch_token(&self) -> Result<Secret> {
-        let authorization = basic_authorization(&self.username, self.password.expose());
+        let Some(credentials) = &self.credentials else {
+            return Err(Error::invalid_argument(
+                "no credentials to get a token with: set TASKFARM_USER and TASKFARM_PASSWORD",
+            ));
+        };
+        let authorization =
+            basic_authorization(&credentials.username, credentials.password.expose());
         let mut retry = 0;
         let reply = loop {
             let outcome = self.attempt(Method::Get, "token", &authorization, None);
@@ -256,7 +317,7 @@ impl Connection {
         let reply = reply.expect(&[200]).map_err(|e| match e.kind() {
             ErrorKind::Auth => e.context_after(&format!(
                 " (the server refused user {:?} and its password)",
-                self.username
+                credentials.username
             )),
             _ => e,
         })?;
@@ -566,6 +627,26 @@ impl TokenHeader {
             authorization,
         }
     }
+}
+
+/// The error for a token the server refused when no credentials are there to
+/// fetch a new one. Never quotes the token.
+fn refused_token(method: Method, endpoint: &str, status: u16) -> Error {
+    let why = match status {
+        500 => "it was made with another SECRET_KEY: the server's key has changed",
+        _ => "it is not a token of this server",
+    };
+    Error::with_http_status(
+        ErrorKind::Auth,
+        status,
+        format!(
+            "{} {endpoint} answered HTTP {}: the server refused the token ({why}), and there \
+             are no credentials to get a new one: give a new token (taskfarm token), or set \
+             TASKFARM_USER and TASKFARM_PASSWORD as well",
+            method.as_str(),
+            status_line(status)
+        ),
+    )
 }
 
 /// `Basic base64(user:password)`.

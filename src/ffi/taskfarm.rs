@@ -65,6 +65,18 @@ pub(crate) fn settings_from_c(
     )
 }
 
+/// Resolves the settings of a handle that starts with a token (NULL:
+/// `TASKFARM_TOKEN`), used by the worker too.
+pub(crate) fn settings_with_token_from_c(
+    token: *const c_char,
+    url_base: *const c_char,
+) -> Result<Settings> {
+    Settings::resolve_with_token(
+        optional_string(token, "token")?,
+        optional_string(url_base, "url_base")?,
+    )
+}
+
 /// Creates a new run of `num_tasks` tasks on the server and a handle to it
 /// (the Python `TaskFarm(username, password, numTasks=N, url_base)`).
 ///
@@ -75,6 +87,10 @@ pub(crate) fn settings_from_c(
 /// port in 1..65535; any other URL, one holding credentials, or a user name
 /// holding `:` gives `TF_ERR_INVALID_ARGUMENT` before anything is sent.
 /// `num_tasks` must be in 1..2147483647.
+/// When `TASKFARM_TOKEN` is set, the handle starts with that token and sends
+/// no `GET token` (as `tf_taskfarm_open_with_token` does); the credentials,
+/// then optional, are used only if the server refuses the token. This holds
+/// for every function that takes credentials.
 /// On `TF_OK`, `*out` is the new handle, to be freed with `tf_taskfarm_free`.
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_create(
@@ -114,6 +130,41 @@ pub extern "C" fn tf_taskfarm_open(
         let out_taskfarm = out(out_taskfarm, "out_taskfarm")?;
         let uuid = string(uuid, "uuid")?;
         let settings = settings_from_c(username, password, url_base)?;
+        let run = Run::open(&settings, uuid)?;
+        out_taskfarm.write(Box::into_raw(Box::new(tf_taskfarm::new(Arc::new(run))?)));
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// Opens the existing run `uuid` with a token instead of a password: no
+/// `GET token` is sent, so the server checks no password (each check costs
+/// it about a quarter of a second of CPU). For many workers on one run: get
+/// the token once (`tf_taskfarm_token` of any handle, or `taskfarm token`),
+/// hand it to every worker (an MPI broadcast, `TASKFARM_TOKEN` in a job
+/// script).
+///
+/// `token` NULL: `TASKFARM_TOKEN`; when that is not set either, or the token
+/// is empty, longer than 4096 bytes, or holds white space, a control
+/// character, a non-ASCII character or `:` (the server's tokens never do),
+/// `TF_ERR_INVALID_ARGUMENT` and nothing is sent. `url_base` NULL:
+/// `TASKFARM_URL`, then `http://localhost:5000/api/`. When `TASKFARM_USER`
+/// and `TASKFARM_PASSWORD` are both set, they are used only if the server
+/// refuses the token (its `SECRET_KEY` changed): a new token is fetched and
+/// the call repeated. Without them a refused token is `TF_ERR_AUTH`, with a
+/// message that says so. The token never appears in a message or a log line.
+/// `TF_ERR_NOT_FOUND` when the server has no such run. On `TF_OK`, `*out` is
+/// the new handle, to be freed with `tf_taskfarm_free`.
+#[no_mangle]
+pub extern "C" fn tf_taskfarm_open_with_token(
+    token: *const c_char,
+    url_base: *const c_char,
+    uuid: *const c_char,
+    out_taskfarm: *mut *mut tf_taskfarm,
+) -> tf_status {
+    status_call("tf_taskfarm_open_with_token", || {
+        let out_taskfarm = out(out_taskfarm, "out_taskfarm")?;
+        let uuid = string(uuid, "uuid")?;
+        let settings = settings_with_token_from_c(token, url_base)?;
         let run = Run::open(&settings, uuid)?;
         out_taskfarm.write(Box::into_raw(Box::new(tf_taskfarm::new(Arc::new(run))?)));
         Ok(tf_status::TF_OK)
@@ -431,7 +482,9 @@ pub extern "C" fn tf_taskfarm_url(
 }
 
 /// The authentication token in use (the Python `token_auth`): a secret, to be
-/// shown to nobody. Owned by the handle, valid until the next call on it;
+/// shown to nobody. Give it to other workers of the same server
+/// (`tf_worker_new_with_token`, `TASKFARM_TOKEN`) to spare the server their
+/// password checks. Owned by the handle, valid until the next call on it;
 /// NULL when `taskfarm` is NULL.
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_token(taskfarm: *const tf_taskfarm) -> *const c_char {

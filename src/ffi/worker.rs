@@ -8,8 +8,8 @@ use super::args::{handle, number, out, string};
 use super::boundary::{getter_call, status_call};
 use super::status::tf_status;
 use super::strings::owned_c_string;
-use super::taskfarm::{settings_from_c, tf_taskfarm};
-use crate::client::{Run, Worker};
+use super::taskfarm::{settings_from_c, settings_with_token_from_c, tf_taskfarm};
+use crate::client::{Result, Run, Settings, Worker};
 
 /// A worker registered with the server for one run. It holds at most one
 /// task at a time. Calls on one `tf_worker` are serialised inside the
@@ -44,15 +44,44 @@ pub extern "C" fn tf_worker_new(
         let out_worker = out(out_worker, "out_worker")?;
         let uuid = string(uuid, "uuid")?;
         let settings = settings_from_c(username, password, url_base)?;
-        let run = Arc::new(Run::open(&settings, uuid)?);
-        let worker = Worker::register(Arc::clone(&run))?;
-        let uuid = owned_c_string(worker.uuid(), "the worker's uuid")?;
-        out_worker.write(Box::into_raw(Box::new(tf_worker {
-            taskfarm: tf_taskfarm::new(run)?,
-            worker: Mutex::new(worker),
-            uuid,
-        })));
+        out_worker.write(Box::into_raw(Box::new(new_worker(&settings, uuid)?)));
         Ok(tf_status::TF_OK)
+    })
+}
+
+/// Opens the run `uuid` and registers a new worker for it with a token
+/// instead of a password (`GET runs/UUID`, `POST worker`; no `GET token`, so
+/// the server checks no password). For MPI: rank 0 gets the token
+/// (`tf_taskfarm_token`), broadcasts it, and every rank calls this with it.
+/// `token`, `url_base`, the credentials kept for a refused token and the
+/// errors as for `tf_taskfarm_open_with_token` (`token` NULL:
+/// `TASKFARM_TOKEN`). On `TF_OK`, `*out_worker` is the new worker, to be
+/// freed with `tf_worker_free`.
+#[no_mangle]
+pub extern "C" fn tf_worker_new_with_token(
+    token: *const c_char,
+    url_base: *const c_char,
+    uuid: *const c_char,
+    out_worker: *mut *mut tf_worker,
+) -> tf_status {
+    status_call("tf_worker_new_with_token", || {
+        let out_worker = out(out_worker, "out_worker")?;
+        let uuid = string(uuid, "uuid")?;
+        let settings = settings_with_token_from_c(token, url_base)?;
+        out_worker.write(Box::into_raw(Box::new(new_worker(&settings, uuid)?)));
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// Opens run `uuid` and registers a worker for it.
+fn new_worker(settings: &Settings, uuid: &str) -> Result<tf_worker> {
+    let run = Arc::new(Run::open(settings, uuid)?);
+    let worker = Worker::register(Arc::clone(&run))?;
+    let uuid = owned_c_string(worker.uuid(), "the worker's uuid")?;
+    Ok(tf_worker {
+        taskfarm: tf_taskfarm::new(run)?,
+        worker: Mutex::new(worker),
+        uuid,
     })
 }
 

@@ -275,6 +275,74 @@ int main(void) {
         }
     }
 
+    puts("-- open_with_token, worker_new_with_token: NULLs, malformed tokens, bad URLs");
+    {
+        tf_taskfarm *x = SENTINEL;
+        tf_worker *y = SENTINEL;
+        const char *good = "a.well-formed.token"; /* never reaches the server below */
+        INVALID(tf_taskfarm_open_with_token(good, url, uuid, NULL));
+        INVALID(tf_worker_new_with_token(good, url, uuid, NULL));
+        INVALID(tf_taskfarm_open_with_token(good, url, NULL, &x));
+        UNTOUCHED(x == SENTINEL);
+        INVALID(tf_worker_new_with_token(good, url, NULL, &y));
+        UNTOUCHED(y == SENTINEL);
+        const char *bad_urls[] = {BAD_UTF8, "", "ftp://h/api/", "http://u:s3cretpw@h/api/"};
+        for (int i = 0; i < 4; i++) {
+            printf("   url_base #%d\n", i);
+            INVALID(tf_taskfarm_open_with_token(good, bad_urls[i], uuid, &x));
+            UNTOUCHED(x == SENTINEL);
+            INVALID(tf_worker_new_with_token(good, bad_urls[i], uuid, &y));
+            UNTOUCHED(y == SENTINEL);
+        }
+        /* NULL token: TASKFARM_TOKEN, which is not set here. */
+        unsetenv("TASKFARM_TOKEN");
+        INVALID(tf_taskfarm_open_with_token(NULL, url, uuid, &x));
+        UNTOUCHED(x == SENTINEL);
+        check(strstr(tf_last_error(), "TASKFARM_TOKEN") != NULL, "  the message names TASKFARM_TOKEN");
+        INVALID(tf_worker_new_with_token(NULL, NULL, uuid, &y));
+        UNTOUCHED(y == SENTINEL);
+        /* Malformed tokens: refused before anything is sent, never quoted. */
+        static char long_token[5000];
+        memset(long_token, 'A', sizeof long_token - 1);
+        const char *bad_tokens[] = {"",
+                                    "SECRET TOKEN",
+                                    "SECRET:TOKEN",
+                                    "SECRET\tTOKEN",
+                                    "SECRET\nTOKEN",
+                                    "SECRET\x7fTOKEN",
+                                    "SECRET\xc3\xa9TOKEN",
+                                    "SECRET\xff\xfeTOKEN",
+                                    long_token};
+        for (int i = 0; i < 9; i++) {
+            printf("   token #%d\n", i);
+            INVALID(tf_taskfarm_open_with_token(bad_tokens[i], url, uuid, &x));
+            UNTOUCHED(x == SENTINEL);
+            check(strstr(tf_last_error(), "SECRET") == NULL && strstr(tf_last_error(), "AAAA") == NULL,
+                  "  tf_last_error() does not quote the token");
+            INVALID(tf_worker_new_with_token(bad_tokens[i], url, uuid, &y));
+            UNTOUCHED(y == SENTINEL);
+            check(strstr(tf_last_error(), "SECRET") == NULL && strstr(tf_last_error(), "AAAA") == NULL,
+                  "  tf_last_error() does not quote the token");
+        }
+        /* The same from TASKFARM_TOKEN, for every function that takes credentials. */
+        setenv("TASKFARM_TOKEN", "SECRET TOKEN", 1);
+        INVALID(tf_taskfarm_open(NULL, NULL, NULL, uuid, &x));
+        UNTOUCHED(x == SENTINEL);
+        check(strstr(tf_last_error(), "TASKFARM_TOKEN") != NULL && strstr(tf_last_error(), "SECRET") == NULL,
+              "  the message names TASKFARM_TOKEN without quoting it");
+        INVALID(tf_worker_new(user, password, url, uuid, &y));
+        UNTOUCHED(y == SENTINEL);
+        INVALID(tf_taskfarm_create(NULL, NULL, NULL, NUM_TASKS, &x));
+        UNTOUCHED(x == SENTINEL);
+        tf_run_list *l = SENTINEL;
+        INVALID(tf_runs(NULL, NULL, NULL, &l));
+        UNTOUCHED(l == SENTINEL);
+        setenv("TASKFARM_TOKEN", "", 1);
+        INVALID(tf_worker_new_with_token(NULL, NULL, uuid, &y));
+        UNTOUCHED(y == SENTINEL);
+        unsetenv("TASKFARM_TOKEN");
+    }
+
     connect_all_invalid("user name \"\\xff\\xfe\"", BAD_UTF8, password, url, uuid, false);
     connect_all_invalid("password \"\\xff\\xfe\"", user, BAD_UTF8, url, uuid, false);
     connect_all_invalid("url_base \"\\xff\\xfe\"", user, password, BAD_UTF8, uuid, false);

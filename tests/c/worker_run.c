@@ -292,6 +292,26 @@ int main(void) {
         expect_string(s, want, "tf_taskfarm_url of a handle opened without the '/'");
     }
 
+    puts("-- a token instead of the password");
+    {
+        tf_taskfarm *t3 = NULL;
+        EXPECT(tf_taskfarm_open_with_token(token, url, uuid, &t3), TF_OK);
+        check(t3 != NULL && strcmp(tf_taskfarm_uuid(t3), uuid) == 0 &&
+                  strcmp(tf_taskfarm_token(t3), token) == 0 && tf_taskfarm_num_tasks(t3) == NUM_TASKS,
+              "tf_taskfarm_open_with_token opens the run with the token given");
+        tf_worker *w3 = NULL;
+        EXPECT(tf_worker_new_with_token(token, NULL, uuid, &w3), TF_OK);
+        check(w3 != NULL && is_hex32(tf_worker_uuid(w3)) &&
+                  strcmp(tf_taskfarm_token(tf_worker_taskfarm(w3)), token) == 0,
+              "tf_worker_new_with_token registers a worker that uses the token");
+        tf_worker_free(w3);
+        tf_taskfarm *x = (tf_taskfarm *)&passed; /* sentinel */
+        EXPECT(tf_taskfarm_open_with_token(token, url, "0123456789abcdef0123456789abcdef", &x),
+               TF_ERR_NOT_FOUND);
+        check(x == (tf_taskfarm *)&passed, "  the out-pointer is untouched");
+        tf_taskfarm_free(t3);
+    }
+
     puts("-- run information");
     {
         char *json = NULL;

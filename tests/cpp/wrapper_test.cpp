@@ -124,6 +124,7 @@ const CFunction c_functions[] = {
     {"tf_string_free", any(&tf_string_free), "every std::string result (detail::take_string)"},
     {"tf_taskfarm_create", any(&tf_taskfarm_create), "TaskFarm::create()"},
     {"tf_taskfarm_open", any(&tf_taskfarm_open), "TaskFarm::open()"},
+    {"tf_taskfarm_open_with_token", any(&tf_taskfarm_open_with_token), "TaskFarm::open_with_token()"},
     {"tf_taskfarm_free", any(&tf_taskfarm_free), "TaskFarm destructor"},
     {"tf_taskfarm_uuid", any(&tf_taskfarm_uuid), "TaskFarm::uuid()"},
     {"tf_taskfarm_num_tasks", any(&tf_taskfarm_num_tasks), "TaskFarm::num_tasks()"},
@@ -149,6 +150,7 @@ const CFunction c_functions[] = {
     {"tf_taskfarm_set_retries", any(&tf_taskfarm_set_retries), "TaskFarm::set_retries()"},
     {"tf_version", any(&tf_version), "taskfarm::version()"},
     {"tf_worker_new", any(&tf_worker_new), "Worker::Worker()"},
+    {"tf_worker_new_with_token", any(&tf_worker_new_with_token), "Worker::with_token()"},
     {"tf_worker_free", any(&tf_worker_free), "Worker destructor"},
     {"tf_worker_uuid", any(&tf_worker_uuid), "Worker::uuid()"},
     {"tf_worker_taskfarm", any(&tf_worker_taskfarm), "Worker::taskfarm() -> TaskFarmRef"},
@@ -500,6 +502,60 @@ void check_run(const std::string &user, const std::string &password, const std::
     check(!listed_after, "runs() no longer lists the removed run");
 }
 
+// A token instead of the password: open_with_token, Worker::with_token,
+// from_env (TASKFARM_TOKEN), malformed tokens, a refused token with and
+// without credentials in the environment.
+void check_token(const std::string &password, const std::string &url) {
+    TaskFarm tf = TaskFarm::create(3);
+    const std::string uuid = tf.uuid();
+    const std::string token = tf.token();
+    TaskFarm by_token = TaskFarm::open_with_token(token, url, uuid);
+    check(by_token.uuid() == uuid && by_token.num_tasks() == 3 && by_token.token() == token,
+          "TaskFarm::open_with_token(token, url, uuid) uses the token given");
+    {
+        Worker w = Worker::with_token(token, taskfarm::from_env, uuid);
+        int done = 0;
+        for (std::int64_t t : w.tasks()) {
+            (void)t;
+            w.update(100.0);
+            w.done();
+            ++done;
+        }
+        check(done == 3 && by_token.num_done() == 3, "Worker::with_token(token, from_env, uuid) works through the run");
+    }
+    setenv("TASKFARM_TOKEN", token.c_str(), 1);
+    {
+        Worker w = Worker::with_token(taskfarm::from_env, taskfarm::from_env, uuid);
+        TaskFarm opened = TaskFarm::open_with_token(taskfarm::from_env, taskfarm::from_env, uuid);
+        check(w.taskfarm().token() == token && opened.token() == token,
+              "with_token(from_env, ...) and open_with_token(from_env, ...) read TASKFARM_TOKEN");
+    }
+    unsetenv("TASKFARM_TOKEN");
+    expect_error("with_token(from_env) without TASKFARM_TOKEN", TF_ERR_INVALID_ARGUMENT, 0,
+                 [&] { (void)Worker::with_token(taskfarm::from_env, url, uuid); });
+    for (const char *bad : {"", "with space", "with:colon", "tab\there"}) {
+        expect_error(std::string("with_token(\"") + bad + "\"): malformed", TF_ERR_INVALID_ARGUMENT, 0,
+                     [&] { (void)Worker::with_token(bad, url, uuid); });
+    }
+    // Well formed, but not a token of this server: 401. With TASKFARM_USER
+    // and TASKFARM_PASSWORD in the environment a new token is fetched ...
+    const std::string bogus = "not.a-real.token4711";
+    TaskFarm recovered = TaskFarm::open_with_token(bogus, url, uuid);
+    check(recovered.token() == token, "a refused token is replaced with credentials from the environment");
+    // ... without them it is TF_ERR_AUTH, saying why, never quoting the token.
+    unsetenv("TASKFARM_PASSWORD");
+    try {
+        (void)TaskFarm::open_with_token(bogus, url, uuid);
+        check(false, "a refused token without credentials: no exception");
+    } catch (const Error &e) {
+        check(e.status() == TF_ERR_AUTH && e.http_status() == 401 && contains(e.what(), "refused the token") &&
+                  !contains(e.what(), bogus),
+              std::string("a refused token without credentials: Error TF_ERR_AUTH: ") + e.what());
+    }
+    setenv("TASKFARM_PASSWORD", password.c_str(), 1);
+    tf.remove();
+}
+
 void check_connection_error(const std::string &user, const std::string &password) {
     // Port 1 on localhost: refused at once; no retries so that it is quick.
     setenv("TASKFARM_RETRIES", "0", 1);
@@ -569,6 +625,7 @@ int main() {
     section("C functions", check_c_functions);
     section("arguments", [&] { check_arguments(user, password, url); });
     section("a whole run", [&] { check_run(user, password, url); });
+    section("token", [&] { check_token(password, url); });
     section("connection error", [&] { check_connection_error(user, password); });
     section("move semantics", check_moves);
 

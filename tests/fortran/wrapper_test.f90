@@ -26,6 +26,7 @@ program wrapper_test
    call test_delete()
    call test_errors()
    call test_url_token_timeout_retries()
+   call test_with_token()
    call test_borrowed_run_of_a_worker()
    call test_free_twice_assignment_and_final()
    ! Main-program variables live in MAIN__'s frame: free them for valgrind.
@@ -554,6 +555,56 @@ contains
       stat = run%delete()
       call run%free()
    end subroutine test_url_token_timeout_retries
+
+   subroutine test_with_token()
+      type(tf_taskfarm) :: run, by_token, recovered
+      type(tf_worker) :: w
+      integer :: stat
+      integer(int64) :: t, n
+      character(:), allocatable :: token, message
+      character(len=600) :: padded
+      logical :: same
+
+      stat = run%create(num_tasks=2_int64)
+      token = run%token()
+      stat = by_token%open_with_token(token, url, run%uuid())
+      call check_stat('open_with_token(token, url, uuid)', stat, TF_OK)
+      same = by_token%token() == token
+      call check('... opens the run with that token', by_token%uuid() == run%uuid() .and. same)
+      padded = token
+      stat = w%new_with_token(token=padded, uuid=run%uuid())
+      call check_stat('w%new_with_token(token=padded, uuid=...): trailing blanks dropped, '// &
+                      'url from the environment', stat, TF_OK)
+      do while (w%task(t) == TF_OK)
+         stat = w%update(100.0_real64)
+         stat = w%done()
+      end do
+      n = -1
+      stat = by_token%num_done(n)
+      call check('the worker with the token did both tasks', stat == TF_OK .and. n == 2_int64, str(n))
+      call w%free()
+
+      stat = w%new_with_token('bad token', url, run%uuid())
+      call check_stat('new_with_token(''bad token'') is TF_ERR_INVALID_ARGUMENT', stat, &
+                      TF_ERR_INVALID_ARGUMENT)
+      message = tf_last_error()
+      call check('... tf_last_error() says why without quoting the token', &
+                 contains_text(message, 'white space') .and. &
+                 .not. contains_text(message, 'bad token'), message)
+      stat = w%new_with_token('', url, run%uuid())
+      call check_stat('new_with_token('''') is TF_ERR_INVALID_ARGUMENT', stat, TF_ERR_INVALID_ARGUMENT)
+      ! Well formed but not this server's: with TASKFARM_USER and
+      ! TASKFARM_PASSWORD in the environment a new token replaces it.
+      stat = recovered%open_with_token('not.a-real.token4711', url, run%uuid())
+      call check_stat('open_with_token(a refused token) with credentials in the environment', &
+                      stat, TF_OK)
+      call check('... now holds the server''s token', recovered%token() == token)
+
+      stat = run%delete()
+      call recovered%free()
+      call by_token%free()
+      call run%free()
+   end subroutine test_with_token
 
    subroutine test_borrowed_run_of_a_worker()
       type(tf_taskfarm) :: run, view
