@@ -84,7 +84,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
              (see 'taskfarm --help')",
         )),
         Some(command) => {
-            let settings = login::settings(&cli.global)?;
+            let settings = match command {
+                Command::Token => login::credentials(&cli.global)?,
+                _ => login::settings(&cli.global)?,
+            };
             match command {
                 Command::List => commands::list(&settings, style),
                 Command::Info { uuid } => commands::info(&settings, uuid, style),
@@ -92,6 +95,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 Command::Delete { uuid } => commands::delete(&settings, uuid, style),
                 Command::Create { num_tasks } => commands::create(&settings, *num_tasks, style),
                 Command::Task { uuid, id } => commands::task(&settings, uuid, *id, style),
+                Command::Token => commands::token(&settings, style),
                 Command::Watch { uuid, interval } => {
                     watch::watch(&settings, uuid, *interval, cli.global.json)
                 }

@@ -29,7 +29,7 @@ pub mod wire;
 pub mod worker;
 
 pub use error::{Error, ErrorKind, Result};
-pub use run::{list_runs, Run, RunInfoKey, TaskInfoKey};
+pub use run::{list_runs, new_token, Run, RunInfoKey, TaskInfoKey};
 pub use settings::Settings;
 pub use wire::{RunStatus, RunSummary, TaskState};
 pub use worker::Worker;

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::error::{Error, ErrorKind, Result};
 use super::retry::Method;
-use super::settings::Settings;
+use super::settings::{Secret, Settings};
 use super::transport::{Connection, Reply};
 use super::wire::{CreateRun, RunList, RunStatus, RunSummary, TaskRecord, TaskState, TaskUpdate};
 
@@ -337,6 +337,22 @@ pub fn list_runs(settings: &Settings) -> Result<Vec<RunSummary>> {
         .expect(&[200])?
         .json()?;
     Ok(list.data)
+}
+
+/// A new token from the server: `GET token` with the settings' credentials
+/// (a token the settings hold is not used), for `TASKFARM_TOKEN` and the
+/// `*_with_token` functions of other workers.
+pub fn new_token(settings: &Settings) -> Result<Secret> {
+    if settings.credentials.is_none() {
+        return Err(Error::invalid_argument(
+            "no credentials to get a token with: give the user name and password",
+        ));
+    }
+    let settings = Settings {
+        token: None,
+        ..settings.clone()
+    };
+    Ok(Connection::open(&settings)?.token())
 }
 
 /// The field `key` of a JSON object answer.

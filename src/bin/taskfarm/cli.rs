@@ -16,6 +16,13 @@ Credentials and server (as in the library):
   TASKFARM_USER       user name when -u is not given
   TASKFARM_PASSWORD   password when -p is not given; without it the password
                       is asked for (no echo) when stdin is a terminal
+  TASKFARM_TOKEN      a token from `taskfarm token`: used instead of the
+                      password (no password check on the server), which is
+                      then needed only if the server refuses the token
+
+Many workers on one run (a Slurm array, MPI ranks): each password check costs
+the server about 0.25 s of CPU, so get a token once and give it to them all:
+  export TASKFARM_TOKEN=$(taskfarm token)
   TASKFARM_TIMEOUT, TASKFARM_RETRIES, TASKFARM_BACKOFF, TASKFARM_CA_FILE,
   TASKFARM_LOG=debug  timeout per attempt, retries, backoff, extra CAs,
                       one line per request on stderr
@@ -25,7 +32,7 @@ Exit status:
   1    local failure (cannot read the password or write the output)
   2    usage error
   3    cannot reach the server (after retries)
-  4    authentication failed (wrong user name or password)
+  4    authentication failed (wrong user name or password, refused token)
   5    not found (no such run or task)
   6    other server or protocol error
   130  watch stopped by Ctrl-C
@@ -135,6 +142,13 @@ pub enum Command {
         #[arg(value_parser = clap::value_parser!(i64).range(0..MAX_TASKS))]
         id: i64,
     },
+    /// Print a new token alone on stdout, for `export TASKFARM_TOKEN=$(taskfarm token)`
+    ///
+    /// One password check on the server; workers started with TASKFARM_TOKEN
+    /// need none. The token is a secret: it gives the user's access to the
+    /// server, and it does not expire (until the server's SECRET_KEY changes).
+    /// `TASKFARM_TOKEN` itself is not used here. With --json: {"token": "..."}.
+    Token,
     /// Follow a run's progress until it is complete (or Ctrl-C)
     Watch {
         /// Run UUID

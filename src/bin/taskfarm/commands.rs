@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use taskfarm_worker::client::wire::TaskRecord;
-use taskfarm_worker::client::{list_runs, Error, ErrorKind, Run, RunStatus, Settings};
+use taskfarm_worker::client::{list_runs, new_token, Error, ErrorKind, Run, RunStatus, Settings};
 
 use crate::failure::{Failure, EXIT_NOT_FOUND, EXIT_SERVER};
 use crate::format::{percent, python_str, table};
@@ -175,6 +175,16 @@ pub fn create(settings: &Settings, num_tasks: i64, style: Style) -> Result<(), F
     match style {
         Style::Json => output::json(&json!({"uuid": run.uuid(), "numTasks": run.num_tasks()})),
         Style::Human | Style::ManageTf => output::line(run.uuid()),
+    }
+}
+
+/// `taskfarm token`: a new token from the server (one password check),
+/// alone on stdout, for `export TASKFARM_TOKEN=$(taskfarm token)`.
+pub fn token(settings: &Settings, style: Style) -> Result<(), Failure> {
+    let token = new_token(settings).map_err(|e| explain(e, settings, None))?;
+    match style {
+        Style::Json => output::json(&json!({"token": token.expose()})),
+        Style::Human | Style::ManageTf => output::line(token.expose()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Where the URL, user name and password come from: the options, then the
 //! environment (through the library's `Settings::resolve`), and for the
-//! password a no-echo prompt when stdin is a terminal.
+//! password a no-echo prompt when stdin is a terminal. With `TASKFARM_TOKEN`
+//! set the commands use the token, and the credentials are optional.
 
 use std::io::IsTerminal;
 
@@ -10,9 +11,30 @@ use crate::cli::GlobalArgs;
 use crate::failure::{register_secret, Failure, EXIT_INTERRUPTED};
 use crate::password_prompt::{read_password, PromptError};
 
-/// The settings for the server, asking for the password when it is needed
-/// and neither `-p` nor `TASKFARM_PASSWORD` gives it.
+/// The settings for the server: with `TASKFARM_TOKEN` set, the token and
+/// whatever credentials are given (no prompt); otherwise as [`credentials`].
 pub fn settings(args: &GlobalArgs) -> Result<Settings, Failure> {
+    if std::env::var_os("TASKFARM_TOKEN").is_none() {
+        return credentials(args);
+    }
+    let password = args
+        .password
+        .clone()
+        .or_else(|| std::env::var("TASKFARM_PASSWORD").ok());
+    if let Some(password) = &password {
+        register_secret(password);
+    }
+    Ok(Settings::resolve(
+        args.user.as_deref(),
+        password.as_deref(),
+        args.baseurl.as_deref(),
+    )?)
+}
+
+/// The settings with the user name and password (`TASKFARM_TOKEN` is not
+/// used), asking for the password when it is needed and neither `-p` nor
+/// `TASKFARM_PASSWORD` gives it.
+pub fn credentials(args: &GlobalArgs) -> Result<Settings, Failure> {
     let user = match &args.user {
         Some(user) => user.clone(),
         None => std::env::var("TASKFARM_USER")
@@ -26,12 +48,12 @@ pub fn settings(args: &GlobalArgs) -> Result<Settings, Failure> {
         Some(password) => password,
         None => {
             // Check the rest first, so that nobody types a password for nothing.
-            Settings::resolve(Some(&user), Some(""), args.baseurl.as_deref())?;
+            Settings::resolve_credentials(Some(&user), Some(""), args.baseurl.as_deref())?;
             prompt(&user)?
         }
     };
     register_secret(&password);
-    Ok(Settings::resolve(
+    Ok(Settings::resolve_credentials(
         Some(&user),
         Some(&password),
         args.baseurl.as_deref(),
