@@ -25,7 +25,13 @@ What it does (BENCHMARKS.md, which it writes, says it with the figures):
      (`--db postgresql`). Workers register, wait at a barrier and start
      together. Tasks/s, client and server CPU per task; no task may be handed
      out twice (checked on every run, with the server's numDone).
-  d. A callgrind profile of the C worker on the canned server, grouped by
+  d. The start storm: 64 workers started at once on a run of 64 tasks on the
+     PostgreSQL server, one task each: ours with the password, ours with one
+     shared token (TASKFARM_TOKEN), Python with the password. Seconds until
+     every worker holds its task, the server's CPU, and the GET /api/token
+     lines in gunicorn's access log (n with a password, 0 with the token:
+     checked).
+  e. A callgrind profile of the C worker on the canned server, grouped by
      crate; system calls per request of both clients (strace -c); the
      library's stripped size by crate (nm).
 
@@ -97,12 +103,14 @@ SIZES = {
         wrk_reps=5, wrk_seconds=5,
         real_reps=5, sqlite_tasks=30, pg_workers=[1, 2, 4, 8, 16], pg_tasks=48,
         callgrind_tasks=200, strace_tasks=(20, 120), worker_timeout=240,
+        storm_workers=64, storm_reps=3,
     ),
     "smoke": dict(
         canned_reps=2, canned_tasks_c=30, canned_tasks_python=10,
         wrk_reps=1, wrk_seconds=1,
         real_reps=1, sqlite_tasks=3, pg_workers=[1, 2], pg_tasks=6,
         callgrind_tasks=3, strace_tasks=(2, 4), worker_timeout=120,
+        storm_workers=4, storm_reps=1,
     ),
 }
 
@@ -115,6 +123,7 @@ TARGET_CPU_RATIO = 20.0       # Python's CPU per request / ours
 TARGET_RSS_RATIO = 5.0        # Python's peak RSS / ours
 TARGET_START_RATIO = 10.0     # Python's start -> first task / ours
 TARGET_SERVER_BOUND_GAIN = 1.15
+TARGET_STORM_RATIO = 10.0     # Python's time until every worker holds a task / ours with a token
 
 FAILURES = []
 
@@ -778,6 +787,110 @@ def scenario_real(cfg, db, server, workers, env, counts, num_tasks):
 
 
 # --------------------------------------------------------------------------
+# Scenario d: the start storm.
+
+STORM_CONFIGS = (
+    ("c", "password"),
+    ("c", "token"),
+    ("python", "password"),
+)
+STORM_NAMES = {
+    ("c", "password"): "ours, each worker with the password",
+    ("c", "token"): "ours, all with one shared token (`TASKFARM_TOKEN`)",
+    ("python", "password"): "Python taskfarm-worker 0.4.0, each with the password",
+}
+
+
+def storm_key(client, auth):
+    return f"{client}-{auth}"
+
+
+def scenario_storm(cfg, server, workers, env):
+    """n workers started at once on one run of n tasks, each taking exactly
+    one task (MAX_TASKS 1, so none waits for a task another frees): the time
+    from the first start until every worker holds its task, the server's CPU
+    over the whole storm, and the `GET /api/token` lines gunicorn logged."""
+    n = cfg["storm_workers"]
+    rows = []
+    for rep in range(cfg["storm_reps"]):
+        order = STORM_CONFIGS if rep % 2 == 0 else tuple(reversed(STORM_CONFIGS))
+        for client, auth in order:
+            run_uuid = server.create_run(n)
+            e = {k: v for k, v in env.items()
+                 if k not in ("TASKFARM_USER", "TASKFARM_PASSWORD", "TASKFARM_TOKEN", "BENCH_BARRIER")}
+            e.update(TASKFARM_URL=server.url, TASKFARM_TIMEOUT="120", BENCH_LIST_TASKS="1")
+            if auth == "token":
+                e["TASKFARM_TOKEN"] = server.token
+            else:
+                e.update(TASKFARM_USER=server.user, TASKFARM_PASSWORD=server.password)
+            log_offset = server.log_path.stat().st_size
+            cpu0, busy0 = server.cpu_seconds(), cpu_busy_seconds()
+            t0 = time.monotonic_ns()
+            e["BENCH_T0_NS"] = str(t0)
+            procs = []
+            killer = threading.Timer(workers.timeout, lambda: [p.kill() for p in procs])
+            killer.start()
+            try:
+                for _ in range(n):
+                    procs.append(subprocess.Popen(workers.command(client, run_uuid, 1), env=e,
+                                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.PIPE, text=True))
+                reports = []
+                for p in procs:
+                    out, err = p.communicate()
+                    reports.append(Workers.parse(client, out, err, p.returncode))
+            finally:
+                killer.cancel()
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+            end = time.monotonic_ns()
+            server_cpu = server.cpu_seconds() - cpu0
+            busy = cpu_busy_seconds() - busy0
+            holds = [r["first_task_s"] for r in reports]
+            handed = sorted(t for r in reports for t in r["task_list"])
+            name = f"storm {storm_key(client, auth)} x{n} rep {rep + 1}"
+            check(handed == list(range(n)) and min(holds) >= 0,
+                  f"{name}: tasks handed out {handed[:10]}... (each of {n} once expected)")
+            with open(server.log_path, "rb") as f:
+                f.seek(log_offset)
+                new = f.read().decode(errors="replace")
+            token_requests = sum('"GET /api/token ' in line for line in new.splitlines())
+            expected = 0 if auth == "token" else n
+            check(token_requests == expected,
+                  f"{name}: {token_requests} GET /api/token in gunicorn's access log, not {expected}")
+            window = (end - t0) / 1e9
+            rows.append(dict(
+                scenario="d-storm", db="postgresql", workers=n, client=storm_key(client, auth),
+                rep=rep + 1, tasks=len(handed), all_hold_s=max(holds), median_hold_s=statistics.median(holds),
+                server_cpu_s=server_cpu, token_requests=token_requests, wall_s=window,
+                busy_cores=busy / window, first_task_ms=statistics.median(holds) * 1e3,
+                peak_rss_kb=max(r["peak_rss_kb"] for r in reports),
+            ))
+            log(f"{name}: every worker holds a task after {max(holds):6.2f} s "
+                f"(median worker {statistics.median(holds):.2f} s), server CPU {server_cpu:.2f} s, "
+                f"{token_requests} GET token")
+    return rows
+
+
+def storm_figures(med, n):
+    return {key: med.get(("d-storm", "postgresql", n, storm_key(*key)), {}) for key in STORM_CONFIGS}
+
+
+def storm_ratio(rows, n, field, slow, fast):
+    """The median over repetitions of slow / fast for `field`, pairing the
+    runs of one repetition (robust to a load that drifts)."""
+    by_rep = {}
+    for r in rows:
+        if r["scenario"] == "d-storm" and r["workers"] == n and r.get(field):
+            by_rep.setdefault(r["rep"], {})[r["client"]] = r[field]
+    ratios = [v[storm_key(*slow)] / v[storm_key(*fast)] for v in by_rep.values()
+              if storm_key(*slow) in v and storm_key(*fast) in v]
+    return (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
+
+
+# --------------------------------------------------------------------------
 # Profile: callgrind on the canned scenario.
 
 def crate_of(function, obj, source=""):
@@ -967,7 +1080,8 @@ CSV_FIELDS = ["scenario", "db", "workers", "client", "rep", "tasks", "requests",
               "user_us_per_request", "sys_us_per_request", "latency_us", "latency_p50_us",
               "latency_p99_us", "client_cpu_ms_per_task", "server_cpu_ms_per_task", "total_cpu_ms_per_task",
               "client_cpu_cores", "server_cpu_cores", "busy_cores", "peak_rss_kb", "maxrss_kb",
-              "first_task_ms", "wall_s", "duplicates", "server_seen_requests", "same_process_share"]
+              "first_task_ms", "wall_s", "duplicates", "server_seen_requests", "same_process_share",
+              "all_hold_s", "median_hold_s", "server_cpu_s", "token_requests"]
 
 
 def medians(rows):
@@ -1311,6 +1425,48 @@ def write_markdown(path, ctx):
 
     # Size.
     size = ctx["size"]
+    # Scenario d.
+    n = cfg["storm_workers"]
+    figs = storm_figures(med, n)
+    if any(figs.values()):
+        L.append(f"## d. Start storm: {n} workers starting at once (PostgreSQL + gunicorn -w 4)")
+        L.append("")
+        L.append(f"{n} worker processes started together (as fast as the driver can fork them) on one "
+                 f"run of {n} tasks, each taking exactly one task (so that none waits for a task "
+                 "another frees), on the same PostgreSQL server as *c*: the seconds from the first "
+                 "start until *every* worker holds its task, and the CPU the server's processes "
+                 "(gunicorn and PostgreSQL) used over the whole storm (set-up, the one task with its "
+                 "ten updates and done). Each password check (`GET token`) costs the server a "
+                 "deliberately slow sha256_crypt; with a shared token (`TASKFARM_TOKEN`, obtained "
+                 "once before the storm, as `taskfarm token` in a job script) no worker sends one. "
+                 "The Python client has no way to start from a token: it always sends `GET token` "
+                 "with the password. `GET /api/token` counts the lines gunicorn's access log gained "
+                 f"during the storm. Medians of {cfg['storm_reps']} repetitions, the three "
+                 "configurations alternating.")
+        L.append("")
+        L.append("| configuration | every worker holds a task after (s) | median worker (s) | server CPU (s) | "
+                 "GET /api/token | machine busy (CPUs) |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        for key in STORM_CONFIGS:
+            m = figs[key]
+            L.append(f"| {STORM_NAMES[key]} | {fmt(m.get('all_hold_s'), 2)} | {fmt(m.get('median_hold_s'), 2)} | "
+                     f"{fmt(m.get('server_cpu_s'), 1)} | {fmt(m.get('token_requests'))} | "
+                     f"{fmt(m.get('busy_cores'), 2)} |")
+        L.append("")
+        pairs = []
+        for slow, what in ((("python", "password"), "Python with the password"),
+                           (("c", "password"), "ours with the password")):
+            t = storm_ratio(ctx["rows"], n, "all_hold_s", slow, ("c", "token"))
+            c = storm_ratio(ctx["rows"], n, "server_cpu_s", slow, ("c", "token"))
+            if t and c:
+                pairs.append(f"{what} / ours with the token: {floor3(t[0])} × the time "
+                             f"({t[1]:.1f}–{t[2]:.1f}), {floor3(c[0])} × the server CPU ({c[1]:.1f}–{c[2]:.1f})")
+        if pairs:
+            L.append("Within each repetition: " + "; ".join(pairs) + ". With the password the server's "
+                     "password checks dominate for both clients (they queue on its 4 gunicorn workers and "
+                     "2 CPUs); Python adds its interpreter start and imports per process on top.")
+            L.append("")
+
     L.append("## Library size")
     L.append("")
     L.append(f"`target/release/libtaskfarm_worker.so`: {size['unstripped'] / 1024:,.0f} KiB as built, "
@@ -1433,7 +1589,8 @@ def main():
                     "into OUT/bench/); default: the repository (or build/bench-smoke with --smoke)")
     ap.add_argument("--worker-bin", default=str(DEFAULT_WORKER_BIN))
     ap.add_argument("--skip", action="append", default=[],
-                    choices=["canned", "wrk", "sqlite", "postgresql", "profile"],
+                    choices=["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm",
+                             "profile"],
                     help="leave a part out (for development)")
     args = ap.parse_args()
 
@@ -1525,11 +1682,16 @@ def main():
             else:
                 server = RealServer(info, Path(workdir) / "server-pg")
                 server.login()
-                pg_counts = cfg["pg_workers"]
+                pg_counts = [] if "pg-throughput" in args.skip else cfg["pg_workers"]
                 for n in pg_counts:
                     rows += scenario_real(cfg, "postgresql", server, workers, base_env, [n],
                                           max(cfg["pg_tasks"], 4 * n))
                 real_points += [("postgresql", n) for n in pg_counts]
+                if "storm" not in args.skip:
+                    log(f"scenario d: start storm, {cfg['storm_workers']} workers at once (PostgreSQL)")
+                    phases["d"] = [time.monotonic()]
+                    rows += scenario_storm(cfg, server, workers, base_env)
+                    phases["d"].append(time.monotonic())
                 subprocess.run([str(HARNESS), "stop", str(Path(workdir) / "server-pg")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         phases["c"].append(time.monotonic())
@@ -1750,6 +1912,16 @@ def evaluate(cfg, med, real_points, size, rows):
                         summary, (not bound_misses) if bound else None))
     else:
         targets.append(("real server: tasks/s ≥ Python's at every worker count", "–", None))
+    n = cfg["storm_workers"]
+    figs = storm_figures(med, n)
+    st = storm_ratio(rows, n, "all_hold_s", ("python", "password"), ("c", "token"))
+    py, tok = figs[("python", "password")].get("all_hold_s"), figs[("c", "token")].get("all_hold_s")
+    targets.append((f"start storm: {n} workers at once all hold a task ≥ 10 × sooner with a shared "
+                    "token than Python's workers",
+                    (f"{fmt(tok, 2)} s vs {fmt(py, 2)} s (medians); Python / ours within each "
+                     f"repetition: median {floor3(st[0])} ({st[1]:.1f}–{st[2]:.1f})"
+                     + (NARROW if near(st[0], TARGET_STORM_RATIO) else "")) if st else "–",
+                    (st[0] >= TARGET_STORM_RATIO) if st else None))
     targets.append(("library size: stripped .so and what its dependencies contribute",
                     f"{size['stripped'] / 1024:,.0f} KiB stripped; by crate: see *Library size*", "report"))
     note = ("*Server-bound* above means: in the Python run the server's processes used at least as "

@@ -1,8 +1,9 @@
 # mk/bench.mk: the benchmarks (bench/). Included by the Makefile.
 #
-#   make bench         every scenario at full size; writes BENCHMARKS.md,
-#                      bench/results.csv and bench/throughput.svg (~5 minutes
-#                      on 2 cores; under 10)
+#   make bench         every scenario at full size, the start storm of 64
+#                      workers included; writes BENCHMARKS.md,
+#                      bench/results.csv and bench/throughput.svg (~8 minutes
+#                      on 2 cores; under 15)
 #   make bench-smoke   the same with tiny sizes into build/bench-smoke/, checking
 #                      correctness only (part of `make test`)
 #
