@@ -134,6 +134,12 @@ fn access_log_lines_of_both_servers_are_read() {
         "127.0.0.1 [02/Dec/2026:03:00:00 +0000] \"GET /api/token HTTP/1.1\" 200 150 250ms <1234>";
     let flask =
         "127.0.0.1 - - [02/Dec/2026 03:00:00] \"POST /api/runs/ab/task?x=1 HTTP/1.1\" 204 -";
+    let coloured = "127.0.0.1 - - [02/Dec/2026 03:00:00] \"\u{1b}[31m\u{1b}[1mGET /api/token HTTP/1.1\u{1b}[0m\" 401 -";
+    let r = parse_line(coloured).unwrap();
+    assert_eq!(
+        (r.method.as_str(), r.path(), r.status),
+        ("GET", TOKEN_PATH, 401)
+    );
     let r = parse_line(gunicorn).unwrap();
     assert_eq!(
         (r.method.as_str(), r.path(), r.status),
@@ -202,6 +208,8 @@ fn taskfarm_token_prints_the_token_that_the_commands_and_workers_use_without_a_p
 
     // The commands with TASKFARM_TOKEN and no credentials: no GET token.
     let checks_before = count_requests(&server, "GET", TOKEN_PATH);
+    // Run::create and the four `taskfarm token`s above (one refused).
+    assert_eq!(checks_before, 4, "GET /api/token in the access log so far");
     let token_only = |args: &[&str]| {
         let mut command = taskfarm();
         command
@@ -265,6 +273,7 @@ fn a_malformed_token_is_refused_before_anything_is_sent() {
     let run = Run::create(&with_password(&server), 1).unwrap();
     let uuid = c(run.uuid());
     let before = access_log::requests(&server).len();
+    assert!(before >= 2, "GET token and POST run are in the access log");
     for bad in [
         "",
         "SECRET TOKEN",

@@ -126,8 +126,11 @@ fn send_mark(server: &TaskfarmServer, mark: &str) {
 }
 
 /// `... "METHOD TARGET HTTP/1.1" STATUS ...` → the request; other lines
-/// (start-up messages, tracebacks) → `None`.
+/// (start-up messages, tracebacks) → `None`. The Flask development server
+/// colours the request of a 4xx or 5xx answer (`ESC[31m ... ESC[0m`), even
+/// into a file: the colour codes are dropped first.
 pub fn parse_line(line: &str) -> Option<Request> {
+    let line = without_colours(line);
     let (_, rest) = line.split_once('"')?;
     let (request, after) = rest.split_once('"')?;
     let mut parts = request.split(' ');
@@ -141,4 +144,23 @@ pub fn parse_line(line: &str) -> Option<Request> {
         target: target.to_owned(),
         status,
     })
+}
+
+/// `line` without ANSI colour sequences (`ESC [ digits/semicolons m`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if !(d.is_ascii_digit() || d == ';') {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
