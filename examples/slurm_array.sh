@@ -12,9 +12,18 @@
 #        export TASKFARM_USER=alice TASKFARM_PASSWORD=...   # or the file below
 #        uuid=$(./worker -n 1000)          # examples/worker.c, or watch_run -n 1000
 #
-# 2. Submit, passing the run's UUID as the argument:
+# 2. Submit, passing the run's UUID as the argument. Options on sbatch's
+#    command line override the #SBATCH lines below (e.g. --array=1-100):
 #
-#        sbatch examples/slurm_array.sh "$uuid"
+#        export TASKFARM_TOKEN=$(taskfarm token)   # optional: one password check
+#        sbatch examples/slurm_array.sh "$uuid"    # for all elements, see below
+#
+#    sbatch hands its environment (TASKFARM_URL, TASKFARM_TOKEN, WORKER, ...)
+#    to every element (its default --export=ALL). With TASKFARM_TOKEN the
+#    elements send no password: each password check costs the server about a
+#    quarter of a second of CPU, so a thousand elements starting together
+#    would keep it busy for minutes. The token does not expire; it stops
+#    working only when the server's secret key changes.
 #
 # 3. Watch it: ./watch_run "$uuid" (examples/watch_run.c) or `taskfarm watch "$uuid"`.
 #
@@ -51,17 +60,20 @@ uuid=${1:?usage: sbatch slurm_array.sh RUN_UUID}
 # shared file system. WORKER=/path/to/program overrides it.
 worker=${WORKER:-$HOME/bin/taskfarm-worker}
 
-# Credentials and server, unless already in the environment.
+# Credentials and server, unless already in the environment: a token
+# (TASKFARM_TOKEN, see above) or user and password.
 env_file=${TASKFARM_ENV_FILE:-$HOME/.config/taskfarm/env}
-if [ -z "${TASKFARM_PASSWORD:-}" ] && [ -r "$env_file" ]; then
+if [ -z "${TASKFARM_PASSWORD:-}${TASKFARM_TOKEN:-}" ] && [ -r "$env_file" ]; then
     set -a # export what the file sets
     # shellcheck source=/dev/null
     . "$env_file"
     set +a
 fi
-: "${TASKFARM_URL:?set TASKFARM_URL (and TASKFARM_USER, TASKFARM_PASSWORD), or write $env_file}"
-: "${TASKFARM_USER:?set TASKFARM_USER}"
-: "${TASKFARM_PASSWORD:?set TASKFARM_PASSWORD}"
+: "${TASKFARM_URL:?set TASKFARM_URL (and TASKFARM_TOKEN or TASKFARM_USER and TASKFARM_PASSWORD), or write $env_file}"
+if [ -z "${TASKFARM_TOKEN:-}" ]; then
+    : "${TASKFARM_USER:?set TASKFARM_USER (or TASKFARM_TOKEN)}"
+    : "${TASKFARM_PASSWORD:?set TASKFARM_PASSWORD (or TASKFARM_TOKEN)}"
+fi
 
 # The library's network settings: 60 s per attempt, retries with backoff.
 # A cluster's HTTP proxy applies to the server too: exempt it if it is local.
@@ -73,9 +85,10 @@ export TASKFARM_RETRIES=${TASKFARM_RETRIES:-10}
 # (make install PREFIX=$HOME/opt/taskfarm_worker) without an rpath:
 # export LD_LIBRARY_PATH=$HOME/opt/taskfarm_worker/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
-# Every element starting at the same second would register at once: spread them.
+# Without a shared token every element checks the password once (about a
+# quarter of a second of the server's CPU each): spread their starts.
 index=${SLURM_ARRAY_TASK_ID:-1}
-sleep $((index % 8))
+[ -n "${TASKFARM_TOKEN:-}" ] || sleep $((index % 8))
 
 echo "array element $index of job ${SLURM_ARRAY_JOB_ID:-(none)} on $(hostname): run $uuid"
 # srun places the step on the allocated CPU and forwards signals; outside
