@@ -16,6 +16,18 @@ need nginx "apt-get install -y nginx"
 need openssl "apt-get install -y openssl"
 need cmake "apt-get install -y cmake"
 need pkg-config "apt-get install -y pkg-config"
+# Slurm and MPI (tests/slurm.rs, tests/mpi.rs): daemons live in /usr/sbin.
+need_sbin() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || missing+=("$1 ($2)"); }
+need_sbin slurmctld "apt-get install -y slurmctld"
+need_sbin slurmd "apt-get install -y slurmd"
+need_sbin munged "apt-get install -y munge"
+need sbatch "apt-get install -y slurm-client"
+need mpirun.openmpi "apt-get install -y openmpi-bin"
+need mpicc.openmpi "apt-get install -y libopenmpi-dev"
+need mpif90.openmpi "apt-get install -y libopenmpi-dev"
+need mpiexec.mpich "apt-get install -y mpich"
+need mpicc.mpich "apt-get install -y libmpich-dev"
+need mpif90.mpich "apt-get install -y libmpich-dev"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=("PostgreSQL server (apt-get install -y postgresql)")
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   missing+=("python3 venv/ensurepip (apt-get install -y python3-venv)")

@@ -1,9 +1,10 @@
 //! Test support shared by the integration tests: the real taskfarm server
-//! harness, the requests in its access log, the scripted fault server and
-//! the Slurm cluster harness.
+//! harness, the requests in its access log, the scripted fault server, the
+//! Slurm cluster harness and the support of the MPI and Slurm tests.
 #![allow(dead_code)]
 
 pub mod access_log;
 pub mod fault_server;
+pub mod jobs;
 pub mod server;
 pub mod slurm;
