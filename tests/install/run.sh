@@ -11,6 +11,9 @@
 #        plus a C and a Fortran worker linked statically against the .a
 #        files with the .pc's Libs.private;
 #     b. CMake: cmake -S examples -B ... -DCMAKE_PREFIX_PATH=$PREFIX
+#     c. the MPI examples (mpi_worker.c, mpi_worker.f90) with the MPI compiler
+#        wrappers: pkg-config with mpicc/mpif90 of Open MPI and of MPICH, and
+#        CMake (-DTASKFARM_EXAMPLES_MPI=ON) with Open MPI's wrappers
 #     and checks that each program loads the installed library; also the
 #     CMake package's version check and its refusal of another Fortran
 #     compiler (faked in a scratch project);
@@ -19,7 +22,8 @@
 #     for both builds: the C worker creating a run and working through it,
 #     the C++ and the Fortran workers on runs of their own, watch_run creating
 #     a run and watching a C worker finish it; the static workers; the ctypes
-#     script (LD_LIBRARY_PATH, and --lib); examples/slurm_array.sh run outside
+#     script (LD_LIBRARY_PATH, and --lib); each MPI build on 2 ranks
+#     (mpirun.openmpi, mpiexec.mpich); examples/slurm_array.sh run outside
 #     Slurm. Each run must end at 100 % with every task done exactly once;
 #  4. DESTDIR staging, a reinstall replacing an older install's files,
 #     uninstall's refusal of a manifest entry outside the prefix;
@@ -171,7 +175,8 @@ echo "== 2a. examples built with pkg-config and $CC / $CXX / $FC"
 src=$tmp/examples
 mkdir -p "$src" "$tmp/pc" "$tmp/static"
 cp examples/worker.c examples/worker.cpp examples/worker.f90 examples/watch_run.c \
-    examples/ctypes_worker.py examples/slurm_array.sh examples/CMakeLists.txt "$src/"
+    examples/ctypes_worker.py examples/slurm_array.sh examples/CMakeLists.txt \
+    examples/mpi_worker.c examples/mpi_worker.f90 "$src/"
 rpath=-Wl,-rpath,$prefix/lib
 cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror -O2)
 cxxflags=(-std=c++17 -Wall -Wextra -Wpedantic -Werror -O2)
@@ -230,6 +235,34 @@ for p in worker watch_run worker-cpp worker-f; do
         cp "$cmake_build/$p" "$tmp/cm/$p"
         check "cmake: $p loads $prefix/lib/libtaskfarm_worker.so.0" loads_installed "$tmp/cm/$p"
     fi
+done
+
+# ---------------------------------------------------------------------------
+echo "== 2c. the MPI examples with the MPI compiler wrappers (pkg-config, CMake)"
+mkdir -p "$tmp/mpi"
+mpi_fflags=(-Wall -Werror -O2)
+for mpi in openmpi mpich; do
+    check "pc: mpicc.$mpi mpi_worker.c \$(pkg-config --cflags --libs taskfarm_worker)" \
+        "mpicc.$mpi" "${cflags[@]}" "$src/mpi_worker.c" $(pkg-config --cflags --libs taskfarm_worker) "$rpath" \
+        -o "$tmp/mpi/pc-$mpi-mpi_worker"
+    check "pc: mpif90.$mpi mpi_worker.f90 \$(pkg-config --cflags --libs taskfarm_worker-fortran)" \
+        "mpif90.$mpi" "${mpi_fflags[@]}" "$src/mpi_worker.f90" $(pkg-config --cflags --libs taskfarm_worker-fortran) \
+        "$rpath" -o "$tmp/mpi/pc-$mpi-mpi_worker_f"
+done
+mpi_build=$tmp/cmake-mpi-build
+if cmake -S "$src" -B "$mpi_build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+    -DTASKFARM_EXAMPLES_MPI=ON -DCMAKE_C_COMPILER=mpicc.openmpi -DCMAKE_CXX_COMPILER=mpicxx.openmpi \
+    -DCMAKE_Fortran_COMPILER=mpif90.openmpi >"$tmp/cmake-mpi-configure.log" 2>&1 &&
+    cmake --build "$mpi_build" --parallel 2 --target mpi_worker mpi_worker_f >"$tmp/cmake-mpi-build.log" 2>&1; then
+    cp "$mpi_build/mpi_worker" "$tmp/mpi/cm-openmpi-mpi_worker"
+    cp "$mpi_build/mpi_worker_f" "$tmp/mpi/cm-openmpi-mpi_worker_f"
+    pass "cmake -DTASKFARM_EXAMPLES_MPI=ON with mpicc.openmpi / mpif90.openmpi: mpi_worker, mpi_worker_f"
+else
+    fail "cmake -DTASKFARM_EXAMPLES_MPI=ON with the Open MPI wrappers"
+    tail -n 30 "$tmp/cmake-mpi-configure.log" "$tmp/cmake-mpi-build.log" 2>/dev/null
+fi
+for p in "$tmp"/mpi/*; do
+    check "$(basename "$p") loads $prefix/lib/libtaskfarm_worker.so.0" loads_installed "$p"
 done
 
 # The package's checks, in a scratch project: versions, components, and the
@@ -403,6 +436,35 @@ if uuid=$(new_run 4); then
         --lib "$prefix/lib/libtaskfarm_worker.so.0" "$uuid"
     done_once "ctypes_worker.py --lib" 4 "$uuid" "$tmp/ctypes-lib.out"
 fi
+
+# The MPI workers, 2 ranks each (the SQLite server answers one request at a
+# time: safe for workers asking at once). Rank 0 prints "rank R: N tasks: ...".
+mpi_done_once() {
+    local what=$1 n=$2 uuid=$3 out=$4 got want st
+    got=$(sed -n 's/^rank [0-9]*: [0-9]* tasks://p' "$out" | tr ' ' '\n' | grep . | sort -n | tr '\n' ' ')
+    want=$(seq 0 $((n - 1)) | tr '\n' ' ')
+    st=$("$status_tool" --status "$uuid" 2>&1)
+    if [ "$got" = "$want" ] && [ "$st" = "100 0 0 $n" ] && grep -q "^2 ranks: $n tasks done" "$out"; then
+        pass "$what: run ${uuid:0:8}.. at 100 %, each of its $n tasks done once by 2 ranks"
+    else
+        fail "$what: tasks done '$got' (want '$want'); status '$st' (want '100 0 0 $n')"
+        tail -n 15 "$out" | sed 's/^/     /'
+    fi
+}
+root_flag=()
+[ "$(id -u)" = 0 ] && root_flag=(--allow-run-as-root)
+for p in "$tmp"/mpi/*; do
+    name=$(basename "$p")
+    case $name in
+    *-openmpi-*) launcher=(mpirun.openmpi "${root_flag[@]}" --oversubscribe -n 2) ;;
+    *) launcher=(mpiexec.mpich -n 2) ;;
+    esac
+    if uuid=$(new_run 6); then
+        timeout 120 "${launcher[@]}" "$p" "$uuid" >"$tmp/$name.out" 2>&1 ||
+            fail "$name under ${launcher[0]} exited with $?"
+        mpi_done_once "$name (${launcher[0]} -n 2)" 6 "$uuid" "$tmp/$name.out"
+    fi
+done
 
 # The Slurm script outside Slurm: one array element, here.
 if uuid=$(new_run 5); then
