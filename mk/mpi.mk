@@ -2,7 +2,9 @@
 #
 #   make mpi-examples   builds both with Open MPI's and MPICH's compiler
 #                       wrappers against the tree: build/mpi/openmpi/ and
-#                       build/mpi/mpich/, each with mpi_worker and mpi_worker_f
+#                       build/mpi/mpich/, each with mpi_worker and mpi_worker_f;
+#                       also build/mpi/worker (examples/worker.c), to try
+#                       the Slurm scripts with
 #
 # The tests that run them (tests/mpi.rs: mpirun and mpiexec.mpich;
 # tests/slurm.rs: srun inside sbatch) build their own copies with the same
