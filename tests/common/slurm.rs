@@ -393,6 +393,8 @@ pub fn cluster_processes(state_dir: &Path) -> Vec<i32> {
     let mark = format!("TASKFARM_SLURM_HARNESS={dir}");
     let conf = format!("SLURM_CONF={dir}/slurm.conf");
     let me = std::process::id() as i32;
+    // /proc/PID/cwd is the real path: compare it with the real path of dir.
+    let real_dir = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
@@ -416,7 +418,10 @@ pub fn cluster_processes(state_dir: &Path) -> Vec<i32> {
                 .split(|&b| b == 0)
                 .next()
                 .is_some_and(|p| p.ends_with(b"slurmd") || p.ends_with(b"slurmctld"));
-        if has(&mark) || (has(&conf) && job) || (cwd.as_deref() == Some(state_dir) && slurm_title) {
+        if has(&mark)
+            || (has(&conf) && job)
+            || (cwd.as_deref() == Some(real_dir.as_path()) && slurm_title)
+        {
             found.push(pid);
         }
     }

@@ -210,7 +210,7 @@ def _is_our_slurm_daemon(pid, state_dir):
         cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
-    return cwd == state_dir and (cmdline.startswith(b"slurm") or
+    return cwd == os.path.realpath(state_dir) and (cmdline.startswith(b"slurm") or
                                  b"/slurm" in cmdline.split(b"\0")[0])
 
 
