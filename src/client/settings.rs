@@ -246,7 +246,11 @@ pub fn normalize_base_url(url: &str) -> Result<String> {
     // Schemes are case-insensitive (RFC 3986): `HTTP://` is `http://`.
     let (scheme, rest) = url
         .split_once("://")
-        .filter(|(scheme, _)| ["http", "https"].iter().any(|s| scheme.eq_ignore_ascii_case(s)))
+        .filter(|(scheme, _)| {
+            ["http", "https"]
+                .iter()
+                .any(|s| scheme.eq_ignore_ascii_case(s))
+        })
         .ok_or_else(|| bad("does not start with http:// or https://"))?;
     let url = format!("{}://{rest}", scheme.to_ascii_lowercase());
     let url = url.as_str();
@@ -357,7 +361,8 @@ mod tests {
             ])
             .unwrap_err();
             assert!(
-                err.message().ends_with("is more than the limit of 1000 retries"),
+                err.message()
+                    .ends_with("is more than the limit of 1000 retries"),
                 "{value}: {err}"
             );
         }
@@ -373,7 +378,10 @@ mod tests {
             normalize_base_url("HTTP://h:5000/api/").unwrap(),
             "http://h:5000/api/"
         );
-        assert_eq!(normalize_base_url("HttpS://h/api").unwrap(), "https://h/api/");
+        assert_eq!(
+            normalize_base_url("HttpS://h/api").unwrap(),
+            "https://h/api/"
+        );
         for bad in [
             "",
             "ftp://h/api/",

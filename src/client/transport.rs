@@ -149,9 +149,10 @@ impl Connection {
         }
         // Always set: ureq's default would read the proxy variables its own way.
         let proxy = proxy::for_agent(settings.proxy.as_ref())?;
-        let proxy_name = proxy.as_ref().zip(settings.proxy.as_ref()).map(|(p, s)| {
-            format!("the proxy {}:{} (from {})", p.host(), p.port(), s.variable)
-        });
+        let proxy_name = proxy
+            .as_ref()
+            .zip(settings.proxy.as_ref())
+            .map(|(p, s)| format!("the proxy {}:{} (from {})", p.host(), p.port(), s.variable));
         config = config.proxy(proxy);
         let connection = Connection {
             agent: Agent::with_parts(
@@ -430,36 +431,38 @@ impl Connection {
                 }
             }
         };
-        let outcome = sent.map_err(|e| self.classify_unanswered(e)).and_then(|mut response| {
-            let status = response.status().as_u16();
-            let redirect = (300..400).contains(&status).then(|| {
-                let location = response
-                    .headers()
-                    .get("location")
-                    .and_then(|l| l.to_str().ok());
-                redirect_note(&self.base_url, endpoint, location)
+        let outcome = sent
+            .map_err(|e| self.classify_unanswered(e))
+            .and_then(|mut response| {
+                let status = response.status().as_u16();
+                let redirect = (300..400).contains(&status).then(|| {
+                    let location = response
+                        .headers()
+                        .get("location")
+                        .and_then(|l| l.to_str().ok());
+                    redirect_note(&self.base_url, endpoint, location)
+                });
+                response
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_BODY_BYTES)
+                    .read_to_vec()
+                    .map(|body| Reply {
+                        what: format!("{} {endpoint}", method.as_str()),
+                        status,
+                        body,
+                        attempts: 1,
+                        redirect,
+                    })
+                    .map_err(|e| {
+                        let mut e = self.classify(e);
+                        if e.kind == ErrorKind::Protocol {
+                            e.http_status = status;
+                            e.detail = format!("answered HTTP {status}, but {}", e.detail);
+                        }
+                        e
+                    })
             });
-            response
-                .body_mut()
-                .with_config()
-                .limit(MAX_BODY_BYTES)
-                .read_to_vec()
-                .map(|body| Reply {
-                    what: format!("{} {endpoint}", method.as_str()),
-                    status,
-                    body,
-                    attempts: 1,
-                    redirect,
-                })
-                .map_err(|e| {
-                    let mut e = self.classify(e);
-                    if e.kind == ErrorKind::Protocol {
-                        e.http_status = status;
-                        e.detail = format!("answered HTTP {status}, but {}", e.detail);
-                    }
-                    e
-                })
-        });
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         match &outcome {
             Ok(reply) => self.log_line(format_args!(
@@ -490,7 +493,7 @@ impl Connection {
                 io.to_string().contains("InvalidContentType")
             }
             // A server that hangs up on the TLS greeting: ask it in plain HTTP.
-            ureq::Error::Io(io) if io.kind() == Io::UnexpectedEof => {
+            ureq::Error::Io(io) if matches!(io.kind(), Io::UnexpectedEof | Io::ConnectionReset) => {
                 self.proxy_name.is_none() && answers_plain_http(&self.base_url, self.timeout())
             }
             _ => false,
@@ -722,13 +725,14 @@ fn redirect_note(base_url: &str, endpoint: &str, location: Option<&str>) -> Stri
     }
     let path = |url: &str| url.split(['?', '#']).next().unwrap_or("").to_owned();
     let (target, wanted) = (path(&absolute), path(endpoint));
-    match target.strip_suffix(&wanted).filter(|base| base.ends_with('/')) {
+    match target
+        .strip_suffix(&wanted)
+        .filter(|base| base.ends_with('/'))
+    {
         Some(base) if base != base_url => {
             format!("the server redirects to {absolute}: use the URL {base} instead")
         }
-        _ => format!(
-            "the server redirects to {absolute} (the library does not follow redirects)"
-        ),
+        _ => format!("the server redirects to {absolute} (the library does not follow redirects)"),
     }
 }
 

@@ -24,8 +24,8 @@ Retries: an unreachable server is retried 4 times (about 4 s) by the
 commands, each retry said on stderr (\"cannot reach URL ...: retry 2 of 4
 in 0.6 s\"); workers built on the library keep its budget of 10 retries
 (about 4.5 minutes). TASKFARM_RETRIES sets both. watch opens the run with
-the short budget, then polls with the workers' one (\"connection lost,
-retrying\").
+the short budget, then polls with the workers' one, saying
+\"connection lost, retrying\".
 
 Counts: the server counts a task as waiting, computing or done only once it
 has been handed out to a worker, so a fresh run shows 0 for all three.
