@@ -7,6 +7,9 @@
 //! or `500` to a token call makes us fetch the token again, once: when it
 //! changed (the server was restarted with another key) the call is repeated
 //! with the new one; when it is the same, the answer stands.
+//!
+//! A retry observer (`Settings::on_retry`) is told of every retry before its
+//! wait: the command-line tool says on stderr what it is waiting for.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
