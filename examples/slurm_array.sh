@@ -5,6 +5,22 @@
 # on the run; the server hands every task to exactly one of them, so any
 # number of elements may run at once, start late, or be resubmitted.
 #
+# 0. Once: put the worker program where every node finds it. This script
+#    runs $HOME/bin/taskfarm-worker (WORKER=/path/to/program overrides it);
+#    $HOME is on a file system the compute nodes share on most clusters.
+#    Build examples/worker.c (or your own worker) against an install of the
+#    library on a login node and copy it there:
+#
+#        make install PREFIX=$HOME/opt/taskfarm_worker     # in this repository
+#        export PKG_CONFIG_PATH=$HOME/opt/taskfarm_worker/lib/pkgconfig
+#        mkdir -p ~/bin
+#        cc -O2 examples/worker.c $(pkg-config --cflags --libs taskfarm_worker) \
+#            -Wl,-rpath,$HOME/opt/taskfarm_worker/lib -o ~/bin/taskfarm-worker
+#
+#    (the rpath lets the nodes find libtaskfarm_worker.so.0 without
+#    LD_LIBRARY_PATH; the install also puts the `taskfarm` tool in
+#    $HOME/opt/taskfarm_worker/bin).
+#
 # 1. Once, before submitting: create the run (any machine that reaches the
 #    server) and keep its UUID:
 #
@@ -35,6 +51,16 @@
 #        TASKFARM_USER=alice
 #        TASKFARM_PASSWORD=...
 #        EOF
+#
+# The file only helps when the password is NOT exported in the shell that
+# runs sbatch: sbatch's default --export=ALL copies that shell's whole
+# environment into the job, an exported TASKFARM_PASSWORD included (it then
+# shows in the job's /proc/PID/environ, and this script uses it and skips the
+# file). So after step 1, submit without it:
+#
+#        env -u TASKFARM_PASSWORD sbatch examples/slurm_array.sh "$uuid"
+#
+# (or `unset TASKFARM_PASSWORD` first; never put it in #SBATCH --export=...).
 #
 # A worker that is killed (time limit, node failure) leaves its task
 # "computing": `taskfarm reset UUID` (the command-line tool built with this

@@ -8,6 +8,7 @@
 #                        CMake and runs them against a real server
 #
 # What `make install` puts under PREFIX (the layout of cargo-c):
+#   bin/taskfarm     the command-line tool (statically linked to the library)
 #   lib/libtaskfarm_worker.so.X.Y.Z, .so.0 (the SONAME) -> .so.X.Y.Z, .so -> .so.0
 #   lib/libtaskfarm_worker.a
 #   lib/libtaskfarm_worker_fortran.so.X.Y.Z (+ the same links) and .a: the object
@@ -33,7 +34,8 @@
 # `make uninstall` removes exactly the files of the manifest, then the
 # package's own directories when empty (never lib/, include/, ...).
 #
-# `make install` builds first (`make build`). Run as root on a tree that root
+# `make install` builds first (`make build` and the release `taskfarm`
+# binary). Run as root on a tree that root
 # does not own (`sudo make install` after `make build`), it does not run
 # cargo: cargo may not be on root's PATH and would leave root-owned files in
 # target/. It then installs the existing build and fails when that build is
@@ -62,12 +64,17 @@ ifneq ($(shell stat -c %u $(CURDIR)),0)
 TFW_INSTALL_BUILD := install-check-build
 endif
 endif
-TFW_INSTALL_BUILD ?= build
+TFW_INSTALL_BUILD ?= install-build
 
-.PHONY: install uninstall install-check-build install-tests
+.PHONY: install uninstall install-build install-check-build install-tests
 
-## install: the libraries, headers, Fortran module, pkg-config files and CMake
-## package under $(DESTDIR)$(PREFIX) (PREFIX=/usr/local)
+# The libraries and the command-line tool.
+install-build: build
+	$(CARGO) build --release --bin taskfarm
+
+## install: the command-line tool taskfarm, the libraries, headers, Fortran
+## module, pkg-config files and CMake package under $(DESTDIR)$(PREFIX)
+## (PREFIX=/usr/local)
 install: $(TFW_INSTALL_BUILD)
 	@bash -c "$$TFW_INSTALL_SH"
 
@@ -76,14 +83,15 @@ uninstall:
 	@bash -c "$$TFW_UNINSTALL_SH"
 
 install-check-build:
-	@lib=$(RELEASE_DIR)/libtaskfarm_worker.so; \
+	@for lib in $(RELEASE_DIR)/libtaskfarm_worker.so $(RELEASE_DIR)/taskfarm; do \
 	if [ ! -f "$$lib" ] || [ ! -f $(RELEASE_DIR)/libtaskfarm_worker.a ]; then \
-		echo "make install: $$lib or .a is missing: run 'make build' as the owner of $(CURDIR) first" >&2; exit 1; \
+		echo "make install: $$lib or libtaskfarm_worker.a is missing: run 'make install-build' as the owner of $(CURDIR) first" >&2; exit 1; \
 	fi; \
 	newer=$$(find src build.rs Cargo.toml Cargo.lock cbindgen.toml -newer "$$lib" -print -quit); \
 	if [ -n "$$newer" ]; then \
-		echo "make install: $$newer is newer than $$lib: run 'make build' as the owner of $(CURDIR) first" >&2; exit 1; \
-	fi
+		echo "make install: $$newer is newer than $$lib: run 'make install-build' as the owner of $(CURDIR) first" >&2; exit 1; \
+	fi; \
+	done
 
 ## install-tests: installs into a temporary prefix, builds the examples with
 ## pkg-config and with CMake, runs them against a real server, uninstalls
@@ -118,6 +126,7 @@ major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]}
 
 lib=$release/libtaskfarm_worker.so
 [ -f "$lib" ] && [ -f "$release/libtaskfarm_worker.a" ] || die "$lib or .a missing: run make build"
+[ -x "$release/taskfarm" ] || die "$release/taskfarm missing: run make install-build"
 soname=$(LC_ALL=C readelf -d "$lib" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
 [[ $soname == libtaskfarm_worker.so.* ]] || die "$lib has no SONAME libtaskfarm_worker.so.N (readelf -d)"
 abi=${soname#libtaskfarm_worker.so.}
@@ -339,6 +348,7 @@ link() { # target path-under-prefix
     installed+=("$prefix/$2")
 }
 
+put 755 "$release/taskfarm" bin/taskfarm
 put 755 "$lib" "lib/libtaskfarm_worker.so.$version"
 [ "$soname" = "libtaskfarm_worker.so.$version" ] || link "libtaskfarm_worker.so.$version" "lib/$soname"
 link "$soname" lib/libtaskfarm_worker.so

@@ -356,7 +356,8 @@ fn info_shows_the_whole_run() {
     assert_eq!(
         whole,
         serde_json::json!({"id": id, "uuid": uuid, "numTasks": 4, "numWaiting": 0,
-                           "numComputing": 1, "numDone": 1, "percentDone": 37.5})
+                           "numComputing": 1, "numDone": 1, "percentDone": 37.5,
+                           "numNotStarted": 2})
     );
     assert_eq!(cli(server, &["--json", uuid, "-i"]).ok().json(), whole);
 
@@ -370,6 +371,7 @@ fn info_shows_the_whole_run() {
         ["id", id.as_str()],
         ["uuid", uuid],
         ["tasks", "4"],
+        ["not started", "2"],
         ["waiting", "0"],
         ["computing", "1"],
         ["done", "1"],
@@ -444,11 +446,24 @@ fn task_shows_status_and_percentage() {
 }
 
 #[test]
-fn a_bare_uuid_only_opens_the_run() {
-    let server = TaskfarmServer::shared();
-    let run = create(server, 2);
-    assert_eq!(cli(server, &[run.uuid()]).ok().stdout, "");
-    cli(server, &[UNKNOWN_UUID]).fails(EXIT_NOT_FOUND);
+fn a_bare_uuid_is_a_usage_error_saying_what_to_add() {
+    // manageTF opens the run and prints nothing; the tool says what is
+    // missing, before any request (nothing listens at the URL: a request
+    // would fail with "cannot connect" and exit 3).
+    let mut command = bare();
+    command
+        .env("TASKFARM_URL", "http://127.0.0.1:1/api/")
+        .env("TASKFARM_USER", "u")
+        .env("TASKFARM_PASSWORD", WRONG_PASSWORD);
+    let out = run(command, &[UNKNOWN_UUID]).fails(EXIT_USAGE);
+    for text in [
+        UNKNOWN_UUID,
+        "-i",
+        "-d",
+        &format!("taskfarm info {UNKNOWN_UUID}"),
+    ] {
+        assert!(out.stderr.contains(text), "{text:?} not in {out:?}");
+    }
 }
 
 #[test]
@@ -684,7 +699,7 @@ fn watch_ends_by_itself_when_the_run_completes() {
     let watch = Background::spawn(server, &["watch", run.uuid(), "-n", "0.1"]);
     let first = watch.next_line();
     assert!(
-        first.starts_with("0.0 %  waiting 0  computing 0  done 0/3"),
+        first.starts_with("0.0 %  not started 3  waiting 0  computing 0  done 0/3"),
         "{first}"
     );
     let moving = {
@@ -714,8 +729,8 @@ fn watch_ends_by_itself_when_the_run_completes() {
     // watch ends at 100 %: the last task may still be `computing` (its
     // update to 100 came, its done not yet) when the poll sees 100 %.
     assert!(
-        (last.starts_with("100.0 %  waiting 0  computing 0  done 3/3")
-            || last.starts_with("100.0 %  waiting 0  computing 1  done 2/3"))
+        (last.starts_with("100.0 %  not started 0  waiting 0  computing 0  done 3/3")
+            || last.starts_with("100.0 %  not started 0  waiting 0  computing 1  done 2/3"))
             && last.ends_with("complete"),
         "{last}"
     );
@@ -750,6 +765,7 @@ fn watch_json_prints_the_run_per_poll_and_ends_at_100_percent() {
     assert_eq!(polls[0]["percentDone"], 100.0);
     assert_eq!(polls[0]["numDone"], 1);
     assert_eq!(polls[0]["numComputing"], 1);
+    assert_eq!(polls[0]["numNotStarted"], 0);
 }
 
 #[test]

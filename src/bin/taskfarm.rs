@@ -5,6 +5,7 @@
 //! - `cli`: the command line (clap);
 //! - `login`: URL, user and password from options, environment or a prompt;
 //! - `password_prompt`: the no-echo prompt on the terminal (termios);
+//! - `session`: the commands' retry budget and their retry lines on stderr;
 //! - `commands`: list, info, reset, delete, create, task;
 //! - `watch`: the live progress of a run;
 //! - `format`, `output`: text and JSON on stdout;
@@ -27,6 +28,8 @@ mod login;
 mod output;
 #[path = "taskfarm/password_prompt.rs"]
 mod password_prompt;
+#[path = "taskfarm/session.rs"]
+mod session;
 #[path = "taskfarm/watch.rs"]
 mod watch;
 
@@ -59,6 +62,9 @@ fn usage_error(error: clap::Error) -> ! {
     match error.kind() {
         ClapErrorKind::DisplayHelp | ClapErrorKind::DisplayVersion => error.exit(),
         _ => {
+            if let Some(message) = unknown_command(&error) {
+                exit_with(error.exit_code(), &message)
+            }
             // clap's message up to the first blank line ("error: ...", maybe
             // an indented list), without the "Usage:" and tips after it.
             let text = error.to_string();
@@ -70,6 +76,35 @@ fn usage_error(error: clap::Error) -> ! {
             )
         }
     }
+}
+
+/// A word that clap took for the manageTF UUID because it is no command
+/// (`taskfarm lst`): "unknown command 'lst' (did you mean 'list'?)". A word
+/// with a digit in it is taken for a mistyped UUID and left to clap.
+fn unknown_command(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    if error.kind() != ClapErrorKind::ValueValidation {
+        return None;
+    }
+    let arg = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg,
+        _ => return None,
+    };
+    let word = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(word)) => word,
+        _ => return None,
+    };
+    if arg != "[UUID]" || word.chars().any(|c| c.is_ascii_digit()) || word.starts_with('-') {
+        return None;
+    }
+    let names = cli::command_names();
+    let hint = match cli::closest(word, &names) {
+        Some(name) => format!("did you mean '{name}'?"),
+        None => format!("the commands are {}", names.join(", ")),
+    };
+    Some(format!(
+        "unknown command '{word}' ({hint}) (see 'taskfarm --help')"
+    ))
 }
 
 fn run(cli: &Cli) -> Result<(), Failure> {
@@ -85,8 +120,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         )),
         Some(command) => {
             let settings = match command {
-                Command::Token => login::credentials(&cli.global)?,
-                _ => login::settings(&cli.global)?,
+                Command::Token => session::credentials(&cli.global)?,
+                _ => session::settings(&cli.global)?,
             };
             match command {
                 Command::List => commands::list(&settings, style),
@@ -113,7 +148,7 @@ fn manage_tf(cli: &Cli) -> Result<(), Failure> {
         Style::ManageTf
     };
     if cli.list {
-        let settings = login::settings(&cli.global)?;
+        let settings = session::settings(&cli.global)?;
         return commands::list(&settings, style);
     }
     let Some(uuid) = cli.uuid.as_deref() else {
@@ -121,17 +156,22 @@ fn manage_tf(cli: &Cli) -> Result<(), Failure> {
             "no run UUID given, and no command (see 'taskfarm --help')",
         ));
     };
-    let settings = login::settings(&cli.global)?;
+    if !(cli.info || cli.reset_all || cli.reset || cli.delete) {
+        // manageTF opens the run and prints nothing: a slip, not a request.
+        return Err(Failure::usage(format!(
+            "run UUID {uuid} given without an action: add -i (info), -r (reset), \
+             -R (reset all) or -d (delete), or use a command such as 'taskfarm info {uuid}' \
+             (see 'taskfarm --help')"
+        )));
+    }
+    let settings = session::settings(&cli.global)?;
     if cli.info {
         commands::info(&settings, uuid, style)
     } else if cli.reset_all {
         commands::reset(&settings, uuid, true, style)
     } else if cli.reset {
         commands::reset(&settings, uuid, false, style)
-    } else if cli.delete {
-        commands::delete(&settings, uuid, style)
     } else {
-        // manageTF with a UUID and no flag only opens the run.
-        commands::open(&settings, uuid).map(drop)
+        commands::delete(&settings, uuid, style)
     }
 }

@@ -45,6 +45,22 @@ impl Resolver for CachingResolver {
         config: &Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        // A proxy's URI may hold its user name and password
+        // (`user:password@proxy:3128`): they say who connects, not where.
+        let without_credentials;
+        let uri = match uri.authority().map(|a| a.as_str()) {
+            Some(authority) if authority.contains('@') => {
+                let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+                without_credentials = Uri::builder()
+                    .scheme(uri.scheme_str().unwrap_or("http"))
+                    .authority(host_port)
+                    .path_and_query("/")
+                    .build()
+                    .map_err(|_| ureq::Error::BadUri("the host or port is not valid".to_owned()))?;
+                &without_credentials
+            }
+            _ => uri,
+        };
         let Some(Endpoint { host, port, .. }) = Endpoint::of(uri) else {
             if matches!(uri.scheme_str(), Some("http" | "https")) {
                 // Never ureq's fallback to the scheme's port for a port
@@ -125,6 +141,15 @@ mod tests {
             vec!["[::1]:443".parse().unwrap()]
         );
         assert!(resolver.remembered.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_proxys_user_name_and_password_are_not_part_of_where_to_connect() {
+        let resolver = CachingResolver::default();
+        assert_eq!(
+            resolve(&resolver, "http://squid:pw@127.0.0.1:3128"),
+            vec!["127.0.0.1:3128".parse().unwrap()]
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! retried for GET, PUT and DELETE; a POST is repeated only when the request
 //! cannot have reached the server (nothing was sent).
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The HTTP methods of the protocol.
@@ -82,6 +84,49 @@ pub fn backoff_delay(backoff: Duration, retry: u32) -> Duration {
         CAP
     } else {
         Duration::from_secs_f64(seconds)
+    }
+}
+
+/// A retry about to happen, as a [`RetryObserver`] is told of it. It holds
+/// nothing secret: the request, the base URL (which never holds credentials)
+/// and why the last attempt failed.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryEvent<'a> {
+    /// What is retried: `GET token`, `PUT runs/UUID/tasks/3`.
+    pub request: &'a str,
+    /// The server's base URL.
+    pub base_url: &'a str,
+    /// Why the attempt failed: `cannot connect (Connection refused)`,
+    /// `answered HTTP 503 Service Unavailable`.
+    pub reason: &'a str,
+    /// This retry's number, 1 for the first.
+    pub retry: u32,
+    /// How many retries the handle makes in all.
+    pub retries: u32,
+    /// The wait before this retry.
+    pub wait: Duration,
+}
+
+/// Told of every retry before its wait, on the thread that makes the request
+/// (the command-line tool says on stderr what it is waiting for).
+#[derive(Clone)]
+pub struct RetryObserver(Arc<dyn Fn(&RetryEvent<'_>) + Send + Sync>);
+
+impl RetryObserver {
+    /// An observer calling `f`.
+    pub fn new(f: impl Fn(&RetryEvent<'_>) + Send + Sync + 'static) -> RetryObserver {
+        RetryObserver(Arc::new(f))
+    }
+
+    /// Tells the observer of `event`.
+    pub fn notify(&self, event: &RetryEvent<'_>) {
+        (self.0)(event)
+    }
+}
+
+impl fmt::Debug for RetryObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RetryObserver(..)")
     }
 }
 

@@ -154,7 +154,8 @@ impl Run {
         let connection = Connection::open(settings)?;
         let found: RunSummary = connection
             .call(Method::Get, &format!("runs/{uuid}"), None::<&()>)?
-            .expect(&[200])?
+            .expect(&[200])
+            .map_err(|e| no_such_run(e, uuid, connection.base_url()))?
             .json()?;
         Ok(Run {
             connection,
@@ -207,9 +208,23 @@ impl Run {
             .ok_or_else(|| bad_field(&reply, key, "a number"))
     }
 
-    /// Every count and the percentage, in one request.
+    /// Every count and the percentage, in one request; counts that cannot
+    /// be those of a run are a protocol error.
     pub fn status(&self) -> Result<RunStatus> {
-        self.get(&format!("runs/{}?info=", self.uuid))?.json()
+        let reply = self.get(&format!("runs/{}?info=", self.uuid))?;
+        let status: RunStatus = reply.json()?;
+        status.check().map_err(|why| {
+            Error::with_http_status(
+                ErrorKind::Protocol,
+                reply.status,
+                format!(
+                    "{} answered counts that no run can have ({why}): {}",
+                    reply.what,
+                    super::transport::describe_body(&reply.body)
+                ),
+            )
+        })?;
+        Ok(status)
     }
 
     /// `getTaskInfo(task, key)`: the bare value for a key, the whole task for `None`.
@@ -325,7 +340,22 @@ impl Run {
         self.connection
             .call(Method::Get, endpoint, None::<&()>)?
             .expect(&[200])
+            .map_err(|e| no_such_run(e, &self.uuid, self.connection.base_url()))
     }
+}
+
+/// A 404 for one of a run's URLs means that the run is not there (a typo in
+/// its UUID, a deleted run): say that, rather than quote Flask's error page.
+fn no_such_run(error: Error, uuid: &str, base_url: &str) -> Error {
+    if error.kind() != ErrorKind::NotFound || error.http_status() != 404 {
+        return error;
+    }
+    let request = error.message().split(" answered").next().unwrap_or("");
+    Error::with_http_status(
+        ErrorKind::NotFound,
+        404,
+        format!("no run {uuid} on {base_url} ({request} answered HTTP 404 Not Found)"),
+    )
 }
 
 /// The list of runs on the server (the Python `tfRuns`): `GET token`, then

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::endpoint::split_authority;
 use super::error::{Error, Result};
 use super::proxy::{self, ProxySetting};
+use super::retry::RetryObserver;
 
 /// The URL used when neither the caller nor `TASKFARM_URL` gives one.
 pub const DEFAULT_URL: &str = "http://localhost:5000/api/";
@@ -99,6 +100,9 @@ pub struct Settings {
     /// The proxy to go through, from `http_proxy`/`https_proxy`/`all_proxy`
     /// and `no_proxy` as the Python client reads them; `None`: direct.
     pub proxy: Option<ProxySetting>,
+    /// Told of every retry before its wait; `None` by default (the
+    /// command-line tool sets one to say what it is waiting for).
+    pub on_retry: Option<RetryObserver>,
 }
 
 /// Where the token of a handle comes from.
@@ -255,6 +259,7 @@ impl Settings {
                 .filter(|f| !f.is_empty())
                 .map(PathBuf::from),
             log_requests,
+            on_retry: None,
         })
     }
 }
@@ -336,12 +341,23 @@ fn check_backoff(seconds: f64) -> Result<Duration> {
 }
 
 fn parse_retries(value: &str) -> Result<u32> {
-    let retries = value.trim().parse::<u32>().map_err(|_| {
+    let digits = value.trim();
+    let too_many = || {
         Error::invalid_argument(format!(
-            "TASKFARM_RETRIES={value:?} is not a whole number of retries"
+            "TASKFARM_RETRIES={value:?} is more than the limit of {MAX_RETRIES} retries"
         ))
-    })?;
-    check_retries(retries).map_err(|e| e.context("TASKFARM_RETRIES"))
+    };
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        // Any number of digits: one too large for u32 is the same mistake
+        // as 65535.
+        return match digits.parse::<u32>() {
+            Ok(retries) if retries <= MAX_RETRIES => Ok(retries),
+            _ => Err(too_many()),
+        };
+    }
+    Err(Error::invalid_argument(format!(
+        "TASKFARM_RETRIES={value:?} is not a whole number of retries"
+    )))
 }
 
 /// Checks a base URL and gives it a trailing `/`. Only `http://` and
@@ -349,10 +365,17 @@ fn parse_retries(value: &str) -> Result<u32> {
 /// that they can never leak into a message or a log line.
 pub fn normalize_base_url(url: &str) -> Result<String> {
     let bad = |why: &str| Error::invalid_argument(format!("URL {url:?} {why}"));
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
+    // Schemes are case-insensitive (RFC 3986): `HTTP://` is `http://`.
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(scheme, _)| {
+            ["http", "https"]
+                .iter()
+                .any(|s| scheme.eq_ignore_ascii_case(s))
+        })
         .ok_or_else(|| bad("does not start with http:// or https://"))?;
+    let url = format!("{}://{rest}", scheme.to_ascii_lowercase());
+    let url = url.as_str();
     let authority = rest.split('/').next().unwrap_or("");
     if authority.is_empty() {
         return Err(bad("has no host"));
@@ -457,12 +480,34 @@ mod tests {
             .unwrap_err();
             assert!(err.message().contains(var), "{var}={value}: {err}");
         }
+        // Too many retries is one mistake, however many digits it has.
+        for value in ["1001", "65535", "99999999999", "1".repeat(50).as_str()] {
+            let err = resolve(&[
+                ("TASKFARM_USER", "a"),
+                ("TASKFARM_PASSWORD", "b"),
+                ("TASKFARM_RETRIES", value),
+            ])
+            .unwrap_err();
+            assert!(
+                err.message()
+                    .ends_with("is more than the limit of 1000 retries"),
+                "{value}: {err}"
+            );
+        }
     }
 
     #[test]
     fn urls_are_checked_and_completed() {
         assert_eq!(
             normalize_base_url("https://h/api").unwrap(),
+            "https://h/api/"
+        );
+        assert_eq!(
+            normalize_base_url("HTTP://h:5000/api/").unwrap(),
+            "http://h:5000/api/"
+        );
+        assert_eq!(
+            normalize_base_url("HttpS://h/api").unwrap(),
             "https://h/api/"
         );
         for bad in [

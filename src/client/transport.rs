@@ -12,6 +12,9 @@
 //! token was refused, and a `500` is told apart from a failure of the server
 //! by two single requests (see [`Connection::token_refused`]); a refused
 //! token is an authentication error that says so.
+//!
+//! A retry observer (`Settings::on_retry`) is told of every retry before its
+//! wait: the command-line tool says on stderr what it is waiting for.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +30,7 @@ use super::coalesce::CoalescingConnector;
 use super::error::{Error, ErrorKind, Result};
 use super::proxy;
 use super::resolve::CachingResolver;
-use super::retry::{self, Method, TransportFailure};
+use super::retry::{self, Method, RetryEvent, RetryObserver, TransportFailure};
 use super::scrub::{self, Registration};
 use super::settings::{Credentials, Secret, Settings};
 use super::tls;
@@ -66,6 +69,8 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// How many attempts it took (1 when the first answer was kept).
     pub attempts: u32,
+    /// For a redirect (3xx): where it points and the base URL to use instead.
+    pub redirect: Option<String>,
 }
 
 impl Reply {
@@ -93,7 +98,10 @@ impl Reply {
                     0 | 1 => String::new(),
                     n => format!(" (after {n} attempts)"),
                 },
-                describe_body(&self.body)
+                match &self.redirect {
+                    Some(redirect) => redirect.clone(),
+                    None => describe_body(&self.body),
+                }
             ),
         ))
     }
@@ -138,6 +146,10 @@ pub struct Connection {
     retries: AtomicU32,
     backoff: Duration,
     log_requests: bool,
+    on_retry: Option<RetryObserver>,
+    /// `the proxy HOST:PORT (from http_proxy)` when there is one, for
+    /// messages (never its user name or password).
+    proxy_name: Option<String>,
 }
 
 impl Connection {
@@ -153,7 +165,12 @@ impl Connection {
             config = config.tls_config(tls::tls_config(settings.ca_file.as_deref())?);
         }
         // Always set: ureq's default would read the proxy variables its own way.
-        config = config.proxy(proxy::for_agent(settings.proxy.as_ref())?);
+        let proxy = proxy::for_agent(settings.proxy.as_ref())?;
+        let proxy_name = proxy
+            .as_ref()
+            .zip(settings.proxy.as_ref())
+            .map(|(p, s)| format!("the proxy {}:{} (from {})", p.host(), p.port(), s.variable));
+        config = config.proxy(proxy);
         let connection = Connection {
             agent: Agent::with_parts(
                 config.build(),
@@ -171,6 +188,8 @@ impl Connection {
             retries: AtomicU32::new(settings.retries),
             backoff: settings.backoff,
             log_requests: settings.log_requests,
+            on_retry: settings.on_retry.clone(),
+            proxy_name,
         };
         let token = match &settings.token {
             Some(token) => token.clone(),
@@ -384,6 +403,21 @@ impl Connection {
             self.retries(),
             wait.as_secs_f64()
         ));
+        if let Some(observer) = &self.on_retry {
+            // Cleaned as the log lines are: a failure's text may echo a secret.
+            let reason = scrub::clean(&match outcome {
+                Ok(reply) => format!("answered HTTP {}", status_line(reply.status)),
+                Err(e) => e.detail.clone(),
+            });
+            observer.notify(&RetryEvent {
+                request: &format!("{} {endpoint}", method.as_str()),
+                base_url: &self.base_url,
+                reason: &reason,
+                retry: *retry,
+                retries: self.retries(),
+                wait,
+            });
+        }
         Some(wait)
     }
 
@@ -461,28 +495,38 @@ impl Connection {
                 }
             }
         };
-        let outcome = sent.map_err(|e| self.classify(e)).and_then(|mut response| {
-            let status = response.status().as_u16();
-            response
-                .body_mut()
-                .with_config()
-                .limit(MAX_BODY_BYTES)
-                .read_to_vec()
-                .map(|body| Reply {
-                    what: format!("{} {endpoint}", method.as_str()),
-                    status,
-                    body,
-                    attempts: 1,
-                })
-                .map_err(|e| {
-                    let mut e = self.classify(e);
-                    if e.kind == ErrorKind::Protocol {
-                        e.http_status = status;
-                        e.detail = format!("answered HTTP {status}, but {}", e.detail);
-                    }
-                    e
-                })
-        });
+        let outcome = sent
+            .map_err(|e| self.classify_unanswered(e))
+            .and_then(|mut response| {
+                let status = response.status().as_u16();
+                let redirect = (300..400).contains(&status).then(|| {
+                    let location = response
+                        .headers()
+                        .get("location")
+                        .and_then(|l| l.to_str().ok());
+                    redirect_note(&self.base_url, endpoint, location)
+                });
+                response
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_BODY_BYTES)
+                    .read_to_vec()
+                    .map(|body| Reply {
+                        what: format!("{} {endpoint}", method.as_str()),
+                        status,
+                        body,
+                        attempts: 1,
+                        redirect,
+                    })
+                    .map_err(|e| {
+                        let mut e = self.classify(e);
+                        if e.kind == ErrorKind::Protocol {
+                            e.http_status = status;
+                            e.detail = format!("answered HTTP {status}, but {}", e.detail);
+                        }
+                        e
+                    })
+            });
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         match &outcome {
             Ok(reply) => self.log_line(format_args!(
@@ -499,6 +543,40 @@ impl Connection {
         outcome
     }
 
+    /// As [`Connection::classify`], for a request that got no answer: an
+    /// `https://` URL whose server does not speak TLS says so.
+    fn classify_unanswered(&self, error: ureq::Error) -> AttemptError {
+        use std::io::ErrorKind as Io;
+        let plain_url = match self.base_url.strip_prefix("https://") {
+            Some(rest) => format!("http://{rest}"),
+            None => return self.classify(error),
+        };
+        let not_tls = match &error {
+            // rustls reading an HTTP answer where a TLS record should be.
+            ureq::Error::Io(io) if io.kind() == Io::InvalidData => {
+                io.to_string().contains("InvalidContentType")
+            }
+            // A server that hangs up on the TLS greeting: ask it in plain HTTP.
+            ureq::Error::Io(io) if matches!(io.kind(), Io::UnexpectedEof | Io::ConnectionReset) => {
+                self.proxy_name.is_none() && answers_plain_http(&self.base_url, self.timeout())
+            }
+            _ => false,
+        };
+        let mut attempt = self.classify(error);
+        if not_tls {
+            attempt.failure = TransportFailure::Permanent;
+            attempt.detail = format!(
+                "the server did not speak TLS ({}); if it serves plain HTTP, use {plain_url}",
+                attempt
+                    .detail
+                    .strip_prefix("the connection failed (")
+                    .and_then(|d| d.strip_suffix(')'))
+                    .unwrap_or(&attempt.detail)
+            );
+        }
+        attempt
+    }
+
     /// Sorts a transport error into what may be retried and what it means.
     fn classify(&self, error: ureq::Error) -> AttemptError {
         use std::io::ErrorKind as Io;
@@ -512,7 +590,7 @@ impl Connection {
                 | Io::HostUnreachable => (
                     TransportFailure::NothingSent,
                     ErrorKind::Connection,
-                    format!("cannot connect ({io})"),
+                    format!("cannot connect{} ({io})", self.to_proxy()),
                 ),
                 Io::InvalidData if io.to_string().contains("certificate") => (
                     TransportFailure::Permanent,
@@ -528,18 +606,22 @@ impl Connection {
             E::HostNotFound => (
                 TransportFailure::NothingSent,
                 ErrorKind::Connection,
-                "host not found".to_owned(),
+                match &self.proxy_name {
+                    Some(proxy) => format!("host not found ({proxy})"),
+                    None => "host not found".to_owned(),
+                },
             ),
             E::ConnectionFailed => (
                 TransportFailure::NothingSent,
                 ErrorKind::Connection,
-                "cannot connect".to_owned(),
+                format!("cannot connect{}", self.to_proxy()),
             ),
             E::Timeout(T::Connect | T::Resolve) => (
                 TransportFailure::NothingSent,
                 ErrorKind::Connection,
                 format!(
-                    "cannot connect within {:.1} s",
+                    "cannot connect{} within {:.1} s",
+                    self.to_proxy(),
                     self.timeout().as_secs_f64()
                 ),
             ),
@@ -594,6 +676,14 @@ impl Connection {
             kind,
             detail,
         }
+    }
+
+    /// ` to the proxy HOST:PORT (from http_proxy)` when the handle goes
+    /// through one: then every connection is made to the proxy, not the server.
+    fn to_proxy(&self) -> String {
+        self.proxy_name
+            .as_ref()
+            .map_or(String::new(), |proxy| format!(" to {proxy}"))
     }
 
     fn lock_token(&self) -> std::sync::MutexGuard<'_, Arc<TokenHeader>> {
@@ -659,6 +749,75 @@ fn basic_authorization(user: &str, password: &str) -> String {
 
 fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Whether the server of `base_url` answers a plain-HTTP request (the first
+/// bytes of its answer are `HTTP/`), within `timeout` (at most 5 s).
+fn answers_plain_http(base_url: &str, timeout: Duration) -> bool {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    let Ok(uri) = base_url.parse::<ureq::http::Uri>() else {
+        return false;
+    };
+    let Some(endpoint) = super::endpoint::Endpoint::of(&uri) else {
+        return false;
+    };
+    let timeout = timeout.min(Duration::from_secs(5));
+    let Some(address) = (endpoint.host, endpoint.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+    else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, timeout) else {
+        return false;
+    };
+    let mut head = [0u8; 5];
+    stream.set_read_timeout(Some(timeout)).is_ok()
+        && stream.set_write_timeout(Some(timeout)).is_ok()
+        && stream
+            .write_all(format!("HEAD / HTTP/1.0\r\nHost: {}\r\n\r\n", endpoint.host).as_bytes())
+            .is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && &head == b"HTTP/"
+}
+
+/// What a redirect of `endpoint` to `location` says: where it points and,
+/// when the target is the same endpoint under another base URL, that URL.
+/// A location holding credentials is not quoted.
+fn redirect_note(base_url: &str, endpoint: &str, location: Option<&str>) -> String {
+    let Some(location) = location.map(str::trim).filter(|l| !l.is_empty()) else {
+        return "a redirect without a Location header".to_owned();
+    };
+    let lower = location.to_ascii_lowercase();
+    let absolute = if lower.starts_with("http://") || lower.starts_with("https://") {
+        location.to_owned()
+    } else if location.starts_with('/') {
+        // The base URL's scheme://authority, then the location's path.
+        let authority_end = base_url
+            .find("://")
+            .and_then(|i| base_url[i + 3..].find('/').map(|j| i + 3 + j))
+            .unwrap_or(base_url.len());
+        format!("{}{location}", &base_url[..authority_end])
+    } else {
+        return format!("a redirect to {location:?}, which is not a URL");
+    };
+    let authority = absolute.split("://").nth(1).unwrap_or("");
+    if authority.split('/').next().unwrap_or("").contains('@') {
+        return "a redirect to a URL holding credentials (not shown)".to_owned();
+    }
+    let path = |url: &str| url.split(['?', '#']).next().unwrap_or("").to_owned();
+    let (target, wanted) = (path(&absolute), path(endpoint));
+    match target
+        .strip_suffix(&wanted)
+        .filter(|base| base.ends_with('/'))
+    {
+        Some(base) if base != base_url => {
+            format!("the server redirects to {absolute}: use the URL {base} instead")
+        }
+        _ => format!("the server redirects to {absolute} (the library does not follow redirects)"),
+    }
 }
 
 /// `404 Not Found`: the status with its reason phrase.
@@ -727,6 +886,7 @@ mod tests {
             status,
             body: b"nope".to_vec(),
             attempts: 1,
+            redirect: None,
         };
         assert!(reply(200).expect(&[200]).is_ok());
         for (status, kind) in [
@@ -742,6 +902,24 @@ mod tests {
             assert!(err.message().starts_with("GET runs answered HTTP"), "{err}");
             assert!(err.message().ends_with("nope"), "{err}");
         }
+    }
+
+    #[test]
+    fn redirects_name_the_base_url_to_use() {
+        let base = "http://h:5000/api/";
+        assert_eq!(
+            redirect_note(base, "token", Some("https://h/api/token")),
+            "the server redirects to https://h/api/token: use the URL https://h/api/ instead"
+        );
+        assert_eq!(
+            redirect_note(base, "runs/ab?info=", Some("/tf/api/runs/ab?info=")),
+            "the server redirects to http://h:5000/tf/api/runs/ab?info=: \
+             use the URL http://h:5000/tf/api/ instead"
+        );
+        assert!(redirect_note(base, "token", Some("http://h/login")).contains("http://h/login"));
+        let hidden = redirect_note(base, "token", Some("http://u:pw@h/api/token"));
+        assert!(!hidden.contains("pw"), "{hidden}");
+        assert!(redirect_note(base, "token", None).contains("without a Location"));
     }
 
     #[test]

@@ -58,6 +58,46 @@ pub struct RunStatus {
     pub percent_done: f64,
 }
 
+impl RunStatus {
+    /// The tasks never handed out yet: the server counts a task as waiting,
+    /// computing or done only once it was handed out (PROTOCOL.md), so a
+    /// fresh run shows 0 everywhere.
+    pub fn num_not_started(&self) -> i64 {
+        self.num_tasks - self.num_waiting - self.num_computing - self.num_done
+    }
+
+    /// Checks that these can be the counts of a run: none negative, together
+    /// at most `numTasks`, `percentDone` within 0..100. The error says what
+    /// is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        let counts = [
+            ("numTasks", self.num_tasks),
+            ("numWaiting", self.num_waiting),
+            ("numComputing", self.num_computing),
+            ("numDone", self.num_done),
+        ];
+        if let Some((name, value)) = counts.iter().find(|(_, v)| *v < 0) {
+            return Err(format!("{name} is {value}, a negative count"));
+        }
+        let counted = i128::from(self.num_waiting)
+            + i128::from(self.num_computing)
+            + i128::from(self.num_done);
+        if counted > i128::from(self.num_tasks) {
+            return Err(format!(
+                "numWaiting + numComputing + numDone is {counted}, more than numTasks {}",
+                self.num_tasks
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.percent_done) {
+            return Err(format!(
+                "percentDone is {}, outside 0..100",
+                self.percent_done
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `POST worker` body.
 #[derive(Serialize)]
 pub struct RegisterWorker<'a> {

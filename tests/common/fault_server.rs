@@ -125,6 +125,14 @@ pub enum Action {
     /// Write these bytes as they are (head and all), then close: for answers
     /// no well-behaved server sends, such as a head over the client's limit.
     RawAnswer(Vec<u8>),
+    /// Answer `status` (a redirect: 301, 302, 307, 308) with a `Location`
+    /// header and an empty body.
+    Redirect {
+        /// HTTP status code.
+        status: u16,
+        /// The `Location` header's value.
+        location: String,
+    },
 }
 
 impl Action {
@@ -593,6 +601,22 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) {
                 close_gracefully(stream, shared);
                 return;
             }
+            Action::Redirect { status, location } => {
+                let mut head = response_head(status, None, Some(0), close_requested);
+                head.truncate(head.len() - 2);
+                head.push_str(&format!("Location: {location}\r\n\r\n"));
+                if stream
+                    .write_all(head.as_bytes())
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+                if close_requested {
+                    close_gracefully(stream, shared);
+                    return;
+                }
+            }
         }
     }
 }
@@ -682,6 +706,8 @@ fn reason(status: u16) -> &'static str {
         301 => "Moved Permanently",
         302 => "Found",
         304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

@@ -4,7 +4,8 @@
 # REAL taskfarm server.
 #
 #  1. `make install PREFIX=<temporary prefix>`: the files, links, SONAMEs,
-#     manifest, pkg-config files and the Fortran module directory;
+#     manifest, pkg-config files, the Fortran module directory, and
+#     PREFIX/bin/taskfarm, which runs from there;
 #  2. builds every example from a copy of examples/ (away from the
 #     repository's include/ and target/) two ways:
 #     a. pkg-config and plain $CC / $CXX / $FC (PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig),
@@ -27,7 +28,7 @@
 #     Slurm. Each run must end at 100 % with every task done exactly once;
 #  4. DESTDIR staging, a reinstall replacing an older install's files,
 #     uninstall's refusal of a manifest entry outside the prefix;
-#  5. `make uninstall` leaves no file in the prefix.
+#  5. `make uninstall` leaves no file in the prefix (bin/taskfarm included).
 #
 # Ends with "N passed, M failed". Needs `make build` first (`make
 # install-tests` does it). A missing cc, g++, gfortran, cmake, pkg-config or
@@ -126,6 +127,7 @@ fi
 pass "make install PREFIX=$prefix ($(tail -n 1 "$tmp/install.log" | sed 's/^make install: //'))"
 
 expected=(
+    bin/taskfarm
     "lib/libtaskfarm_worker.so.$version" lib/libtaskfarm_worker.so.0 lib/libtaskfarm_worker.so
     lib/libtaskfarm_worker.a
     "lib/libtaskfarm_worker_fortran.so.$version" lib/libtaskfarm_worker_fortran.so.0
@@ -160,6 +162,9 @@ manifest_matches() {
         <(find "$prefix" ! -type d | sort)
 }
 check "the manifest lists exactly the files and links in the prefix" manifest_matches
+
+check "bin/taskfarm: the command-line tool runs from the prefix (--version says $version)" \
+    bash -c "[ \"\$(env -i '$prefix/bin/taskfarm' --version)\" = 'taskfarm $version' ]"
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 check "pkg-config: taskfarm_worker version $version" \
@@ -529,6 +534,7 @@ if [ -z "$left" ]; then
 else
     fail "left in the prefix after make uninstall: $left"
 fi
+check "bin/taskfarm is gone" test ! -e "$prefix/bin/taskfarm"
 check "the package's own directories are gone (include/taskfarm_worker, lib/cmake/taskfarm_worker, share/taskfarm_worker)" \
     bash -c "[ ! -e '$prefix/include/taskfarm_worker' ] && [ ! -e '$prefix/lib/cmake/taskfarm_worker' ] && [ ! -e '$prefix/share/taskfarm_worker' ]"
 check "a second make uninstall fails, saying nothing is installed there" \

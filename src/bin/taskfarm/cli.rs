@@ -27,6 +27,19 @@ the server about 0.25 s of CPU, so get a token once and give it to them all:
   TASKFARM_LOG=debug  timeout per attempt, retries, backoff, extra CAs,
                       one line per request on stderr
 
+Retries: an unreachable server is retried 4 times (about 4 s) by the
+commands, each retry said on stderr (\"cannot reach URL ...: retry 2 of 4
+in 0.6 s\"); workers built on the library keep its budget of 10 retries
+(about 4.5 minutes). TASKFARM_RETRIES sets both. watch opens the run with
+the short budget, then polls with the workers' one, saying
+\"connection lost, retrying\".
+
+Counts: the server counts a task as waiting, computing or done only once it
+has been handed out to a worker, so a fresh run shows 0 for all three.
+info and watch show the rest as \"not started\" (numNotStarted in the JSON):
+numTasks minus waiting, computing and done. Counts that no run can have
+(negative, more than numTasks, over 100 %) are a protocol error (exit 6).
+
 Exit status:
   0    success (watch: the run is complete)
   1    local failure (cannot read the password or write the output)
@@ -106,7 +119,7 @@ pub struct GlobalArgs {
 pub enum Command {
     /// List all runs: id, UUID, number of tasks
     List,
-    /// Show a run: id, UUID, tasks, waiting, computing, done, percent done
+    /// Show a run: id, UUID, tasks, not started, waiting, computing, done, percent done
     Info {
         /// Run UUID
         #[arg(value_parser = parse_uuid)]
@@ -189,6 +202,53 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// The names of the subcommands, as `--help` lists them.
+pub fn command_names() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .filter(|name| name != "help")
+        .collect()
+}
+
+/// The name nearest to `word`, when a slip of at most two letters (or a
+/// prefix) away.
+pub fn closest<'a>(word: &str, names: &'a [String]) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase();
+    names
+        .iter()
+        .map(|name| {
+            let distance = if name.starts_with(&word) {
+                0
+            } else {
+                edit_distance(&word, name)
+            };
+            (distance, name)
+        })
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name.as_str())
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 impl Cli {
     /// True when a manageTF flag or the top-level UUID was given.
     pub fn uses_manage_tf_spelling(&self) -> bool {
@@ -204,6 +264,27 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn slips_find_the_command_meant() {
+        let names = command_names();
+        assert_eq!(
+            names,
+            ["list", "info", "reset", "delete", "create", "task", "token", "watch"]
+        );
+        for (slip, meant) in [
+            ("lst", "list"),
+            ("lsit", "list"),
+            ("inf", "info"),
+            ("Info", "info"),
+            ("wach", "watch"),
+            ("delte", "delete"),
+            ("reste", "reset"),
+        ] {
+            assert_eq!(closest(slip, &names), Some(meant), "{slip}");
+        }
+        assert_eq!(closest("frobnicate", &names), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! what it needs through the library's protocol client and prints in one of
 //! three styles.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use taskfarm_worker::client::wire::TaskRecord;
 use taskfarm_worker::client::{list_runs, new_token, Error, ErrorKind, Run, RunStatus, Settings};
 
@@ -30,6 +30,10 @@ pub fn open(settings: &Settings, uuid: &str) -> Result<Run, Failure> {
 /// 404s that mean "no such run" or "this URL is not a taskfarm API".
 pub fn explain(error: Error, settings: &Settings, uuid: Option<&str>) -> Failure {
     if error.kind() == ErrorKind::NotFound {
+        if error.message().starts_with("no run ") {
+            // The library said it already.
+            return Failure::from(error);
+        }
         if error.message().starts_with("GET token") {
             return Failure::new(
                 EXIT_SERVER,
@@ -101,8 +105,9 @@ pub fn info(settings: &Settings, uuid: &str, style: Style) -> Result<(), Failure
             )
         })?);
     }
+    let status = checked_status(&info, uuid)?;
     match style {
-        Style::Json => output::json(&info),
+        Style::Json => output::json(&with_not_started(info, &status)),
         Style::ManageTf => {
             let [id, uuid, tasks, waiting, computing, done, percent_done] = values.as_slice()
             else {
@@ -129,7 +134,7 @@ pub fn info(settings: &Settings, uuid: &str, style: Style) -> Result<(), Failure
                 "done",
                 "percent done",
             ];
-            let rows: Vec<Vec<String>> = labels
+            let mut rows: Vec<Vec<String>> = labels
                 .iter()
                 .zip(&values)
                 .map(|(label, value)| {
@@ -140,9 +145,44 @@ pub fn info(settings: &Settings, uuid: &str, style: Style) -> Result<(), Failure
                     vec![label.to_string(), text]
                 })
                 .collect();
+            rows.insert(
+                3,
+                vec![
+                    "not started".to_owned(),
+                    status.num_not_started().to_string(),
+                ],
+            );
             output::print(&table(&rows))
         }
     }
+}
+
+/// The counts of a run answer, checked as the library checks its other
+/// answers: a confused server's counts (negative, more than the tasks, over
+/// 100 %) are a protocol error, never printed as if true.
+pub fn checked_status(info: &Value, uuid: &str) -> Result<RunStatus, Failure> {
+    let status: RunStatus = serde_json::from_value(info.clone()).map_err(|e| {
+        Failure::new(
+            EXIT_SERVER,
+            format!("GET runs/{uuid} answered a run that breaks the protocol ({e}): {info}"),
+        )
+    })?;
+    status.check().map_err(|why| {
+        Failure::new(
+            EXIT_SERVER,
+            format!("GET runs/{uuid} answered counts that no run can have ({why}): {info}"),
+        )
+    })?;
+    Ok(status)
+}
+
+/// The run's JSON with `numNotStarted`: the tasks the server does not count
+/// yet because it never handed them out.
+pub fn with_not_started(mut info: Value, status: &RunStatus) -> Value {
+    if let Some(object) = info.as_object_mut() {
+        object.insert("numNotStarted".to_owned(), status.num_not_started().into());
+    }
+    info
 }
 
 /// `taskfarm reset UUID [--all]`, `UUID -r`, `UUID -R`.

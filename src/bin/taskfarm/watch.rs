@@ -15,8 +15,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use taskfarm_worker::client::{Result as ClientResult, Run, RunStatus, Settings};
 
-use crate::commands::{explain, open};
-use crate::failure::{Failure, EXIT_INTERRUPTED, EXIT_SERVER};
+use crate::commands::{checked_status, explain, open, with_not_started};
+use crate::failure::{Failure, EXIT_INTERRUPTED};
 use crate::format;
 use crate::output;
 
@@ -36,6 +36,8 @@ pub fn watch(
     json: bool,
 ) -> Result<(), Failure> {
     let run = open(settings, uuid)?;
+    run.connection()
+        .set_retries(crate::session::start_watching(settings));
     let (events, received) = mpsc::channel();
     let interrupt = events.clone();
     ctrlc::set_handler(move || {
@@ -60,14 +62,7 @@ pub fn watch(
                 return Err(explain(error, settings, Some(uuid)));
             }
             Event::Polled(at, Ok(info)) => {
-                let status: RunStatus = serde_json::from_value(info.clone()).map_err(|e| {
-                    Failure::new(
-                        EXIT_SERVER,
-                        format!(
-                            "GET runs/{uuid} answered a run that breaks the protocol ({e}): {info}"
-                        ),
-                    )
-                })?;
+                let status = checked_status(&info, uuid).inspect_err(|_| display.abandon())?;
                 rate.add(at, &status);
                 let complete = is_complete(&status);
                 display.show(&info, &status, &rate, complete)?;
@@ -160,8 +155,9 @@ pub fn progress_text(status: &RunStatus, rate: &Rate, complete: bool) -> String 
         })
     };
     format!(
-        "{}  waiting {}  computing {}  done {}/{}  {pace}  {eta}",
+        "{}  not started {}  waiting {}  computing {}  done {}/{}  {pace}  {eta}",
         format::percent(status.percent_done),
+        status.num_not_started(),
         status.num_waiting,
         status.num_computing,
         status.num_done,
@@ -207,7 +203,7 @@ impl Display {
         complete: bool,
     ) -> Result<(), Failure> {
         match self {
-            Display::Json => output::json(info),
+            Display::Json => output::json(&with_not_started(info.clone(), status)),
             Display::Lines => output::line(&progress_text(status, rate, complete)),
             Display::Bar(bar) => {
                 bar.set_position((status.percent_done.clamp(0.0, 100.0) * 100.0).round() as u64);
@@ -276,7 +272,7 @@ mod tests {
         let text = progress_text(&status(10, 0, 0, 0.0), &rate, false);
         assert_eq!(
             text,
-            "0.0 %  waiting 10  computing 0  done 0/10  rate ?  ETA ?"
+            "0.0 %  not started 0  waiting 10  computing 0  done 0/10  rate ?  ETA ?"
         );
     }
 }
