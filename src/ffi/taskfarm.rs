@@ -58,6 +58,9 @@ pub(crate) fn settings_from_c(
     password: *const c_char,
     url_base: *const c_char,
 ) -> Result<Settings> {
+    // Every handle is made from settings: the first one sets up
+    // TASKFARM_STOP_SIGNALS, before anything is sent.
+    crate::client::stop::from_environment()?;
     Settings::resolve(
         optional_string(username, "username")?,
         optional_string(password, "password")?,

@@ -22,7 +22,7 @@ pub struct tf_worker {
 }
 
 impl tf_worker {
-    fn lock(&self) -> MutexGuard<'_, Worker> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Worker> {
         self.worker.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
