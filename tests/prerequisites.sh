@@ -16,6 +16,8 @@ need nginx "apt-get install -y nginx"
 need openssl "apt-get install -y openssl"
 need cmake "apt-get install -y cmake"
 need pkg-config "apt-get install -y pkg-config"
+need mpirun.openmpi "apt-get install -y openmpi-bin"
+need mpicc.openmpi "apt-get install -y libopenmpi-dev"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=("PostgreSQL server (apt-get install -y postgresql)")
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   missing+=("python3 venv/ensurepip (apt-get install -y python3-venv)")

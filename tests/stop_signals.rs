@@ -21,9 +21,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -342,6 +344,10 @@ fn sigterm_during_a_computation_hands_back_every_task_of_the_process_and_kills_i
         "handed back and ended {took:?} after SIGTERM, more than {HAND_BACK_LIMIT:?}"
     );
     assert!(!lines.iter().any(|l| l == "finished"), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l == "own handler ran"),
+        "the program's own handler, installed first, is still called: {lines:?}"
+    );
     // The process ended after the hand-back: the server has it already.
     assert_task(&run, main_task, TaskState::Waiting, 37.5);
     assert_task(&run, thread_task, TaskState::Waiting, 62.5);
@@ -649,4 +655,78 @@ fn mpirun_sigterm_after_one_rank_is_killed_makes_the_others_hand_back() {
     // The killed rank could not hand its task back (the journal's job).
     assert_task(&run, victim_task, TaskState::Computing, 15.0);
     assert_counts(&run, (2, 1, 0), "after mpirun");
+}
+
+/// Runs `stop_worker loop` under a Slurm job id with a stand-in `squeue`
+/// that prints `left` (and logs its arguments); `extra` adds variables.
+/// Returns the program's lines and the arguments squeue was called with.
+fn loop_under_slurm(run: &Run, left: &str, extra: &[(&str, &str)]) -> (Vec<String>, Vec<String>) {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let dir = scratch().join(format!("squeue-{}", CALLS.fetch_add(1, Ordering::SeqCst)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("calls");
+    let script = dir.join("squeue");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\necho '{left}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut vars = vec![
+        ("PATH", path.as_str()),
+        ("SLURM_JOB_ID", "4242"),
+        ("TASKFARM_TASK_SECONDS", "60"),
+    ];
+    vars.extend_from_slice(extra);
+    let mut child = spawn(c_stop_worker(), &["loop", run.uuid()], &vars);
+    let (status, _) = child.wait_exit(EVENT_TIMEOUT);
+    let (lines, stderr) = child.finish();
+    assert_eq!(status.code(), Some(0), "{lines:?}\n{stderr}");
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    (lines, calls.lines().map(str::to_owned).collect())
+}
+
+#[test]
+fn under_slurm_the_job_end_is_asked_of_squeue_once_per_worker() {
+    // squeue stands in for Slurm here (the test suite's real Slurm runs the
+    // time-limit tests); what is checked is how the library asks and reads.
+    let run = new_run(2);
+    // 30 s left, TASKFARM_TASK_SECONDS=60: nothing is taken.
+    let (lines, calls) = loop_under_slurm(&run, "0:30", &[]);
+    assert_eq!(lines[0], "status TF_STOPPED tasks 0", "{lines:?}");
+    assert!(
+        lines[1].contains("cannot fit a task of 60.0 s (TASKFARM_TASK_SECONDS)"),
+        "{lines:?}"
+    );
+    assert_eq!(calls, ["-h -j 4242 -o %L"]);
+    assert_counts(&run, (0, 0, 0), "nothing taken with 30 s left");
+    // An hour left: both tasks, three task calls, one squeue.
+    let (lines, calls) = loop_under_slurm(&run, "1:00:00", &[]);
+    assert_eq!(lines[0], "status TF_NO_MORE_TASKS tasks 2", "{lines:?}");
+    assert_eq!(calls.len(), 1, "squeue asked once per worker: {calls:?}");
+}
+
+#[test]
+fn slurm_job_end_time_is_honoured_before_squeue() {
+    let run = new_run(2);
+    let end = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 30
+    );
+    let (lines, calls) = loop_under_slurm(&run, "1:00:00", &[("SLURM_JOB_END_TIME", &end)]);
+    assert_eq!(lines[0], "status TF_STOPPED tasks 0", "{lines:?}");
+    assert!(calls.is_empty(), "squeue not asked: {calls:?}");
+    assert_counts(&run, (0, 0, 0), "nothing taken with 30 s left");
 }

@@ -1,7 +1,9 @@
 /*
  * tests/stop/stop_worker.c: the C workers of tests/stop_signals.rs.
  *
- *   stop_worker exit UUID       TF_STOP_EXIT on SIGTERM; two workers, one in
+ *   stop_worker exit UUID       installs a SIGTERM handler of its own (it
+ *                               prints "own handler ran"), then TF_STOP_EXIT
+ *                               on SIGTERM; two workers, one in
  *                               the main thread and one in a second thread,
  *                               each takes a task, reports 37.5 % (main) or
  *                               62.5 % (thread), prints "computing TASK" and
@@ -15,6 +17,9 @@
  *                               one line per outcome: B's update, A's done,
  *                               both task calls, tf_stop_requested().
  *   stop_worker deadline UUID   the wall-time checks (see below), one line each.
+ *   stop_worker loop UUID       the task loop (update 100, done) with the
+ *                               deadline the library finds by itself; prints
+ *                               "status STATUS tasks K" and "last_error ...".
  *   stop_worker mpi UUID        (built with mpicc) one worker per rank, stop
  *                               signals from TASKFARM_STOP_SIGNALS; each rank
  *                               takes a task, reports 10 * rank + 5 %, prints
@@ -113,7 +118,24 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
+/* The program's own SIGTERM handler, installed before the library's: it must
+ * keep being called. Only async-signal-safe work. */
+static void own_handler(int signal) {
+    (void)signal;
+    static const char line[] = "own handler ran\n";
+    ssize_t written = write(STDOUT_FILENO, line, sizeof line - 1);
+    (void)written;
+}
+
 static int mode_exit(const char *uuid) {
+    struct sigaction own;
+    memset(&own, 0, sizeof own);
+    own.sa_handler = own_handler;
+    sigemptyset(&own.sa_mask);
+    if (sigaction(SIGTERM, &own, NULL) != 0) {
+        puts("FAIL sigaction");
+        return 1;
+    }
     const int signals[] = {SIGTERM};
     tf_status s = tf_stop_on_signals(signals, 1, TF_STOP_EXIT);
     if (s != TF_OK) {
@@ -245,6 +267,27 @@ static int mode_deadline(const char *uuid) {
     return failed == 0 ? 0 : 1;
 }
 
+/* The task loop with whatever deadline the library finds by itself. */
+static int mode_loop(const char *uuid) {
+    tf_worker *w = NULL;
+    tf_status s = tf_worker_new(NULL, NULL, NULL, uuid, &w);
+    if (s != TF_OK) {
+        return fail("tf_worker_new", s);
+    }
+    int tasks = 0;
+    int64_t t;
+    while ((s = tf_worker_task(w, &t)) == TF_OK) {
+        if (tf_worker_update(w, 100.0) != TF_OK || tf_worker_done(w) != TF_OK) {
+            return fail("update and done", s);
+        }
+        tasks++;
+    }
+    printf("status %s tasks %d\n", tf_status_name((int)s), tasks);
+    printf("last_error %s\n", tf_last_error());
+    tf_worker_free(w);
+    return 0;
+}
+
 #ifdef STOP_WORKER_MPI
 static int mode_mpi(const char *uuid, int *argc, char ***argv) {
     MPI_Init(argc, argv);
@@ -268,7 +311,7 @@ static int mode_mpi(const char *uuid, int *argc, char ***argv) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc != 3) {
-        fputs("usage: stop_worker exit|continue|deadline|mpi UUID\n", stderr);
+        fputs("usage: stop_worker exit|continue|deadline|loop|mpi UUID\n", stderr);
         return 2;
     }
     if (strcmp(argv[1], "exit") == 0) {
@@ -279,6 +322,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "deadline") == 0) {
         return mode_deadline(argv[2]);
+    }
+    if (strcmp(argv[1], "loop") == 0) {
+        return mode_loop(argv[2]);
     }
 #ifdef STOP_WORKER_MPI
     if (strcmp(argv[1], "mpi") == 0) {
