@@ -331,8 +331,12 @@ fn sigterm_during_a_computation_hands_back_every_task_of_the_process_and_kills_i
     let run = new_run(5);
     let mut child = spawn(c_stop_worker(), &["exit", run.uuid()], &[]);
     let line = child.wait_line("computing ");
-    let (main_task, thread_task) = (task_of(&line, 1), task_of(&line, 2));
-    assert_counts(&run, (0, 2, 0), "while computing");
+    let held = [
+        (task_of(&line, 1), 37.5),
+        (task_of(&line, 2), 62.5),
+        (task_of(&line, 3), 80.0),
+    ];
+    assert_counts(&run, (0, 3, 0), "while computing");
 
     child.signal(libc::SIGTERM);
     let (status, took) = child.wait_exit(EVENT_TIMEOUT);
@@ -343,30 +347,36 @@ fn sigterm_during_a_computation_hands_back_every_task_of_the_process_and_kills_i
         took <= HAND_BACK_LIMIT,
         "handed back and ended {took:?} after SIGTERM, more than {HAND_BACK_LIMIT:?}"
     );
-    assert!(!lines.iter().any(|l| l == "finished"), "{lines:?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l == "finished" || l.starts_with("chatty")),
+        "the library ended the process, not the program: {lines:?}"
+    );
     assert!(
         lines.iter().any(|l| l == "own handler ran"),
         "the program's own handler, installed first, is still called: {lines:?}"
     );
     // The process ended after the hand-back: the server has it already.
-    assert_task(&run, main_task, TaskState::Waiting, 37.5);
-    assert_task(&run, thread_task, TaskState::Waiting, 62.5);
-    assert_counts(&run, (2, 0, 0), "after SIGTERM: no other task was taken");
-    for task in [main_task, thread_task] {
+    for (task, percent) in held {
+        assert_task(&run, task, TaskState::Waiting, percent);
         assert!(
             stderr.contains(&format!(
-                "SIGTERM: task {task} of run {} handed back",
+                "SIGTERM: task {task} of run {} handed back at {percent} %",
                 run.uuid()
             )),
             "stderr:\n{stderr}"
         );
     }
+    assert_counts(&run, (3, 0, 0), "after SIGTERM: no other task was taken");
 
     // The next worker gets a handed-back task and reads where it stood.
     let mut next = Worker::register(Arc::clone(&run)).unwrap();
     let task = next.task().unwrap().unwrap();
-    let expected = if task == main_task { 37.5 } else { 62.5 };
-    assert!(task == main_task || task == thread_task, "task {task}");
+    let (_, expected) = *held
+        .iter()
+        .find(|(t, _)| *t == task)
+        .unwrap_or_else(|| panic!("task {task} was not handed back"));
     assert_eq!(next.held_percent(), Some(expected));
     next.requeue().unwrap();
 }
@@ -632,25 +642,19 @@ fn mpirun_sigterm_after_one_rank_is_killed_makes_the_others_hand_back() {
     // SAFETY: kill(2) on a rank that this test started.
     assert_eq!(unsafe { libc::kill(victim_pid, libc::SIGKILL) }, 0);
     let (status, took) = child.wait_exit(EVENT_TIMEOUT);
-    let (lines, stderr) = child.finish();
+    let (lines, _) = child.finish();
     eprintln!("mpirun ended {took:?} after the SIGKILL of rank 1 ({status:?})");
     assert!(!status.success(), "mpirun must report the killed rank");
     assert!(!lines.iter().any(|l| l == "finished"), "{lines:?}");
+    // The server is the witness: a rank's stderr line can be lost while
+    // mpirun tears the job down.
     for &(rank, _, task) in &ranks_seen {
         eprintln!("rank {rank}: task {task}: {:?}", run.task(task).unwrap());
     }
     for &(rank, _, task) in &ranks_seen {
-        if rank == 1 {
-            continue;
+        if rank != 1 {
+            assert_task(&run, task, TaskState::Waiting, 10.0 * rank as f64 + 5.0);
         }
-        assert!(
-            stderr.contains(&format!(
-                "SIGTERM: task {task} of run {} handed back",
-                run.uuid()
-            )),
-            "rank {rank}'s task {task}; stderr:\n{stderr}"
-        );
-        assert_task(&run, task, TaskState::Waiting, 10.0 * rank as f64 + 5.0);
     }
     // The killed rank could not hand its task back (the journal's job).
     assert_task(&run, victim_task, TaskState::Computing, 15.0);

@@ -253,6 +253,23 @@ fn watch(mut signals: Signals) {
     }
 }
 
+/// How long a worker's call after a stop waits for the watcher to end the
+/// process in [`StopMode::Exit`] before it hands back its task itself.
+const EXIT_WAIT: Duration = Duration::from_secs(10);
+
+/// In [`StopMode::Exit`] after a stop: waits for the watcher to end the
+/// process (it hands every task back first), at most [`EXIT_WAIT`]; returns at
+/// once in the other modes.
+pub fn await_exit() {
+    if mode() != Some(StopMode::Exit) {
+        return;
+    }
+    let until = Instant::now() + EXIT_WAIT;
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Ends the process as `signal` would have: default disposition, raised again.
 fn end_process(signal: c_int) -> ! {
     let _ = low_level::emulate_default_handler(signal);

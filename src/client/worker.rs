@@ -89,11 +89,14 @@ impl Worker {
 
     /// Once a stop was requested: hands the held task back (at `percent`, or
     /// its last known percentage) unless the stop watcher did, and answers the
-    /// `Stopped` error. `Ok` while no stop was requested.
+    /// `Stopped` error. `Ok` while no stop was requested. In `TF_STOP_EXIT`
+    /// mode the watcher hands back and ends the process: this call waits for
+    /// that, so that the program cannot end otherwise first.
     fn check_stop(&mut self, percent: Option<f64>) -> Result<()> {
         if stop::stop_requested() == 0 {
             return Ok(());
         }
+        stop::await_exit();
         if self.slot.hand_back(percent)? {
             self.wall.task_released();
         }

@@ -3,12 +3,15 @@
  *
  *   stop_worker exit UUID       installs a SIGTERM handler of its own (it
  *                               prints "own handler ran"), then TF_STOP_EXIT
- *                               on SIGTERM; two workers, one in
- *                               the main thread and one in a second thread,
- *                               each takes a task, reports 37.5 % (main) or
- *                               62.5 % (thread), prints "computing TASK" and
- *                               computes for 60 s without calling the library.
- *                               Prints "finished" if it ever gets there.
+ *                               on SIGTERM; three workers, in the main
+ *                               thread and two more threads, each takes a
+ *                               task and reports 37.5 % (main), 62.5 % or
+ *                               80 %; prints "computing T1 T2 T3"; the first
+ *                               two compute for 60 s without calling the
+ *                               library, the third calls tf_worker_update
+ *                               every 10 ms (and exits 3 if that ever
+ *                               returns). Prints "finished" if it ever gets
+ *                               there.
  *   stop_worker continue UUID   TF_STOP_CONTINUE on SIGTERM; worker A takes a
  *                               task and reports 100 % (finished, not yet
  *                               done), worker B takes one and reports 20 %;
@@ -97,25 +100,38 @@ static int take_and_report(const char *uuid, double percent, tf_worker **w, int6
 
 struct thread_worker {
     const char *uuid;
+    double percent;
+    int chatty; /* calls tf_worker_update every 10 ms instead of computing */
     int64_t task;
     int failed;
-    pthread_mutex_t lock;
-    pthread_cond_t ready;
-    int taken;
+    pthread_mutex_t *lock;
+    pthread_cond_t *ready;
+    int *taken;
 };
 
 static void *thread_main(void *arg) {
     struct thread_worker *tw = arg;
     tf_worker *w = NULL;
-    tw->failed = take_and_report(tw->uuid, 62.5, &w, &tw->task);
-    pthread_mutex_lock(&tw->lock);
-    tw->taken = 1;
-    pthread_cond_signal(&tw->ready);
-    pthread_mutex_unlock(&tw->lock);
-    if (!tw->failed) {
-        compute_without_library_calls();
+    tw->failed = take_and_report(tw->uuid, tw->percent, &w, &tw->task);
+    pthread_mutex_lock(tw->lock);
+    (*tw->taken)++;
+    pthread_cond_signal(tw->ready);
+    pthread_mutex_unlock(tw->lock);
+    if (tw->failed) {
+        return NULL;
     }
-    return NULL;
+    if (!tw->chatty) {
+        compute_without_library_calls();
+        return NULL;
+    }
+    /* After the signal this call must not return before the process ends:
+     * in TF_STOP_EXIT mode the library ends it, with the signal. */
+    tf_status s;
+    while ((s = tf_worker_update(w, tw->percent)) == TF_OK) {
+        sleep_seconds(0.01);
+    }
+    printf("chatty thread got %s\n", tf_status_name((int)s));
+    exit(3);
 }
 
 /* The program's own SIGTERM handler, installed before the library's: it must
@@ -141,26 +157,33 @@ static int mode_exit(const char *uuid) {
     if (s != TF_OK) {
         return fail("tf_stop_on_signals", s);
     }
-    struct thread_worker tw = {uuid, -1, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
-    pthread_t thread;
-    if (pthread_create(&thread, NULL, thread_main, &tw) != 0) {
-        puts("FAIL pthread_create");
-        return 1;
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t ready = PTHREAD_COND_INITIALIZER;
+    int taken = 0;
+    struct thread_worker tws[2] = {{uuid, 62.5, 0, -1, 0, &lock, &ready, &taken},
+                                   {uuid, 80.0, 1, -1, 0, &lock, &ready, &taken}};
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) {
+        if (pthread_create(&threads[i], NULL, thread_main, &tws[i]) != 0) {
+            puts("FAIL pthread_create");
+            return 1;
+        }
     }
     tf_worker *w = NULL;
     int64_t task = -1;
     if (take_and_report(uuid, 37.5, &w, &task) != 0) {
         return 1;
     }
-    pthread_mutex_lock(&tw.lock);
-    while (!tw.taken) {
-        pthread_cond_wait(&tw.ready, &tw.lock);
+    pthread_mutex_lock(&lock);
+    while (taken < 2) {
+        pthread_cond_wait(&ready, &lock);
     }
-    pthread_mutex_unlock(&tw.lock);
-    if (tw.failed) {
+    pthread_mutex_unlock(&lock);
+    if (tws[0].failed || tws[1].failed) {
         return 1;
     }
-    printf("computing %lld %lld\n", (long long)task, (long long)tw.task);
+    printf("computing %lld %lld %lld\n", (long long)task, (long long)tws[0].task,
+           (long long)tws[1].task);
     compute_without_library_calls();
     puts("finished");
     return 1;
