@@ -532,7 +532,10 @@ struct tf_taskfarm *tf_worker_taskfarm(const struct tf_worker *worker);
  * `task`). On `TF_OK`, `*out_task` is the task number in 0..numTasks-1; it
  * stays the same until `tf_worker_done` or `tf_worker_requeue`.
  * `TF_NO_MORE_TASKS` when the run has no task left to hand out (a later call
- * asks the server again). The loop:
+ * asks the server again). `TF_STOPPED` after a stop signal
+ * (`tf_stop_on_signals`; a task still held is handed back) or when the
+ * worker's deadline leaves no time for another task (`tf_worker_set_deadline`):
+ * no task is taken. The loop, which ends on either:
  * `while (tf_worker_task(w, &t) == TF_OK) { ...; tf_worker_done(w); }`.
  */
 enum tf_status tf_worker_task(struct tf_worker *worker, int64_t *out_task);
@@ -541,7 +544,9 @@ enum tf_status tf_worker_task(struct tf_worker *worker, int64_t *out_task);
  * Reports progress on the held task, a percentage in 0..100 (the Python
  * `update(percentage)`; one request). NaN or a number outside 0..100 gives
  * `TF_ERR_INVALID_ARGUMENT`; with no task held nothing is sent and the
- * result is `TF_OK`.
+ * result is `TF_OK`. After a stop signal in `TF_STOP_CONTINUE` mode the held
+ * task is handed back at `percentage` instead (state `waiting`) and the
+ * result is `TF_STOPPED`.
  */
 enum tf_status tf_worker_update(struct tf_worker *worker, double percentage);
 
@@ -550,7 +555,8 @@ enum tf_status tf_worker_update(struct tf_worker *worker, double percentage);
  * server only when its last reported percentage is 100; either way the
  * worker forgets it and the next `tf_worker_task` asks for a new one. If
  * marking it done fails, the task stays held and the call can be repeated.
- * With no task held, does nothing.
+ * With no task held, does nothing. A stop signal does not change this: a
+ * finished task is still marked done.
  */
 enum tf_status tf_worker_done(struct tf_worker *worker);
 

@@ -389,7 +389,8 @@ impl Slot {
 
     /// Hands the held task back (`waiting`, at `percent` or the last known
     /// percentage) and forgets it; `false` when nothing was held (the watcher
-    /// may have handed it back already).
+    /// may have handed it back already). If the server does not take it, the
+    /// task stays held, so that the call can be repeated.
     pub fn hand_back(&self, percent: Option<f64>) -> Result<bool> {
         let Some(held) = self.lock().held.take() else {
             return Ok(false);
@@ -398,7 +399,10 @@ impl Slot {
             percent: percent.unwrap_or(held.percent),
             ..held
         };
-        send_hand_back(&self.run, held)?;
+        if let Err(e) = send_hand_back(&self.run, held) {
+            self.lock().held.get_or_insert(held);
+            return Err(e);
+        }
         Ok(true)
     }
 }
