@@ -734,3 +734,20 @@ fn slurm_job_end_time_is_honoured_before_squeue() {
     assert!(calls.is_empty(), "squeue not asked: {calls:?}");
     assert_counts(&run, (0, 0, 0), "nothing taken with 30 s left");
 }
+
+#[test]
+fn a_forked_child_without_the_watcher_dies_of_the_signal_as_without_stop_signals() {
+    let _serial = one_at_a_time();
+    let mut parent = spawn(c_stop_worker(), &["fork", "-"], &[]);
+    let line = parent.wait_line("child ");
+    let child: i32 = line["child ".len()..].parse().unwrap();
+    // SAFETY: kill(2) on the grandchild this test's program made.
+    assert_eq!(unsafe { libc::kill(child, libc::SIGTERM) }, 0);
+    let (status, _) = parent.wait_exit(EVENT_TIMEOUT);
+    let (lines, stderr) = parent.finish();
+    assert_eq!(status.code(), Some(0), "{lines:?}\n{stderr}");
+    assert!(
+        lines.iter().any(|l| l == "child ended by signal 15"),
+        "{lines:?}"
+    );
+}

@@ -81,6 +81,9 @@ struct Installed {
 
 static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
 
+/// The process that installed the stop signals (and runs the watcher).
+static INSTALLED_BY: AtomicI32 = AtomicI32::new(0);
+
 /// The number of the stop signal caught, 0 if none.
 pub fn stop_requested() -> c_int {
     STOP_SIGNAL.load(Ordering::SeqCst)
@@ -194,6 +197,8 @@ pub fn stop_on_signals(signals: &[c_int], mode: StopMode) -> Result<()> {
             .name("taskfarm-stop".into())
             .spawn(move || watch(watcher))
             .map_err(|e| Error::invalid_argument(format!("cannot start the stop watcher: {e}")))?;
+        // SAFETY: getpid cannot fail.
+        INSTALLED_BY.store(unsafe { libc::getpid() }, Ordering::SeqCst);
         *installed = Some(Installed {
             signals: Vec::new(),
             watcher: handle,
@@ -211,10 +216,19 @@ pub fn stop_on_signals(signals: &[c_int], mode: StopMode) -> Result<()> {
         if installed.signals.contains(&signal) {
             continue;
         }
-        // SAFETY: the action only stores into an atomic, which is async-signal-safe.
+        // SAFETY: the action does only async-signal-safe work: atomics,
+        // getpid, and signal-hook's emulate_default_handler (sigaction, raise).
         unsafe {
             low_level::register(signal, move || {
                 let _ = STOP_SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+                // A child made by fork() has no watcher thread (and its
+                // workers are the parent's): there the signal acts as if no
+                // stop signal were installed.
+                if self::mode() == Some(StopMode::Exit)
+                    && libc::getpid() != INSTALLED_BY.load(Ordering::SeqCst)
+                {
+                    let _ = low_level::emulate_default_handler(signal);
+                }
             })
         }
         .map_err(|e| {

@@ -20,6 +20,9 @@
  *                               one line per outcome: B's update, A's done,
  *                               both task calls, tf_stop_requested().
  *   stop_worker deadline UUID   the wall-time checks (see below), one line each.
+ *   stop_worker fork X          TF_STOP_EXIT, then fork(): the child prints
+ *                               "child PID" and sleeps 60 s; the parent
+ *                               prints how the child ended.
  *   stop_worker loop UUID       the task loop (update 100, done) with the
  *                               deadline the library finds by itself; prints
  *                               "status STATUS tasks K" and "last_error ...".
@@ -42,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -290,6 +294,31 @@ static int mode_deadline(const char *uuid) {
     return failed == 0 ? 0 : 1;
 }
 
+/* TF_STOP_EXIT, then fork(): the child (no library call) sleeps; the
+ * parent reports how the child ended. */
+static int mode_fork(void) {
+    const int signals[] = {SIGTERM};
+    tf_status s = tf_stop_on_signals(signals, 1, TF_STOP_EXIT);
+    if (s != TF_OK) {
+        return fail("tf_stop_on_signals", s);
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        printf("child %ld\n", (long)getpid());
+        sleep_seconds(60.0);
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) == -1 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(status)) {
+        printf("child ended by signal %d\n", WTERMSIG(status));
+    } else {
+        printf("child exited %d\n", WEXITSTATUS(status));
+    }
+    return 0;
+}
+
 /* The task loop with whatever deadline the library finds by itself. */
 static int mode_loop(const char *uuid) {
     tf_worker *w = NULL;
@@ -334,7 +363,7 @@ static int mode_mpi(const char *uuid, int *argc, char ***argv) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc != 3) {
-        fputs("usage: stop_worker exit|continue|deadline|loop|mpi UUID\n", stderr);
+        fputs("usage: stop_worker exit|continue|deadline|fork|loop|mpi UUID\n", stderr);
         return 2;
     }
     if (strcmp(argv[1], "exit") == 0) {
@@ -345,6 +374,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "deadline") == 0) {
         return mode_deadline(argv[2]);
+    }
+    if (strcmp(argv[1], "fork") == 0) {
+        return mode_fork();
     }
     if (strcmp(argv[1], "loop") == 0) {
         return mode_loop(argv[2]);
