@@ -264,7 +264,7 @@ enum tf_status tf_stop_on_signals(const int *signals, size_t count, int mode);
 
 /**
  * The number of the stop signal caught (`SIGTERM` is 15), 0 if none was.
- * Async-signal-safe and cheap: poll it in a computation.
+ * An atomic read, no request: cheap enough to poll in a computation.
  */
 int tf_stop_requested(void);
 

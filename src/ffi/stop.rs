@@ -72,7 +72,7 @@ pub extern "C" fn tf_stop_on_signals(
 }
 
 /// The number of the stop signal caught (`SIGTERM` is 15), 0 if none was.
-/// Async-signal-safe and cheap: poll it in a computation.
+/// An atomic read, no request: cheap enough to poll in a computation.
 #[no_mangle]
 pub extern "C" fn tf_stop_requested() -> c_int {
     getter_call("tf_stop_requested", 0, || Ok(stop::stop_requested()))
