@@ -62,10 +62,14 @@
 #
 # (or `unset TASKFARM_PASSWORD` first; never put it in #SBATCH --export=...).
 #
-# A worker that is killed (time limit, node failure) leaves its task
-# "computing": `taskfarm reset UUID` (the command-line tool built with this
-# library) or tf_taskfarm_restart(tf, false) hands such tasks out again, and a
-# resubmission of this script finishes the run.
+# At the time limit (or on scancel) Slurm sends SIGTERM: with
+# TASKFARM_STOP_SIGNALS=TERM (set below) the worker hands its task back
+# (waiting, percentage kept) and ends, and under Slurm it takes no task that
+# the time left cannot fit (TASKFARM_TASK_SECONDS: the estimate before its
+# first task is done). A worker killed outright (SIGKILL, node failure) leaves
+# its task "computing": `taskfarm reset UUID` (the command-line tool built
+# with this library) or tf_taskfarm_restart(tf, false) hands such tasks out
+# again once no worker runs. A resubmission of this script finishes the run.
 #
 # Outside Slurm, `bash examples/slurm_array.sh UUID` runs one worker here.
 
@@ -105,6 +109,8 @@ fi
 # A cluster's HTTP proxy applies to the server too: exempt it if it is local.
 export TASKFARM_TIMEOUT=${TASKFARM_TIMEOUT:-60}
 export TASKFARM_RETRIES=${TASKFARM_RETRIES:-10}
+# SIGTERM (time limit, scancel, preemption): hand the held task back, then end.
+export TASKFARM_STOP_SIGNALS=${TASKFARM_STOP_SIGNALS:-TERM}
 # export NO_PROXY=taskfarm.example.org
 
 # If the program was linked against an install outside the loader's path

@@ -60,6 +60,11 @@ module taskfarm_worker
    integer, parameter, public :: TF_ERR_HTTP = 6
    integer, parameter, public :: TF_ERR_PROTOCOL = 7
    integer, parameter, public :: TF_ERR_INTERNAL = 8
+   integer, parameter, public :: TF_STOPPED = 9
+
+   !> Stop modes (`tf_stop_mode`), for `tf_stop_on_signals`.
+   integer, parameter, public :: TF_STOP_EXIT = 0
+   integer, parameter, public :: TF_STOP_CONTINUE = 1
 
    !> Task states (`tf_task_state`).
    integer, parameter, public :: TF_TASK_WAITING = 0
@@ -144,6 +149,8 @@ module taskfarm_worker
       procedure :: update => worker_update
       procedure :: done => worker_done
       procedure :: requeue => worker_requeue
+      procedure :: held_percent => worker_held_percent
+      procedure :: set_deadline => worker_set_deadline
       procedure :: free => worker_free
       procedure, private :: worker_assign
       generic :: assignment(=) => worker_assign
@@ -152,6 +159,7 @@ module taskfarm_worker
 
    public :: tf_runs, tf_runs_json
    public :: tf_last_error, tf_last_http_status, tf_status_name, tf_version
+   public :: tf_stop_on_signals, tf_stop_requested
 
    ! ------------------------------------------------------------------
    ! The C functions, one interface each (private). Out-arguments are
@@ -487,6 +495,35 @@ module taskfarm_worker
          type(c_ptr), value :: worker
          integer(c_int) :: c_tf_worker_requeue
       end function c_tf_worker_requeue
+
+      function c_tf_worker_held_percent(worker, out_percent) &
+         bind(c, name='tf_worker_held_percent')
+         import :: c_double, c_int, c_ptr
+         type(c_ptr), value :: worker
+         real(c_double), intent(inout) :: out_percent
+         integer(c_int) :: c_tf_worker_held_percent
+      end function c_tf_worker_held_percent
+
+      function c_tf_worker_set_deadline(worker, unix_time, task_seconds) &
+         bind(c, name='tf_worker_set_deadline')
+         import :: c_double, c_int, c_ptr
+         type(c_ptr), value :: worker
+         real(c_double), value :: unix_time, task_seconds
+         integer(c_int) :: c_tf_worker_set_deadline
+      end function c_tf_worker_set_deadline
+
+      function c_tf_stop_on_signals(signals, count, mode) bind(c, name='tf_stop_on_signals')
+         import :: c_int, c_ptr, c_size_t
+         type(c_ptr), value :: signals
+         integer(c_size_t), value :: count
+         integer(c_int), value :: mode
+         integer(c_int) :: c_tf_stop_on_signals
+      end function c_tf_stop_on_signals
+
+      function c_tf_stop_requested() bind(c, name='tf_stop_requested')
+         import :: c_int
+         integer(c_int) :: c_tf_stop_requested
+      end function c_tf_stop_requested
 
       ! From the C library, for copying C strings.
       function c_strlen(string) bind(c, name='strlen')
@@ -1004,6 +1041,63 @@ contains
       integer :: stat
       stat = int(c_tf_worker_requeue(self%handle))
    end function worker_requeue
+
+   !> The held task's percentage as last known, no request (C:
+   !> tf_worker_held_percent); TF_NO_MORE_TASKS when no task is held.
+   function worker_held_percent(self, percent) result(stat)
+      class(tf_worker), intent(in) :: self
+      real(real64), intent(inout) :: percent
+      integer :: stat
+      real(c_double) :: p
+      p = percent
+      stat = int(c_tf_worker_held_percent(self%handle, p))
+      if (stat == TF_OK) percent = p
+   end function worker_held_percent
+
+   !> Sets the deadline (Unix time, seconds) and the seconds a task takes,
+   !> 0 or absent: estimate (C: tf_worker_set_deadline).
+   function worker_set_deadline(self, unix_time, task_seconds) result(stat)
+      class(tf_worker), intent(inout) :: self
+      real(real64), intent(in) :: unix_time
+      real(real64), intent(in), optional :: task_seconds
+      integer :: stat
+      real(c_double) :: seconds
+      seconds = 0
+      if (present(task_seconds)) seconds = task_seconds
+      stat = int(c_tf_worker_set_deadline(self%handle, unix_time, seconds))
+   end function worker_set_deadline
+
+   !> Makes `signals` (signal numbers; absent or empty: the default set) the
+   !> stop signals of the process, with `mode` TF_STOP_EXIT (the default) or
+   !> TF_STOP_CONTINUE (C: tf_stop_on_signals). Linux numbers: HUP 1, INT 2,
+   !> QUIT 3, USR1 10, USR2 12, ALRM 14, TERM 15, XCPU 24.
+   function tf_stop_on_signals(signals, mode) result(stat)
+      integer, intent(in), optional :: signals(:)
+      integer, intent(in), optional :: mode
+      integer :: stat
+      integer(c_int), allocatable, target :: c_signals(:)
+      integer(c_int) :: c_mode
+      c_mode = TF_STOP_EXIT
+      if (present(mode)) c_mode = int(mode, c_int)
+      if (present(signals)) then
+         allocate (c_signals(size(signals)))
+         c_signals = int(signals, c_int)
+      else
+         allocate (c_signals(0))
+      end if
+      if (size(c_signals) == 0) then
+         stat = int(c_tf_stop_on_signals(c_null_ptr, 0_c_size_t, c_mode))
+      else
+         stat = int(c_tf_stop_on_signals(c_loc(c_signals), &
+                                         int(size(c_signals), c_size_t), c_mode))
+      end if
+   end function tf_stop_on_signals
+
+   !> The stop signal caught, 0 if none (C: tf_stop_requested).
+   function tf_stop_requested() result(signal)
+      integer :: signal
+      signal = int(c_tf_stop_requested())
+   end function tf_stop_requested
 
    !> Frees the worker and empties `self`. A held task is not marked done
    !> (nor given back: `requeue` first for that). Borrowed views of its run

@@ -69,6 +69,14 @@ typedef enum tf_status {
      * A bug in the library (a caught panic). Please report it.
      */
     TF_ERR_INTERNAL = 8,
+    /**
+     * The worker stopped taking tasks: a stop signal was caught
+     * (`tf_stop_on_signals`) or its deadline leaves no time for another task
+     * (`tf_worker_set_deadline`). Not an error: the task loop
+     * `while (tf_worker_task(w, &t) == TF_OK)` ends on it; `tf_last_error`
+     * says why.
+     */
+    TF_STOPPED = 9,
 } tf_status;
 
 /**
@@ -88,6 +96,28 @@ typedef enum tf_task_state {
      */
     TF_TASK_DONE = 2,
 } tf_task_state;
+
+/**
+ * What the library does when a stop signal arrives (`tf_stop_on_signals`).
+ */
+typedef enum tf_stop_mode {
+    /**
+     * The library hands every task held in the process back at once (state
+     * `waiting`, percentage kept), from a thread of its own, even while the
+     * program computes without calling the library; then the process ends as
+     * the signal would have ended it (the shell and Slurm see "killed by
+     * SIGTERM"). No task is taken after the signal.
+     */
+    TF_STOP_EXIT = 0,
+    /**
+     * The library only records the stop and sends nothing by itself: the
+     * next `tf_worker_update` hands the held task back and returns
+     * `TF_STOPPED`, `tf_worker_task` returns `TF_STOPPED`, `tf_worker_done`
+     * still marks a finished task done. The program polls
+     * `tf_stop_requested()` and carries on to a clean end.
+     */
+    TF_STOP_CONTINUE = 1,
+} tf_stop_mode;
 
 /**
  * The list of runs on the server at the time of `tf_runs`. Freed with
@@ -213,6 +243,56 @@ void tf_run_list_free(struct tf_run_list *list);
  * Takes an `int` so that any number is safe to pass.
  */
 const char *tf_status_name(int status);
+
+/**
+ * Makes `signals` (an array of `count` signal numbers) the stop signals of
+ * the process, with `mode`, a `tf_stop_mode` (taken as an `int` so that any
+ * number is safe to pass). Opt-in: the library installs no handler unless
+ * asked, by this call or by `TASKFARM_STOP_SIGNALS`. `signals` NULL or
+ * `count` 0: the default set SIGTERM, SIGINT, SIGHUP, SIGXCPU.
+ *
+ * The stop signals are HUP, INT, QUIT, TERM, USR1, USR2, ALRM, XCPU, VTALRM
+ * and PROF; any other number (KILL and STOP cannot be caught) gives
+ * `TF_ERR_INVALID_ARGUMENT` and nothing is installed. A handler the program
+ * installed before for one of these signals keeps being called (first). A
+ * later call adds its signals and sets the mode for all of them. The
+ * handler itself only records the signal and wakes the library's watcher
+ * thread (async-signal-safe work only). Process-wide: a stop reaches every
+ * worker of the process, whichever thread holds it.
+ */
+enum tf_status tf_stop_on_signals(const int *signals, size_t count, int mode);
+
+/**
+ * The number of the stop signal caught (`SIGTERM` is 15), 0 if none was.
+ * An atomic read, no request: cheap enough to poll in a computation.
+ */
+int tf_stop_requested(void);
+
+/**
+ * Sets the worker's deadline, `unix_time` in seconds since 1970 (e.g. the
+ * job's end time), and the seconds one task takes: `task_seconds` 0 means
+ * "estimate": the longest task this worker completed so far (from hand-out
+ * to `tf_worker_done`; the longest because a task cut by the deadline loses
+ * all its work, while stopping early loses at most one task's time), and
+ * before any completed, `TASKFARM_TASK_SECONDS`. `tf_worker_task` then
+ * returns `TF_STOPPED` instead of taking a task that the time left cannot
+ * fit. Without this call, `TASKFARM_DEADLINE`, then under Slurm the job's
+ * end time (`SLURM_JOB_END_TIME`, else `squeue`, asked once per worker) set
+ * the deadline. A deadline that is NaN, negative or already past, or a
+ * negative or NaN `task_seconds`, gives `TF_ERR_INVALID_ARGUMENT` and
+ * changes nothing. No request.
+ */
+enum tf_status tf_worker_set_deadline(struct tf_worker *worker,
+                                      double unix_time,
+                                      double task_seconds);
+
+/**
+ * The held task's percentage as last known (from the hand-out answer, which
+ * for a handed-back task is where it stood, or from the last
+ * `tf_worker_update`), without a request: a checkpointing code resumes from
+ * it. `TF_NO_MORE_TASKS` when no task is held (`*out` untouched).
+ */
+enum tf_status tf_worker_held_percent(const struct tf_worker *worker, double *out_percent);
 
 /**
  * Frees a string that the library returned as `char*` (JSON text, URLs).
@@ -498,7 +578,10 @@ struct tf_taskfarm *tf_worker_taskfarm(const struct tf_worker *worker);
  * `task`). On `TF_OK`, `*out_task` is the task number in 0..numTasks-1; it
  * stays the same until `tf_worker_done` or `tf_worker_requeue`.
  * `TF_NO_MORE_TASKS` when the run has no task left to hand out (a later call
- * asks the server again). The loop:
+ * asks the server again). `TF_STOPPED` after a stop signal
+ * (`tf_stop_on_signals`; a task still held is handed back) or when the
+ * worker's deadline leaves no time for another task (`tf_worker_set_deadline`):
+ * no task is taken. The loop, which ends on either:
  * `while (tf_worker_task(w, &t) == TF_OK) { ...; tf_worker_done(w); }`.
  */
 enum tf_status tf_worker_task(struct tf_worker *worker, int64_t *out_task);
@@ -507,7 +590,9 @@ enum tf_status tf_worker_task(struct tf_worker *worker, int64_t *out_task);
  * Reports progress on the held task, a percentage in 0..100 (the Python
  * `update(percentage)`; one request). NaN or a number outside 0..100 gives
  * `TF_ERR_INVALID_ARGUMENT`; with no task held nothing is sent and the
- * result is `TF_OK`.
+ * result is `TF_OK`. After a stop signal in `TF_STOP_CONTINUE` mode the held
+ * task is handed back at `percentage` instead (state `waiting`) and the
+ * result is `TF_STOPPED`.
  */
 enum tf_status tf_worker_update(struct tf_worker *worker, double percentage);
 
@@ -516,7 +601,8 @@ enum tf_status tf_worker_update(struct tf_worker *worker, double percentage);
  * server only when its last reported percentage is 100; either way the
  * worker forgets it and the next `tf_worker_task` asks for a new one. If
  * marking it done fails, the task stays held and the call can be repeated.
- * With no task held, does nothing.
+ * With no task held, does nothing. A stop signal does not change this: a
+ * finished task is still marked done.
  */
 enum tf_status tf_worker_done(struct tf_worker *worker);
 

@@ -563,7 +563,8 @@ class Worker;
  * The tasks of a worker, for a range-for (Worker::tasks(), the Python
  * `tasks`): every step asks Worker::task(), so the task held comes back
  * until Worker::done() or Worker::requeue(); the loop ends when the run has
- * no task left; failures throw Error.
+ * no task left or the worker stopped (`TF_STOPPED`: Worker::stopped());
+ * failures throw Error.
  */
 class TaskRange {
 public:
@@ -710,11 +711,41 @@ public:
     [[nodiscard]] std::optional<std::int64_t> task() {
         std::int64_t held = -1;
         const Status result = tf_worker_task(handle(), &held);
-        if (result == TF_NO_MORE_TASKS) {
+        stopped_ = result == TF_STOPPED;
+        if (result == TF_NO_MORE_TASKS || result == TF_STOPPED) {
             return std::nullopt;
         }
         detail::check(result);
         return held;
+    }
+
+    /**
+     * Whether the last task() ended on `TF_STOPPED` (a stop signal, or a
+     * deadline that leaves no time for a task) rather than on an empty run:
+     * after a range-for, tells a stopped worker from a finished one.
+     */
+    [[nodiscard]] bool stopped() const noexcept { return stopped_; }
+
+    /**
+     * The held task's percentage as last known, no request
+     * (tf_worker_held_percent); `std::nullopt` when no task is held.
+     */
+    [[nodiscard]] std::optional<double> held_percent() const {
+        double percent = 0.0;
+        const Status result = tf_worker_held_percent(handle(), &percent);
+        if (result == TF_NO_MORE_TASKS) {
+            return std::nullopt;
+        }
+        detail::check(result);
+        return percent;
+    }
+
+    /**
+     * Sets the deadline, Unix time in seconds, and the seconds a task takes
+     * (0: estimate) (tf_worker_set_deadline). A bad deadline throws Error.
+     */
+    void set_deadline(double unix_time, double task_seconds = 0.0) {
+        detail::check(tf_worker_set_deadline(handle(), unix_time, task_seconds));
     }
 
     /**
@@ -730,8 +761,18 @@ public:
      * Reports progress on the held task, a percentage in 0..100
      * (tf_worker_update; one request). NaN or a number outside 0..100 throws
      * Error (`TF_ERR_INVALID_ARGUMENT`); with no task held nothing is sent.
+     * Returns false, without throwing, on `TF_STOPPED`: after a stop signal
+     * (mode `TF_STOP_CONTINUE`) the task was handed back instead, and the
+     * next task() ends the loop.
      */
-    void update(double percentage) { detail::check(tf_worker_update(handle(), percentage)); }
+    bool update(double percentage) {
+        const Status result = tf_worker_update(handle(), percentage);
+        if (result == TF_STOPPED) {
+            return false;
+        }
+        detail::check(result);
+        return true;
+    }
 
     /**
      * Releases the held task (tf_worker_done, the Python `done()`): marked
@@ -767,12 +808,30 @@ private:
     }
 
     std::unique_ptr<tf_worker, detail::WorkerFree> worker_{};
+    bool stopped_ = false;
 };
 
 inline TaskRange::iterator &TaskRange::iterator::operator++() {
     task_ = worker_->task();
     return *this;
 }
+
+/** What the library does on a stop signal (`TF_STOP_EXIT`, `TF_STOP_CONTINUE`). */
+using StopMode = tf_stop_mode;
+
+/**
+ * Makes `signals` (empty: the default set) the stop signals of the process
+ * (tf_stop_on_signals). A signal that cannot be a stop signal throws Error
+ * and nothing is installed.
+ */
+inline void stop_on_signals(const std::vector<int> &signals = {},
+                            StopMode mode = TF_STOP_EXIT) {
+    detail::check(tf_stop_on_signals(signals.empty() ? nullptr : signals.data(), signals.size(),
+                                     static_cast<int>(mode)));
+}
+
+/** The stop signal caught, 0 if none (tf_stop_requested). */
+[[nodiscard]] inline int stop_requested() noexcept { return tf_stop_requested(); }
 
 /** One run on the server, as listed by runs(). */
 struct RunInfo {

@@ -20,6 +20,9 @@ pub enum ErrorKind {
     Http,
     /// An answer that breaks the protocol: bad JSON, a missing field, too large.
     Protocol,
+    /// Not a failure: the worker stopped taking tasks, because a stop signal
+    /// was caught or its deadline leaves no time for another task.
+    Stopped,
 }
 
 /// An error of the protocol client. The message never holds a password or

@@ -12,8 +12,11 @@
 //! - [`wire`]: the JSON messages of the protocol, as typed structs.
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
 //! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
+//! - [`stop`]: stop signals, and the registry of held tasks they hand back.
+//! - [`deadline`]: wall time: no task taken that the time left cannot fit.
 
 mod coalesce;
+pub mod deadline;
 mod endpoint;
 pub mod error;
 mod identity;
@@ -23,6 +26,7 @@ pub mod retry;
 pub mod run;
 mod scrub;
 pub mod settings;
+pub mod stop;
 mod tls;
 pub mod transport;
 pub mod wire;

@@ -3,31 +3,34 @@
 
 use std::sync::Arc;
 
+use super::deadline::WallTime;
 use super::error::{Error, ErrorKind, Result};
 use super::identity;
 use super::retry::Method;
 use super::run::{check_percentage, Run};
+use super::stop::{self, HeldTask, Slot};
 use super::wire::{RegisterWorker, RequestTask, TaskRecord, TaskState, TaskUpdate, WorkerAnswer};
 
-/// The task a worker holds and the last percentage known for it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct HeldTask {
-    task: i64,
-    percent: f64,
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
-/// A worker registered with the server for one run.
+/// A worker registered with the server for one run. Its held task lives in a
+/// [`Slot`] that the stop watcher can reach (`stop.rs`).
 #[derive(Debug)]
 pub struct Worker {
     run: Arc<Run>,
     uuid: String,
-    held: Option<HeldTask>,
+    slot: Arc<Slot>,
+    wall: WallTime,
 }
 
 impl Worker {
     /// Registers a new worker for `run` (`POST worker` with a fresh UUID, the
-    /// host name and the process id).
+    /// host name and the process id). `TASKFARM_DEADLINE` and
+    /// `TASKFARM_TASK_SECONDS` are read first.
     pub fn register(run: Arc<Run>) -> Result<Worker> {
+        let wall = WallTime::from_env(env)?;
         let uuid = identity::new_worker_uuid();
         let hostname = identity::host_name();
         let answer: WorkerAnswer = run
@@ -50,9 +53,10 @@ impl Worker {
             )));
         }
         Ok(Worker {
+            slot: Slot::register(Arc::clone(&run)),
             run,
             uuid,
-            held: None,
+            wall,
         })
     }
 
@@ -68,16 +72,62 @@ impl Worker {
 
     /// The task held, if any (no request).
     pub fn held_task(&self) -> Option<i64> {
-        self.held.map(|h| h.task)
+        self.slot.held().map(|h| h.task)
+    }
+
+    /// The held task's percentage as last known (from the hand-out answer or
+    /// the last update), if a task is held (no request).
+    pub fn held_percent(&self) -> Option<f64> {
+        self.slot.held().map(|h| h.percent)
+    }
+
+    /// Sets the deadline (Unix time, seconds) and the seconds a task takes (0:
+    /// estimate from this worker's completed tasks); see `deadline.rs`.
+    pub fn set_deadline(&mut self, unix_time: f64, task_seconds: f64) -> Result<()> {
+        self.wall.set(unix_time, task_seconds)
+    }
+
+    /// Once a stop was requested: hands the held task back (at `percent`, or
+    /// its last known percentage) unless the stop watcher did, and answers the
+    /// `Stopped` error. `Ok` while no stop was requested. In `TF_STOP_EXIT`
+    /// mode the watcher hands back and ends the process: this call waits for
+    /// that, so that the program cannot end otherwise first.
+    fn check_stop(&mut self, percent: Option<f64>) -> Result<()> {
+        if stop::stop_requested() == 0 {
+            return Ok(());
+        }
+        stop::await_exit();
+        if self.slot.hand_back(percent)? {
+            self.wall.task_released();
+        }
+        Err(stop::stopped_error())
     }
 
     /// The held task, or a new one from the server (`POST runs/UUID/task`);
     /// `None` when no task is left. The percentage comes from the answer
-    /// itself: no second request as in the Python client.
+    /// itself: no second request as in the Python client. After a stop
+    /// signal, or when the deadline leaves no time for a task, an error of
+    /// kind `Stopped` and no task is taken.
     pub fn task(&mut self) -> Result<Option<i64>> {
-        if let Some(held) = self.held {
+        self.check_stop(None)?;
+        if let Some(held) = self.slot.held() {
             return Ok(Some(held.task));
         }
+        self.wall.check_fits(env)?;
+        self.slot.begin_request()?;
+        let outcome = self.request_task();
+        self.slot
+            .end_change(outcome.as_ref().ok().copied().flatten());
+        let held = outcome?;
+        if held.is_some() {
+            self.wall.task_started();
+        }
+        // A stop caught while the task was asked for: it goes straight back.
+        self.check_stop(None)?;
+        Ok(held.map(|h| h.task))
+    }
+
+    fn request_task(&self) -> Result<Option<HeldTask>> {
         let reply = self
             .run
             .connection()
@@ -111,18 +161,20 @@ impl Worker {
                 ),
             ));
         }
-        self.held = Some(HeldTask {
+        Ok(Some(HeldTask {
             task: record.task,
             percent: record.percent_completed,
-        });
-        Ok(Some(record.task))
+        }))
     }
 
     /// Reports progress on the held task. A percentage outside 0..100 is
-    /// refused; with no task held nothing is sent.
+    /// refused; with no task held nothing is sent. After a stop signal the
+    /// held task is handed back at this percentage instead, and the answer is
+    /// an error of kind `Stopped`.
     pub fn update(&mut self, percentage: f64) -> Result<()> {
         check_percentage(percentage)?;
-        let Some(held) = self.held else {
+        self.check_stop(Some(percentage))?;
+        let Some(held) = self.slot.held() else {
             return Ok(());
         };
         self.run.update_task(
@@ -132,31 +184,38 @@ impl Worker {
                 status: None,
             },
         )?;
-        self.held = Some(HeldTask {
-            percent: percentage,
-            ..held
-        });
+        self.slot.set_percent(held.task, percentage);
         Ok(())
     }
 
     /// Releases the held task, marking it done when its last known percentage
     /// is 100 (within 1e-6), as the Python client. If marking it done fails,
-    /// the task stays held so that the call can be repeated.
+    /// the task stays held so that the call can be repeated. A stop signal
+    /// does not change this: a finished task is still marked done.
     pub fn done(&mut self) -> Result<()> {
-        let Some(held) = self.held else {
+        let Some(held) = self.slot.held() else {
             return Ok(());
         };
         if (held.percent - 100.0).abs() < 1e-6 {
-            self.run.set_task_state(held.task, TaskState::Done)?;
+            let Some(held) = self.slot.begin_done() else {
+                return Ok(());
+            };
+            let sent = self.run.set_task_state(held.task, TaskState::Done);
+            self.slot
+                .end_change(if sent.is_ok() { None } else { Some(held) });
+            sent?;
+            self.wall.task_completed();
+        } else {
+            self.slot.forget();
+            self.wall.task_released();
         }
-        self.held = None;
         Ok(())
     }
 
     /// Gives the held task back (`waiting`, 0 %) and forgets it, for a worker
     /// that cannot finish it. If the server does not take it, the task stays held.
     pub fn requeue(&mut self) -> Result<()> {
-        let Some(held) = self.held else {
+        let Some(held) = self.slot.held() else {
             return Ok(());
         };
         self.run.update_task(
@@ -166,7 +225,8 @@ impl Worker {
                 status: Some(TaskState::Waiting),
             },
         )?;
-        self.held = None;
+        self.slot.forget();
+        self.wall.task_released();
         Ok(())
     }
 }

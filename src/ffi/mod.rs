@@ -18,6 +18,7 @@ pub mod boundary;
 pub mod last_error;
 pub mod run_list;
 pub mod status;
+pub mod stop;
 pub mod strings;
 pub mod taskfarm;
 pub mod version;

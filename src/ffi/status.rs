@@ -32,6 +32,12 @@ pub enum tf_status {
     TF_ERR_PROTOCOL = 7,
     /// A bug in the library (a caught panic). Please report it.
     TF_ERR_INTERNAL = 8,
+    /// The worker stopped taking tasks: a stop signal was caught
+    /// (`tf_stop_on_signals`) or its deadline leaves no time for another task
+    /// (`tf_worker_set_deadline`). Not an error: the task loop
+    /// `while (tf_worker_task(w, &t) == TF_OK)` ends on it; `tf_last_error`
+    /// says why.
+    TF_STOPPED = 9,
 }
 
 /// The state of a task on the server.
@@ -56,6 +62,7 @@ impl From<ErrorKind> for tf_status {
             ErrorKind::NotFound => tf_status::TF_ERR_NOT_FOUND,
             ErrorKind::Http => tf_status::TF_ERR_HTTP,
             ErrorKind::Protocol => tf_status::TF_ERR_PROTOCOL,
+            ErrorKind::Stopped => tf_status::TF_STOPPED,
         }
     }
 }
@@ -96,6 +103,7 @@ pub extern "C" fn tf_status_name(status: c_int) -> *const c_char {
         6 => b"TF_ERR_HTTP\0",
         7 => b"TF_ERR_PROTOCOL\0",
         8 => b"TF_ERR_INTERNAL\0",
+        9 => b"TF_STOPPED\0",
         _ => b"TF_UNKNOWN_STATUS\0",
     };
     name.as_ptr().cast()
@@ -121,11 +129,12 @@ mod tests {
             (tf_status::TF_ERR_HTTP, "TF_ERR_HTTP"),
             (tf_status::TF_ERR_PROTOCOL, "TF_ERR_PROTOCOL"),
             (tf_status::TF_ERR_INTERNAL, "TF_ERR_INTERNAL"),
+            (tf_status::TF_STOPPED, "TF_STOPPED"),
         ] {
             let got = unsafe { CStr::from_ptr(tf_status_name(status as c_int)) };
             assert_eq!(got.to_str().unwrap(), name);
         }
-        for unknown in [-1, 9, c_int::MAX, c_int::MIN] {
+        for unknown in [-1, 10, c_int::MAX, c_int::MIN] {
             let got = unsafe { CStr::from_ptr(tf_status_name(unknown)) };
             assert_eq!(got.to_str().unwrap(), "TF_UNKNOWN_STATUS");
         }

@@ -58,6 +58,9 @@ pub(crate) fn settings_from_c(
     password: *const c_char,
     url_base: *const c_char,
 ) -> Result<Settings> {
+    // Every handle is made from settings: the first one sets up
+    // TASKFARM_STOP_SIGNALS, before anything is sent.
+    crate::client::stop::from_environment()?;
     Settings::resolve(
         optional_string(username, "username")?,
         optional_string(password, "password")?,
@@ -71,6 +74,7 @@ pub(crate) fn settings_with_token_from_c(
     token: *const c_char,
     url_base: *const c_char,
 ) -> Result<Settings> {
+    crate::client::stop::from_environment()?;
     Settings::resolve_with_token(
         optional_string(token, "token")?,
         optional_string(url_base, "url_base")?,

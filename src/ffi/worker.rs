@@ -22,7 +22,7 @@ pub struct tf_worker {
 }
 
 impl tf_worker {
-    fn lock(&self) -> MutexGuard<'_, Worker> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Worker> {
         self.worker.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -122,7 +122,10 @@ pub extern "C" fn tf_worker_taskfarm(worker: *const tf_worker) -> *mut tf_taskfa
 /// `task`). On `TF_OK`, `*out_task` is the task number in 0..numTasks-1; it
 /// stays the same until `tf_worker_done` or `tf_worker_requeue`.
 /// `TF_NO_MORE_TASKS` when the run has no task left to hand out (a later call
-/// asks the server again). The loop:
+/// asks the server again). `TF_STOPPED` after a stop signal
+/// (`tf_stop_on_signals`; a task still held is handed back) or when the
+/// worker's deadline leaves no time for another task (`tf_worker_set_deadline`):
+/// no task is taken. The loop, which ends on either:
 /// `while (tf_worker_task(w, &t) == TF_OK) { ...; tf_worker_done(w); }`.
 #[no_mangle]
 pub extern "C" fn tf_worker_task(worker: *mut tf_worker, out_task: *mut i64) -> tf_status {
@@ -142,7 +145,9 @@ pub extern "C" fn tf_worker_task(worker: *mut tf_worker, out_task: *mut i64) -> 
 /// Reports progress on the held task, a percentage in 0..100 (the Python
 /// `update(percentage)`; one request). NaN or a number outside 0..100 gives
 /// `TF_ERR_INVALID_ARGUMENT`; with no task held nothing is sent and the
-/// result is `TF_OK`.
+/// result is `TF_OK`. After a stop signal in `TF_STOP_CONTINUE` mode the held
+/// task is handed back at `percentage` instead (state `waiting`) and the
+/// result is `TF_STOPPED`.
 #[no_mangle]
 pub extern "C" fn tf_worker_update(worker: *mut tf_worker, percentage: f64) -> tf_status {
     status_call("tf_worker_update", || {
@@ -157,7 +162,8 @@ pub extern "C" fn tf_worker_update(worker: *mut tf_worker, percentage: f64) -> t
 /// server only when its last reported percentage is 100; either way the
 /// worker forgets it and the next `tf_worker_task` asks for a new one. If
 /// marking it done fails, the task stays held and the call can be repeated.
-/// With no task held, does nothing.
+/// With no task held, does nothing. A stop signal does not change this: a
+/// finished task is still marked done.
 #[no_mangle]
 pub extern "C" fn tf_worker_done(worker: *mut tf_worker) -> tf_status {
     status_call("tf_worker_done", || {

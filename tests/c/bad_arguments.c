@@ -16,13 +16,14 @@
  * Prints one line per check and ends with "N passed, M failed"; the exit
  * status is non-zero when any check failed.
  */
-#define _POSIX_C_SOURCE 200112L /* setenv, unsetenv */
+#define _POSIX_C_SOURCE 200112L /* setenv, unsetenv, sigaction */
 
 #include <taskfarm_worker.h>
 
 #include "check.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -181,7 +182,7 @@ int main(void) {
         check(tf_last_http_status() == 0, "tf_last_http_status() is 0 before any failure");
         const char *v = tf_version();
         check(v != NULL && v[0] != '\0', "tf_version() is a string (%s)", v ? v : "(NULL)");
-        const int unknown[] = {-1, 9, 100, INT_MAX, INT_MIN};
+        const int unknown[] = {-1, 10, 100, INT_MAX, INT_MIN};
         for (int i = 0; i < 5; i++) {
             const char *n = tf_status_name(unknown[i]);
             check(n != NULL && strcmp(n, "TF_UNKNOWN_STATUS") == 0,
@@ -580,6 +581,37 @@ int main(void) {
         INVALID(tf_worker_update(NULL, 50.0));
         INVALID(tf_worker_done(NULL));
         INVALID(tf_worker_requeue(NULL));
+        double pc = -7.0;
+        INVALID(tf_worker_held_percent(NULL, &pc));
+        INVALID(tf_worker_held_percent(w, NULL));
+        UNTOUCHED(pc == -7.0);
+        INVALID(tf_worker_set_deadline(NULL, 4e9, 0.0));
+    }
+
+    puts("-- stop signals and deadlines: refused, nothing installed");
+    {
+        const int uncatchable[] = {SIGTERM, SIGKILL};
+        INVALID(tf_stop_on_signals(uncatchable, 2, TF_STOP_CONTINUE));
+        const int stop_signal[] = {SIGSTOP};
+        INVALID(tf_stop_on_signals(stop_signal, 1, TF_STOP_EXIT));
+        const int unknown_signal[] = {SIGUSR1, 1000};
+        INVALID(tf_stop_on_signals(unknown_signal, 2, TF_STOP_EXIT));
+        const int crash_signal[] = {SIGSEGV};
+        INVALID(tf_stop_on_signals(crash_signal, 1, TF_STOP_EXIT));
+        const int term[] = {SIGTERM};
+        INVALID(tf_stop_on_signals(term, 1, 2));
+        INVALID(tf_stop_on_signals(term, 1, -1));
+        struct sigaction now;
+        sigaction(SIGTERM, NULL, &now);
+        check(now.sa_handler == SIG_DFL, "SIGTERM still has its default action");
+        check(tf_stop_requested() == 0, "tf_stop_requested() is 0");
+        const double bad_deadlines[] = {NAN, -1.0, 0.0, 1.0, INFINITY, -INFINITY};
+        for (int i = 0; i < 6; i++) {
+            printf("   deadline = %g\n", bad_deadlines[i]);
+            INVALID(tf_worker_set_deadline(w, bad_deadlines[i], 0.0));
+        }
+        INVALID(tf_worker_set_deadline(w, 4e9, NAN));
+        INVALID(tf_worker_set_deadline(w, 4e9, -1.0));
     }
 
     puts("-- nothing reached the server");

@@ -189,16 +189,18 @@ int main(void) {
               v ? v : "(NULL)", want);
         static const char *names[] = {"TF_OK",           "TF_NO_MORE_TASKS", "TF_ERR_INVALID_ARGUMENT",
                                       "TF_ERR_CONNECTION", "TF_ERR_AUTH",    "TF_ERR_NOT_FOUND",
-                                      "TF_ERR_HTTP",     "TF_ERR_PROTOCOL", "TF_ERR_INTERNAL"};
+                                      "TF_ERR_HTTP",     "TF_ERR_PROTOCOL", "TF_ERR_INTERNAL",
+                                      "TF_STOPPED"};
         const int codes[] = {TF_OK,           TF_NO_MORE_TASKS, TF_ERR_INVALID_ARGUMENT,
                              TF_ERR_CONNECTION, TF_ERR_AUTH,    TF_ERR_NOT_FOUND,
-                             TF_ERR_HTTP,     TF_ERR_PROTOCOL, TF_ERR_INTERNAL};
-        for (int i = 0; i < 9; i++) {
+                             TF_ERR_HTTP,     TF_ERR_PROTOCOL, TF_ERR_INTERNAL,
+                             TF_STOPPED};
+        for (int i = 0; i < 10; i++) {
             const char *n = tf_status_name(codes[i]);
             check(codes[i] == i && n != NULL && strcmp(n, names[i]) == 0,
                   "tf_status_name(%d) is %s", codes[i], n ? n : "(NULL)");
         }
-        const int unknown[] = {-1, 9, 42, INT_MAX, INT_MIN};
+        const int unknown[] = {-1, 10, 42, INT_MAX, INT_MIN};
         for (int i = 0; i < 5; i++) {
             const char *n = tf_status_name(unknown[i]);
             check(n != NULL && strcmp(n, "TF_UNKNOWN_STATUS") == 0,

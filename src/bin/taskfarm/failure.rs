@@ -53,6 +53,8 @@ pub fn exit_code(kind: ErrorKind) -> i32 {
         ErrorKind::Auth => EXIT_AUTH,
         ErrorKind::NotFound => EXIT_NOT_FOUND,
         ErrorKind::Http | ErrorKind::Protocol => EXIT_SERVER,
+        // The tool installs no stop signals and sets no deadline.
+        ErrorKind::Stopped => EXIT_INTERRUPTED,
     }
 }
 

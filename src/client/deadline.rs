@@ -1,0 +1,352 @@
+//! Wall time: a worker does not take a task that the time left before its
+//! deadline cannot fit.
+//!
+//! Where the deadline comes from, first found wins:
+//! 1. `tf_worker_set_deadline` ([`WallTime::set`]);
+//! 2. `TASKFARM_DEADLINE` (Unix time in seconds), read when the worker is made;
+//! 3. under Slurm (`SLURM_JOB_ID` set): `SLURM_JOB_END_TIME` when the Slurm
+//!    version sets it, else the time left that `squeue -h -j $SLURM_JOB_ID -o %L`
+//!    prints (Slurm 22.05 puts no end time in the job's environment). `%L` is
+//!    relative, so neither the time zone nor `SLURM_TIME_FORMAT` can change what
+//!    we read. Asked once per worker, at its first request for a task.
+//!
+//! The time a task needs: the `task_seconds` given to `tf_worker_set_deadline`
+//! when not 0; else the LONGEST task this worker completed so far (measured
+//! from hand-out to `done`); before any completed, `TASKFARM_TASK_SECONDS`;
+//! else nothing, and only a deadline already passed stops the worker. The
+//! longest rather than the mean or median: a task cut by the time limit loses
+//! all its work and is handed out again, while stopping one task early loses
+//! at most the time of one task; and the first tasks of a worker are the only
+//! sample it has, so a statistic that ignores the slow ones is wrong half the
+//! time. It also copes with tasks that grow along the run.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::error::{Error, ErrorKind, Result};
+
+/// How long `squeue` may take before the worker carries on without a deadline.
+const SQUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A worker's deadline and what it knows of its tasks' durations.
+#[derive(Debug, Clone, Default)]
+pub struct WallTime {
+    /// The deadline, Unix time in seconds; `None` when there is none.
+    deadline: Option<f64>,
+    /// Whether the deadline is settled (given, or looked up under Slurm).
+    settled: bool,
+    /// Seconds per task given with the deadline (0: estimate).
+    task_seconds: f64,
+    /// `TASKFARM_TASK_SECONDS`: the estimate before any task completed.
+    first_estimate: Option<f64>,
+    /// The longest task this worker completed, in seconds.
+    longest: Option<f64>,
+    /// When the held task was handed out.
+    started: Option<Instant>,
+}
+
+/// The current Unix time in seconds.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Checks a deadline given by the caller or `TASKFARM_DEADLINE`.
+pub fn check_deadline(unix_time: f64, what: &str) -> Result<f64> {
+    if !unix_time.is_finite() || unix_time < 0.0 {
+        return Err(Error::invalid_argument(format!(
+            "{what} {unix_time} is not a Unix time in seconds"
+        )));
+    }
+    let now = unix_now();
+    if unix_time <= now {
+        return Err(Error::invalid_argument(format!(
+            "{what} {unix_time} has already passed (it is now {now:.0})"
+        )));
+    }
+    Ok(unix_time)
+}
+
+/// Checks a number of seconds per task (0 allowed: estimate).
+pub fn check_task_seconds(seconds: f64, what: &str) -> Result<f64> {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(Error::invalid_argument(format!(
+            "{what} {seconds} is not a number of seconds >= 0"
+        )));
+    }
+    Ok(seconds)
+}
+
+fn parse_number(variable: &str, value: &str) -> Result<f64> {
+    value.trim().parse::<f64>().map_err(|_| {
+        Error::invalid_argument(format!("{variable}={value:?} is not a number of seconds"))
+    })
+}
+
+impl WallTime {
+    /// The wall time of a new worker from `TASKFARM_DEADLINE` and
+    /// `TASKFARM_TASK_SECONDS` (`env` reads a variable).
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<WallTime> {
+        let mut wall = WallTime::default();
+        if let Some(value) = env("TASKFARM_TASK_SECONDS") {
+            let seconds = parse_number("TASKFARM_TASK_SECONDS", &value)
+                .and_then(|s| check_task_seconds(s, "TASKFARM_TASK_SECONDS"))?;
+            wall.first_estimate = (seconds > 0.0).then_some(seconds);
+        }
+        if let Some(value) = env("TASKFARM_DEADLINE") {
+            let unix_time = parse_number("TASKFARM_DEADLINE", &value)
+                .and_then(|t| check_deadline(t, "TASKFARM_DEADLINE"))?;
+            wall.deadline = Some(unix_time);
+            wall.settled = true;
+        }
+        Ok(wall)
+    }
+
+    /// Sets the deadline (`tf_worker_set_deadline`), checked.
+    pub fn set(&mut self, unix_time: f64, task_seconds: f64) -> Result<()> {
+        let unix_time = check_deadline(unix_time, "deadline")?;
+        let task_seconds = check_task_seconds(task_seconds, "task_seconds")?;
+        self.deadline = Some(unix_time);
+        self.task_seconds = task_seconds;
+        self.settled = true;
+        Ok(())
+    }
+
+    /// The seconds a task is expected to take, if known.
+    pub fn estimate(&self) -> Option<f64> {
+        if self.task_seconds > 0.0 {
+            return Some(self.task_seconds);
+        }
+        self.longest.or(self.first_estimate)
+    }
+
+    /// Before a task is asked for: an error of kind `Stopped` when the time
+    /// left cannot fit one. The first call looks the deadline up under Slurm.
+    pub fn check_fits(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
+        if !self.settled {
+            self.settled = true;
+            self.deadline = slurm_end_time(&env);
+        }
+        let Some(deadline) = self.deadline else {
+            return Ok(());
+        };
+        let left = deadline - unix_now();
+        let needed = self.estimate().unwrap_or(0.0);
+        if left > needed {
+            return Ok(());
+        }
+        let why = if self.task_seconds > 0.0 {
+            "the seconds per task given with the deadline"
+        } else if self.longest.is_some() {
+            "the longest task this worker completed"
+        } else if self.first_estimate.is_some() {
+            "TASKFARM_TASK_SECONDS"
+        } else {
+            "the deadline has passed"
+        };
+        Err(Error::new(
+            ErrorKind::Stopped,
+            format!(
+                "stopped: {left:.1} s left before the deadline {deadline:.0} cannot fit a task of {needed:.1} s ({why})"
+            ),
+        ))
+    }
+
+    /// A task was handed out.
+    pub fn task_started(&mut self) {
+        self.started = Some(Instant::now());
+    }
+
+    /// The held task was completed (marked done): its duration counts.
+    pub fn task_completed(&mut self) {
+        if let Some(started) = self.started.take() {
+            let seconds = started.elapsed().as_secs_f64();
+            self.longest = Some(self.longest.map_or(seconds, |l| l.max(seconds)));
+        }
+    }
+
+    /// The held task was released without being completed.
+    pub fn task_released(&mut self) {
+        self.started = None;
+    }
+}
+
+/// The job's end time under Slurm, `None` outside Slurm or when it cannot be
+/// found (with `TASKFARM_LOG=debug`, a line on stderr says why).
+fn slurm_end_time(env: &impl Fn(&str) -> Option<String>) -> Option<f64> {
+    let job = env("SLURM_JOB_ID")?;
+    if let Some(end) = env("SLURM_JOB_END_TIME") {
+        if let Ok(end) = end.trim().parse::<f64>() {
+            if end > 0.0 {
+                return Some(end);
+            }
+        }
+    }
+    let asked_at = unix_now();
+    match squeue_time_left(&job) {
+        Ok(left) => left.map(|left| asked_at + left),
+        Err(why) => {
+            if env("TASKFARM_LOG").is_some_and(|v| v.eq_ignore_ascii_case("debug")) {
+                eprintln!("taskfarm: no deadline from Slurm job {job}: {why}");
+            }
+            None
+        }
+    }
+}
+
+/// Runs `squeue -h -j JOB -o %L`: the seconds left, `None` for no time limit.
+fn squeue_time_left(job: &str) -> std::result::Result<Option<f64>, String> {
+    let mut child = Command::new("squeue")
+        .args(["-h", "-j", job, "-o", "%L"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run squeue: {e}"))?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() < SQUEUE_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("squeue did not answer within {SQUEUE_TIMEOUT:?}"));
+            }
+            Err(e) => return Err(format!("waiting for squeue: {e}")),
+        }
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("reading squeue: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("squeue failed ({})", output.status));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    parse_time_left(text.trim())
+}
+
+/// Parses squeue's `%L`: `[[DAYS-]HOURS:]MINUTES:SECONDS`, or `UNLIMITED` /
+/// `NOT_SET` for a job without a time limit.
+pub fn parse_time_left(text: &str) -> std::result::Result<Option<f64>, String> {
+    if matches!(text, "UNLIMITED" | "NOT_SET" | "INFINITE") {
+        return Ok(None);
+    }
+    let bad = || format!("squeue printed {text:?}, not a time left");
+    let (days, clock) = match text.split_once('-') {
+        Some((d, rest)) => (d.parse::<u64>().map_err(|_| bad())?, rest),
+        None => (0, text),
+    };
+    let parts: Vec<u64> = clock
+        .split(':')
+        .map(|p| p.parse::<u64>().map_err(|_| bad()))
+        .collect::<std::result::Result<_, _>>()?;
+    let (hours, minutes, seconds) = match parts[..] {
+        [m, s] => (0, m, s),
+        [h, m, s] => (h, m, s),
+        _ => return Err(bad()),
+    };
+    Ok(Some(
+        (((days * 24 + hours) * 60 + minutes) * 60 + seconds) as f64,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn squeue_time_left_formats() {
+        assert_eq!(parse_time_left("0:59"), Ok(Some(59.0)));
+        assert_eq!(parse_time_left("1:00:05"), Ok(Some(3605.0)));
+        assert_eq!(parse_time_left("2-03:04:05"), Ok(Some(183_845.0)));
+        assert_eq!(parse_time_left("UNLIMITED"), Ok(None));
+        assert!(parse_time_left("INVALID").is_err());
+        assert!(parse_time_left("").is_err());
+        assert!(parse_time_left("1:2:3:4").is_err());
+    }
+
+    #[test]
+    fn bad_deadlines_are_refused() {
+        let mut wall = WallTime::default();
+        for bad in [f64::NAN, -1.0, f64::INFINITY, 1.0, unix_now() - 5.0] {
+            let error = wall.set(bad, 0.0).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidArgument, "{bad}");
+        }
+        assert!(wall.set(unix_now() + 60.0, f64::NAN).is_err());
+        assert!(wall.set(unix_now() + 60.0, -1.0).is_err());
+        assert!(wall.deadline.is_none(), "nothing set by a refused call");
+        let error = WallTime::from_env(env_of(&[("TASKFARM_DEADLINE", "soon")])).unwrap_err();
+        assert!(
+            error.message().contains("TASKFARM_DEADLINE=\"soon\""),
+            "{}",
+            error.message()
+        );
+        let error = WallTime::from_env(env_of(&[("TASKFARM_DEADLINE", "1000")])).unwrap_err();
+        assert!(
+            error.message().contains("already passed"),
+            "{}",
+            error.message()
+        );
+        assert!(WallTime::from_env(env_of(&[("TASKFARM_TASK_SECONDS", "-3")])).is_err());
+    }
+
+    #[test]
+    fn the_estimate_is_given_then_longest_completed_then_environment() {
+        let mut wall = WallTime::from_env(env_of(&[("TASKFARM_TASK_SECONDS", "30")])).unwrap();
+        assert_eq!(wall.estimate(), Some(30.0));
+        wall.longest = Some(2.0);
+        assert_eq!(wall.estimate(), Some(2.0));
+        wall.task_started();
+        wall.task_completed();
+        assert_eq!(
+            wall.estimate(),
+            Some(2.0),
+            "a shorter task keeps the longest"
+        );
+        wall.set(unix_now() + 100.0, 7.0).unwrap();
+        assert_eq!(wall.estimate(), Some(7.0));
+    }
+
+    #[test]
+    fn a_deadline_that_leaves_less_than_the_estimate_stops() {
+        let no_env = env_of(&[]);
+        let mut wall = WallTime::default();
+        wall.set(unix_now() + 100.0, 50.0).unwrap();
+        assert!(wall.check_fits(&no_env).is_ok());
+        wall.set(unix_now() + 100.0, 200.0).unwrap();
+        let error = wall.check_fits(&no_env).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Stopped);
+        assert!(
+            error.message().contains("cannot fit a task of 200.0 s"),
+            "{}",
+            error.message()
+        );
+    }
+
+    #[test]
+    fn slurm_end_time_variable_comes_first() {
+        let mut wall = WallTime::default();
+        // A past end time from the variable stops at once, without squeue.
+        let env = env_of(&[("SLURM_JOB_ID", "1"), ("SLURM_JOB_END_TIME", "1000")]);
+        assert_eq!(
+            wall.check_fits(&env).unwrap_err().kind(),
+            ErrorKind::Stopped
+        );
+        assert_eq!(wall.deadline, Some(1000.0));
+        let mut outside = WallTime::default();
+        assert!(outside.check_fits(env_of(&[])).is_ok());
+        assert_eq!(outside.deadline, None);
+    }
+}

@@ -1,0 +1,127 @@
+//! Stopping: stop signals (`tf_stop_on_signals`, `tf_stop_requested`) and the
+//! worker's wall time (`tf_worker_set_deadline`, `tf_worker_held_percent`).
+//! The mechanism is in `client/stop.rs` and `client/deadline.rs`.
+
+use std::ffi::c_int;
+
+use super::args::{handle, out};
+use super::boundary::{getter_call, status_call};
+use super::status::tf_status;
+use super::worker::tf_worker;
+use crate::client::stop::{self, StopMode};
+use crate::client::Error;
+
+/// What the library does when a stop signal arrives (`tf_stop_on_signals`).
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum tf_stop_mode {
+    /// The library hands every task held in the process back at once (state
+    /// `waiting`, percentage kept), from a thread of its own, even while the
+    /// program computes without calling the library; then the process ends as
+    /// the signal would have ended it (the shell and Slurm see "killed by
+    /// SIGTERM"). No task is taken after the signal.
+    TF_STOP_EXIT = 0,
+    /// The library only records the stop and sends nothing by itself: the
+    /// next `tf_worker_update` hands the held task back and returns
+    /// `TF_STOPPED`, `tf_worker_task` returns `TF_STOPPED`, `tf_worker_done`
+    /// still marks a finished task done. The program polls
+    /// `tf_stop_requested()` and carries on to a clean end.
+    TF_STOP_CONTINUE = 1,
+}
+
+/// Makes `signals` (an array of `count` signal numbers) the stop signals of
+/// the process, with `mode`, a `tf_stop_mode` (taken as an `int` so that any
+/// number is safe to pass). Opt-in: the library installs no handler unless
+/// asked, by this call or by `TASKFARM_STOP_SIGNALS`. `signals` NULL or
+/// `count` 0: the default set SIGTERM, SIGINT, SIGHUP, SIGXCPU.
+///
+/// The stop signals are HUP, INT, QUIT, TERM, USR1, USR2, ALRM, XCPU, VTALRM
+/// and PROF; any other number (KILL and STOP cannot be caught) gives
+/// `TF_ERR_INVALID_ARGUMENT` and nothing is installed. A handler the program
+/// installed before for one of these signals keeps being called (first). A
+/// later call adds its signals and sets the mode for all of them. The
+/// handler itself only records the signal and wakes the library's watcher
+/// thread (async-signal-safe work only). Process-wide: a stop reaches every
+/// worker of the process, whichever thread holds it.
+#[no_mangle]
+pub extern "C" fn tf_stop_on_signals(
+    signals: *const c_int,
+    count: usize,
+    mode: c_int,
+) -> tf_status {
+    status_call("tf_stop_on_signals", || {
+        let mode = match mode {
+            0 => StopMode::Exit,
+            1 => StopMode::Continue,
+            _ => {
+                return Err(Error::invalid_argument(format!(
+                    "mode {mode} is not a tf_stop_mode"
+                )))
+            }
+        };
+        let signals: &[c_int] = if signals.is_null() || count == 0 {
+            &[]
+        } else {
+            // SAFETY: C passes an array of `count` ints when `signals` is not NULL.
+            unsafe { std::slice::from_raw_parts(signals, count) }
+        };
+        stop::stop_on_signals(signals, mode)?;
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// The number of the stop signal caught (`SIGTERM` is 15), 0 if none was.
+/// An atomic read, no request: cheap enough to poll in a computation.
+#[no_mangle]
+pub extern "C" fn tf_stop_requested() -> c_int {
+    getter_call("tf_stop_requested", 0, || Ok(stop::stop_requested()))
+}
+
+/// Sets the worker's deadline, `unix_time` in seconds since 1970 (e.g. the
+/// job's end time), and the seconds one task takes: `task_seconds` 0 means
+/// "estimate": the longest task this worker completed so far (from hand-out
+/// to `tf_worker_done`; the longest because a task cut by the deadline loses
+/// all its work, while stopping early loses at most one task's time), and
+/// before any completed, `TASKFARM_TASK_SECONDS`. `tf_worker_task` then
+/// returns `TF_STOPPED` instead of taking a task that the time left cannot
+/// fit. Without this call, `TASKFARM_DEADLINE`, then under Slurm the job's
+/// end time (`SLURM_JOB_END_TIME`, else `squeue`, asked once per worker) set
+/// the deadline. A deadline that is NaN, negative or already past, or a
+/// negative or NaN `task_seconds`, gives `TF_ERR_INVALID_ARGUMENT` and
+/// changes nothing. No request.
+#[no_mangle]
+pub extern "C" fn tf_worker_set_deadline(
+    worker: *mut tf_worker,
+    unix_time: f64,
+    task_seconds: f64,
+) -> tf_status {
+    status_call("tf_worker_set_deadline", || {
+        handle(worker, "worker")?
+            .lock()
+            .set_deadline(unix_time, task_seconds)?;
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// The held task's percentage as last known (from the hand-out answer, which
+/// for a handed-back task is where it stood, or from the last
+/// `tf_worker_update`), without a request: a checkpointing code resumes from
+/// it. `TF_NO_MORE_TASKS` when no task is held (`*out` untouched).
+#[no_mangle]
+pub extern "C" fn tf_worker_held_percent(
+    worker: *const tf_worker,
+    out_percent: *mut f64,
+) -> tf_status {
+    status_call("tf_worker_held_percent", || {
+        let worker = handle(worker, "worker")?;
+        let out_percent = out(out_percent, "out_percent")?;
+        match worker.lock().held_percent() {
+            Some(percent) => {
+                out_percent.write(percent);
+                Ok(tf_status::TF_OK)
+            }
+            None => Ok(tf_status::TF_NO_MORE_TASKS),
+        }
+    })
+}
