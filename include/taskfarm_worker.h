@@ -481,6 +481,25 @@ enum tf_status tf_worker_done(struct tf_worker *worker);
  */
 enum tf_status tf_worker_requeue(struct tf_worker *worker);
 
+/**
+ * Keeps the worker's journal in directory `dir` from now on (as
+ * `TASKFARM_JOURNAL=DIR` does for every new worker): the file
+ * `DIR/worker-<run>-<worker uuid>.json`, replaced atomically, holds the
+ * worker's identity (host, pid, process start time, Slurm ids, MPI rank),
+ * the held task and its percentage, a heartbeat refreshed every 30 s
+ * (`TASKFARM_JOURNAL_HEARTBEAT` seconds) by a background thread of the
+ * library, and the `done`s that could not be delivered. Nothing secret;
+ * nothing is sent to the server. `taskfarm reap` reads it to give back the
+ * task of a worker that died. With a journal, a `tf_worker_done` that fails
+ * because the server stays away after every retry keeps the `done` in the
+ * journal, forgets the task and returns the error; the next successful
+ * request of the worker (or `taskfarm reap`) delivers it. The file is
+ * removed by `tf_worker_free` (kept, marked freed, while it still holds a
+ * task or a kept `done`). `dir` NULL or "" stops the journal. A directory
+ * that does not exist or cannot be written gives `TF_ERR_INVALID_ARGUMENT`.
+ */
+enum tf_status tf_worker_set_journal(struct tf_worker *worker, const char *dir);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -719,6 +719,14 @@ public:
      */
     void requeue() { detail::check(tf_worker_requeue(handle())); }
 
+    /**
+     * Keeps the worker's journal in directory `dir` (tf_worker_set_journal);
+     * from_env or "" stops it. Throws Error on failure.
+     */
+    void set_journal(const OptionalString &dir) {
+        detail::check(tf_worker_set_journal(handle(), dir.c_str()));
+    }
+
     /** The C handle, still owned by this object; NULL when empty. */
     [[nodiscard]] tf_worker *get() const noexcept { return worker_.get(); }
 

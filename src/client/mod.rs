@@ -12,12 +12,16 @@
 //! - [`wire`]: the JSON messages of the protocol, as typed structs.
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
 //! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
+//! - [`journal`]: the worker journal (`TASKFARM_JOURNAL`) and its heartbeat thread.
+//! - [`reap`]: what `taskfarm reap` decides: which workers are gone, what to give back.
 
 mod coalesce;
 mod endpoint;
 pub mod error;
 mod identity;
+pub mod journal;
 pub mod proxy;
+pub mod reap;
 mod resolve;
 pub mod retry;
 pub mod run;
