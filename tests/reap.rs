@@ -313,8 +313,8 @@ fn killed_workers_tasks_come_back_and_every_task_is_done_once() {
     let mut workers: Vec<WorkerProcess> = (0..8)
         .map(|i| {
             let hold = match i {
-                0 => vec![("REAP_TEST_HOLD_AFTER", "5".to_owned())],
-                1 => vec![("REAP_TEST_HOLD_AFTER", "15".to_owned())],
+                0 => vec![("REAP_TEST_HOLD_AFTER", "2".to_owned())],
+                1 => vec![("REAP_TEST_HOLD_AFTER", "6".to_owned())],
                 _ => vec![],
             };
             WorkerProcess::start(server, run.uuid(), &dir, &hold)

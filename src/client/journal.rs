@@ -660,6 +660,26 @@ mod tests {
     }
 
     #[test]
+    fn another_process_never_writes_the_journal() {
+        // What a fork()ed child is: a process other than the owner holding a
+        // copy of the journal. Its writes are skipped.
+        let dir = scratch("fork");
+        let shared = Shared {
+            dir: dir.clone(),
+            name: "worker-abc123-feed04.json".into(),
+            owner_pid: std::process::id() + 1,
+            state: Mutex::new(Record {
+                worker: "feed04".into(),
+                ..Journal::start(&dir, "abc123", "feed05").unwrap().record()
+            }),
+        };
+        let mut record = shared.lock().clone();
+        shared.write(&mut record).unwrap();
+        assert!(!dir.join("worker-abc123-feed04.json").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_missing_directory_is_a_clear_error() {
         let err = Journal::start(Path::new("/nonexistent/journal"), "a1", "b2").unwrap_err();
         assert!(err.message().contains("/nonexistent/journal"), "{err}");
