@@ -19,6 +19,9 @@
 //!    future, or unreadable get a clear message and are left alone, and
 //!    their tasks are not given back, while a valid journal of a dead
 //!    process in the same directory is acted on.
+//! 5. Under Open MPI's mpirun, a rank SIGKILLed mid-task (mpirun then tears
+//!    the other ranks down): each rank's journal names its MPI rank, and once
+//!    `taskfarm reap` ran, one more worker finishes the run with nothing lost.
 //!
 //! Every wait is on an event (a line of a worker, a file, the server's
 //! answer) with a generous overall deadline; there is no bare sleep.
@@ -683,4 +686,110 @@ fn bad_journal_files_are_reported_and_left_alone() {
     assert!(text.contains("not restarted"), "{text}");
     assert_eq!(task_state(&run, 0), TaskState::Computing);
     drop((w0, w1));
+}
+
+#[test]
+fn an_mpi_rank_killed_mid_task_loses_nothing_once_reap_runs() {
+    let server = shared_pg();
+    let run = Run::create(&settings(server), 60).unwrap();
+    let dir = scratch("mpi");
+    let mpirun = which("mpirun").unwrap_or_else(|| {
+        panic!("mpirun is missing: apt-get install -y openmpi-bin libopenmpi-dev")
+    });
+    // Open MPI: one rank dies of SIGKILL, mpirun tears the others down
+    // (SIGTERM, then SIGKILL): none of them frees its worker.
+    let out = Command::new(mpirun)
+        .args(["--allow-run-as-root", "--oversubscribe", "-n", "4"])
+        .arg(c_worker())
+        .arg(run.uuid())
+        .env("TASKFARM_URL", &server.url)
+        .env("TASKFARM_USER", &server.user)
+        .env("TASKFARM_PASSWORD", &server.password)
+        .env("TASKFARM_JOURNAL", &dir)
+        .env("TASKFARM_RETRIES", "3")
+        .env("TASKFARM_BACKOFF", "0.05")
+        .env("REAP_TEST_KILL_RANK", "2")
+        .env("REAP_TEST_TASK_MS", "50")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run mpirun");
+    assert!(
+        !out.status.success(),
+        "mpirun should report the killed rank"
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let killed: i64 = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("rank-killed "))
+        .unwrap_or_else(|| panic!("rank 2 did not kill itself: {printed}"))
+        .parse()
+        .unwrap();
+    let records: Vec<Record> = journal_files(&dir, run.uuid())
+        .iter()
+        .map(|n| {
+            journal::read_record(&dir.join(n), run.uuid(), journal::unix_now(), 120.0).unwrap()
+        })
+        .collect();
+    let rank2 = records
+        .iter()
+        .find(|r| r.mpi_rank == Some(2))
+        .unwrap_or_else(|| panic!("no journal of rank 2: {records:?}"));
+    assert_eq!(rank2.task, Some(killed));
+    let mut ranks: Vec<i64> = records.iter().map(|r| r.mpi_rank.unwrap()).collect();
+    ranks.sort();
+    ranks.dedup();
+    assert_eq!(
+        ranks.len(),
+        records.len(),
+        "one journal per rank: {records:?}"
+    );
+
+    // Every rank is gone: reap gives their tasks back, and restarts any task
+    // whose hand-out answer was lost in the tear-down.
+    let mut given_back = Vec::new();
+    wait_until("every journal settled", || {
+        let out = run_ok(
+            taskfarm(server)
+                .args(["reap", run.uuid(), "--journal"])
+                .arg(&dir)
+                .args(["--restart-orphans", "--json"]),
+        );
+        let pass = json_lines(&out.stdout).remove(0);
+        given_back.extend(
+            pass["given_back"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["task"].as_i64().unwrap()),
+        );
+        journal_files(&dir, run.uuid()).is_empty().then_some(())
+    });
+    eprintln!("mpi: journals of ranks {ranks:?} left; tasks given back {given_back:?}");
+    assert!(given_back.contains(&killed), "{given_back:?}");
+    assert_eq!(run.status().unwrap().num_computing, 0);
+
+    // One more worker finishes the run: nothing was lost.
+    let (status, lines) = WorkerProcess::start(server, run.uuid(), &dir, &[]).finish();
+    assert!(status.success());
+    let mut count: BTreeMap<i64, usize> = BTreeMap::new();
+    for line in printed.lines().map(str::to_owned).chain(lines) {
+        if let Some(t) = line.strip_prefix("task ") {
+            *count.entry(t.parse().unwrap()).or_default() += 1;
+        }
+    }
+    assert!(
+        count.values().all(|&n| n == 1),
+        "a task done twice: {count:?}"
+    );
+    let status = run.status().unwrap();
+    assert_eq!(
+        (status.num_done, status.num_computing, status.num_waiting),
+        (60, 0, 0)
+    );
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }

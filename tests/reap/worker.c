@@ -9,6 +9,10 @@
  *                            print "holding N" and wait for ever (to be
  *                            SIGKILLed in the middle of a task)
  *   REAP_TEST_POISON=T       task T kills its worker (SIGKILL) at 50 %
+ *   REAP_TEST_KILL_RANK=R    under mpirun, rank R (OMPI_COMM_WORLD_RANK)
+ *                            kills itself (SIGKILL) at 50 % of its 4th task
+ *   REAP_TEST_TASK_MS=MS     each task takes MS milliseconds between 50 and
+ *                            100 % (default 0)
  *   REAP_TEST_GATE=FILE      before the first done: print "ready N", wait for
  *                            FILE; when that done fails print "done-failed N"
  *                            and wait for FILE.2 before going on
@@ -61,6 +65,9 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     long hold_after = env_long("REAP_TEST_HOLD_AFTER", -1);
     long poison = env_long("REAP_TEST_POISON", -1);
+    long kill_rank = env_long("REAP_TEST_KILL_RANK", -1);
+    long rank = env_long("OMPI_COMM_WORLD_RANK", -2);
+    long task_ms = env_long("REAP_TEST_TASK_MS", 0);
     const char *gate = getenv("REAP_TEST_GATE");
     const char *stop = getenv("REAP_TEST_STOP");
     char gate2[4096] = "";
@@ -98,6 +105,13 @@ int main(int argc, char **argv) {
         if (task == poison) {
             printf("poisoned %lld\n", (long long)task);
             raise(SIGKILL);
+        }
+        if (rank == kill_rank && done == 3) {
+            printf("rank-killed %lld\n", (long long)task);
+            raise(SIGKILL);
+        }
+        if (task_ms > 0) {
+            nap(task_ms);
         }
         if (done == hold_after) {
             printf("holding %lld\n", (long long)task);
