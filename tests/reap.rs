@@ -559,12 +559,14 @@ fn a_done_the_server_missed_is_kept_and_delivered_later() {
 fn bad_journal_files_are_reported_and_left_alone() {
     let server = shared_pg();
     let settings = settings(server);
-    let run = std::sync::Arc::new(Run::create(&settings, 3).unwrap());
+    let run = std::sync::Arc::new(Run::create(&settings, 4).unwrap());
     let dir = scratch("bad");
     let mut w0 = Worker::register(run.clone()).unwrap();
     let mut w1 = Worker::register(run.clone()).unwrap();
+    let mut w2 = Worker::register(run.clone()).unwrap();
     assert_eq!(w0.task().unwrap(), Some(0));
     assert_eq!(w1.task().unwrap(), Some(1));
+    assert_eq!(w2.task().unwrap(), Some(2));
 
     // A valid journal to copy: the worker's own, taken over for a dead
     // process (a child that has ended) holding task 1.
@@ -589,6 +591,17 @@ fn bad_journal_files_are_reported_and_left_alone() {
     record.process_start = Some(0);
     record.task = Some(1);
     let (dead_name, _) = write("dead01", &record);
+    // On another host, nothing to ask but the heartbeat: 1000 s old is stale.
+    let (remote_name, _) = write(
+        "remote01",
+        &Record {
+            host: "node-elsewhere".into(),
+            boot_id: None,
+            heartbeat: journal::unix_now() - 1000.0,
+            task: Some(2),
+            ..record.clone()
+        },
+    );
 
     // The bad ones all claim task 0 for a dead process.
     record.task = Some(0);
@@ -630,11 +643,32 @@ fn bad_journal_files_are_reported_and_left_alone() {
     assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0); // would block a reader
     let before = journal_files(&dir, run.uuid());
 
+    // --dry-run says what it would do and changes nothing.
     let out = run_ok(
         taskfarm(server)
             .args(["reap", run.uuid(), "--journal"])
             .arg(&dir)
-            .arg("--json"),
+            .args(["--stale", "600", "--dry-run"]),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("would give back its task 1"), "{text}");
+    assert!(text.contains("would give back its task 2"), "{text}");
+    assert!(text.contains("more than --stale 600 s"), "{text}");
+    assert!(
+        text.contains("1 task(s) computing that no journal explains"),
+        "{text}"
+    );
+    assert_eq!(journal_files(&dir, run.uuid()), before);
+    for task in 0..3 {
+        assert_eq!(task_state(&run, task), TaskState::Computing);
+    }
+    assert!(!dir.join(format!("reap-{}.json", run.uuid())).exists());
+
+    let out = run_ok(
+        taskfarm(server)
+            .args(["reap", run.uuid(), "--journal"])
+            .arg(&dir)
+            .args(["--stale", "600", "--json"]),
     );
     let pass = &json_lines(&out.stdout)[0];
     let invalid: BTreeMap<String, String> = pass["invalid"]
@@ -666,12 +700,22 @@ fn bad_journal_files_are_reported_and_left_alone() {
     }
     // Left alone: the files are all there, task 0 is still computing.
     let after = journal_files(&dir, run.uuid());
-    let expected_after: Vec<String> = before.into_iter().filter(|n| *n != dead_name).collect();
+    let expected_after: Vec<String> = before
+        .into_iter()
+        .filter(|n| *n != dead_name && *n != remote_name)
+        .collect();
     assert_eq!(after, expected_after);
     assert_eq!(task_state(&run, 0), TaskState::Computing);
-    // The valid journal of the dead process was acted on.
-    assert_eq!(pass["given_back"][0]["task"], 1);
+    // The valid journals, of a dead process and of a stale heartbeat, were acted on.
+    let given_back: Vec<i64> = pass["given_back"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["task"].as_i64().unwrap())
+        .collect();
+    assert_eq!(given_back, vec![1, 2]);
     assert_eq!(task_state(&run, 1), TaskState::Waiting);
+    assert_eq!(task_state(&run, 2), TaskState::Waiting);
 
     // The human output says the same, and --restart-orphans refuses while
     // files that cannot be read may belong to live workers.
@@ -685,7 +729,7 @@ fn bad_journal_files_are_reported_and_left_alone() {
     assert!(text.contains("left alone:"), "{text}");
     assert!(text.contains("not restarted"), "{text}");
     assert_eq!(task_state(&run, 0), TaskState::Computing);
-    drop((w0, w1));
+    drop((w0, w1, w2));
 }
 
 #[test]

@@ -550,7 +550,14 @@ impl<'a> Reaper<'a> {
         report.status = self.run.status()?;
         let set_aside_computing = state.set_aside.len() as i64;
         if alive == 0 {
-            report.orphans = (report.status.num_computing - set_aside_computing).max(0);
+            // A dry run changed nothing: the tasks it would give back or set
+            // aside are still computing, and explained.
+            let would = if dry {
+                (report.given_back.len() + report.newly_set_aside.len()) as i64
+            } else {
+                0
+            };
+            report.orphans = (report.status.num_computing - set_aside_computing - would).max(0);
         }
         if report.orphans > 0 {
             report.messages.push(format!(
