@@ -832,6 +832,60 @@ fn an_mpi_rank_killed_mid_task_loses_nothing_once_reap_runs() {
     );
 }
 
+#[test]
+fn orphans_are_restarted_only_when_asked_and_set_aside_tasks_stay_aside() {
+    let server = shared_pg();
+    let run = std::sync::Arc::new(Run::create(&settings(server), 3).unwrap());
+    let dir = scratch("orphans");
+    // Task 0: handed out, its worker without a journal (as an answer lost
+    // in transit). Task 1: computing and set aside by an earlier reaper.
+    let mut w0 = Worker::register(run.clone()).unwrap();
+    let mut w1 = Worker::register(run.clone()).unwrap();
+    assert_eq!(w0.task().unwrap(), Some(0));
+    assert_eq!(w1.task().unwrap(), Some(1));
+    let state = serde_json::json!({"format": "taskfarm-reap-state", "version": 1,
+        "run": run.uuid(), "attempts": {"1": 3}, "set_aside": [1]});
+    std::fs::write(
+        dir.join(format!("reap-{}.json", run.uuid())),
+        serde_json::to_vec(&state).unwrap(),
+    )
+    .unwrap();
+
+    let reap = |extra: &[&str]| {
+        let out = run_ok(
+            taskfarm(server)
+                .args(["reap", run.uuid(), "--journal"])
+                .arg(&dir)
+                .arg("--json")
+                .args(extra),
+        );
+        json_lines(&out.stdout).remove(0)
+    };
+    let pass = reap(&[]);
+    assert_eq!(
+        (pass["orphans"].as_i64(), &pass["restarted"]),
+        (Some(1), &Value::Bool(false))
+    );
+    assert_eq!(
+        task_state(&run, 0),
+        TaskState::Computing,
+        "not restarted unasked"
+    );
+    let pass = reap(&["--restart-orphans", "--dry-run"]);
+    assert_eq!(pass["restarted"], false);
+    assert_eq!(
+        task_state(&run, 0),
+        TaskState::Computing,
+        "a dry run changes nothing"
+    );
+    let pass = reap(&["--restart-orphans"]);
+    assert_eq!(pass["restarted"], true);
+    assert_eq!(task_state(&run, 0), TaskState::Waiting);
+    assert_eq!(task_state(&run, 1), TaskState::Computing, "still set aside");
+    assert_eq!(pass["set_aside"], serde_json::json!([1]));
+    drop((w0, w1));
+}
+
 fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(program))

@@ -435,7 +435,11 @@ impl<'a> Reaper<'a> {
         if self.options.dry_run {
             return Ok(format!(
                 "would release task {task}{}",
-                if computing { " and give it back" } else { "" }
+                if was && computing {
+                    " and give it back"
+                } else {
+                    ""
+                }
             ));
         }
         state.save(&self.dir)?;
