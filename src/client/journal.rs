@@ -416,7 +416,17 @@ impl Journal {
         self.shared.dir.join(&self.shared.name)
     }
 
+    /// True in the process that made the worker. A fork()ed child never
+    /// touches the journal, not even its lock (which the parent's heartbeat
+    /// thread may have held at the moment of the fork).
+    fn owned(&self) -> bool {
+        std::process::id() == self.shared.owner_pid
+    }
+
     fn change(&self, f: impl FnOnce(&mut Record)) {
+        if !self.owned() {
+            return;
+        }
         let mut record = self.shared.lock();
         f(&mut record);
         self.shared.write_logged(&mut record);
@@ -434,7 +444,9 @@ impl Journal {
     /// The held task's percentage changed: kept in memory, written with the
     /// next heartbeat or change (the reaper keeps the server's percentage).
     pub fn percent(&self, percent: f64) {
-        self.shared.lock().percent = Some(percent);
+        if self.owned() {
+            self.shared.lock().percent = Some(percent);
+        }
     }
 
     /// The worker is about to give its task back itself (written first, so
@@ -473,6 +485,9 @@ impl Journal {
 
     /// The kept `done`s, oldest first.
     pub fn kept_done(&self) -> Vec<i64> {
+        if !self.owned() {
+            return Vec::new();
+        }
         self.shared.lock().kept_done.clone()
     }
 
@@ -484,10 +499,10 @@ impl Journal {
     /// The worker is freed: the file is removed, unless a task or kept
     /// `done`s are left, which the file keeps (marked freed) for the reaper.
     pub fn finish(self) {
-        let mut record = self.shared.lock();
-        if std::process::id() != self.shared.owner_pid {
+        if !self.owned() {
             return;
         }
+        let mut record = self.shared.lock();
         if record.task.is_none() && record.kept_done.is_empty() {
             let _ = fs::remove_file(self.shared.dir.join(&self.shared.name));
             // Stop the heartbeat from writing it again: mark it gone.
@@ -660,22 +675,31 @@ mod tests {
     }
 
     #[test]
-    fn another_process_never_writes_the_journal() {
-        // What a fork()ed child is: a process other than the owner holding a
-        // copy of the journal. Its writes are skipped.
+    fn a_forked_child_never_writes_its_parents_journal() {
         let dir = scratch("fork");
-        let shared = Shared {
-            dir: dir.clone(),
-            name: "worker-abc123-feed04.json".into(),
-            owner_pid: std::process::id() + 1,
-            state: Mutex::new(Record {
-                worker: "feed04".into(),
-                ..Journal::start(&dir, "abc123", "feed05").unwrap().record()
-            }),
-        };
-        let mut record = shared.lock().clone();
-        shared.write(&mut record).unwrap();
-        assert!(!dir.join("worker-abc123-feed04.json").exists());
+        let journal = Journal::start(&dir, "abc123", "feed04").unwrap();
+        journal.held(1, 10.0);
+        // SAFETY: the child only calls journal methods that return at once
+        // (another process: no lock, no allocation), then _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            journal.held(2, 20.0);
+            journal.keep_done(1);
+            journal.finish();
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just made.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        let record = read_record(&journal.path(), "abc123", unix_now(), 60.0).unwrap();
+        assert_eq!(
+            (record.task, record.kept_done.len(), record.pid),
+            (Some(1), 0, std::process::id())
+        );
+        journal.finish();
         let _ = fs::remove_dir_all(&dir);
     }
 
