@@ -210,8 +210,62 @@ impl WorkerProcess {
     /// Waits for the end; returns its exit status and every line it printed.
     fn finish(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let status = wait_child(&mut self.child);
-        self.seen.extend(self.lines.iter());
-        (status, self.seen)
+        let mut seen = std::mem::take(&mut self.seen);
+        seen.extend(self.lines.iter());
+        (status, seen)
+    }
+}
+
+impl Drop for WorkerProcess {
+    /// A failed test leaves no worker behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `taskfarm reap ... --watch` running beside the workers; its stdout read
+/// by a thread (a full pipe would stop it), killed if the test fails.
+struct Watcher {
+    child: Child,
+    stdout: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Watcher {
+    fn start(command: &mut Command) -> Watcher {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start taskfarm reap");
+        let mut out = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut out, &mut text);
+            text
+        });
+        Watcher {
+            child,
+            stdout: Some(stdout),
+        }
+    }
+
+    /// Waits for the end (with the deadline): its exit status and JSON lines.
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<Value>) {
+        let status = wait_child(&mut self.child);
+        let text = self.stdout.take().unwrap().join().unwrap();
+        assert!(
+            status.success(),
+            "taskfarm reap --watch failed ({status}):\n{text}"
+        );
+        (status, json_lines(text.as_bytes()))
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -305,14 +359,12 @@ fn killed_workers_tasks_come_back_and_every_task_is_done_once() {
     let server = shared_pg();
     let run = Run::create(&settings(server), 300).unwrap();
     let dir = scratch("eight");
-    let reaper = taskfarm(server)
-        .args(["reap", run.uuid(), "--journal"])
-        .arg(&dir)
-        .args(["--watch", "0.2", "--stale", "600", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let reaper = Watcher::start(
+        taskfarm(server)
+            .args(["reap", run.uuid(), "--journal"])
+            .arg(&dir)
+            .args(["--watch", "0.2", "--stale", "600", "--json"]),
+    );
     let mut workers: Vec<WorkerProcess> = (0..8)
         .map(|i| {
             let hold = match i {
@@ -337,13 +389,7 @@ fn killed_workers_tasks_come_back_and_every_task_is_done_once() {
         w.kill();
         held.push(task);
     }
-    let reaped = reaper.wait_with_output().unwrap();
-    assert!(
-        reaped.status.success(),
-        "taskfarm reap --watch failed: {}",
-        String::from_utf8_lossy(&reaped.stderr)
-    );
-    let passes = json_lines(&reaped.stdout);
+    let (_, passes) = reaper.finish();
     assert_eq!(passes.last().unwrap()["finished"], true);
     let given_back: Vec<i64> = passes
         .iter()
@@ -402,23 +448,17 @@ fn a_task_that_kills_its_worker_every_time_is_set_aside() {
         ("REAP_TEST_POISON", poison.to_string()),
         ("REAP_TEST_STOP", stop.display().to_string()),
     ];
-    let mut reaper = taskfarm(server)
-        .args(["reap", run.uuid(), "--journal"])
-        .arg(&dir)
-        .args(["--watch", "0.2", "--max-attempts", "2", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let reaper = Watcher::start(
+        taskfarm(server)
+            .args(["reap", run.uuid(), "--journal"])
+            .arg(&dir)
+            .args(["--watch", "0.2", "--max-attempts", "2", "--json"]),
+    );
     let workers: Vec<WorkerProcess> = (0..5)
         .map(|_| WorkerProcess::start(server, run.uuid(), &dir, &env))
         .collect();
     // The reaper ends once every task is done or set aside.
-    let status = wait_child(&mut reaper);
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(reaper.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-    assert!(status.success(), "taskfarm reap --watch failed: {stdout}");
-    let passes = json_lines(stdout.as_bytes());
+    let (_, passes) = reaper.finish();
     let last = passes.last().unwrap();
     assert_eq!(last["finished"], true);
     assert_eq!(last["set_aside"], serde_json::json!([poison]));
