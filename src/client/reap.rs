@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
@@ -88,9 +88,60 @@ pub trait Probe {
     fn slurm(&self, ids: &SlurmIds) -> SlurmState;
 }
 
-/// The real machine, and Slurm through `squeue` when it is installed.
+/// The real machine, and Slurm through `squeue` when it is installed. One
+/// probe serves one pass: the answer for a job or step is asked once (the
+/// ranks of one MPI job share it).
 #[derive(Debug, Default)]
-pub struct SystemProbe;
+pub struct SystemProbe {
+    slurm_answers: std::cell::RefCell<BTreeMap<(String, Option<String>), SlurmState>>,
+}
+
+/// How long one `squeue` may take before Slurm counts as unknown.
+const SQUEUE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `squeue ARGS`, killed after [`SQUEUE_TIMEOUT`]; `(success, stdout, stderr)`.
+fn squeue(args: &[&str]) -> std::result::Result<(bool, String, String), String> {
+    let mut child = Command::new("squeue")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run squeue: {e}"))?;
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let end = std::time::Instant::now() + SQUEUE_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < end => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "squeue {} took more than {SQUEUE_TIMEOUT:?}",
+                    args.join(" ")
+                ));
+            }
+        }
+    };
+    Ok((
+        status.success(),
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    ))
+}
 
 impl Probe for SystemProbe {
     fn host(&self) -> String {
@@ -106,45 +157,40 @@ impl Probe for SystemProbe {
     }
 
     fn slurm(&self, ids: &SlurmIds) -> SlurmState {
-        let Some(job) = ids.job_id.as_deref() else {
+        let Some(job) = ids.job_id.clone() else {
             return SlurmState::Unknown("no Slurm job id".into());
         };
-        if !job.chars().all(|c| c.is_ascii_digit()) {
-            return SlurmState::Unknown(format!("Slurm job id {job:?} is not a number"));
+        let key = (job, ids.step_id.clone());
+        if let Some(answer) = self.slurm_answers.borrow().get(&key) {
+            return answer.clone();
         }
-        let out = match Command::new("squeue")
-            .args(["-h", "-t", "all", "-j", job, "-o", "%T"])
-            .output()
-        {
-            Ok(out) => out,
-            Err(e) => return SlurmState::Unknown(format!("cannot run squeue: {e}")),
-        };
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let job_state = slurm_job_state(out.status.success(), &stdout, &stderr, job);
-        if job_state != SlurmState::Running {
-            return job_state;
+        let answer = ask_slurm(&key.0, key.1.as_deref());
+        self.slurm_answers.borrow_mut().insert(key, answer.clone());
+        answer
+    }
+}
+
+/// The state of job `job` (and step `step`, when it is a number) from squeue.
+fn ask_slurm(job: &str, step: Option<&str>) -> SlurmState {
+    if job.is_empty() || !job.chars().all(|c| c.is_ascii_digit()) {
+        return SlurmState::Unknown(format!("Slurm job id {job:?} is not a number"));
+    }
+    let job_state = match squeue(&["-h", "-t", "all", "-j", job, "-o", "%T"]) {
+        Ok((success, stdout, stderr)) => slurm_job_state(success, &stdout, &stderr, job),
+        Err(why) => return SlurmState::Unknown(why),
+    };
+    if job_state != SlurmState::Running {
+        return job_state;
+    }
+    let Some(step) = step.filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit())) else {
+        return SlurmState::Running;
+    };
+    match squeue(&["-h", "-s", "-j", job, "-o", "%i"]) {
+        Ok((true, stdout, _)) => slurm_step_state(&stdout, job, step),
+        Ok((false, _, stderr)) => {
+            SlurmState::Unknown(format!("squeue -s -j {job} failed: {}", stderr.trim()))
         }
-        let Some(step) = ids
-            .step_id
-            .as_deref()
-            .filter(|s| s.chars().all(|c| c.is_ascii_digit()))
-        else {
-            return SlurmState::Running;
-        };
-        match Command::new("squeue")
-            .args(["-h", "-s", "-j", job, "-o", "%i"])
-            .output()
-        {
-            Ok(out) if out.status.success() => {
-                slurm_step_state(&String::from_utf8_lossy(&out.stdout), job, step)
-            }
-            Ok(out) => SlurmState::Unknown(format!(
-                "squeue -s -j {job} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-            Err(e) => SlurmState::Unknown(format!("cannot run squeue: {e}")),
-        }
+        Err(why) => SlurmState::Unknown(why),
     }
 }
 
@@ -467,7 +513,7 @@ impl<'a> Reaper<'a> {
 
     /// One pass over the journals with the real machine and Slurm.
     pub fn pass(&self) -> Result<Report> {
-        self.pass_with(&SystemProbe)
+        self.pass_with(&SystemProbe::default())
     }
 
     /// One pass with `probe`.
