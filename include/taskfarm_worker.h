@@ -418,7 +418,8 @@ const char *tf_version(void);
 /**
  * Opens the run `uuid` and registers a new worker for it (the Python
  * `TaskFarmWorker(username, password, uuid, url_base)`: `GET token`,
- * `GET runs/UUID`, `POST worker`). Credentials and URL as for
+ * `GET runs/UUID`, `POST worker`). With `TASKFARM_JOURNAL` set, the worker
+ * keeps its journal there (`tf_worker_set_journal`). Credentials and URL as for
  * `tf_taskfarm_create` (NULL: from the environment). On `TF_OK`, `*out_worker`
  * is the new worker, to be freed with `tf_worker_free`.
  */
@@ -430,7 +431,9 @@ enum tf_status tf_worker_new(const char *username,
 
 /**
  * Frees a worker. A task it holds is not marked done (nor given back: use
- * `tf_worker_requeue` first for that). NULL does nothing.
+ * `tf_worker_requeue` first for that). Its journal file, if any, is removed
+ * — or kept, marked freed, while it holds a task or a kept `done`, for
+ * `taskfarm reap` to give back or deliver. NULL does nothing.
  */
 void tf_worker_free(struct tf_worker *worker);
 
@@ -469,8 +472,11 @@ enum tf_status tf_worker_update(struct tf_worker *worker, double percentage);
  * Releases the held task (the Python `done()`): it is marked done on the
  * server only when its last reported percentage is 100; either way the
  * worker forgets it and the next `tf_worker_task` asks for a new one. If
- * marking it done fails, the task stays held and the call can be repeated.
- * With no task held, does nothing.
+ * marking it done fails, the task stays held and the call can be repeated —
+ * except with a journal (`tf_worker_set_journal`) when the server stayed
+ * away after every retry: then the `done` is kept in the journal for later
+ * delivery, the task is forgotten and the error returned. With no task
+ * held, does nothing (with a journal: delivers the kept `done`s).
  */
 enum tf_status tf_worker_done(struct tf_worker *worker);
 

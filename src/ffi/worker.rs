@@ -58,7 +58,9 @@ pub extern "C" fn tf_worker_new(
 }
 
 /// Frees a worker. A task it holds is not marked done (nor given back: use
-/// `tf_worker_requeue` first for that). NULL does nothing.
+/// `tf_worker_requeue` first for that). Its journal file, if any, is removed
+/// — or kept, marked freed, while it holds a task or a kept `done`, for
+/// `taskfarm reap` to give back or deliver. NULL does nothing.
 #[no_mangle]
 pub extern "C" fn tf_worker_free(worker: *mut tf_worker) {
     getter_call("tf_worker_free", (), || {
