@@ -707,8 +707,9 @@ public:
     /**
      * Releases the held task (tf_worker_done, the Python `done()`): marked
      * done on the server only when the last update was 100; forgotten either
-     * way. If marking it done fails (Error), the task stays held. With no
-     * task held, does nothing.
+     * way. If marking it done fails (Error), the task stays held (with a
+     * journal, a done the server missed is kept instead: tf_worker_done).
+     * With no task held, does nothing.
      */
     void done() { detail::check(tf_worker_done(handle())); }
 
