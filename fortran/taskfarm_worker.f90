@@ -151,6 +151,7 @@ module taskfarm_worker
       procedure :: requeue => worker_requeue
       procedure :: held_percent => worker_held_percent
       procedure :: set_deadline => worker_set_deadline
+      procedure :: set_journal => worker_set_journal
       procedure :: free => worker_free
       procedure, private :: worker_assign
       generic :: assignment(=) => worker_assign
@@ -524,6 +525,13 @@ module taskfarm_worker
          import :: c_int
          integer(c_int) :: c_tf_stop_requested
       end function c_tf_stop_requested
+
+      function c_tf_worker_set_journal(worker, dir) bind(c, name='tf_worker_set_journal')
+         import :: c_char, c_int, c_ptr
+         type(c_ptr), value :: worker
+         character(kind=c_char), intent(in) :: dir(*)
+         integer(c_int) :: c_tf_worker_set_journal
+      end function c_tf_worker_set_journal
 
       ! From the C library, for copying C strings.
       function c_strlen(string) bind(c, name='strlen')
@@ -1098,6 +1106,15 @@ contains
       integer :: signal
       signal = int(c_tf_stop_requested())
    end function tf_stop_requested
+
+   !> Keeps the worker's journal in directory `dir` (tf_worker_set_journal);
+   !> "" stops it.
+   function worker_set_journal(self, dir) result(stat)
+      class(tf_worker), intent(inout) :: self
+      character(*), intent(in) :: dir
+      integer :: stat
+      stat = int(c_tf_worker_set_journal(self%handle, c_string(dir)))
+   end function worker_set_journal
 
    !> Frees the worker and empties `self`. A held task is not marked done
    !> (nor given back: `requeue` first for that). Borrowed views of its run

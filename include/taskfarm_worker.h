@@ -529,7 +529,8 @@ const char *tf_version(void);
 /**
  * Opens the run `uuid` and registers a new worker for it (the Python
  * `TaskFarmWorker(username, password, uuid, url_base)`: `GET token`,
- * `GET runs/UUID`, `POST worker`). Credentials and URL as for
+ * `GET runs/UUID`, `POST worker`). With `TASKFARM_JOURNAL` set, the worker
+ * keeps its journal there (`tf_worker_set_journal`). Credentials and URL as for
  * `tf_taskfarm_create` (NULL: from the environment). On `TF_OK`, `*out_worker`
  * is the new worker, to be freed with `tf_worker_free`.
  */
@@ -556,7 +557,9 @@ enum tf_status tf_worker_new_with_token(const char *token,
 
 /**
  * Frees a worker. A task it holds is not marked done (nor given back: use
- * `tf_worker_requeue` first for that). NULL does nothing.
+ * `tf_worker_requeue` first for that). Its journal file, if any, is removed
+ * — or kept, marked freed, while it holds a task or a kept `done`, for
+ * `taskfarm reap` to give back or deliver. NULL does nothing.
  */
 void tf_worker_free(struct tf_worker *worker);
 
@@ -600,9 +603,12 @@ enum tf_status tf_worker_update(struct tf_worker *worker, double percentage);
  * Releases the held task (the Python `done()`): it is marked done on the
  * server only when its last reported percentage is 100; either way the
  * worker forgets it and the next `tf_worker_task` asks for a new one. If
- * marking it done fails, the task stays held and the call can be repeated.
- * With no task held, does nothing. A stop signal does not change this: a
- * finished task is still marked done.
+ * marking it done fails, the task stays held and the call can be repeated —
+ * except with a journal (`tf_worker_set_journal`) when the server stayed
+ * away after every retry: then the `done` is kept in the journal for later
+ * delivery, the task is forgotten and the error returned. With no task
+ * held, does nothing (with a journal: delivers the kept `done`s). A stop
+ * signal does not change this: a finished task is still marked done.
  */
 enum tf_status tf_worker_done(struct tf_worker *worker);
 
@@ -612,6 +618,25 @@ enum tf_status tf_worker_done(struct tf_worker *worker);
  * does not take it back, the task stays held. With no task held, does nothing.
  */
 enum tf_status tf_worker_requeue(struct tf_worker *worker);
+
+/**
+ * Keeps the worker's journal in directory `dir` from now on (as
+ * `TASKFARM_JOURNAL=DIR` does for every new worker): the file
+ * `DIR/worker-<run>-<worker uuid>.json`, replaced atomically, holds the
+ * worker's identity (host, pid, process start time, Slurm ids, MPI rank),
+ * the held task and its percentage, a heartbeat refreshed every 30 s
+ * (`TASKFARM_JOURNAL_HEARTBEAT` seconds) by a background thread of the
+ * library, and the `done`s that could not be delivered. Nothing secret;
+ * nothing is sent to the server. `taskfarm reap` reads it to give back the
+ * task of a worker that died. With a journal, a `tf_worker_done` that fails
+ * because the server stays away after every retry keeps the `done` in the
+ * journal, forgets the task and returns the error; the next successful
+ * request of the worker (or `taskfarm reap`) delivers it. The file is
+ * removed by `tf_worker_free` (kept, marked freed, while it still holds a
+ * task or a kept `done`). `dir` NULL or "" stops the journal. A directory
+ * that does not exist or cannot be written gives `TF_ERR_INVALID_ARGUMENT`.
+ */
+enum tf_status tf_worker_set_journal(struct tf_worker *worker, const char *dir);
 
 #ifdef __cplusplus
 }  // extern "C"

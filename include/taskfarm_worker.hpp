@@ -777,8 +777,9 @@ public:
     /**
      * Releases the held task (tf_worker_done, the Python `done()`): marked
      * done on the server only when the last update was 100; forgotten either
-     * way. If marking it done fails (Error), the task stays held. With no
-     * task held, does nothing.
+     * way. If marking it done fails (Error), the task stays held (with a
+     * journal, a done the server missed is kept instead: tf_worker_done).
+     * With no task held, does nothing.
      */
     void done() { detail::check(tf_worker_done(handle())); }
 
@@ -788,6 +789,14 @@ public:
      * stays held. With no task held, does nothing.
      */
     void requeue() { detail::check(tf_worker_requeue(handle())); }
+
+    /**
+     * Keeps the worker's journal in directory `dir` (tf_worker_set_journal);
+     * from_env or "" stops it. Throws Error on failure.
+     */
+    void set_journal(const OptionalString &dir) {
+        detail::check(tf_worker_set_journal(handle(), dir.c_str()));
+    }
 
     /** The C handle, still owned by this object; NULL when empty. */
     [[nodiscard]] tf_worker *get() const noexcept { return worker_.get(); }

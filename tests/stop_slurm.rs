@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::server::{Db, TaskfarmServer};
-use common::slurm::{JobEnd, SlurmCluster};
+use common::slurm::SlurmCluster;
 use taskfarm_worker::client::{Run, Settings};
 
 const DEADLINE: Duration = Duration::from_secs(600);

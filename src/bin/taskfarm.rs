@@ -8,6 +8,7 @@
 //! - `session`: the commands' retry budget and their retry lines on stderr;
 //! - `commands`: list, info, reset, delete, create, task;
 //! - `watch`: the live progress of a run;
+//! - `reap`: the tasks of dead workers given back (worker journals);
 //! - `format`, `output`: text and JSON on stdout;
 //! - `failure`: exit statuses and the one-line error messages.
 //!
@@ -28,6 +29,8 @@ mod login;
 mod output;
 #[path = "taskfarm/password_prompt.rs"]
 mod password_prompt;
+#[path = "taskfarm/reap.rs"]
+mod reap;
 #[path = "taskfarm/session.rs"]
 mod session;
 #[path = "taskfarm/watch.rs"]
@@ -134,6 +137,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 Command::Watch { uuid, interval } => {
                     watch::watch(&settings, uuid, *interval, cli.global.json)
                 }
+                Command::Reap(args) => reap::reap(&settings, &args.request(cli.global.json)),
             }
         }
         None => manage_tf(cli),

@@ -14,13 +14,17 @@
 //! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
 //! - [`stop`]: stop signals, and the registry of held tasks they hand back.
 //! - [`deadline`]: wall time: no task taken that the time left cannot fit.
+//! - [`journal`]: the worker journal (`TASKFARM_JOURNAL`) and its heartbeat thread.
+//! - [`reap`]: what `taskfarm reap` decides: which workers are gone, what to give back.
 
 mod coalesce;
 pub mod deadline;
 mod endpoint;
 pub mod error;
 mod identity;
+pub mod journal;
 pub mod proxy;
+pub mod reap;
 mod resolve;
 pub mod retry;
 pub mod run;

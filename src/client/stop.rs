@@ -27,6 +27,7 @@ use signal_hook::iterator::{Handle, Signals};
 use signal_hook::low_level;
 
 use super::error::{Error, ErrorKind, Result};
+use super::journal::Releaser;
 use super::run::Run;
 use super::wire::{TaskState, TaskUpdate};
 
@@ -305,6 +306,8 @@ pub struct Slot {
     run: Arc<Run>,
     state: Mutex<SlotState>,
     changed: Condvar,
+    /// The worker's journal, told of every hand-back (`journal.rs`).
+    journal: Mutex<Option<Releaser>>,
 }
 
 #[derive(Debug, Default)]
@@ -325,6 +328,7 @@ impl Slot {
             run,
             state: Mutex::new(SlotState::default()),
             changed: Condvar::new(),
+            journal: Mutex::new(None),
         });
         let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
         live.retain(|w| w.strong_count() > 0);
@@ -334,6 +338,28 @@ impl Slot {
 
     fn lock(&self) -> MutexGuard<'_, SlotState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The journal to tell of hand-backs from now on (`None`: none).
+    pub fn set_journal(&self, journal: Option<Releaser>) {
+        *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = journal;
+    }
+
+    /// Hands `held` back on the server, the journal saying so first (so that
+    /// the reaper never gives it back a second time) and after.
+    fn send_hand_back(&self, held: HeldTask) -> Result<()> {
+        let journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(journal) = journal.as_ref() {
+            journal.releasing();
+        }
+        let sent = send_hand_back(&self.run, held);
+        if let Some(journal) = journal.as_ref() {
+            match sent {
+                Ok(()) => journal.released(),
+                Err(_) => journal.not_released(),
+            }
+        }
+        sent
     }
 
     /// The task held, if any.
@@ -413,7 +439,7 @@ impl Slot {
             percent: percent.unwrap_or(held.percent),
             ..held
         };
-        if let Err(e) = send_hand_back(&self.run, held) {
+        if let Err(e) = self.send_hand_back(held) {
             self.lock().held.get_or_insert(held);
             return Err(e);
         }
@@ -446,7 +472,7 @@ fn hand_back_all(signal: c_int) {
         let Some(held) = slot.take_for_watcher(deadline) else {
             continue;
         };
-        match send_hand_back(&slot.run, held) {
+        match slot.send_hand_back(held) {
             Ok(()) => eprintln!(
                 "taskfarm: {name}: task {} of run {} handed back at {} %",
                 held.task,

@@ -39,7 +39,7 @@ pub struct RunList {
 }
 
 /// `GET runs/UUID` → the whole run.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 pub struct RunStatus {
     /// Number of tasks of the run.
     #[serde(rename = "numTasks")]

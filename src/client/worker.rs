@@ -1,11 +1,13 @@
 //! A worker working through a run (the Python `TaskFarmWorker`): it holds at
 //! most one task, reports progress on it and marks it done.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::deadline::WallTime;
 use super::error::{Error, ErrorKind, Result};
 use super::identity;
+use super::journal::{self, Journal};
 use super::retry::Method;
 use super::run::{check_percentage, Run};
 use super::stop::{self, HeldTask, Slot};
@@ -23,6 +25,8 @@ pub struct Worker {
     uuid: String,
     slot: Arc<Slot>,
     wall: WallTime,
+    /// The journal (`TASKFARM_JOURNAL`, [`Worker::set_journal`]), if any.
+    journal: Option<Journal>,
 }
 
 impl Worker {
@@ -52,12 +56,69 @@ impl Worker {
                 answer.uuid
             )));
         }
+        let journal = Journal::from_env(run.uuid(), &uuid)?;
+        let slot = Slot::register(Arc::clone(&run));
+        slot.set_journal(journal.as_ref().map(Journal::releaser));
         Ok(Worker {
-            slot: Slot::register(Arc::clone(&run)),
+            slot,
             run,
             uuid,
             wall,
+            journal,
         })
+    }
+
+    /// Keeps this worker's journal in `dir` from now on (`None`: no journal).
+    /// The previous journal file, if any, is removed.
+    pub fn set_journal(&mut self, dir: Option<&Path>) -> Result<()> {
+        let name = journal::file_name(self.run.uuid(), &self.uuid);
+        if let (Some(dir), Some(old)) = (dir, &self.journal) {
+            if old.path() == dir.join(&name) {
+                return Ok(());
+            }
+        }
+        let new = match dir {
+            Some(dir) => Some(Journal::start(dir, self.run.uuid(), &self.uuid)?),
+            None => None,
+        };
+        if let Some(old) = self.journal.take() {
+            self.slot.set_journal(None);
+            // A held task moves to the new file (below), never left to the
+            // reaper in the old one; kept `done`s move too, or stay in the
+            // old file (marked freed) for the reaper when there is no new one.
+            old.released();
+            if let Some(new) = &new {
+                for task in old.kept_done() {
+                    new.keep_done(task);
+                    old.delivered(task);
+                }
+            }
+            old.finish();
+        }
+        if let (Some(new), Some(held)) = (&new, self.slot.held()) {
+            new.held(held.task, held.percent);
+        }
+        self.slot.set_journal(new.as_ref().map(Journal::releaser));
+        self.journal = new;
+        Ok(())
+    }
+
+    /// The journal, if any.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// After a successful request: delivers the kept `done`s, if any. One
+    /// that fails stays kept for the next time.
+    fn deliver_kept(&mut self) -> Result<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        for task in journal.kept_done() {
+            self.run.update_task(task, &KEPT_DONE)?;
+            journal.delivered(task);
+        }
+        Ok(())
     }
 
     /// The run worked on.
@@ -119,8 +180,12 @@ impl Worker {
         self.slot
             .end_change(outcome.as_ref().ok().copied().flatten());
         let held = outcome?;
-        if held.is_some() {
+        if let Some(held) = held {
             self.wall.task_started();
+            if let Some(journal) = &self.journal {
+                journal.held(held.task, held.percent);
+            }
+            let _ = self.deliver_kept();
         }
         // A stop caught while the task was asked for: it goes straight back.
         self.check_stop(None)?;
@@ -185,30 +250,59 @@ impl Worker {
             },
         )?;
         self.slot.set_percent(held.task, percentage);
+        if let Some(journal) = &self.journal {
+            journal.percent(percentage);
+        }
+        let _ = self.deliver_kept();
         Ok(())
     }
 
     /// Releases the held task, marking it done when its last known percentage
     /// is 100 (within 1e-6), as the Python client. If marking it done fails,
-    /// the task stays held so that the call can be repeated. A stop signal
-    /// does not change this: a finished task is still marked done.
+    /// the task stays held so that the call can be repeated — except with a
+    /// journal when the server could not be reached after every retry: then
+    /// the `done` is kept in the journal, the task is forgotten, the error is
+    /// returned, and the next successful request (or `taskfarm reap`)
+    /// delivers it. With no task held, delivers the kept `done`s, if any. A
+    /// stop signal does not change this: a finished task is still marked done.
     pub fn done(&mut self) -> Result<()> {
         let Some(held) = self.slot.held() else {
-            return Ok(());
+            return self.deliver_kept();
         };
         if (held.percent - 100.0).abs() < 1e-6 {
             let Some(held) = self.slot.begin_done() else {
-                return Ok(());
+                // The stop watcher took the task meanwhile.
+                return self.deliver_kept();
             };
-            let sent = self.run.set_task_state(held.task, TaskState::Done);
-            self.slot
-                .end_change(if sent.is_ok() { None } else { Some(held) });
-            sent?;
+            if let Err(error) = self.run.set_task_state(held.task, TaskState::Done) {
+                match &self.journal {
+                    Some(journal) if server_away(&error) => {
+                        journal.keep_done(held.task);
+                        self.slot.end_change(None);
+                        self.wall.task_released();
+                        return Err(error.context_after(&format!(
+                            " (the done of task {} is kept in the journal {} and is \
+                             delivered by the next successful request or by taskfarm reap)",
+                            held.task,
+                            journal.path().display()
+                        )));
+                    }
+                    _ => {
+                        self.slot.end_change(Some(held));
+                        return Err(error);
+                    }
+                }
+            }
+            self.slot.end_change(None);
             self.wall.task_completed();
         } else {
             self.slot.forget();
             self.wall.task_released();
         }
+        if let Some(journal) = &self.journal {
+            journal.released();
+        }
+        let _ = self.deliver_kept();
         Ok(())
     }
 
@@ -218,15 +312,51 @@ impl Worker {
         let Some(held) = self.slot.held() else {
             return Ok(());
         };
-        self.run.update_task(
+        if let Some(journal) = &self.journal {
+            journal.releasing();
+        }
+        let given_back = self.run.update_task(
             held.task,
             &TaskUpdate {
                 percent_completed: Some(0.0),
                 status: Some(TaskState::Waiting),
             },
-        )?;
+        );
+        if let Err(error) = given_back {
+            if let Some(journal) = &self.journal {
+                journal.not_released();
+            }
+            return Err(error);
+        }
         self.slot.forget();
         self.wall.task_released();
+        if let Some(journal) = &self.journal {
+            journal.released();
+        }
+        let _ = self.deliver_kept();
         Ok(())
     }
+}
+
+impl Drop for Worker {
+    /// A clean end: the journal file is removed (kept, marked freed, when a
+    /// task or kept `done`s are left).
+    fn drop(&mut self) {
+        if let Some(journal) = self.journal.take() {
+            journal.finish();
+        }
+    }
+}
+
+/// The `PUT` that delivers a kept `done`: the task at 100 % and done.
+const KEPT_DONE: TaskUpdate = TaskUpdate {
+    percent_completed: Some(100.0),
+    status: Some(TaskState::Done),
+};
+
+/// True for a failure that means the server was away: unreachable or timed
+/// out after every retry, or still answering 500/502/503/504.
+pub fn server_away(error: &Error) -> bool {
+    error.kind() == ErrorKind::Connection
+        || (error.kind() == ErrorKind::Http && matches!(error.http_status(), 500 | 502 | 503 | 504))
 }

@@ -4,7 +4,7 @@ use std::ffi::{c_char, CString};
 use std::ptr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::args::{handle, number, out, string};
+use super::args::{handle, number, optional_string, out, string};
 use super::boundary::{getter_call, status_call};
 use super::status::tf_status;
 use super::strings::owned_c_string;
@@ -29,7 +29,8 @@ impl tf_worker {
 
 /// Opens the run `uuid` and registers a new worker for it (the Python
 /// `TaskFarmWorker(username, password, uuid, url_base)`: `GET token`,
-/// `GET runs/UUID`, `POST worker`). Credentials and URL as for
+/// `GET runs/UUID`, `POST worker`). With `TASKFARM_JOURNAL` set, the worker
+/// keeps its journal there (`tf_worker_set_journal`). Credentials and URL as for
 /// `tf_taskfarm_create` (NULL: from the environment). On `TF_OK`, `*out_worker`
 /// is the new worker, to be freed with `tf_worker_free`.
 #[no_mangle]
@@ -86,7 +87,9 @@ fn new_worker(settings: &Settings, uuid: &str) -> Result<tf_worker> {
 }
 
 /// Frees a worker. A task it holds is not marked done (nor given back: use
-/// `tf_worker_requeue` first for that). NULL does nothing.
+/// `tf_worker_requeue` first for that). Its journal file, if any, is removed
+/// — or kept, marked freed, while it holds a task or a kept `done`, for
+/// `taskfarm reap` to give back or deliver. NULL does nothing.
 #[no_mangle]
 pub extern "C" fn tf_worker_free(worker: *mut tf_worker) {
     getter_call("tf_worker_free", (), || {
@@ -161,9 +164,12 @@ pub extern "C" fn tf_worker_update(worker: *mut tf_worker, percentage: f64) -> t
 /// Releases the held task (the Python `done()`): it is marked done on the
 /// server only when its last reported percentage is 100; either way the
 /// worker forgets it and the next `tf_worker_task` asks for a new one. If
-/// marking it done fails, the task stays held and the call can be repeated.
-/// With no task held, does nothing. A stop signal does not change this: a
-/// finished task is still marked done.
+/// marking it done fails, the task stays held and the call can be repeated —
+/// except with a journal (`tf_worker_set_journal`) when the server stayed
+/// away after every retry: then the `done` is kept in the journal for later
+/// delivery, the task is forgotten and the error returned. With no task
+/// held, does nothing (with a journal: delivers the kept `done`s). A stop
+/// signal does not change this: a finished task is still marked done.
 #[no_mangle]
 pub extern "C" fn tf_worker_done(worker: *mut tf_worker) -> tf_status {
     status_call("tf_worker_done", || {
@@ -179,6 +185,31 @@ pub extern "C" fn tf_worker_done(worker: *mut tf_worker) -> tf_status {
 pub extern "C" fn tf_worker_requeue(worker: *mut tf_worker) -> tf_status {
     status_call("tf_worker_requeue", || {
         handle(worker, "worker")?.lock().requeue()?;
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// Keeps the worker's journal in directory `dir` from now on (as
+/// `TASKFARM_JOURNAL=DIR` does for every new worker): the file
+/// `DIR/worker-<run>-<worker uuid>.json`, replaced atomically, holds the
+/// worker's identity (host, pid, process start time, Slurm ids, MPI rank),
+/// the held task and its percentage, a heartbeat refreshed every 30 s
+/// (`TASKFARM_JOURNAL_HEARTBEAT` seconds) by a background thread of the
+/// library, and the `done`s that could not be delivered. Nothing secret;
+/// nothing is sent to the server. `taskfarm reap` reads it to give back the
+/// task of a worker that died. With a journal, a `tf_worker_done` that fails
+/// because the server stays away after every retry keeps the `done` in the
+/// journal, forgets the task and returns the error; the next successful
+/// request of the worker (or `taskfarm reap`) delivers it. The file is
+/// removed by `tf_worker_free` (kept, marked freed, while it still holds a
+/// task or a kept `done`). `dir` NULL or "" stops the journal. A directory
+/// that does not exist or cannot be written gives `TF_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn tf_worker_set_journal(worker: *mut tf_worker, dir: *const c_char) -> tf_status {
+    status_call("tf_worker_set_journal", || {
+        let worker = handle(worker, "worker")?;
+        let dir = optional_string(dir, "dir")?.filter(|d| !d.is_empty());
+        worker.lock().set_journal(dir.map(std::path::Path::new))?;
         Ok(tf_status::TF_OK)
     })
 }

@@ -581,6 +581,10 @@ int main(void) {
         INVALID(tf_worker_update(NULL, 50.0));
         INVALID(tf_worker_done(NULL));
         INVALID(tf_worker_requeue(NULL));
+        INVALID(tf_worker_set_journal(NULL, "/tmp"));
+        INVALID(tf_worker_set_journal(w, BAD_UTF8));
+        INVALID(tf_worker_set_journal(w, "/nonexistent/journal/dir"));
+        EXPECT(tf_worker_set_journal(w, NULL), TF_OK); /* no journal: nothing to stop */
         double pc = -7.0;
         INVALID(tf_worker_held_percent(NULL, &pc));
         INVALID(tf_worker_held_percent(w, NULL));

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <iterator>
 #include <limits>
@@ -162,6 +163,7 @@ const CFunction c_functions[] = {
     {"tf_worker_set_deadline", any(&tf_worker_set_deadline), "Worker::set_deadline()"},
     {"tf_stop_on_signals", any(&tf_stop_on_signals), "stop_on_signals()"},
     {"tf_stop_requested", any(&tf_stop_requested), "stop_requested()"},
+    {"tf_worker_set_journal", any(&tf_worker_set_journal), "Worker::set_journal()"},
 };
 
 // ---------------------------------------------------------------------------
@@ -298,6 +300,21 @@ void check_run(const std::string &user, const std::string &password, const std::
     w.done();
     w.requeue();
     check(tf.num_computing() == 0, "update(), done(), requeue() with no task held do nothing");
+
+    // The journal: a file named by run and worker while it is on, gone when off.
+    {
+        const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                          ("tf-cpp-journal-" + worker_uuid);
+        std::filesystem::create_directories(dir);
+        w.set_journal(dir.string());
+        const auto file = dir / ("worker-" + uuid + "-" + worker_uuid + ".json");
+        check(std::filesystem::exists(file), "set_journal(dir) writes " + file.string());
+        w.set_journal(taskfarm::from_env);
+        check(!std::filesystem::exists(file), "set_journal(from_env) stops it and removes the file");
+        expect_error("set_journal() of a missing directory", TF_ERR_INVALID_ARGUMENT, 0,
+                     [&] { w.set_journal((dir / "missing").string()); });
+        std::filesystem::remove_all(dir);
+    }
     expect_error("update(150)", TF_ERR_INVALID_ARGUMENT, 0, [&] { w.update(150.0); });
     expect_error("update(NaN)", TF_ERR_INVALID_ARGUMENT, 0,
                  [&] { w.update(std::numeric_limits<double>::quiet_NaN()); });

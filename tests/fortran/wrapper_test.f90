@@ -228,6 +228,7 @@ contains
       integer :: stat
       type(tf_run_status) :: st
       character(:), allocatable :: worker_uuid
+      logical :: exists
 
       stat = run%create(num_tasks=3_int64)
       call check_stat('create(num_tasks=3)', stat, TF_OK)
@@ -237,6 +238,15 @@ contains
       call check('w%uuid() is 32 hex digits', len(worker_uuid) == 32 .and. &
                  verify(worker_uuid, '0123456789abcdef') == 0, worker_uuid)
 
+      call check_stat('set_journal(".") keeps a journal in the working directory', &
+                      w%set_journal('.'), TF_OK)
+      inquire (file='worker-'//run%uuid()//'-'//worker_uuid//'.json', exist=exists)
+      call check('... its file exists', exists)
+      call check_stat('set_journal("") stops it', w%set_journal(''), TF_OK)
+      inquire (file='worker-'//run%uuid()//'-'//worker_uuid//'.json', exist=exists)
+      call check('... and removes the file', .not. exists)
+      call check_stat('set_journal of a missing directory is TF_ERR_INVALID_ARGUMENT', &
+                      w%set_journal('/nonexistent/journal'), TF_ERR_INVALID_ARGUMENT)
       call check_stat('update(10) with no task held does nothing', w%update(10.0_real64), TF_OK)
       call check_stat('done() with no task held does nothing', w%done(), TF_OK)
 

@@ -4,9 +4,11 @@
 //! UUID`) and the flags of the Python `manageTF` (`taskfarm UUID -i`), so that
 //! `manageTF -b URL -u U -p P -l` works as `taskfarm -b URL -u U -p P -l`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
+use taskfarm_worker::client::reap::{Options, DEFAULT_MAX_ATTEMPTS, DEFAULT_STALE_SECS};
 use taskfarm_worker::client::run::{check_run_uuid, MAX_TASKS};
 
 const AFTER_HELP: &str = "\
@@ -177,6 +179,85 @@ pub enum Command {
         )]
         interval: Duration,
     },
+    /// Give back the tasks of workers that died (from their journals, TASKFARM_JOURNAL)
+    #[command(after_help = REAP_HELP)]
+    Reap(ReapArgs),
+}
+
+const REAP_HELP: &str = "\
+A worker is gone when that is proved (same host: its process ended or its pid
+now belongs to a later process; Slurm: squeue no longer shows its job or step
+running; its program freed it with a task held) or when its heartbeat is older
+than --stale. For a gone worker: its kept dones are delivered, its task is
+given back (waiting, percentage kept) if the server still shows it computing,
+an attempt is counted for that task, and its journal file is removed. A task
+that was held by --max-attempts workers that died is set aside instead (left
+computing, so no worker takes it) until released with --release TASK.
+Attempts and set-aside tasks are kept in DIR/reap-<run>.json. Run one reaper
+per run: beside the job (--watch), or as a Slurm job of its own.";
+
+/// `taskfarm reap` options.
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// Run UUID
+    #[arg(value_parser = parse_uuid)]
+    pub uuid: String,
+    /// The journal directory of the run's workers (their TASKFARM_JOURNAL)
+    #[arg(long = "journal", value_name = "DIR")]
+    pub journal: PathBuf,
+    /// A heartbeat older than this means the worker is gone
+    #[arg(long = "stale", value_name = "SECONDS", default_value_t = DEFAULT_STALE_SECS,
+          value_parser = parse_seconds)]
+    pub stale: f64,
+    /// Set a task aside once this many workers died holding it
+    #[arg(long = "max-attempts", value_name = "N", default_value_t = DEFAULT_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_attempts: u32,
+    /// Repeat every SECONDS until every task is done (or set aside)
+    #[arg(long = "watch", value_name = "SECONDS", value_parser = parse_interval)]
+    pub watch: Option<Duration>,
+    /// Say what would be done, change nothing
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// When no live worker is left, restart the tasks computing that no journal explains
+    #[arg(long = "restart-orphans")]
+    pub restart_orphans: bool,
+    /// Release a task set aside: forget its attempts and give it back
+    #[arg(long = "release", value_name = "TASK",
+          value_parser = clap::value_parser!(i64).range(0..MAX_TASKS),
+          conflicts_with_all = ["watch", "restart_orphans"])]
+    pub release: Option<i64>,
+}
+
+impl ReapArgs {
+    /// The request for the `reap` module.
+    pub fn request(&self, json: bool) -> crate::reap::Request<'_> {
+        crate::reap::Request {
+            uuid: &self.uuid,
+            journal: &self.journal,
+            options: Options {
+                stale_secs: self.stale,
+                max_attempts: self.max_attempts,
+                dry_run: self.dry_run,
+                restart_orphans: self.restart_orphans,
+            },
+            watch: self.watch,
+            release: self.release,
+            json,
+        }
+    }
+}
+
+/// A number of seconds, more than 0 and at most ten years.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3.2e8) {
+        return Err(format!("{text} s is outside 0..3.2e8 seconds"));
+    }
+    Ok(seconds)
 }
 
 /// A run UUID, checked as the library checks it before it goes into a URL.

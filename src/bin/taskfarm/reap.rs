@@ -1,0 +1,95 @@
+//! `taskfarm reap UUID --journal DIR`: gives back the tasks of workers that
+//! are gone, delivers their kept `done`s, sets aside the tasks that killed
+//! `--max-attempts` workers, and says what it did. The decisions are the
+//! library's (`taskfarm_worker::client::reap`); this module is the command.
+
+use std::path::Path;
+use std::time::Duration;
+
+use taskfarm_worker::client::reap::{Options, Reaper, Report};
+use taskfarm_worker::client::worker::server_away;
+use taskfarm_worker::client::Settings;
+
+use crate::commands::{explain, open};
+use crate::failure::Failure;
+use crate::output;
+
+/// What `taskfarm reap` was asked.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub uuid: &'a str,
+    pub journal: &'a Path,
+    pub options: Options,
+    pub watch: Option<Duration>,
+    pub release: Option<i64>,
+    pub json: bool,
+}
+
+/// Runs `taskfarm reap`.
+pub fn reap(settings: &Settings, request: &Request<'_>) -> Result<(), Failure> {
+    let run = open(settings, request.uuid)?;
+    let reaper = Reaper::new(&run, request.journal, request.options.clone())?;
+    if let Some(task) = request.release {
+        let message = reaper
+            .release(task)
+            .map_err(|e| explain(e, settings, Some(request.uuid)))?;
+        return if request.json {
+            output::json(&serde_json::json!({"run": request.uuid, "released": task,
+                "dry_run": request.options.dry_run, "message": message}))
+        } else {
+            output::line(&message)
+        };
+    }
+    loop {
+        match reaper.pass() {
+            Ok(report) => {
+                show(&report, request.json)?;
+                if report.finished || request.watch.is_none() {
+                    return Ok(());
+                }
+            }
+            // While watching, a server that is away for a while (a restart,
+            // maintenance) is waited for; anything else ends the command.
+            Err(error) if request.watch.is_some() && server_away(&error) => {
+                eprintln!(
+                    "taskfarm reap: {} (trying again)",
+                    crate::failure::one_line(error.message())
+                );
+            }
+            Err(error) => return Err(explain(error, settings, Some(request.uuid))),
+        }
+        if let Some(interval) = request.watch {
+            std::thread::sleep(interval);
+        }
+    }
+}
+
+fn show(report: &Report, json: bool) -> Result<(), Failure> {
+    if json {
+        return output::json(report);
+    }
+    let mut text = String::new();
+    for message in &report.messages {
+        text.push_str(message);
+        text.push('\n');
+    }
+    let s = &report.status;
+    let alive = report
+        .workers
+        .iter()
+        .filter(|w| w.verdict == "alive")
+        .count();
+    text.push_str(&format!(
+        "run {}: {} done, {} waiting, {} computing of {} tasks; {alive} live journaled worker(s)",
+        report.run, s.num_done, s.num_waiting, s.num_computing, s.num_tasks
+    ));
+    if !report.set_aside.is_empty() {
+        let tasks: Vec<String> = report.set_aside.iter().map(i64::to_string).collect();
+        text.push_str(&format!("; set aside: {}", tasks.join(" ")));
+    }
+    if report.dry_run {
+        text.push_str(" (dry run: nothing changed)");
+    }
+    text.push('\n');
+    output::print(&text)
+}

@@ -1,0 +1,791 @@
+//! The worker journal: one small JSON file per worker in a directory that the
+//! worker and `taskfarm reap` can both see (`TASKFARM_JOURNAL=DIR`), so that
+//! the task of a worker that died (SIGKILL, OOM killer, a crashed node, an MPI
+//! job torn down) can be given back while the farm runs.
+//!
+//! The file `DIR/worker-<run>-<worker>.json` holds the worker's identity
+//! (run and worker uuid, host, pid, the process start time, the boot id,
+//! Slurm ids, MPI rank), the held task and its percentage, a heartbeat time
+//! and the `done`s that could not be delivered. Nothing secret.
+//!
+//! Shared file systems (NFS-like): the file is replaced atomically (written
+//! to a temporary file in the same directory, fsync'ed, renamed over the old
+//! one), read whole, never locked, mapped or hard-linked. Each file has one
+//! writer: the process that made the worker.
+//!
+//! The heartbeat: one background thread per process rewrites the journal of
+//! every live journaled worker every [`DEFAULT_HEARTBEAT`] (or
+//! `TASKFARM_JOURNAL_HEARTBEAT` seconds), also when the program makes no
+//! call for hours. It sends nothing to the server. After `fork()` the child
+//! has no such thread, and every write checks that the process is still the
+//! one that made the worker: a child never refreshes its parent's journal.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Error, Result};
+use super::identity;
+
+/// The environment variable naming the journal directory.
+pub const JOURNAL_ENV: &str = "TASKFARM_JOURNAL";
+/// The environment variable with the heartbeat interval in seconds.
+pub const HEARTBEAT_ENV: &str = "TASKFARM_JOURNAL_HEARTBEAT";
+/// The heartbeat interval when `TASKFARM_JOURNAL_HEARTBEAT` is not set.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
+/// The format name written in every journal file.
+pub const FORMAT: &str = "taskfarm-worker-journal";
+/// The format version this library writes and reads.
+pub const VERSION: u32 = 1;
+/// A journal file larger than this is not a journal (it is not read).
+pub const MAX_JOURNAL_BYTES: u64 = 1 << 20;
+
+/// The Slurm ids of the job a worker runs in, from its environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlurmIds {
+    /// `SLURM_JOB_ID`: the job (for an array element, its own job id).
+    pub job_id: Option<String>,
+    /// `SLURM_ARRAY_JOB_ID`.
+    pub array_job_id: Option<String>,
+    /// `SLURM_ARRAY_TASK_ID`.
+    pub array_task_id: Option<String>,
+    /// `SLURM_STEP_ID`: the step (set inside `srun`).
+    pub step_id: Option<String>,
+    /// `SLURM_CLUSTER_NAME`.
+    pub cluster: Option<String>,
+}
+
+impl SlurmIds {
+    /// The ids of this process's environment; `None` outside Slurm.
+    fn from_env() -> Option<SlurmIds> {
+        let get = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty() && v.len() <= 64)
+        };
+        let ids = SlurmIds {
+            job_id: get("SLURM_JOB_ID").or_else(|| get("SLURM_JOBID")),
+            array_job_id: get("SLURM_ARRAY_JOB_ID"),
+            array_task_id: get("SLURM_ARRAY_TASK_ID"),
+            step_id: get("SLURM_STEP_ID").or_else(|| get("SLURM_STEPID")),
+            cluster: get("SLURM_CLUSTER_NAME"),
+        };
+        ids.job_id.is_some().then_some(ids)
+    }
+}
+
+/// The content of one journal file (format version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The format version, [`VERSION`].
+    pub version: u32,
+    /// The run's uuid.
+    pub run: String,
+    /// The worker's uuid.
+    pub worker: String,
+    /// The host name of the worker's machine.
+    pub host: String,
+    /// The Linux boot id of that machine (`/proc/sys/kernel/random/boot_id`),
+    /// when known: a different one means the machine rebooted.
+    pub boot_id: Option<String>,
+    /// The worker's process id.
+    pub pid: u32,
+    /// The process's start time in clock ticks after boot (field 22 of
+    /// `/proc/PID/stat`), to tell a reused pid apart; `None` when unknown.
+    pub process_start: Option<u64>,
+    /// Slurm ids, when the worker runs under Slurm.
+    pub slurm: Option<SlurmIds>,
+    /// The MPI rank, when known (`OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `PMIX_RANK`).
+    pub mpi_rank: Option<i64>,
+    /// The task held, if any.
+    pub task: Option<i64>,
+    /// The held task's last known percentage.
+    pub percent: Option<f64>,
+    /// True while the held task is being given back by the worker itself
+    /// (`requeue`, a stop): the reaper must not give it back again.
+    pub releasing: bool,
+    /// Task numbers whose `done` could not be delivered (kept `done`s).
+    pub kept_done: Vec<i64>,
+    /// True when the worker was freed while it still held a task or kept
+    /// `done`s: nobody works on them any more.
+    pub freed: bool,
+    /// Unix time of the last write by the worker's process (seconds).
+    pub heartbeat: f64,
+    /// The heartbeat interval the worker uses (seconds).
+    pub heartbeat_interval: f64,
+}
+
+/// The journal file name of worker `worker` of run `run`.
+pub fn file_name(run: &str, worker: &str) -> String {
+    format!("worker-{run}-{worker}.json")
+}
+
+/// The prefix of every journal file name of run `run`.
+pub fn file_prefix(run: &str) -> String {
+    format!("worker-{run}-")
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// This machine's boot id, when Linux tells it.
+pub fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// What `/proc/PID/stat` says about a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// No such process (or a zombie: it has ended).
+    Gone,
+    /// Running, started at this many clock ticks after boot.
+    Running(u64),
+    /// `/proc` cannot tell.
+    Unknown,
+}
+
+/// The state of process `pid` on this machine.
+pub fn process_state(pid: u32) -> ProcessState {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return ProcessState::Unknown;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => match parse_stat(&stat) {
+            Some(("Z" | "X" | "x", _)) => ProcessState::Gone,
+            Some((_, start)) => ProcessState::Running(start),
+            None => ProcessState::Unknown,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound && Path::new("/proc/self").exists() => {
+            ProcessState::Gone
+        }
+        Err(_) => ProcessState::Unknown,
+    }
+}
+
+/// The state letter and start time (field 22) of a `/proc/PID/stat` line.
+/// The command name, field 2, may hold spaces and parentheses: the fields
+/// after it start after the last `)`.
+fn parse_stat(stat: &str) -> Option<(&str, u64)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); field 22 is index 22 - 3.
+    let state = *fields.first()?;
+    let start = fields.get(22 - 3)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// The start time of this process, in clock ticks after boot.
+fn own_start_time() -> Option<u64> {
+    match process_state(std::process::id()) {
+        ProcessState::Running(start) => Some(start),
+        _ => None,
+    }
+}
+
+/// The MPI rank from the launcher's environment, when there is one.
+fn mpi_rank() -> Option<i64> {
+    ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
+}
+
+/// Writes `bytes` to `dir/name` atomically: a temporary file in the same
+/// directory, fsync'ed, then renamed over `name`.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, dir.join(name))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Why a journal file cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+/// Reads and checks the journal file `path` of run `run`: a regular file no
+/// larger than [`MAX_JOURNAL_BYTES`] (never a FIFO or device, which could
+/// block), JSON of this format and version, of this run, whose name matches
+/// the worker uuid inside, whose heartbeat is not in the future by more than
+/// `future_slack` seconds. Any other file gives [`Invalid`] with a reason.
+pub fn read_record(
+    path: &Path,
+    run: &str,
+    now: f64,
+    future_slack: f64,
+) -> std::result::Result<Record, Invalid> {
+    let bad = |why: String| Invalid(why);
+    let meta = fs::symlink_metadata(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    if !meta.file_type().is_file() {
+        return Err(bad("is not a regular file".into()));
+    }
+    if meta.len() > MAX_JOURNAL_BYTES {
+        return Err(bad(format!(
+            "is {} bytes long, more than a journal ({MAX_JOURNAL_BYTES} at most)",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_JOURNAL_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| bad("is not JSON (garbage: not UTF-8 text)".into()))?;
+    if text.trim().is_empty() {
+        return Err(bad("is empty (truncated?)".into()));
+    }
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| bad(format!("is not JSON (truncated or garbage: {e})")))?;
+    if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        return Err(bad(format!("is not a {FORMAT} file")));
+    }
+    match value.get("version").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(VERSION) => {}
+        Some(v) if v > u64::from(VERSION) => {
+            return Err(bad(format!(
+                "has format version {v}, newer than this library's {VERSION}: \
+                 reap with the newer taskfarm"
+            )))
+        }
+        other => return Err(bad(format!("has no valid format version ({other:?})"))),
+    }
+    let record: Record =
+        serde_json::from_value(value).map_err(|e| bad(format!("is not a valid journal: {e}")))?;
+    if record.run != run {
+        return Err(bad(format!("belongs to run {}, not {run}", record.run)));
+    }
+    let expected = file_name(run, &record.worker);
+    if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
+        return Err(bad(format!(
+            "names worker {} inside, which does not match its file name",
+            record.worker
+        )));
+    }
+    if !record.heartbeat.is_finite() || record.heartbeat > now + future_slack {
+        return Err(bad(format!(
+            "has a heartbeat {:.0} s in the future (clocks out of step, or not written by a worker)",
+            record.heartbeat - now
+        )));
+    }
+    if record.pid == 0
+        || record.task.is_some_and(|t| t < 0)
+        || record.kept_done.iter().any(|&t| t < 0)
+        || record.percent.is_some_and(|p| !(0.0..=100.0).contains(&p))
+    {
+        return Err(bad("holds numbers out of range".into()));
+    }
+    Ok(record)
+}
+
+// ---------------------------------------------------------------------------
+// A worker's journal.
+
+/// The journal of one worker: its record and file. Cloned into the process's
+/// heartbeat registry as a weak reference.
+#[derive(Debug)]
+pub struct Journal {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    name: String,
+    /// The process that made the worker: no other process writes its file.
+    owner_pid: u32,
+    state: Mutex<Record>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Record> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the record with a fresh heartbeat, from the owning process only.
+    fn write(&self, record: &mut Record) -> io::Result<()> {
+        if std::process::id() != self.owner_pid {
+            return Ok(());
+        }
+        record.heartbeat = unix_now();
+        let bytes = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+        write_atomic(&self.dir, &self.name, &bytes)
+    }
+
+    fn write_logged(&self, record: &mut Record) {
+        if let Err(e) = self.write(record) {
+            log_failure(&self.dir, &self.name, &e);
+        }
+    }
+}
+
+fn log_failure(dir: &Path, name: &str, error: &io::Error) {
+    if std::env::var("TASKFARM_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug")) {
+        eprintln!(
+            "taskfarm: cannot write the journal {}: {error}",
+            dir.join(name).display()
+        );
+    }
+}
+
+impl Journal {
+    /// Starts the journal of worker `worker` of run `run` in `dir` and
+    /// writes its first record; the directory must exist and be writable.
+    pub fn start(dir: &Path, run: &str, worker: &str) -> Result<Journal> {
+        let meta = fs::metadata(dir).map_err(|e| {
+            Error::invalid_argument(format!("journal directory {}: {e}", dir.display()))
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::invalid_argument(format!(
+                "journal directory {} is not a directory",
+                dir.display()
+            )));
+        }
+        let interval = heartbeat_interval();
+        let record = Record {
+            format: FORMAT.into(),
+            version: VERSION,
+            run: run.into(),
+            worker: worker.into(),
+            host: identity::host_name(),
+            boot_id: boot_id(),
+            pid: std::process::id(),
+            process_start: own_start_time(),
+            slurm: SlurmIds::from_env(),
+            mpi_rank: mpi_rank(),
+            task: None,
+            percent: None,
+            releasing: false,
+            kept_done: Vec::new(),
+            freed: false,
+            heartbeat: 0.0,
+            heartbeat_interval: interval.as_secs_f64(),
+        };
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            name: file_name(run, worker),
+            owner_pid: std::process::id(),
+            state: Mutex::new(record),
+        });
+        {
+            let mut record = shared.lock();
+            shared.write(&mut record).map_err(|e| {
+                Error::invalid_argument(format!(
+                    "cannot write the journal {}: {e}",
+                    shared.dir.join(&shared.name).display()
+                ))
+            })?;
+        }
+        heartbeat::register(&shared, interval);
+        Ok(Journal { shared })
+    }
+
+    /// The journal from `TASKFARM_JOURNAL`, when it is set and not empty.
+    pub fn from_env(run: &str, worker: &str) -> Result<Option<Journal>> {
+        match std::env::var_os(JOURNAL_ENV) {
+            Some(dir) if !dir.is_empty() => Journal::start(Path::new(&dir), run, worker)
+                .map(Some)
+                .map_err(|e| e.context(&format!("{JOURNAL_ENV}={}", Path::new(&dir).display()))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> PathBuf {
+        self.shared.dir.join(&self.shared.name)
+    }
+
+    /// True in the process that made the worker. A fork()ed child never
+    /// touches the journal, not even its lock (which the parent's heartbeat
+    /// thread may have held at the moment of the fork).
+    fn owned(&self) -> bool {
+        std::process::id() == self.shared.owner_pid
+    }
+
+    fn change(&self, f: impl FnOnce(&mut Record)) {
+        if !self.owned() {
+            return;
+        }
+        let mut record = self.shared.lock();
+        f(&mut record);
+        self.shared.write_logged(&mut record);
+    }
+
+    /// The worker took `task` at `percent`.
+    pub fn held(&self, task: i64, percent: f64) {
+        self.change(|r| {
+            r.task = Some(task);
+            r.percent = Some(percent);
+            r.releasing = false;
+        });
+    }
+
+    /// The held task's percentage changed: kept in memory, written with the
+    /// next heartbeat or change (the reaper keeps the server's percentage).
+    pub fn percent(&self, percent: f64) {
+        if self.owned() {
+            self.shared.lock().percent = Some(percent);
+        }
+    }
+
+    /// The worker is about to give its task back itself (written first, so
+    /// that the reaper never gives it back a second time).
+    pub fn releasing(&self) {
+        self.change(|r| r.releasing = true);
+    }
+
+    /// The give-back did not happen: the task is still held.
+    pub fn not_released(&self) {
+        self.change(|r| r.releasing = false);
+    }
+
+    /// The worker no longer holds a task.
+    pub fn released(&self) {
+        self.change(|r| {
+            r.task = None;
+            r.percent = None;
+            r.releasing = false;
+        });
+    }
+
+    /// Marking `task` done failed: keep the `done` and forget the task.
+    pub fn keep_done(&self, task: i64) {
+        self.change(|r| {
+            if !r.kept_done.contains(&task) {
+                r.kept_done.push(task);
+            }
+            if r.task == Some(task) {
+                r.task = None;
+                r.percent = None;
+                r.releasing = false;
+            }
+        });
+    }
+
+    /// The kept `done`s, oldest first.
+    pub fn kept_done(&self) -> Vec<i64> {
+        if !self.owned() {
+            return Vec::new();
+        }
+        self.shared.lock().kept_done.clone()
+    }
+
+    /// The kept `done` of `task` was delivered.
+    pub fn delivered(&self, task: i64) {
+        self.change(|r| r.kept_done.retain(|&t| t != task));
+    }
+
+    /// The worker is freed: the file is removed, unless a task or kept
+    /// `done`s are left, which the file keeps (marked freed) for the reaper.
+    pub fn finish(self) {
+        if !self.owned() {
+            return;
+        }
+        let mut record = self.shared.lock();
+        if record.task.is_none() && record.kept_done.is_empty() {
+            let _ = fs::remove_file(self.shared.dir.join(&self.shared.name));
+            // Stop the heartbeat from writing it again: mark it gone.
+            record.freed = true;
+            record.heartbeat = -1.0;
+        } else {
+            record.freed = true;
+            self.shared.write_logged(&mut record);
+        }
+    }
+
+    /// A second handle on this journal for the stop watcher (`stop.rs`),
+    /// which hands tasks back on its own thread.
+    pub fn releaser(&self) -> Releaser {
+        Releaser(Journal {
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
+    /// A copy of the record as it is now (for tests and messages).
+    pub fn record(&self) -> Record {
+        self.shared.lock().clone()
+    }
+}
+
+/// What the stop watcher may do with a worker's journal: say that the held
+/// task is being handed back, and whether it was. It never finishes (removes)
+/// the journal: that stays with the worker.
+#[derive(Debug)]
+pub struct Releaser(Journal);
+
+impl Releaser {
+    /// See [`Journal::releasing`].
+    pub fn releasing(&self) {
+        self.0.releasing();
+    }
+
+    /// See [`Journal::not_released`].
+    pub fn not_released(&self) {
+        self.0.not_released();
+    }
+
+    /// See [`Journal::released`].
+    pub fn released(&self) {
+        self.0.released();
+    }
+}
+
+/// The heartbeat interval from `TASKFARM_JOURNAL_HEARTBEAT` (seconds, 0.05
+/// to 86400), else [`DEFAULT_HEARTBEAT`].
+pub fn heartbeat_interval() -> Duration {
+    std::env::var(HEARTBEAT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && (0.05..=86_400.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .unwrap_or(DEFAULT_HEARTBEAT)
+}
+
+/// The process's heartbeat thread and its registry of journals.
+mod heartbeat {
+    use super::*;
+
+    struct Registry {
+        /// The process whose thread serves the registry (a fork()ed child
+        /// has no such thread and starts its own).
+        thread_pid: u32,
+        interval: Duration,
+        journals: Vec<Weak<Shared>>,
+    }
+
+    static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+    fn lock() -> MutexGuard<'static, Option<Registry>> {
+        REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a journal; starts the thread when this process has none.
+    pub(super) fn register(journal: &Arc<Shared>, interval: Duration) {
+        let mut registry = lock();
+        let pid = std::process::id();
+        match registry.as_mut() {
+            Some(r) if r.thread_pid == pid => {
+                r.journals.retain(|w| w.strong_count() > 0);
+                r.journals.push(Arc::downgrade(journal));
+                r.interval = r.interval.min(interval);
+            }
+            _ => {
+                let started = std::thread::Builder::new()
+                    .name("taskfarm-journal".into())
+                    .spawn(beat)
+                    .is_ok();
+                *registry = Some(Registry {
+                    // A thread that could not start is retried by the next journal.
+                    thread_pid: if started { pid } else { 0 },
+                    interval,
+                    journals: vec![Arc::downgrade(journal)],
+                });
+            }
+        }
+    }
+
+    fn beat() {
+        let pid = std::process::id();
+        loop {
+            let (interval, journals) = {
+                let registry = lock();
+                match registry.as_ref() {
+                    Some(r) if r.thread_pid == pid => (r.interval, r.journals.clone()),
+                    _ => return,
+                }
+            };
+            std::thread::sleep(interval);
+            for journal in journals.iter().filter_map(Weak::upgrade) {
+                let mut record = journal.lock();
+                if !(record.freed && record.heartbeat < 0.0) {
+                    journal.write_logged(&mut record);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "taskfarm-journal-unit-{}-{name}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn stat_lines_with_odd_command_names_parse() {
+        let line = "123 (a b) c)) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 19 20";
+        assert_eq!(parse_stat(line), Some(("S", 424242)));
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn this_process_is_running_and_a_reaped_child_is_gone() {
+        let me = std::process::id();
+        assert!(matches!(process_state(me), ProcessState::Running(_)));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        // The pid could be reused at once by another process: then it
+        // started later than the child did, which the reaper also checks.
+        if let ProcessState::Running(_) = process_state(pid) {
+            return;
+        }
+        assert_eq!(process_state(pid), ProcessState::Gone);
+    }
+
+    #[test]
+    fn a_journal_is_written_read_back_and_removed_when_freed() {
+        let dir = scratch("roundtrip");
+        let journal = Journal::start(&dir, "abc123", "feed01").unwrap();
+        let path = journal.path();
+        assert_eq!(path, dir.join("worker-abc123-feed01.json"));
+        journal.held(7, 12.5);
+        let now = unix_now();
+        let record = read_record(&path, "abc123", now, 60.0).unwrap();
+        assert_eq!(record.task, Some(7));
+        assert_eq!(record.pid, std::process::id());
+        assert!(record.process_start.is_some());
+        assert!((record.heartbeat - now).abs() < 60.0);
+        journal.keep_done(7);
+        let record = read_record(&path, "abc123", unix_now(), 60.0).unwrap();
+        assert_eq!((record.task, record.kept_done.clone()), (None, vec![7]));
+        journal.delivered(7);
+        assert!(journal.kept_done().is_empty());
+        // No temporary files are left beside it.
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        journal.finish();
+        assert!(!path.exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_worker_freed_with_a_task_leaves_its_journal_marked_freed() {
+        let dir = scratch("freed");
+        let journal = Journal::start(&dir, "abc123", "feed02").unwrap();
+        let path = journal.path();
+        journal.held(3, 50.0);
+        journal.finish();
+        let record = read_record(&path, "abc123", unix_now(), 60.0).unwrap();
+        assert!(record.freed);
+        assert_eq!(record.task, Some(3));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_forked_child_never_writes_its_parents_journal() {
+        let dir = scratch("fork");
+        let journal = Journal::start(&dir, "abc123", "feed04").unwrap();
+        journal.held(1, 10.0);
+        // SAFETY: the child only calls journal methods that return at once
+        // (another process: no lock, no allocation), then _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            journal.held(2, 20.0);
+            journal.keep_done(1);
+            journal.finish();
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just made.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        let record = read_record(&journal.path(), "abc123", unix_now(), 60.0).unwrap();
+        assert_eq!(
+            (record.task, record.kept_done.len(), record.pid),
+            (Some(1), 0, std::process::id())
+        );
+        journal.finish();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_directory_is_a_clear_error() {
+        let err = Journal::start(Path::new("/nonexistent/journal"), "a1", "b2").unwrap_err();
+        assert!(err.message().contains("/nonexistent/journal"), "{err}");
+    }
+
+    #[test]
+    fn bad_files_are_invalid_with_a_reason() {
+        let dir = scratch("bad");
+        let journal = Journal::start(&dir, "abc123", "feed03").unwrap();
+        let good = fs::read_to_string(journal.path()).unwrap();
+        let now = unix_now();
+        let check = |name: &str, content: Option<&str>, why: &str| {
+            let path = dir.join(name);
+            match content {
+                Some(c) => fs::write(&path, c).unwrap(),
+                None => fs::create_dir_all(&path).unwrap(),
+            }
+            let err = read_record(&path, "abc123", now, 60.0).unwrap_err();
+            assert!(err.0.contains(why), "{name}: {err:?}");
+        };
+        check(
+            "worker-abc123-t1.json",
+            Some(&good[..good.len() / 2]),
+            "not JSON",
+        );
+        check("worker-abc123-t2.json", Some("\u{1}garbage"), "not JSON");
+        check("worker-abc123-t3.json", Some(""), "empty");
+        check(
+            "worker-abc123-t4.json",
+            Some(&good.replace("\"abc123\"", "\"other9\"")),
+            "belongs to run other9",
+        );
+        check(
+            "worker-abc123-t5.json",
+            Some(&good.replace("\"version\": 1", "\"version\": 7")),
+            "newer",
+        );
+        let future = serde_json::to_string(&Record {
+            heartbeat: now + 3600.0,
+            worker: "feed99".into(),
+            ..journal.record()
+        })
+        .unwrap();
+        check("worker-abc123-feed99.json", Some(&future), "future");
+        check("worker-abc123-t6.json", None, "not a regular file");
+        check(
+            "worker-abc123-t7.json",
+            Some(&good),
+            "does not match its file name",
+        );
+        journal.finish();
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
