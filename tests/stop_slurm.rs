@@ -2,7 +2,7 @@
 //! tests/common/slurm.rs) against the real server on PostgreSQL + gunicorn,
 //! with the unchanged `examples/worker.c` and `TASKFARM_STOP_SIGNALS`:
 //!
-//! 1. an array job with `--time=00:01:00` whose tasks (80 s each) outlast
+//! 1. an array job with `--time=00:01:00` whose tasks (200 s each) outlast
 //!    it: Slurm's SIGTERM at the limit makes every element hand its task
 //!    back; after the job, every task is done or waiting, none computing;
 //! 2. at the same time, a 2-minute job with `--signal=B:USR1@30` whose script
@@ -165,19 +165,22 @@ fn a_time_limit_hands_every_task_back_and_a_resubmission_finishes_the_run() {
     let warned = new_run(2);
     let dir1 = job_dir("time-limit");
     let dir2 = job_dir("early-warning");
-    // 4 steps of 20 s: a task takes 80 s, more than the job's minute.
+    // 4 steps of 50 s: a task takes 200 s. Slurm checks time limits only
+    // every so often (the job may run 90 s and more of its minute here), so
+    // a task must outlast that by far; the first step ends (25 %) before the
+    // minute is up.
     let mut limit_opts = vec!["--time=00:01:00", "--array=0-1"];
     let job1 = submit(
         cluster,
         &dir1,
-        &TIME_LIMIT_SCRIPT.replace("$STEP_MS", "20000"),
+        &TIME_LIMIT_SCRIPT.replace("$STEP_MS", "50000"),
         &limit_opts,
         &limited,
     );
     let job2 = submit(
         cluster,
         &dir2,
-        &EARLY_WARNING_SCRIPT.replace("$STEP_MS", "20000"),
+        &EARLY_WARNING_SCRIPT.replace("$STEP_MS", "50000"),
         // Slurm may signal up to a minute early: a 2-minute job gets USR1
         // 30 to 90 s after it starts, its worker holding a task.
         &["--time=00:02:00", "--signal=B:USR1@30"],

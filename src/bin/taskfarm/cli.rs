@@ -352,7 +352,7 @@ mod tests {
         let names = command_names();
         assert_eq!(
             names,
-            ["list", "info", "reset", "delete", "create", "task", "token", "watch"]
+            ["list", "info", "reset", "delete", "create", "task", "token", "watch", "reap"]
         );
         for (slip, meant) in [
             ("lst", "list"),
