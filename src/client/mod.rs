@@ -12,11 +12,13 @@
 //! - [`wire`]: the JSON messages of the protocol, as typed structs.
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
 //! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
+//! - [`progress`]: a worker's progress updates, at most one request per interval.
 
 mod coalesce;
 mod endpoint;
 pub mod error;
 mod identity;
+pub mod progress;
 pub mod proxy;
 mod resolve;
 pub mod retry;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::endpoint::split_authority;
 use super::error::{Error, Result};
+use super::progress;
 use super::proxy::{self, ProxySetting};
 
 /// The URL used when neither the caller nor `TASKFARM_URL` gives one.
@@ -27,7 +28,7 @@ pub const MAX_RETRIES: u32 = 1000;
 pub const MAX_BACKOFF_SECS: f64 = 120.0;
 
 /// The environment variables read by [`Settings::resolve`].
-pub const VARIABLES: [&str; 8] = [
+pub const VARIABLES: [&str; 9] = [
     "TASKFARM_URL",
     "TASKFARM_USER",
     "TASKFARM_PASSWORD",
@@ -36,6 +37,7 @@ pub const VARIABLES: [&str; 8] = [
     "TASKFARM_BACKOFF",
     "TASKFARM_CA_FILE",
     "TASKFARM_LOG",
+    "TASKFARM_UPDATE_INTERVAL",
 ];
 
 /// A password or token: kept out of `Debug` output.
@@ -82,13 +84,16 @@ pub struct Settings {
     /// The proxy to go through, from `http_proxy`/`https_proxy`/`all_proxy`
     /// and `no_proxy` as the Python client reads them; `None`: direct.
     pub proxy: Option<ProxySetting>,
+    /// At most one progress request per worker per this interval
+    /// (`TASKFARM_UPDATE_INTERVAL`; zero: every update at once).
+    pub update_interval: Duration,
 }
 
 impl Settings {
     /// Settings from the caller's arguments, each falling back to its
     /// environment variable (`TASKFARM_USER`, `TASKFARM_PASSWORD`,
     /// `TASKFARM_URL`), plus the environment's timeout, retries, backoff,
-    /// CA file and log level.
+    /// CA file, log level and update interval.
     pub fn resolve(
         username: Option<&str>,
         password: Option<&str>,
@@ -156,6 +161,12 @@ impl Settings {
             Some(v) => parse_seconds("TASKFARM_BACKOFF", &v).and_then(check_backoff)?,
             None => DEFAULT_BACKOFF,
         };
+        let update_interval = match env("TASKFARM_UPDATE_INTERVAL") {
+            Some(v) => parse_seconds("TASKFARM_UPDATE_INTERVAL", &v).and_then(|s| {
+                progress::interval_from_secs(s).map_err(|e| e.context("TASKFARM_UPDATE_INTERVAL"))
+            })?,
+            None => progress::DEFAULT_INTERVAL,
+        };
         let log_requests = env("TASKFARM_LOG").is_some_and(|v| v.eq_ignore_ascii_case("debug"));
         let base_url = normalize_base_url(&url)?;
         Ok(Settings {
@@ -170,6 +181,7 @@ impl Settings {
                 .filter(|f| !f.is_empty())
                 .map(PathBuf::from),
             log_requests,
+            update_interval,
         })
     }
 }
@@ -281,6 +293,7 @@ mod tests {
             ("TASKFARM_RETRIES", "3"),
             ("TASKFARM_BACKOFF", "0.01"),
             ("TASKFARM_LOG", "debug"),
+            ("TASKFARM_UPDATE_INTERVAL", "0.25"),
         ])
         .unwrap();
         assert_eq!(s.username, "alice");
@@ -290,6 +303,7 @@ mod tests {
         assert_eq!(s.retries, 3);
         assert_eq!(s.backoff, Duration::from_millis(10));
         assert!(s.log_requests);
+        assert_eq!(s.update_interval, Duration::from_millis(250));
     }
 
     #[test]
@@ -300,6 +314,7 @@ mod tests {
         assert_eq!(s.backoff, Duration::from_millis(300));
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert!(!s.log_requests);
+        assert_eq!(s.update_interval, Duration::from_secs(1));
     }
 
     #[test]
@@ -320,6 +335,11 @@ mod tests {
             ("TASKFARM_RETRIES", "-1"),
             ("TASKFARM_RETRIES", "100000"),
             ("TASKFARM_BACKOFF", "-0.5"),
+            ("TASKFARM_UPDATE_INTERVAL", "soon"),
+            ("TASKFARM_UPDATE_INTERVAL", "-1"),
+            ("TASKFARM_UPDATE_INTERVAL", "nan"),
+            ("TASKFARM_UPDATE_INTERVAL", "inf"),
+            ("TASKFARM_UPDATE_INTERVAL", "1e300"),
         ] {
             let err = resolve(&[
                 ("TASKFARM_USER", "a"),
