@@ -699,10 +699,26 @@ public:
 
     /**
      * Reports progress on the held task, a percentage in 0..100
-     * (tf_worker_update; one request). NaN or a number outside 0..100 throws
-     * Error (`TF_ERR_INVALID_ARGUMENT`); with no task held nothing is sent.
+     * (tf_worker_update: at most one request per update interval). NaN or a
+     * number outside 0..100 throws Error (`TF_ERR_INVALID_ARGUMENT`); with no
+     * task held nothing is sent.
      */
     void update(double percentage) { detail::check(tf_worker_update(handle(), percentage)); }
+
+    /**
+     * Sets the update interval in seconds, 0..86400
+     * (tf_worker_set_update_interval; 0: every update at once).
+     */
+    void set_update_interval(double seconds) {
+        detail::check(tf_worker_set_update_interval(handle(), seconds));
+    }
+
+    /**
+     * Sends the progress update that waits for its interval now
+     * (tf_worker_flush). The destructor sends it too, but cannot report a
+     * failure: call flush() first to know.
+     */
+    void flush() { detail::check(tf_worker_flush(handle())); }
 
     /**
      * Releases the held task (tf_worker_done, the Python `done()`): marked

@@ -279,6 +279,7 @@ fn an_update_reaches_the_server_within_the_interval_without_further_calls() {
         (1..=most).contains(&sent),
         "{sent} progress requests for 2001 updates in {looped:?} (at most {most})"
     );
+    eprintln!("tight loop: {sent} progress requests for 2001 updates in {looped:?}");
     ok(tf_worker_done(w));
     assert_eq!(
         puts_of(&proxy().records(), &uuid).last(),

@@ -156,6 +156,9 @@ const CFunction c_functions[] = {
     {"tf_worker_update", any(&tf_worker_update), "Worker::update()"},
     {"tf_worker_done", any(&tf_worker_done), "Worker::done()"},
     {"tf_worker_requeue", any(&tf_worker_requeue), "Worker::requeue()"},
+    {"tf_worker_set_update_interval", any(&tf_worker_set_update_interval),
+     "Worker::set_update_interval()"},
+    {"tf_worker_flush", any(&tf_worker_flush), "Worker::flush()"},
 };
 
 // ---------------------------------------------------------------------------
@@ -292,6 +295,10 @@ void check_run(const std::string &user, const std::string &password, const std::
     w.done();
     w.requeue();
     check(tf.num_computing() == 0, "update(), done(), requeue() with no task held do nothing");
+    w.set_update_interval(0.5);
+    w.flush();
+    expect_error("set_update_interval(-1)", TF_ERR_INVALID_ARGUMENT, 0,
+                 [&] { w.set_update_interval(-1.0); });
     expect_error("update(150)", TF_ERR_INVALID_ARGUMENT, 0, [&] { w.update(150.0); });
     expect_error("update(NaN)", TF_ERR_INVALID_ARGUMENT, 0,
                  [&] { w.update(std::numeric_limits<double>::quiet_NaN()); });
