@@ -27,7 +27,8 @@
  *
  * Figures (keys of the JSON line): tasks, requests (HTTP requests sent, all
  * of them: 3 to set up — GET token, GET runs/UUID, POST worker — then one per
- * task request, update and done), loop_requests (those of the task loop),
+ * task request, update and done: the driver sets TASKFARM_UPDATE_INTERVAL=0,
+ * so that every update is one request), loop_requests (those of the task loop),
  * wall_s (process start -> end), loop_wall_s and loop_cpu_s (the task loop;
  * loop_user_s + loop_sys_s = loop_cpu_s),
  * cpu_s (user + system CPU of the whole process, getrusage), peak_rss_kb
