@@ -1023,7 +1023,7 @@ def coalesced_markdown(ctx):
              "deleted afterwards, so the tasks table holds about one run. taskfarm 0.4.0 has no "
              "index on `tasks.run_id`: each task request counts and searches the run's tasks "
              "with a scan of the whole table, so the server's work per task grows with the "
-             "table.")
+             "table; the rows above show how much of a task's cost that is at these sizes.")
     L.append("")
     L.append("**Production advice.** On a taskfarm server with large runs (or many runs kept "
              "in one database), add the index once, on the running server (no downtime):")
