@@ -615,8 +615,12 @@ enum tf_status tf_worker_task(struct tf_worker *worker, int64_t *out_task);
  * `tf_worker_requeue`, `tf_worker_flush`, `tf_worker_free` and a read of the
  * run through the library (`tf_taskfarm_percent_done`, `..._status`,
  * `..._info`, `..._get_task_info`, ...) in this process send it first. If a
- * background send fails, the value stays pending and the next call on this
- * worker returns that error (and does nothing else). After a stop signal in
+ * background send fails, the value stays pending and the next
+ * `tf_worker_update`, `tf_worker_task` or `tf_worker_flush` on this worker
+ * returns that error (and does nothing else); `tf_worker_done` and
+ * `tf_worker_requeue` instead send the value in (or replace it by) their own
+ * request and return its outcome (with a journal, a `done` the server
+ * cannot take is kept as usual). After a stop signal in
  * `TF_STOP_CONTINUE` mode the held task is handed back at `percentage`
  * instead (state `waiting`; nothing of it is left waiting to be sent) and
  * the result is `TF_STOPPED`.

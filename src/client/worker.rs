@@ -320,7 +320,10 @@ impl Worker {
     /// `done()` within the interval is one `PUT` of percentage and state.
     pub fn done(&mut self) -> Result<()> {
         self.check_process()?;
-        self.progress().take_failure()?;
+        // A failed background send is superseded: its value is still
+        // pending and goes in this call's own request, whose outcome is the
+        // answer (with a journal and the server away, the done is kept).
+        let _ = self.progress().take_failure();
         if self.slot.held().is_none() {
             return self.deliver_kept();
         }
@@ -387,7 +390,8 @@ impl Worker {
     /// A pending progress value is dropped: the request sets 0 %.
     pub fn requeue(&mut self) -> Result<()> {
         self.check_process()?;
-        self.progress().take_failure()?;
+        // A failed background send is superseded: this request sets 0 %.
+        let _ = self.progress().take_failure();
         let Some(held) = self.slot.held() else {
             return Ok(());
         };
