@@ -31,7 +31,13 @@ What it does (BENCHMARKS.md, which it writes, says it with the figures):
      every worker holds its task, the server's CPU, and the GET /api/token
      lines in gunicorn's access log (n with a password, 0 with the token:
      checked).
-  e. A callgrind profile of the C worker on the canned server, grouped by
+  e. Coalesced progress on PostgreSQL + gunicorn: ours with the default
+     update interval (1 s) against the Python client — the stress pattern
+     with 1..32 workers, a tight loop of many updates per task, and runs of
+     1k/10k/50k tasks without and with an index on tasks.run_id. Requests
+     per task from gunicorn's access log. (a-c run with
+     TASKFARM_UPDATE_INTERVAL=0: every update sent, as the Python client.)
+  f. A callgrind profile of the C worker on the canned server, grouped by
      crate; system calls per request of both clients (strace -c); the
      library's stripped size by crate (nm).
 
@@ -104,6 +110,9 @@ SIZES = {
         real_reps=5, sqlite_tasks=30, pg_workers=[1, 2, 4, 8, 16], pg_tasks=48,
         callgrind_tasks=200, strace_tasks=(20, 120), worker_timeout=240,
         storm_workers=64, storm_reps=3,
+        e_reps=3, e_workers=[1, 2, 4, 8, 16, 32], e_tasks=48,
+        e_tight_workers=4, e_tight_tasks=8, e_tight_updates=1000, e_tight_sleep_us=1000,
+        e_sizes=[1000, 10000, 50000], e_size_tail=200, e_size_workers=4,
     ),
     "smoke": dict(
         canned_reps=2, canned_tasks_c=30, canned_tasks_python=10,
@@ -111,6 +120,9 @@ SIZES = {
         real_reps=1, sqlite_tasks=3, pg_workers=[1, 2], pg_tasks=6,
         callgrind_tasks=3, strace_tasks=(2, 4), worker_timeout=120,
         storm_workers=4, storm_reps=1,
+        e_reps=1, e_workers=[2], e_tasks=6,
+        e_tight_workers=1, e_tight_tasks=2, e_tight_updates=50, e_tight_sleep_us=1000,
+        e_sizes=[200], e_size_tail=10, e_size_workers=2,
     ),
 }
 
@@ -890,6 +902,314 @@ def storm_ratio(rows, n, field, slow, fast):
     return (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
 
 
+# Scenario e: coalesced progress (TASKFARM_UPDATE_INTERVAL, default 1 s) on
+# PostgreSQL + gunicorn. Requests are counted in gunicorn's access log (each
+# attempt is a line), the same way for both clients.
+
+# The index a server operator can add (taskfarm 0.4.0 has none on tasks.run_id).
+RUN_ID_INDEX_SQL = "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_tasks_run_id ON tasks (run_id);"
+E_CLIENTS = ("c-coalesced", "python")
+
+
+def log_size(server):
+    try:
+        return server.log_path.stat().st_size
+    except OSError:
+        return 0
+
+
+def loop_requests_in_log(server, run_uuid, offset):
+    """The run's task-loop requests that gunicorn logged after `offset` (POST
+    runs/U/task, GET and PUT runs/U/tasks/ID). gunicorn writes a line just
+    after its answer: read until two reads 0.3 s apart agree."""
+    needle = f" /api/runs/{run_uuid}/task".encode()
+    last = None
+    for _ in range(40):
+        with open(server.log_path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+        n = sum(1 for line in data.split(b"\n") if needle in line)
+        if n == last:
+            return n
+        last = n
+        time.sleep(0.3)
+    return last
+
+
+def pg_connect(info):
+    """A psycopg2 connection to the harness's cluster (the venv has psycopg2:
+    the server uses it)."""
+    import psycopg2
+    pg = info["postgresql"]
+    with open(Path(pg["dir"]) / "harness.json") as f:
+        password = json.load(f)["role_password"]
+    conn = psycopg2.connect(host="127.0.0.1", port=pg["port"], user=pg["role"],
+                            password=password, dbname=pg["database"])
+    conn.autocommit = True
+    return conn
+
+
+def e_run(cfg, server, workers, env, scenario, client, n, num_tasks, rep, prepare=None):
+    """One run of `num_tasks` worked through by n workers of `client`
+    (c-coalesced: the C worker with the default update interval; python)."""
+    cenv = dict(env)
+    if client == "c-coalesced":
+        cenv.pop("TASKFARM_UPDATE_INTERVAL", None)
+    run_uuid = server.create_run(num_tasks)
+    first = prepare(run_uuid) if prepare else 0
+    offset = log_size(server)
+    marks = {}
+
+    def on_go():
+        marks["server_cpu"] = server.cpu_seconds()
+        marks["busy"] = cpu_busy_seconds()
+
+    reports, go = workers.run_group("c" if client == "c-coalesced" else client, run_uuid, n, cenv,
+                                    on_go=on_go)
+    end = max(r["end_ns"] for r in reports)
+    server_cpu = server.cpu_seconds() - marks["server_cpu"]
+    busy = cpu_busy_seconds() - marks["busy"]
+    window = (end - go) / 1e9
+    handed = [t for r in reports for t in r["task_list"]]
+    dups = len(handed) - len(set(handed))
+    info = server.run_info(run_uuid)
+    todo = num_tasks - first
+    check(dups == 0, f"{scenario} {client} x{n}: {dups} task(s) handed out twice")
+    check(set(handed) == set(range(first, num_tasks)),
+          f"{scenario} {client} x{n}: tasks handed out {len(set(handed))} of {todo}")
+    check(info["numDone"] == num_tasks and info["numComputing"] == 0,
+          f"{scenario} {client} x{n}: the server says numDone {info['numDone']}, "
+          f"numComputing {info['numComputing']} of {num_tasks}")
+    check(abs(info["percentDone"] - 100.0) < 1e-6,
+          f"{scenario} {client} x{n}: percentDone {info['percentDone']}")
+    requests = loop_requests_in_log(server, run_uuid, offset)
+    client_cpu = sum(r["loop_cpu_s"] for r in reports)
+    row = dict(
+        scenario=scenario, db="postgresql", workers=n, client=client, rep=rep,
+        tasks=len(handed), requests=requests, requests_per_task=requests / todo,
+        tasks_per_s=todo / window, requests_per_s=requests / window,
+        client_cpu_ms_per_task=client_cpu / todo * 1e3,
+        server_cpu_ms_per_task=server_cpu / todo * 1e3,
+        total_cpu_ms_per_task=(client_cpu + server_cpu) / todo * 1e3,
+        client_cpu_cores=client_cpu / window, server_cpu_cores=server_cpu / window,
+        busy_cores=busy / window, peak_rss_kb=max(r["peak_rss_kb"] for r in reports),
+        wall_s=window, duplicates=dups, num_done=info["numDone"], run_uuid=run_uuid,
+    )
+    log(f"{scenario} x{n:<2d} rep {rep} {client:11s}: {row['tasks_per_s']:7.1f} tasks/s, "
+        f"{row['requests_per_task']:7.2f} requests/task, "
+        f"server {row['server_cpu_ms_per_task']:.2f} ms CPU/task")
+    return row
+
+
+def scenario_coalesced(cfg, info, server, workers, env):
+    """e1 the stress pattern (10 updates, done) with 1..32 workers; e2 a tight
+    loop (many updates per task); e3 runs of growing size, without and with
+    an index on tasks.run_id."""
+    rows = []
+    env = dict(env, TASKFARM_URL=server.url, TASKFARM_USER=server.user,
+               TASKFARM_PASSWORD=server.password, TASKFARM_TIMEOUT="60")
+    for n in cfg["e_workers"]:
+        for rep in range(cfg["e_reps"]):
+            order = E_CLIENTS if rep % 2 == 0 else tuple(reversed(E_CLIENTS))
+            for client in order:
+                rows.append(e_run(cfg, server, workers, env, "e-stress", client, n,
+                                  max(cfg["e_tasks"], 4 * n), rep + 1))
+    tight = dict(env, BENCH_UPDATES=str(cfg["e_tight_updates"]),
+                 BENCH_UPDATE_SLEEP_US=str(cfg["e_tight_sleep_us"]))
+    for client in E_CLIENTS:
+        rows.append(e_run(cfg, server, workers, tight, "e-tight", client, cfg["e_tight_workers"],
+                          cfg["e_tight_tasks"], 1))
+    # e3: a run of N tasks of which all but the last `tail` are done already
+    # (inserted straight into the database, as the server would have left
+    # them); the workers do the tail. Each run is deleted afterwards, so the
+    # tasks table holds about one run.
+    conn = pg_connect(info)
+    try:
+        tail = cfg["e_size_tail"]
+        for size in cfg["e_sizes"]:
+            for indexed in (False, True):
+                with conn.cursor() as cur:
+                    cur.execute(RUN_ID_INDEX_SQL.replace(" CONCURRENTLY", "") if indexed
+                                else "DROP INDEX IF EXISTS ix_tasks_run_id")
+                for client in E_CLIENTS:
+                    def prepare(run_uuid, size=size):
+                        with conn.cursor() as cur:
+                            cur.execute("SELECT id FROM runs WHERE uuid = %s", (run_uuid,))
+                            run_id = cur.fetchone()[0]
+                            cur.execute(
+                                'INSERT INTO tasks (task, status, "percentCompleted", run_id) '
+                                "SELECT g, 'done', 100.0, %s FROM generate_series(0, %s) g",
+                                (run_id, size - tail - 1))
+                            cur.execute('UPDATE runs SET "nextTask" = %s WHERE id = %s',
+                                        (size - tail, run_id))
+                            cur.execute("ANALYZE tasks")
+                        return size - tail
+                    row = e_run(cfg, server, workers, env,
+                                f"e-size-{size}-{'index' if indexed else 'noindex'}",
+                                client, cfg["e_size_workers"], size, 1, prepare=prepare)
+                    rows.append(row)
+                    server._call("DELETE", f"runs/{row['run_uuid']}")
+                    with conn.cursor() as cur:
+                        cur.execute("VACUUM tasks")
+        with conn.cursor() as cur:
+            cur.execute("DROP INDEX IF EXISTS ix_tasks_run_id")
+    finally:
+        conn.close()
+    return rows
+
+
+def e_pairs(rows, scenario, n):
+    """Per repetition, ours / Python's tasks/s: (median, min, max), or None."""
+    by_rep = {}
+    for r in rows:
+        if (r["scenario"], r["workers"]) == (scenario, n):
+            by_rep.setdefault(r["rep"], {})[r["client"]] = r["tasks_per_s"]
+    ratios = [v["c-coalesced"] / v["python"] for v in by_rep.values()
+              if v.get("c-coalesced") and v.get("python")]
+    return (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
+
+
+def coalesced_markdown(ctx):
+    """The section of BENCHMARKS.md for scenario e (empty when it did not run)."""
+    med, rows, cfg = ctx["med"], ctx["rows"], ctx["cfg"]
+    if not any(r["scenario"].startswith("e-") for r in rows):
+        return []
+    m = lambda sc, n, c: med.get((sc, "postgresql", n, c), {})  # noqa: E731
+    L = ["## e. Coalesced progress: PostgreSQL + gunicorn -w 4", ""]
+    L.append("Ours with the default update interval (1 s: at most one progress request per "
+             "worker per second, `update(100)` then `done()` one request) against the Python "
+             "client, in the same run, alternating. Requests per task are counted in gunicorn's "
+             "access log (every attempt is a line, and each worker's last task request, answered "
+             "204, counts too), the same way for both. Medians of "
+             f"{cfg['e_reps']} repetitions; the ratio is the median of each repetition's pair.")
+    L.append("")
+    L.append("### e1. The stress pattern (ask, 10 updates, done), 1 to 32 workers")
+    L.append("")
+    L.append("| workers | ours tasks/s | Python tasks/s | ours / Python | requests/task ours | "
+             "Python | server CPU ms/task ours | Python | server CPU cores (Python run) | ≥ 3× |")
+    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for n in cfg["e_workers"]:
+        c, p = m("e-stress", n, "c-coalesced"), m("e-stress", n, "python")
+        pr = e_pairs(rows, "e-stress", n)
+        ratio_s = "–" if pr is None else (f"**{pr[0]:.2f}** ({pr[1]:.2f}–{pr[2]:.2f})"
+                                           if pr[1] != pr[2] else f"**{pr[0]:.2f}**")
+        verdict = "–" if pr is None else ("met" if pr[0] >= 3.0 else "not met")
+        L.append(f"| {n} | {fmt(c.get('tasks_per_s'), 1)} | {fmt(p.get('tasks_per_s'), 1)} | "
+                 f"{ratio_s} | {fmt(c.get('requests_per_task'), 2)} | "
+                 f"{fmt(p.get('requests_per_task'), 2)} | {fmt(c.get('server_cpu_ms_per_task'), 2)} | "
+                 f"{fmt(p.get('server_cpu_ms_per_task'), 2)} | {fmt(p.get('server_cpu_cores'), 2)} | "
+                 f"{verdict} |")
+    L.append("")
+    L.append("The Python client sends 13 requests per task (the task request, the read of the "
+             "task's percentage it makes after it, ten updates, done); ours with "
+             "`TASKFARM_UPDATE_INTERVAL=0` 12 (scenario c), with the default interval 2 when a "
+             "task takes less than the interval. Where the server is the bottleneck, tasks/s "
+             "follow the server's CPU per task. Plot: [bench/coalesced.svg](bench/coalesced.svg).")
+    L.append("")
+    n = cfg["e_tight_workers"]
+    c, p = m("e-tight", n, "c-coalesced"), m("e-tight", n, "python")
+    L.append(f"### e2. A tight loop: {cfg['e_tight_updates']:,} updates per task "
+             f"({cfg['e_tight_sleep_us']} µs of work before each), workers: {n}")
+    L.append("")
+    L.append("| client | requests/task | tasks/s | server CPU ms/task |")
+    L.append("|---|---:|---:|---:|")
+    for name, r in (("ours", c), ("Python", p)):
+        L.append(f"| {name} | {fmt(r.get('requests_per_task'), 1)} | {fmt(r.get('tasks_per_s'), 2)} | "
+                 f"{fmt(r.get('server_cpu_ms_per_task'), 1)} |")
+    L.append("")
+    L.append(f"### e3. Run size: the last {cfg['e_size_tail']} tasks of a run, "
+             f"workers: {cfg['e_size_workers']}, without and with an index on tasks.run_id")
+    L.append("")
+    L.append("| tasks in the run | index | ours tasks/s | Python tasks/s | server CPU ms/task ours | Python |")
+    L.append("|---:|---|---:|---:|---:|---:|")
+    for size in cfg["e_sizes"]:
+        for idx in ("noindex", "index"):
+            sc = f"e-size-{size}-{idx}"
+            c, p = m(sc, cfg["e_size_workers"], "c-coalesced"), m(sc, cfg["e_size_workers"], "python")
+            L.append(f"| {size:,} | {'yes' if idx == 'index' else 'no'} | {fmt(c.get('tasks_per_s'), 1)} | "
+                     f"{fmt(p.get('tasks_per_s'), 1)} | {fmt(c.get('server_cpu_ms_per_task'), 2)} | "
+                     f"{fmt(p.get('server_cpu_ms_per_task'), 2)} |")
+    L.append("")
+    L.append("All but the last tasks of each run are inserted straight into the database as "
+             "done (as the server would have left them), the workers do the rest, and the run is "
+             "deleted afterwards, so the tasks table holds about one run. taskfarm 0.4.0 has no "
+             "index on `tasks.run_id`: each task request counts and searches the run's tasks "
+             "with a scan of the whole table, so the server's work per task grows with the "
+             "table; the rows above show how much of a task's cost that is at these sizes.")
+    L.append("")
+    L.append("**Production advice.** On a taskfarm server with large runs (or many runs kept "
+             "in one database), add the index once, on the running server (no downtime):")
+    L.append("")
+    L.append("```sql")
+    L.append(RUN_ID_INDEX_SQL)
+    L.append("```")
+    L.append("")
+    return L
+
+
+def write_coalesced_svg(path, med, counts):
+    """tasks/s against workers for e1 (ours coalesced, Python) and, for
+    reference, scenario c's ours with the interval 0."""
+    W, H = 640, 400
+    left, right, top, bottom = 70, 200, 40, 60
+    series = []
+    for sc, client, color, label in (("e-stress", "c-coalesced", "#1f77b4", "ours, interval 1 s"),
+                                     ("c-postgresql", "c", "#9ecae1", "ours, interval 0"),
+                                     ("e-stress", "python", "#d62728", "Python")):
+        pts = sorted((m["workers"], m["tasks_per_s"]) for k, m in med.items()
+                     if k[0] == sc and k[3] == client and m.get("tasks_per_s"))
+        if pts:
+            series.append((label, color, pts))
+    xs = sorted({p[0] for s in series for p in s[2]} | set(counts or [1])) or [1]
+    ymax = max([p[1] for s in series for p in s[2]] + [1.0])
+    step = 10 ** math.floor(math.log10(ymax))
+    if ymax / step < 4:
+        step /= 2
+    ytop = step * (int(ymax / step) + 1)
+    lx = [math.log2(x) for x in xs]
+    x0, x1 = min(lx), max(lx)
+    if x1 == x0:
+        x1 = x0 + 1
+
+    def X(v):
+        return left + (math.log2(v) - x0) / (x1 - x0) * (W - left - right)
+
+    def Y(v):
+        return H - bottom - v / ytop * (H - top - bottom)
+
+    e = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+         f'viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="white"/>',
+         f'<text x="{left}" y="22" font-size="14" font-weight="bold">'
+         f'Stress pattern on PostgreSQL + gunicorn: tasks/s against workers</text>']
+    for i in range(0, int(ytop / step) + 1):
+        v = i * step
+        e.append(f'<line x1="{left}" y1="{Y(v):.1f}" x2="{W - right}" y2="{Y(v):.1f}" stroke="#ddd"/>')
+        e.append(f'<text x="{left - 6}" y="{Y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
+    for x in xs:
+        e.append(f'<line x1="{X(x):.1f}" y1="{top}" x2="{X(x):.1f}" y2="{H - bottom}" stroke="#eee"/>')
+        e.append(f'<text x="{X(x):.1f}" y="{H - bottom + 16}" text-anchor="middle">{x}</text>')
+    e.append(f'<line x1="{left}" y1="{H - bottom}" x2="{W - right}" y2="{H - bottom}" stroke="black"/>')
+    e.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{H - bottom}" stroke="black"/>')
+    e.append(f'<text x="{(left + W - right) / 2}" y="{H - 18}" text-anchor="middle">'
+             f'worker processes (log scale)</text>')
+    e.append(f'<text x="18" y="{(top + H - bottom) / 2}" text-anchor="middle" '
+             f'transform="rotate(-90 18 {(top + H - bottom) / 2})">tasks/s (median)</text>')
+    ly = top + 10
+    for label, color, pts in series:
+        if len(pts) > 1:
+            d = " ".join(f"{'M' if i == 0 else 'L'}{X(x):.1f},{Y(y):.1f}" for i, (x, y) in enumerate(pts))
+            e.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for x, y in pts:
+            e.append(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="4" fill="{color}"/>')
+        lx0 = W - right + 12
+        e.append(f'<line x1="{lx0}" y1="{ly}" x2="{lx0 + 20}" y2="{ly}" stroke="{color}" stroke-width="2"/>')
+        e.append(f'<text x="{lx0 + 26}" y="{ly + 4}">{label}</text>')
+        ly += 20
+    e.append("</svg>")
+    Path(path).write_text("\n".join(e) + "\n")
+
+
 # --------------------------------------------------------------------------
 # Profile: callgrind on the canned scenario.
 
@@ -1467,6 +1787,7 @@ def write_markdown(path, ctx):
                      "2 CPUs); Python adds its interpreter start and imports per process on top.")
             L.append("")
 
+    L += coalesced_markdown(ctx)
     L.append("## Library size")
     L.append("")
     L.append(f"`target/release/libtaskfarm_worker.so`: {size['unstripped'] / 1024:,.0f} KiB as built, "
@@ -1590,7 +1911,7 @@ def main():
     ap.add_argument("--worker-bin", default=str(DEFAULT_WORKER_BIN))
     ap.add_argument("--skip", action="append", default=[],
                     choices=["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm",
-                             "profile"],
+                             "profile", "coalesced"],
                     help="leave a part out (for development)")
     args = ap.parse_args()
 
@@ -1629,6 +1950,10 @@ def main():
               "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         base_env.pop(k, None)
     base_env["NO_PROXY"] = base_env["no_proxy"] = "127.0.0.1,localhost"
+    # These scenarios compare request for request with the Python client (and
+    # bench_worker.c counts one request per update): every update is sent at
+    # once, as the Python client does. Coalesced progress is not measured here.
+    base_env["TASKFARM_UPDATE_INTERVAL"] = "0"
     try:
         # a, b and the profile: the canned server.
         token = fake_jwt()
@@ -1692,6 +2017,9 @@ def main():
                     phases["d"] = [time.monotonic()]
                     rows += scenario_storm(cfg, server, workers, base_env)
                     phases["d"].append(time.monotonic())
+                if "coalesced" not in args.skip:
+                    log("scenario e: coalesced progress, PostgreSQL + gunicorn -w 4")
+                    rows += scenario_coalesced(cfg, info, server, workers, base_env)
                 subprocess.run([str(HARNESS), "stop", str(Path(workdir) / "server-pg")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         phases["c"].append(time.monotonic())
@@ -1745,6 +2073,7 @@ def main():
     )
     write_csv(csv_path, rows, med)
     write_svg(svg_path, med, pg_counts)
+    write_coalesced_svg(svg_path.parent / "coalesced.svg", med, cfg["e_workers"])
     write_markdown(md_path, ctx)
     log(f"wrote {md_path}, {csv_path}, {svg_path} in {elapsed:.0f} s")
     for name, measured, ok in ctx["targets"]:

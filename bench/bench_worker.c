@@ -24,10 +24,14 @@
  *   BENCH_LIST_TASKS 1: add the list of task numbers received ("task_list") to the
  *                    report, for the driver's check that no task was handed
  *                    out twice.
+ *   BENCH_UPDATES    updates per task (default 10): 100·i/N for i = 1..N.
+ *   BENCH_UPDATE_SLEEP_US  sleep before each update, in µs (default 0): the
+ *                    "work" of a tight loop.
  *
  * Figures (keys of the JSON line): tasks, requests (HTTP requests sent, all
  * of them: 3 to set up — GET token, GET runs/UUID, POST worker — then one per
- * task request, update and done), loop_requests (those of the task loop),
+ * task request, update and done: the driver sets TASKFARM_UPDATE_INTERVAL=0,
+ * so that every update is one request), loop_requests (those of the task loop),
  * wall_s (process start -> end), loop_wall_s and loop_cpu_s (the task loop;
  * loop_user_s + loop_sys_s = loop_cpu_s),
  * cpu_s (user + system CPU of the whole process, getrusage), peak_rss_kb
@@ -132,6 +136,11 @@ int main(int argc, char **argv) {
     int list_tasks = list_env != NULL && strcmp(list_env, "1") == 0;
     const char *barrier_env = getenv("BENCH_BARRIER");
     int barrier = barrier_env != NULL && strcmp(barrier_env, "1") == 0;
+    const char *updates_env = getenv("BENCH_UPDATES");
+    long updates = updates_env != NULL ? strtol(updates_env, NULL, 10) : 10;
+    if (updates < 1) updates = 10;
+    const char *sleep_env = getenv("BENCH_UPDATE_SLEEP_US");
+    long sleep_us = sleep_env != NULL ? strtol(sleep_env, NULL, 10) : 0;
 
     int64_t *received = NULL;
     size_t received_len = 0, received_cap = 0;
@@ -169,8 +178,12 @@ int main(int argc, char **argv) {
             }
             received[received_len++] = task;
         }
-        for (int p = 10; p <= 100; p += 10) {
-            s = tf_worker_update(w, (double)p);
+        for (long i = 1; i <= updates; i++) {
+            if (sleep_us > 0) {
+                struct timespec pause = {sleep_us / 1000000, (sleep_us % 1000000) * 1000};
+                nanosleep(&pause, NULL);
+            }
+            s = tf_worker_update(w, 100.0 * (double)i / (double)updates);
             loop_requests++; /* PUT runs/UUID/tasks/ID percentCompleted */
             if (s != TF_OK) return fail("tf_worker_update", s);
         }

@@ -10,7 +10,8 @@ figures and keys as the C worker.
     python bench_worker.py RUN_UUID [MAX_TASKS]
 
 Server and credentials from TASKFARM_URL, TASKFARM_USER, TASKFARM_PASSWORD;
-BENCH_T0_NS, BENCH_BARRIER and BENCH_LIST_TASKS as for the C worker. Requests are counted
+BENCH_T0_NS, BENCH_BARRIER, BENCH_LIST_TASKS, BENCH_UPDATES and
+BENCH_UPDATE_SLEEP_US as for the C worker. Requests are counted
 where they leave: a wrapper around requests' HTTPAdapter.send (each attempt,
 retries included).
 """
@@ -61,6 +62,8 @@ def main():
     max_tasks = int(sys.argv[2]) if len(sys.argv) == 3 else 0
     list_tasks = os.environ.get("BENCH_LIST_TASKS") == "1"
     barrier = os.environ.get("BENCH_BARRIER") == "1"
+    updates = int(os.environ.get("BENCH_UPDATES") or 10)
+    sleep_s = int(os.environ.get("BENCH_UPDATE_SLEEP_US") or 0) / 1e6
 
     # Imported here: their import time is part of start -> first task.
     import requests.adapters
@@ -98,8 +101,10 @@ def main():
             first_task = time.monotonic_ns()
         if list_tasks:
             received.append(task)
-        for p in range(10, 101, 10):
-            worker.update(p)
+        for i in range(1, updates + 1):
+            if sleep_s:
+                time.sleep(sleep_s)
+            worker.update(100.0 * i / updates)
         worker.done()
         tasks += 1
     end = time.monotonic_ns()

@@ -152,6 +152,8 @@ module taskfarm_worker
       procedure :: held_percent => worker_held_percent
       procedure :: set_deadline => worker_set_deadline
       procedure :: set_journal => worker_set_journal
+      procedure :: set_update_interval => worker_set_update_interval
+      procedure :: flush => worker_flush
       procedure :: free => worker_free
       procedure, private :: worker_assign
       generic :: assignment(=) => worker_assign
@@ -532,6 +534,20 @@ module taskfarm_worker
          character(kind=c_char), intent(in) :: dir(*)
          integer(c_int) :: c_tf_worker_set_journal
       end function c_tf_worker_set_journal
+
+      function c_tf_worker_set_update_interval(worker, seconds) &
+         bind(c, name='tf_worker_set_update_interval')
+         import :: c_double, c_int, c_ptr
+         type(c_ptr), value :: worker
+         real(c_double), value :: seconds
+         integer(c_int) :: c_tf_worker_set_update_interval
+      end function c_tf_worker_set_update_interval
+
+      function c_tf_worker_flush(worker) bind(c, name='tf_worker_flush')
+         import :: c_int, c_ptr
+         type(c_ptr), value :: worker
+         integer(c_int) :: c_tf_worker_flush
+      end function c_tf_worker_flush
 
       ! From the C library, for copying C strings.
       function c_strlen(string) bind(c, name='strlen')
@@ -1025,7 +1041,8 @@ contains
    end function worker_task
 
    !> Reports progress on the held task, a percentage in 0..100 (the Python
-   !> `update(percentage)`). With no task held nothing is sent (TF_OK).
+   !> `update(percentage)`; at most one request per update interval, see
+   !> tf_worker_update). With no task held nothing is sent (TF_OK).
    function worker_update(self, percentage) result(stat)
       class(tf_worker), intent(inout) :: self
       real(real64), intent(in) :: percentage
@@ -1115,6 +1132,23 @@ contains
       integer :: stat
       stat = int(c_tf_worker_set_journal(self%handle, c_string(dir)))
    end function worker_set_journal
+
+   !> Sets the update interval in seconds, 0..86400 (tf_worker_set_update_interval;
+   !> 0: every update at once).
+   function worker_set_update_interval(self, seconds) result(stat)
+      class(tf_worker), intent(inout) :: self
+      real(real64), intent(in) :: seconds
+      integer :: stat
+      stat = int(c_tf_worker_set_update_interval(self%handle, seconds))
+   end function worker_set_update_interval
+
+   !> Sends the progress update that waits for its interval now
+   !> (tf_worker_flush); `free` sends it too but cannot report a failure.
+   function worker_flush(self) result(stat)
+      class(tf_worker), intent(inout) :: self
+      integer :: stat
+      stat = int(c_tf_worker_flush(self%handle))
+   end function worker_flush
 
    !> Frees the worker and empties `self`. A held task is not marked done
    !> (nor given back: `requeue` first for that). Borrowed views of its run

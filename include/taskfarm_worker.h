@@ -137,6 +137,14 @@ typedef struct tf_taskfarm tf_taskfarm;
  * task at a time. Calls on one `tf_worker` are serialised inside the
  * library; give each thread its own worker for parallel work. Freed with
  * `tf_worker_free`.
+ *
+ * Progress is coalesced: at most one progress request per update interval
+ * (`TASKFARM_UPDATE_INTERVAL`, default 1 s; `tf_worker_set_update_interval`).
+ * The worker's own thread sends a waiting update when its interval ends.
+ *
+ * After `fork()`, a worker belongs to the parent: in the child every call on
+ * it gives `TF_ERR_INVALID_ARGUMENT` and `tf_worker_free` releases nothing
+ * (the child makes its own worker).
  */
 typedef struct tf_worker tf_worker;
 
@@ -556,10 +564,14 @@ enum tf_status tf_worker_new_with_token(const char *token,
                                         struct tf_worker **out_worker);
 
 /**
- * Frees a worker. A task it holds is not marked done (nor given back: use
+ * Frees a worker. A progress update still waiting for its interval is sent
+ * first (a failure of that request cannot be reported: call
+ * `tf_worker_flush` before to know), after a request under way in the
+ * background. A task it holds is not marked done (nor given back: use
  * `tf_worker_requeue` first for that). Its journal file, if any, is removed
  * — or kept, marked freed, while it holds a task or a kept `done`, for
- * `taskfarm reap` to give back or deliver. NULL does nothing.
+ * `taskfarm reap` to give back or deliver. NULL does nothing. In a child
+ * after `fork()`, sends nothing and releases nothing (the parent's worker).
  */
 void tf_worker_free(struct tf_worker *worker);
 
@@ -591,13 +603,46 @@ enum tf_status tf_worker_task(struct tf_worker *worker, int64_t *out_task);
 
 /**
  * Reports progress on the held task, a percentage in 0..100 (the Python
- * `update(percentage)`; one request). NaN or a number outside 0..100 gives
+ * `update(percentage)`). NaN or a number outside 0..100 gives
  * `TF_ERR_INVALID_ARGUMENT`; with no task held nothing is sent and the
- * result is `TF_OK`. After a stop signal in `TF_STOP_CONTINUE` mode the held
- * task is handed back at `percentage` instead (state `waiting`) and the
- * result is `TF_STOPPED`.
+ * result is `TF_OK`.
+ *
+ * At most one progress request per update interval: when the interval since
+ * the task was taken or progress was last sent is over, the update is sent
+ * at once (one request, its failure is this call's); otherwise it waits, a
+ * later update replaces it, and the worker's own thread sends it when the
+ * interval ends (no further call needed). `tf_worker_done`,
+ * `tf_worker_requeue`, `tf_worker_flush`, `tf_worker_free` and a read of the
+ * run through the library (`tf_taskfarm_percent_done`, `..._status`,
+ * `..._info`, `..._get_task_info`, ...) in this process send it first. If a
+ * background send fails, the value stays pending and the next
+ * `tf_worker_update`, `tf_worker_task` or `tf_worker_flush` on this worker
+ * returns that error (and does nothing else); `tf_worker_done` and
+ * `tf_worker_requeue` instead send the value in (or replace it by) their own
+ * request and return its outcome (with a journal, a `done` the server
+ * cannot take is kept as usual). After a stop signal in
+ * `TF_STOP_CONTINUE` mode the held task is handed back at `percentage`
+ * instead (state `waiting`; nothing of it is left waiting to be sent) and
+ * the result is `TF_STOPPED`.
  */
 enum tf_status tf_worker_update(struct tf_worker *worker, double percentage);
+
+/**
+ * Sets the update interval of this worker, in seconds (a number in
+ * [0, 86400]): at most one progress request per interval. 0 sends every
+ * update at once, as the Python client does. The default is
+ * `TASKFARM_UPDATE_INTERVAL`, else 1. NaN, a negative, infinite or larger
+ * number gives `TF_ERR_INVALID_ARGUMENT`.
+ */
+enum tf_status tf_worker_set_update_interval(struct tf_worker *worker, double seconds);
+
+/**
+ * Sends the progress update that waits for its interval now (one request;
+ * nothing when none waits), after a request under way in the background.
+ * On failure the update stays pending. Use it before `tf_worker_free` to
+ * know that the last update reached the server.
+ */
+enum tf_status tf_worker_flush(struct tf_worker *worker);
 
 /**
  * Releases the held task (the Python `done()`): it is marked done on the
@@ -608,7 +653,10 @@ enum tf_status tf_worker_update(struct tf_worker *worker, double percentage);
  * away after every retry: then the `done` is kept in the journal for later
  * delivery, the task is forgotten and the error returned. With no task
  * held, does nothing (with a journal: delivers the kept `done`s). A stop
- * signal does not change this: a finished task is still marked done.
+ * signal does not change this: a finished task is still marked done. A
+ * progress update still waiting goes in the same request:
+ * `tf_worker_update(w, 100)` then `tf_worker_done(w)` within the interval
+ * is one request.
  */
 enum tf_status tf_worker_done(struct tf_worker *worker);
 
@@ -616,6 +664,7 @@ enum tf_status tf_worker_done(struct tf_worker *worker);
  * Gives the held task back (state `waiting`, 0 %) and forgets it, for a
  * worker that cannot finish it; another worker gets it next. If the server
  * does not take it back, the task stays held. With no task held, does nothing.
+ * A progress update still waiting is dropped (the task goes back at 0 %).
  */
 enum tf_status tf_worker_requeue(struct tf_worker *worker);
 

@@ -759,11 +759,11 @@ public:
 
     /**
      * Reports progress on the held task, a percentage in 0..100
-     * (tf_worker_update; one request). NaN or a number outside 0..100 throws
-     * Error (`TF_ERR_INVALID_ARGUMENT`); with no task held nothing is sent.
-     * Returns false, without throwing, on `TF_STOPPED`: after a stop signal
-     * (mode `TF_STOP_CONTINUE`) the task was handed back instead, and the
-     * next task() ends the loop.
+     * (tf_worker_update: at most one request per update interval). NaN or a
+     * number outside 0..100 throws Error (`TF_ERR_INVALID_ARGUMENT`); with no
+     * task held nothing is sent. Returns false, without throwing, on
+     * `TF_STOPPED`: after a stop signal (mode `TF_STOP_CONTINUE`) the task
+     * was handed back instead, and the next task() ends the loop.
      */
     bool update(double percentage) {
         const Status result = tf_worker_update(handle(), percentage);
@@ -773,6 +773,21 @@ public:
         detail::check(result);
         return true;
     }
+
+    /**
+     * Sets the update interval in seconds, 0..86400
+     * (tf_worker_set_update_interval; 0: every update at once).
+     */
+    void set_update_interval(double seconds) {
+        detail::check(tf_worker_set_update_interval(handle(), seconds));
+    }
+
+    /**
+     * Sends the progress update that waits for its interval now
+     * (tf_worker_flush). The destructor sends it too, but cannot report a
+     * failure: call flush() first to know.
+     */
+    void flush() { detail::check(tf_worker_flush(handle())); }
 
     /**
      * Releases the held task (tf_worker_done, the Python `done()`): marked

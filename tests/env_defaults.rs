@@ -94,6 +94,8 @@ fn null_credentials_and_url_come_from_the_environment() {
         ("TASKFARM_TIMEOUT", "soon"),
         ("TASKFARM_RETRIES", "-3"),
         ("TASKFARM_BACKOFF", "nan"),
+        ("TASKFARM_UPDATE_INTERVAL", "-1"),
+        ("TASKFARM_UPDATE_INTERVAL", "1e300"),
         ("TASKFARM_URL", "localhost:5000"),
     ] {
         let saved = std::env::var(var).ok();
@@ -114,6 +116,19 @@ fn null_credentials_and_url_come_from_the_environment() {
             "{}",
             last_error()
         );
+        let mut worker = ptr::null_mut();
+        assert_eq!(
+            tf_worker_new(
+                ptr::null(),
+                ptr::null(),
+                ptr::null(),
+                tf_taskfarm_uuid(tf),
+                &mut worker
+            ),
+            TF_ERR_INVALID_ARGUMENT,
+            "{var}={value}"
+        );
+        assert!(worker.is_null());
         match saved {
             Some(v) => std::env::set_var(var, v),
             None => std::env::remove_var(var),

@@ -101,6 +101,9 @@ fn setup() {
         std::env::set_var("TASKFARM_BACKOFF", "0.01");
         std::env::set_var("TASKFARM_RETRIES", "3");
         std::env::set_var("TASKFARM_TIMEOUT", "5");
+        // These tests follow every request of the transport: each update is
+        // sent at once (coalesced progress is tested in tests/progress.rs).
+        std::env::set_var("TASKFARM_UPDATE_INTERVAL", "0");
     });
 }
 

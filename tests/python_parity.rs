@@ -2,6 +2,11 @@
 //! reference Python client (taskfarm-worker 0.4.0, in the harness's venv) on
 //! one run and through the C ABI on another run of the same real server. What
 //! each operation returned, and every task's final state, must be the same.
+//!
+//! The C side plays it twice: with `TASKFARM_UPDATE_INTERVAL=0` (every update
+//! sent at once: the Python client's requests) and with a long update interval
+//! (every update coalesced), where the reads through the library must still
+//! see each update. The binary holds a single test: it sets the environment.
 
 mod common;
 
@@ -155,7 +160,14 @@ fn json_out(status: tf_status, text: *mut std::ffi::c_char) -> Value {
     })
 }
 
-fn play_in_c(server: &TaskfarmServer, uuid: &str, ops: &Value) -> Vec<Value> {
+/// `interval`: `None` keeps the environment's update interval, else the
+/// worker's is set to it.
+fn play_in_c(
+    server: &TaskfarmServer,
+    uuid: &str,
+    ops: &Value,
+    interval: Option<f64>,
+) -> Vec<Value> {
     let (user, password, url, c_uuid) = (
         cstr(&server.user),
         cstr(&server.password),
@@ -171,6 +183,9 @@ fn play_in_c(server: &TaskfarmServer, uuid: &str, ops: &Value) -> Vec<Value> {
         &mut w,
     );
     assert_eq!(status, TF_OK, "{}", last_error());
+    if let Some(seconds) = interval {
+        assert_eq!(tf_worker_set_update_interval(w, seconds), TF_OK);
+    }
     let tf = tf_worker_taskfarm(w);
     let mut results = Vec::new();
     for op in ops.as_array().unwrap() {
@@ -263,22 +278,34 @@ fn final_tasks(tf: *const tf_taskfarm) -> Vec<Value> {
 
 #[test]
 fn the_c_abi_behaves_as_the_python_client() {
+    std::env::set_var("TASKFARM_UPDATE_INTERVAL", "0");
     let server = TaskfarmServer::shared();
     let ops = scenario();
     let (python_tf, python_uuid) = create_run(server);
     let (c_tf, c_uuid) = create_run(server);
+    let (coalesced_tf, coalesced_uuid) = create_run(server);
 
     let python = play_in_python(server, &python_uuid, &ops);
-    let c = play_in_c(server, &c_uuid, &ops);
     assert_eq!(python.len(), ops.as_array().unwrap().len());
-    for (i, op) in ops.as_array().unwrap().iter().enumerate() {
-        assert_eq!(
-            c[i], python[i],
-            "operation {i} {op}: C gave {}, Python {}",
-            c[i], python[i]
-        );
+    for (name, tf, uuid, interval) in [
+        ("interval 0", c_tf, &c_uuid, None),
+        (
+            "interval 3600 s",
+            coalesced_tf,
+            &coalesced_uuid,
+            Some(3600.0),
+        ),
+    ] {
+        let c = play_in_c(server, uuid, &ops, interval);
+        for (i, op) in ops.as_array().unwrap().iter().enumerate() {
+            assert_eq!(
+                c[i], python[i],
+                "{name}: operation {i} {op}: C gave {}, Python {}",
+                c[i], python[i]
+            );
+        }
+        assert_eq!(final_tasks(tf), final_tasks(python_tf), "{name}");
     }
-    assert_eq!(final_tasks(c_tf), final_tasks(python_tf));
     // The scenario reached the interesting states (so the comparison means something).
     assert!(python.iter().any(|r| r.get("error").is_some()));
     assert!(
@@ -287,4 +314,5 @@ fn the_c_abi_behaves_as_the_python_client() {
     );
     tf_taskfarm_free(python_tf);
     tf_taskfarm_free(c_tf);
+    tf_taskfarm_free(coalesced_tf);
 }

@@ -621,11 +621,21 @@ fn mpirun_sigterm_after_one_rank_is_killed_makes_the_others_hand_back() {
             "TASKFARM_PASSWORD",
             "-x",
             "TASKFARM_STOP_SIGNALS",
+            "-x",
+            "TASKFARM_UPDATE_INTERVAL",
             bin.to_str().unwrap(),
             "mpi",
             run.uuid(),
         ],
-        &[("TASKFARM_STOP_SIGNALS", "TERM"), ("TASKFARM_URL", &s.url)],
+        // Every update sent at once: the SIGKILLed rank's 15 % must be on the
+        // server before the kill (a coalesced update waiting in a process
+        // killed by SIGKILL is lost, by design; the hand-back of a waiting
+        // value by a signal is tested at the default interval elsewhere).
+        &[
+            ("TASKFARM_STOP_SIGNALS", "TERM"),
+            ("TASKFARM_URL", &s.url),
+            ("TASKFARM_UPDATE_INTERVAL", "0"),
+        ],
     );
     // "rank R pid P computing TASK", one per rank.
     let mut ranks_seen = Vec::new();

@@ -16,6 +16,7 @@
 //! - [`deadline`]: wall time: no task taken that the time left cannot fit.
 //! - [`journal`]: the worker journal (`TASKFARM_JOURNAL`) and its heartbeat thread.
 //! - [`reap`]: what `taskfarm reap` decides: which workers are gone, what to give back.
+//! - [`progress`]: a worker's progress updates, at most one request per interval.
 
 mod coalesce;
 pub mod deadline;
@@ -23,6 +24,7 @@ mod endpoint;
 pub mod error;
 mod identity;
 pub mod journal;
+pub mod progress;
 pub mod proxy;
 pub mod reap;
 mod resolve;

@@ -1,9 +1,12 @@
 //! A run of tasks on the server (the Python `TaskFarm`), and the list of runs
 //! (the Python `tfRuns`).
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::error::{Error, ErrorKind, Result};
+use super::progress;
 use super::retry::Method;
 use super::settings::{Secret, Settings};
 use super::transport::{Connection, Reply};
@@ -115,11 +118,19 @@ pub fn check_run_uuid(uuid: &str) -> Result<&str> {
 }
 
 /// A run on the server. Safe to share between threads.
+///
+/// Reads and writes that a worker's pending progress would change (the run's
+/// `percentDone`, a task's percentage or state, restart) first send the
+/// pending progress of every worker of this process on the run
+/// ([`progress::settle_run`]), so that they see it and are not overtaken by
+/// it. The counts of waiting, computing and done tasks do not depend on
+/// progress and are read at once.
 #[derive(Debug)]
 pub struct Run {
     connection: Connection,
     uuid: String,
     num_tasks: i64,
+    update_interval: Duration,
 }
 
 impl Run {
@@ -145,6 +156,7 @@ impl Run {
             connection,
             uuid: created.uuid,
             num_tasks: created.num_tasks,
+            update_interval: settings.update_interval,
         })
     }
 
@@ -161,6 +173,7 @@ impl Run {
             connection,
             uuid: uuid.to_owned(),
             num_tasks: found.num_tasks,
+            update_interval: settings.update_interval,
         })
     }
 
@@ -179,9 +192,18 @@ impl Run {
         &self.connection
     }
 
+    /// The progress interval of the workers made on this run (from the
+    /// settings it was opened with).
+    pub fn update_interval(&self) -> Duration {
+        self.update_interval
+    }
+
     /// `info(key)` of the Python client: the bare value for a key, the whole
     /// object for `None`.
     pub fn info(&self, key: Option<RunInfoKey>) -> Result<Value> {
+        if matches!(key, None | Some(RunInfoKey::PercentDone)) {
+            progress::settle_run(self, None);
+        }
         let query = key.map_or("", RunInfoKey::as_str);
         let reply = self.get(&format!("runs/{}?info={query}", self.uuid))?;
         match key {
@@ -201,6 +223,7 @@ impl Run {
 
     /// The percentage of the run done, 0..100.
     pub fn percent_done(&self) -> Result<f64> {
+        progress::settle_run(self, None);
         let key = RunInfoKey::PercentDone.as_str();
         let reply = self.get(&format!("runs/{}?info={key}", self.uuid))?;
         field(&reply, key)?
@@ -211,6 +234,7 @@ impl Run {
     /// Every count and the percentage, in one request; counts that cannot
     /// be those of a run are a protocol error.
     pub fn status(&self) -> Result<RunStatus> {
+        progress::settle_run(self, None);
         let reply = self.get(&format!("runs/{}?info=", self.uuid))?;
         let status: RunStatus = reply.json()?;
         status.check().map_err(|why| {
@@ -230,6 +254,7 @@ impl Run {
     /// `getTaskInfo(task, key)`: the bare value for a key, the whole task for `None`.
     pub fn task_info(&self, task: i64, key: Option<TaskInfoKey>) -> Result<Value> {
         self.check_task(task)?;
+        progress::settle_run(self, Some(task));
         let query = key.map_or("", TaskInfoKey::as_str);
         let reply = self.get(&format!("runs/{}/tasks/{task}?info={query}", self.uuid))?;
         match key {
@@ -241,6 +266,7 @@ impl Run {
     /// The whole task, typed.
     pub fn task(&self, task: i64) -> Result<TaskRecord> {
         self.check_task(task)?;
+        progress::settle_run(self, Some(task));
         self.get(&format!("runs/{}/tasks/{task}?info=", self.uuid))?
             .json()
     }
@@ -275,8 +301,20 @@ impl Run {
         self.update_task(task, &update)
     }
 
-    /// Sets a task's percentage and/or state (one `PUT`).
+    /// Sets a task's percentage and/or state (one `PUT`), after the pending
+    /// progress of this process's workers on that task.
     pub fn update_task(&self, task: i64, update: &TaskUpdate) -> Result<()> {
+        self.check_task(task)?;
+        if let Some(p) = update.percent_completed {
+            check_percentage(p)?;
+        }
+        progress::settle_run(self, Some(task));
+        self.put_task(task, update)
+    }
+
+    /// The `PUT` of [`Run::update_task`] alone, for a worker on its own
+    /// task (it has settled its own progress).
+    pub(crate) fn put_task(&self, task: i64, update: &TaskUpdate) -> Result<()> {
         self.check_task(task)?;
         if let Some(p) = update.percent_completed {
             check_percentage(p)?;
@@ -305,6 +343,7 @@ impl Run {
     /// `restart(everything)`: unfinished tasks back to waiting, or every
     /// task back to waiting at 0 % when `everything`.
     pub fn restart(&self, everything: bool) -> Result<()> {
+        progress::settle_run(self, None);
         let all = if everything { "True" } else { "False" };
         self.connection
             .call(

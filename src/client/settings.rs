@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::endpoint::split_authority;
 use super::error::{Error, Result};
+use super::progress;
 use super::proxy::{self, ProxySetting};
 use super::retry::RetryObserver;
 
@@ -32,7 +33,7 @@ pub const MAX_BACKOFF_SECS: f64 = 120.0;
 pub const MAX_TOKEN_BYTES: usize = super::transport::MAX_TOKEN_BYTES;
 
 /// The environment variables read by [`Settings::resolve`].
-pub const VARIABLES: [&str; 9] = [
+pub const VARIABLES: [&str; 10] = [
     "TASKFARM_URL",
     "TASKFARM_USER",
     "TASKFARM_PASSWORD",
@@ -42,6 +43,7 @@ pub const VARIABLES: [&str; 9] = [
     "TASKFARM_BACKOFF",
     "TASKFARM_CA_FILE",
     "TASKFARM_LOG",
+    "TASKFARM_UPDATE_INTERVAL",
 ];
 
 /// A password or token: kept out of `Debug` output.
@@ -103,6 +105,9 @@ pub struct Settings {
     /// Told of every retry before its wait; `None` by default (the
     /// command-line tool sets one to say what it is waiting for).
     pub on_retry: Option<RetryObserver>,
+    /// At most one progress request per worker per this interval
+    /// (`TASKFARM_UPDATE_INTERVAL`; zero: every update at once).
+    pub update_interval: Duration,
 }
 
 /// Where the token of a handle comes from.
@@ -123,8 +128,8 @@ impl Settings {
     /// Settings from the caller's arguments, each falling back to its
     /// environment variable (`TASKFARM_USER`, `TASKFARM_PASSWORD`,
     /// `TASKFARM_URL`), plus the environment's token, timeout, retries,
-    /// backoff, CA file and log level. With `TASKFARM_TOKEN` set the
-    /// credentials are optional.
+    /// backoff, CA file, log level and update interval. With `TASKFARM_TOKEN`
+    /// set the credentials are optional.
     pub fn resolve(
         username: Option<&str>,
         password: Option<&str>,
@@ -245,6 +250,12 @@ impl Settings {
             Some(v) => parse_seconds("TASKFARM_BACKOFF", &v).and_then(check_backoff)?,
             None => DEFAULT_BACKOFF,
         };
+        let update_interval = match env("TASKFARM_UPDATE_INTERVAL") {
+            Some(v) => parse_seconds("TASKFARM_UPDATE_INTERVAL", &v).and_then(|s| {
+                progress::interval_from_secs(s).map_err(|e| e.context("TASKFARM_UPDATE_INTERVAL"))
+            })?,
+            None => progress::DEFAULT_INTERVAL,
+        };
         let log_requests = env("TASKFARM_LOG").is_some_and(|v| v.eq_ignore_ascii_case("debug"));
         let base_url = normalize_base_url(&url)?;
         Ok(Settings {
@@ -260,6 +271,7 @@ impl Settings {
                 .map(PathBuf::from),
             log_requests,
             on_retry: None,
+            update_interval,
         })
     }
 }
@@ -430,6 +442,7 @@ mod tests {
             ("TASKFARM_RETRIES", "3"),
             ("TASKFARM_BACKOFF", "0.01"),
             ("TASKFARM_LOG", "debug"),
+            ("TASKFARM_UPDATE_INTERVAL", "0.25"),
         ])
         .unwrap();
         let credentials = s.credentials.unwrap();
@@ -441,6 +454,7 @@ mod tests {
         assert_eq!(s.retries, 3);
         assert_eq!(s.backoff, Duration::from_millis(10));
         assert!(s.log_requests);
+        assert_eq!(s.update_interval, Duration::from_millis(250));
     }
 
     #[test]
@@ -451,6 +465,7 @@ mod tests {
         assert_eq!(s.backoff, Duration::from_millis(300));
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert!(!s.log_requests);
+        assert_eq!(s.update_interval, Duration::from_secs(1));
     }
 
     #[test]
@@ -471,6 +486,11 @@ mod tests {
             ("TASKFARM_RETRIES", "-1"),
             ("TASKFARM_RETRIES", "100000"),
             ("TASKFARM_BACKOFF", "-0.5"),
+            ("TASKFARM_UPDATE_INTERVAL", "soon"),
+            ("TASKFARM_UPDATE_INTERVAL", "-1"),
+            ("TASKFARM_UPDATE_INTERVAL", "nan"),
+            ("TASKFARM_UPDATE_INTERVAL", "inf"),
+            ("TASKFARM_UPDATE_INTERVAL", "1e300"),
         ] {
             let err = resolve(&[
                 ("TASKFARM_USER", "a"),

@@ -28,6 +28,7 @@ use signal_hook::low_level;
 
 use super::error::{Error, ErrorKind, Result};
 use super::journal::Releaser;
+use super::progress::Progress;
 use super::run::Run;
 use super::wire::{TaskState, TaskUpdate};
 
@@ -300,10 +301,14 @@ pub struct HeldTask {
     pub percent: f64,
 }
 
-/// A worker's held task, shared with the watcher thread.
+/// A worker's held task, shared with the watcher thread, and the task's
+/// coalesced progress: a hand-back carries the latest percentage the program
+/// gave (sent or pending) in its one request, and leaves nothing pending for
+/// the flusher to send after it (the task may be another worker's by then).
 #[derive(Debug)]
 pub struct Slot {
     run: Arc<Run>,
+    progress: Progress,
     state: Mutex<SlotState>,
     changed: Condvar,
     /// The worker's journal, told of every hand-back (`journal.rs`).
@@ -322,10 +327,12 @@ struct SlotState {
 static LIVE: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
 
 impl Slot {
-    /// A slot for a worker of `run`, listed for the watcher until dropped.
-    pub fn register(run: Arc<Run>) -> Arc<Slot> {
+    /// A slot for a worker of `run` with its `progress`, listed for the
+    /// watcher until dropped.
+    pub fn register(run: Arc<Run>, progress: Progress) -> Arc<Slot> {
         let slot = Arc::new(Slot {
             run,
+            progress,
             state: Mutex::new(SlotState::default()),
             changed: Condvar::new(),
             journal: Mutex::new(None),
@@ -338,6 +345,21 @@ impl Slot {
 
     fn lock(&self) -> MutexGuard<'_, SlotState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The progress of the held task.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// For a hand-back of `held`: nothing pending or sent for it any more
+    /// (after a progress request under way), and the latest percentage the
+    /// program gave, which the hand-back carries.
+    fn close_progress(&self, held: HeldTask) -> HeldTask {
+        match self.progress.close(held.task) {
+            Some(percent) => HeldTask { percent, ..held },
+            None => held,
+        }
     }
 
     /// The journal to tell of hand-backs from now on (`None`: none).
@@ -435,6 +457,7 @@ impl Slot {
         let Some(held) = self.lock().held.take() else {
             return Ok(false);
         };
+        let held = self.close_progress(held);
         let held = HeldTask {
             percent: percent.unwrap_or(held.percent),
             ..held
@@ -448,7 +471,9 @@ impl Slot {
 }
 
 fn send_hand_back(run: &Run, held: HeldTask) -> Result<()> {
-    run.update_task(
+    // The worker's own progress is closed (`close_progress`): nothing to
+    // settle before this request.
+    run.put_task(
         held.task,
         &TaskUpdate {
             percent_completed: Some(held.percent),
@@ -472,6 +497,7 @@ fn hand_back_all(signal: c_int) {
         let Some(held) = slot.take_for_watcher(deadline) else {
             continue;
         };
+        let held = slot.close_progress(held);
         match slot.send_hand_back(held) {
             Ok(()) => eprintln!(
                 "taskfarm: {name}: task {} of run {} handed back at {} %",

@@ -1,13 +1,16 @@
 //! A worker working through a run (the Python `TaskFarmWorker`): it holds at
-//! most one task, reports progress on it and marks it done.
+//! most one task, reports progress on it and marks it done. Progress is
+//! coalesced ([`super::progress`]): at most one progress request per interval.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::deadline::WallTime;
 use super::error::{Error, ErrorKind, Result};
 use super::identity;
 use super::journal::{self, Journal};
+use super::progress::Progress;
 use super::retry::Method;
 use super::run::{check_percentage, Run};
 use super::stop::{self, HeldTask, Slot};
@@ -18,7 +21,9 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// A worker registered with the server for one run. Its held task lives in a
-/// [`Slot`] that the stop watcher can reach (`stop.rs`).
+/// [`Slot`] that the stop watcher can reach (`stop.rs`), with the task's
+/// coalesced [`Progress`]. Dropping it sends the progress still pending (and
+/// ends its flusher thread).
 #[derive(Debug)]
 pub struct Worker {
     run: Arc<Run>,
@@ -57,7 +62,10 @@ impl Worker {
             )));
         }
         let journal = Journal::from_env(run.uuid(), &uuid)?;
-        let slot = Slot::register(Arc::clone(&run));
+        let slot = Slot::register(
+            Arc::clone(&run),
+            Progress::new(Arc::clone(&run), run.update_interval()),
+        );
         slot.set_journal(journal.as_ref().map(Journal::releaser));
         Ok(Worker {
             slot,
@@ -121,6 +129,43 @@ impl Worker {
         Ok(())
     }
 
+    /// Refuses to act in a child process after `fork()`: the held task and
+    /// the connections are the parent's.
+    fn check_process(&self) -> Result<()> {
+        if self.progress().is_own() {
+            return Ok(());
+        }
+        Err(Error::invalid_argument(format!(
+            "worker {} belongs to the process that made it, not to this one (after fork()): \
+             a child process makes its own worker",
+            self.uuid
+        )))
+    }
+
+    /// Whether this process made the worker (false in a child after `fork()`).
+    pub fn is_own(&self) -> bool {
+        self.progress().is_own()
+    }
+
+    /// The progress interval: at most one progress request per interval.
+    pub fn update_interval(&self) -> Duration {
+        self.progress().interval()
+    }
+
+    /// Sets the progress interval (zero: every update is sent at once).
+    pub fn set_update_interval(&mut self, interval: Duration) -> Result<()> {
+        self.check_process()?;
+        self.progress().set_interval(interval);
+        Ok(())
+    }
+
+    /// The pending progress of the held task and its sending, for the
+    /// operations that end or hand back the task: [`Progress::settle`] before
+    /// their request, [`Progress::restore`] when it failed.
+    pub fn progress(&self) -> &Progress {
+        self.slot.progress()
+    }
+
     /// The run worked on.
     pub fn run(&self) -> &Arc<Run> {
         &self.run
@@ -170,13 +215,18 @@ impl Worker {
     /// signal, or when the deadline leaves no time for a task, an error of
     /// kind `Stopped` and no task is taken.
     pub fn task(&mut self) -> Result<Option<i64>> {
+        self.check_process()?;
         self.check_stop(None)?;
+        self.progress().take_failure()?;
         if let Some(held) = self.slot.held() {
             return Ok(Some(held.task));
         }
         self.wall.check_fits(env)?;
         self.slot.begin_request()?;
         let outcome = self.request_task();
+        if let Ok(Some(_)) = outcome {
+            self.progress().task_taken();
+        }
         self.slot
             .end_change(outcome.as_ref().ok().copied().flatten());
         let held = outcome?;
@@ -233,26 +283,26 @@ impl Worker {
     }
 
     /// Reports progress on the held task. A percentage outside 0..100 is
-    /// refused; with no task held nothing is sent. After a stop signal the
-    /// held task is handed back at this percentage instead, and the answer is
-    /// an error of kind `Stopped`.
+    /// refused; with no task held nothing is sent. Sent at once when the
+    /// interval since the task was taken or progress last sent is over, else
+    /// kept and sent when it is (the latest value wins). After a stop signal
+    /// the held task is handed back at this percentage instead, and the
+    /// answer is an error of kind `Stopped`.
     pub fn update(&mut self, percentage: f64) -> Result<()> {
         check_percentage(percentage)?;
+        self.check_process()?;
         self.check_stop(Some(percentage))?;
+        self.progress().take_failure()?;
         let Some(held) = self.slot.held() else {
             return Ok(());
         };
-        self.run.update_task(
-            held.task,
-            &TaskUpdate {
-                percent_completed: Some(percentage),
-                status: None,
-            },
-        )?;
+        // The slot and the journal know the latest value at once, sent or
+        // pending: a hand-back after a stop, `done` and the reaper use it.
         self.slot.set_percent(held.task, percentage);
         if let Some(journal) = &self.journal {
             journal.percent(percentage);
         }
+        self.progress().update(held.task, percentage)?;
         let _ = self.deliver_kept();
         Ok(())
     }
@@ -265,18 +315,35 @@ impl Worker {
     /// returned, and the next successful request (or `taskfarm reap`)
     /// delivers it. With no task held, delivers the kept `done`s, if any. A
     /// stop signal does not change this: a finished task is still marked done.
+    ///
+    /// A pending progress value goes in the same request: `update(100)` then
+    /// `done()` within the interval is one `PUT` of percentage and state.
     pub fn done(&mut self) -> Result<()> {
-        let Some(held) = self.slot.held() else {
+        self.check_process()?;
+        // A failed background send is superseded: its value is still
+        // pending and goes in this call's own request, whose outcome is the
+        // answer (with a journal and the server away, the done is kept).
+        let _ = self.progress().take_failure();
+        if self.slot.held().is_none() {
+            return self.deliver_kept();
+        }
+        // Marked in flight: the stop watcher waits for the outcome rather
+        // than handing back a task being released.
+        let Some(held) = self.slot.begin_done() else {
+            // The stop watcher took the task meanwhile.
             return self.deliver_kept();
         };
-        if (held.percent - 100.0).abs() < 1e-6 {
-            let Some(held) = self.slot.begin_done() else {
-                // The stop watcher took the task meanwhile.
-                return self.deliver_kept();
-            };
-            if let Err(error) = self.run.set_task_state(held.task, TaskState::Done) {
+        let finished = (held.percent - 100.0).abs() < 1e-6;
+        let pending = self.progress().settle();
+        let update = TaskUpdate {
+            percent_completed: pending.map(|p| p.percent),
+            status: finished.then_some(TaskState::Done),
+        };
+        if update.percent_completed.is_some() || update.status.is_some() {
+            if let Err(error) = self.run.put_task(held.task, &update) {
                 match &self.journal {
-                    Some(journal) if server_away(&error) => {
+                    Some(journal) if finished && server_away(&error) => {
+                        // The kept done sets 100 % too: nothing pending is lost.
                         journal.keep_done(held.task);
                         self.slot.end_change(None);
                         self.wall.task_released();
@@ -288,15 +355,19 @@ impl Worker {
                         )));
                     }
                     _ => {
+                        if let Some(p) = pending {
+                            self.progress().restore(p);
+                        }
                         self.slot.end_change(Some(held));
                         return Err(error);
                     }
                 }
             }
-            self.slot.end_change(None);
+        }
+        self.slot.end_change(None);
+        if finished {
             self.wall.task_completed();
         } else {
-            self.slot.forget();
             self.wall.task_released();
         }
         if let Some(journal) = &self.journal {
@@ -306,16 +377,29 @@ impl Worker {
         Ok(())
     }
 
+    /// Sends the pending progress now, in the calling thread (nothing when
+    /// none is pending). On failure it stays pending.
+    pub fn flush(&mut self) -> Result<()> {
+        self.check_process()?;
+        self.progress().take_failure()?;
+        self.progress().flush()
+    }
+
     /// Gives the held task back (`waiting`, 0 %) and forgets it, for a worker
     /// that cannot finish it. If the server does not take it, the task stays held.
+    /// A pending progress value is dropped: the request sets 0 %.
     pub fn requeue(&mut self) -> Result<()> {
+        self.check_process()?;
+        // A failed background send is superseded: this request sets 0 %.
+        let _ = self.progress().take_failure();
         let Some(held) = self.slot.held() else {
             return Ok(());
         };
         if let Some(journal) = &self.journal {
             journal.releasing();
         }
-        let given_back = self.run.update_task(
+        let pending = self.progress().settle();
+        let given_back = self.run.put_task(
             held.task,
             &TaskUpdate {
                 percent_completed: Some(0.0),
@@ -323,6 +407,9 @@ impl Worker {
             },
         );
         if let Err(error) = given_back {
+            if let Some(p) = pending {
+                self.progress().restore(p);
+            }
             if let Some(journal) = &self.journal {
                 journal.not_released();
             }
@@ -339,9 +426,14 @@ impl Worker {
 }
 
 impl Drop for Worker {
-    /// A clean end: the journal file is removed (kept, marked freed, when a
+    /// A clean end: the pending progress is sent, the journal file is removed (kept, marked freed, when a
     /// task or kept `done`s are left).
     fn drop(&mut self) {
+        if self.is_own() {
+            // The pending progress first (a failure cannot be reported here);
+            // the flusher thread ends when the slot goes.
+            let _ = self.progress().flush();
+        }
         if let Some(journal) = self.journal.take() {
             journal.finish();
         }

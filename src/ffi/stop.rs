@@ -98,7 +98,7 @@ pub extern "C" fn tf_worker_set_deadline(
 ) -> tf_status {
     status_call("tf_worker_set_deadline", || {
         handle(worker, "worker")?
-            .lock()
+            .lock()?
             .set_deadline(unix_time, task_seconds)?;
         Ok(tf_status::TF_OK)
     })
@@ -116,7 +116,7 @@ pub extern "C" fn tf_worker_held_percent(
     status_call("tf_worker_held_percent", || {
         let worker = handle(worker, "worker")?;
         let out_percent = out(out_percent, "out_percent")?;
-        match worker.lock().held_percent() {
+        match worker.lock()?.held_percent() {
             Some(percent) => {
                 out_percent.write(percent);
                 Ok(tf_status::TF_OK)

@@ -9,21 +9,42 @@ use super::boundary::{getter_call, status_call};
 use super::status::tf_status;
 use super::strings::owned_c_string;
 use super::taskfarm::{settings_from_c, settings_with_token_from_c, tf_taskfarm};
-use crate::client::{Result, Run, Settings, Worker};
+use crate::client::progress::interval_from_secs;
+use crate::client::{Error, Result, Run, Settings, Worker};
 
 /// A worker registered with the server for one run. It holds at most one
 /// task at a time. Calls on one `tf_worker` are serialised inside the
 /// library; give each thread its own worker for parallel work. Freed with
 /// `tf_worker_free`.
+///
+/// Progress is coalesced: at most one progress request per update interval
+/// (`TASKFARM_UPDATE_INTERVAL`, default 1 s; `tf_worker_set_update_interval`).
+/// The worker's own thread sends a waiting update when its interval ends.
+///
+/// After `fork()`, a worker belongs to the parent: in the child every call on
+/// it gives `TF_ERR_INVALID_ARGUMENT` and `tf_worker_free` releases nothing
+/// (the child makes its own worker).
 pub struct tf_worker {
     taskfarm: tf_taskfarm,
     worker: Mutex<Worker>,
     uuid: CString,
+    /// The process that made it.
+    pid: u32,
 }
 
 impl tf_worker {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Worker> {
-        self.worker.lock().unwrap_or_else(|e| e.into_inner())
+    /// The worker, for one call; refused in a child after `fork()` before
+    /// any lock is taken (a thread of the parent may have held it).
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Worker>> {
+        if self.pid != std::process::id() {
+            return Err(Error::invalid_argument(format!(
+                "worker {} belongs to process {}, not to this one (after fork()): \
+                 a child process makes its own worker with tf_worker_new",
+                self.uuid.to_string_lossy(),
+                self.pid
+            )));
+        }
+        Ok(self.worker.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -83,19 +104,30 @@ fn new_worker(settings: &Settings, uuid: &str) -> Result<tf_worker> {
         taskfarm: tf_taskfarm::new(run)?,
         worker: Mutex::new(worker),
         uuid,
+        pid: std::process::id(),
     })
 }
 
-/// Frees a worker. A task it holds is not marked done (nor given back: use
+/// Frees a worker. A progress update still waiting for its interval is sent
+/// first (a failure of that request cannot be reported: call
+/// `tf_worker_flush` before to know), after a request under way in the
+/// background. A task it holds is not marked done (nor given back: use
 /// `tf_worker_requeue` first for that). Its journal file, if any, is removed
 /// — or kept, marked freed, while it holds a task or a kept `done`, for
-/// `taskfarm reap` to give back or deliver. NULL does nothing.
+/// `taskfarm reap` to give back or deliver. NULL does nothing. In a child
+/// after `fork()`, sends nothing and releases nothing (the parent's worker).
 #[no_mangle]
 pub extern "C" fn tf_worker_free(worker: *mut tf_worker) {
     getter_call("tf_worker_free", (), || {
         if !worker.is_null() {
             // SAFETY: the pointer came from Box::into_raw in tf_worker_new and is freed once.
-            drop(unsafe { Box::from_raw(worker) });
+            let worker = unsafe { Box::from_raw(worker) };
+            if worker.pid == std::process::id() {
+                drop(worker);
+            } else {
+                // The parent's: its connections, task and flusher are not ours.
+                std::mem::forget(worker);
+            }
         }
         Ok(())
     })
@@ -135,7 +167,7 @@ pub extern "C" fn tf_worker_task(worker: *mut tf_worker, out_task: *mut i64) -> 
     status_call("tf_worker_task", || {
         let worker = handle(worker, "worker")?;
         let out_task = out(out_task, "out_task")?;
-        match worker.lock().task()? {
+        match worker.lock()?.task()? {
             Some(task) => {
                 out_task.write(task);
                 Ok(tf_status::TF_OK)
@@ -146,17 +178,60 @@ pub extern "C" fn tf_worker_task(worker: *mut tf_worker, out_task: *mut i64) -> 
 }
 
 /// Reports progress on the held task, a percentage in 0..100 (the Python
-/// `update(percentage)`; one request). NaN or a number outside 0..100 gives
+/// `update(percentage)`). NaN or a number outside 0..100 gives
 /// `TF_ERR_INVALID_ARGUMENT`; with no task held nothing is sent and the
-/// result is `TF_OK`. After a stop signal in `TF_STOP_CONTINUE` mode the held
-/// task is handed back at `percentage` instead (state `waiting`) and the
-/// result is `TF_STOPPED`.
+/// result is `TF_OK`.
+///
+/// At most one progress request per update interval: when the interval since
+/// the task was taken or progress was last sent is over, the update is sent
+/// at once (one request, its failure is this call's); otherwise it waits, a
+/// later update replaces it, and the worker's own thread sends it when the
+/// interval ends (no further call needed). `tf_worker_done`,
+/// `tf_worker_requeue`, `tf_worker_flush`, `tf_worker_free` and a read of the
+/// run through the library (`tf_taskfarm_percent_done`, `..._status`,
+/// `..._info`, `..._get_task_info`, ...) in this process send it first. If a
+/// background send fails, the value stays pending and the next
+/// `tf_worker_update`, `tf_worker_task` or `tf_worker_flush` on this worker
+/// returns that error (and does nothing else); `tf_worker_done` and
+/// `tf_worker_requeue` instead send the value in (or replace it by) their own
+/// request and return its outcome (with a journal, a `done` the server
+/// cannot take is kept as usual). After a stop signal in
+/// `TF_STOP_CONTINUE` mode the held task is handed back at `percentage`
+/// instead (state `waiting`; nothing of it is left waiting to be sent) and
+/// the result is `TF_STOPPED`.
 #[no_mangle]
 pub extern "C" fn tf_worker_update(worker: *mut tf_worker, percentage: f64) -> tf_status {
     status_call("tf_worker_update", || {
         let worker = handle(worker, "worker")?;
         let percentage = number(percentage, "percentage")?;
-        worker.lock().update(percentage)?;
+        worker.lock()?.update(percentage)?;
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// Sets the update interval of this worker, in seconds (a number in
+/// [0, 86400]): at most one progress request per interval. 0 sends every
+/// update at once, as the Python client does. The default is
+/// `TASKFARM_UPDATE_INTERVAL`, else 1. NaN, a negative, infinite or larger
+/// number gives `TF_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn tf_worker_set_update_interval(worker: *mut tf_worker, seconds: f64) -> tf_status {
+    status_call("tf_worker_set_update_interval", || {
+        let worker = handle(worker, "worker")?;
+        let interval = interval_from_secs(seconds)?;
+        worker.lock()?.set_update_interval(interval)?;
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// Sends the progress update that waits for its interval now (one request;
+/// nothing when none waits), after a request under way in the background.
+/// On failure the update stays pending. Use it before `tf_worker_free` to
+/// know that the last update reached the server.
+#[no_mangle]
+pub extern "C" fn tf_worker_flush(worker: *mut tf_worker) -> tf_status {
+    status_call("tf_worker_flush", || {
+        handle(worker, "worker")?.lock()?.flush()?;
         Ok(tf_status::TF_OK)
     })
 }
@@ -169,11 +244,14 @@ pub extern "C" fn tf_worker_update(worker: *mut tf_worker, percentage: f64) -> t
 /// away after every retry: then the `done` is kept in the journal for later
 /// delivery, the task is forgotten and the error returned. With no task
 /// held, does nothing (with a journal: delivers the kept `done`s). A stop
-/// signal does not change this: a finished task is still marked done.
+/// signal does not change this: a finished task is still marked done. A
+/// progress update still waiting goes in the same request:
+/// `tf_worker_update(w, 100)` then `tf_worker_done(w)` within the interval
+/// is one request.
 #[no_mangle]
 pub extern "C" fn tf_worker_done(worker: *mut tf_worker) -> tf_status {
     status_call("tf_worker_done", || {
-        handle(worker, "worker")?.lock().done()?;
+        handle(worker, "worker")?.lock()?.done()?;
         Ok(tf_status::TF_OK)
     })
 }
@@ -181,10 +259,11 @@ pub extern "C" fn tf_worker_done(worker: *mut tf_worker) -> tf_status {
 /// Gives the held task back (state `waiting`, 0 %) and forgets it, for a
 /// worker that cannot finish it; another worker gets it next. If the server
 /// does not take it back, the task stays held. With no task held, does nothing.
+/// A progress update still waiting is dropped (the task goes back at 0 %).
 #[no_mangle]
 pub extern "C" fn tf_worker_requeue(worker: *mut tf_worker) -> tf_status {
     status_call("tf_worker_requeue", || {
-        handle(worker, "worker")?.lock().requeue()?;
+        handle(worker, "worker")?.lock()?.requeue()?;
         Ok(tf_status::TF_OK)
     })
 }
@@ -209,7 +288,7 @@ pub extern "C" fn tf_worker_set_journal(worker: *mut tf_worker, dir: *const c_ch
     status_call("tf_worker_set_journal", || {
         let worker = handle(worker, "worker")?;
         let dir = optional_string(dir, "dir")?.filter(|d| !d.is_empty());
-        worker.lock().set_journal(dir.map(std::path::Path::new))?;
+        worker.lock()?.set_journal(dir.map(std::path::Path::new))?;
         Ok(tf_status::TF_OK)
     })
 }

@@ -569,6 +569,11 @@ int main(void) {
             printf("   retries = %lu\n", (unsigned long)bad_retries[i]);
             INVALID(tf_taskfarm_set_retries(tf, bad_retries[i]));
         }
+        const double bad_intervals[] = {NAN, INFINITY, -INFINITY, -1.0, -0.001, 86400.001, 1e300};
+        for (int i = 0; i < 7; i++) {
+            printf("   update interval = %g\n", bad_intervals[i]);
+            INVALID(tf_worker_set_update_interval(w, bad_intervals[i]));
+        }
     }
 
     puts("-- worker functions: NULL worker, NULL out-pointer");
@@ -590,6 +595,8 @@ int main(void) {
         INVALID(tf_worker_held_percent(w, NULL));
         UNTOUCHED(pc == -7.0);
         INVALID(tf_worker_set_deadline(NULL, 4e9, 0.0));
+        INVALID(tf_worker_set_update_interval(NULL, 1.0));
+        INVALID(tf_worker_flush(NULL));
     }
 
     puts("-- stop signals and deadlines: refused, nothing installed");

@@ -1,10 +1,12 @@
 //! Test support shared by the integration tests: the real taskfarm server
-//! harness, the requests in its access log, the scripted fault server, the
-//! Slurm cluster harness and the support of the MPI and Slurm tests.
+//! harness, the requests in its access log, a recording proxy in front of
+//! it, the scripted fault server, the Slurm cluster harness and the support
+//! of the MPI and Slurm tests.
 #![allow(dead_code)]
 
 pub mod access_log;
 pub mod fault_server;
 pub mod jobs;
+pub mod recording_proxy;
 pub mod server;
 pub mod slurm;

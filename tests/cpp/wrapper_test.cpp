@@ -164,6 +164,9 @@ const CFunction c_functions[] = {
     {"tf_stop_on_signals", any(&tf_stop_on_signals), "stop_on_signals()"},
     {"tf_stop_requested", any(&tf_stop_requested), "stop_requested()"},
     {"tf_worker_set_journal", any(&tf_worker_set_journal), "Worker::set_journal()"},
+    {"tf_worker_set_update_interval", any(&tf_worker_set_update_interval),
+     "Worker::set_update_interval()"},
+    {"tf_worker_flush", any(&tf_worker_flush), "Worker::flush()"},
 };
 
 // ---------------------------------------------------------------------------
@@ -315,6 +318,10 @@ void check_run(const std::string &user, const std::string &password, const std::
                      [&] { w.set_journal((dir / "missing").string()); });
         std::filesystem::remove_all(dir);
     }
+    w.set_update_interval(0.5);
+    w.flush();
+    expect_error("set_update_interval(-1)", TF_ERR_INVALID_ARGUMENT, 0,
+                 [&] { w.set_update_interval(-1.0); });
     expect_error("update(150)", TF_ERR_INVALID_ARGUMENT, 0, [&] { w.update(150.0); });
     expect_error("update(NaN)", TF_ERR_INVALID_ARGUMENT, 0,
                  [&] { w.update(std::numeric_limits<double>::quiet_NaN()); });

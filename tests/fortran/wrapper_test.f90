@@ -289,6 +289,12 @@ contains
       t = -1
       stat = w%task(t)
       call check('the requeued task is handed out again', stat == TF_OK .and. t == third, str(t))
+      call check_stat('set_update_interval(-1)', w%set_update_interval(-1.0_real64), &
+                      TF_ERR_INVALID_ARGUMENT)
+      call check_stat('set_update_interval(3600)', w%set_update_interval(3600.0_real64), TF_OK)
+      stat = w%update(40.0_real64)
+      call check_stat('flush()', w%flush(), TF_OK)
+      call check('flush() sent the update', task_is(run, t, TF_TASK_COMPUTING, 40.0_real64))
       stat = w%update(100.0_real64)
       stat = w%done()
 

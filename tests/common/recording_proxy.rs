@@ -1,0 +1,231 @@
+//! A recording HTTP proxy on loopback in front of the REAL taskfarm server:
+//! each request the library sends is forwarded unchanged and its answer
+//! passed back unchanged, and the proxy records what arrived (method, path,
+//! body, when), so that a test can count the requests a worker made and
+//! poll for one without reading through the library (a read through the
+//! library would itself send pending progress).
+//!
+//! For the error paths it can refuse requests (read the request, then close
+//! the connection without forwarding it) or hold the answers to `PUT`s for a
+//! while (a request in flight). std only: one accept thread plus one thread
+//! per connection; one upstream connection per client connection.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::server::TaskfarmServer;
+
+/// One request as it reached the proxy.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// When the whole request had arrived.
+    pub at: Instant,
+    /// `GET`, `PUT`, ...
+    pub method: String,
+    /// The path with its query, e.g. `/api/runs/U/tasks/0`.
+    pub path: String,
+    /// The body (JSON text for PUT and POST; empty otherwise).
+    pub body: String,
+}
+
+impl Record {
+    /// The body as JSON (`Null` when empty).
+    pub fn json(&self) -> serde_json::Value {
+        if self.body.is_empty() {
+            return serde_json::Value::Null;
+        }
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{self:?}: {e}"))
+    }
+}
+
+/// What the proxy does with the requests that arrive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Forward and answer.
+    Forward,
+    /// Close the connection without forwarding (counted in `refused`).
+    Refuse,
+    /// Forward; hold the answer to each `PUT` this long before passing it on.
+    HoldPuts(Duration),
+}
+
+#[derive(Debug)]
+struct Shared {
+    records: Mutex<Vec<Record>>,
+    mode: Mutex<Mode>,
+    refused: AtomicUsize,
+}
+
+/// The proxy; it lives as long as the test process.
+#[derive(Debug)]
+pub struct RecordingProxy {
+    /// The base URL to give the library, `http://127.0.0.1:PORT/api/`.
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+impl RecordingProxy {
+    /// Starts a proxy in front of `server` on a free port.
+    pub fn start(server: &TaskfarmServer) -> RecordingProxy {
+        let rest = server
+            .url
+            .strip_prefix("http://")
+            .expect("an http:// server");
+        let (authority, path) = rest.split_once('/').unwrap();
+        let upstream = authority.to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/{path}", listener.local_addr().unwrap());
+        let shared = Arc::new(Shared {
+            records: Mutex::new(Vec::new()),
+            mode: Mutex::new(Mode::Forward),
+            refused: AtomicUsize::new(0),
+        });
+        let accept_shared = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let shared = Arc::clone(&accept_shared);
+                let upstream = upstream.clone();
+                std::thread::spawn(move || serve(client, &upstream, &shared));
+            }
+        });
+        RecordingProxy { url, shared }
+    }
+
+    /// Sets what is done with the requests that arrive from now on.
+    pub fn set_mode(&self, mode: Mode) {
+        *self.shared.mode.lock().unwrap() = mode;
+    }
+
+    /// Every request forwarded so far, in the order of arrival.
+    pub fn records(&self) -> Vec<Record> {
+        self.shared.records.lock().unwrap().clone()
+    }
+
+    /// The forwarded requests whose path contains `part` (a run's uuid).
+    pub fn records_of(&self, part: &str) -> Vec<Record> {
+        self.records()
+            .into_iter()
+            .filter(|r| r.path.contains(part))
+            .collect()
+    }
+
+    /// How many requests were refused.
+    pub fn refused(&self) -> usize {
+        self.shared.refused.load(Ordering::SeqCst)
+    }
+
+    /// Polls until `done(records)` holds, for at most `deadline`; panics
+    /// with `what` and the records otherwise.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        deadline: Duration,
+        done: impl Fn(&[Record]) -> bool,
+    ) -> Vec<Record> {
+        let start = Instant::now();
+        loop {
+            let records = self.records();
+            if done(&records) {
+                return records;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "{what}: not within {deadline:?}; the proxy saw {records:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 message head (up to the empty line) and its
+/// `Content-Length` body; `None` at the end of the stream.
+fn read_message(reader: &mut impl BufRead, no_body: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
+    let mut message = Vec::new();
+    let mut length = 0usize;
+    let mut first = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        message.extend_from_slice(line.as_bytes());
+        if first.is_empty() {
+            first = line.clone();
+            continue;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            length = value.trim().parse().ok()?;
+        }
+        assert!(
+            !lower.starts_with("transfer-encoding:"),
+            "the recording proxy does not relay chunked messages: {line}"
+        );
+    }
+    if !no_body(&first) {
+        let start = message.len();
+        message.resize(start + length, 0);
+        reader.read_exact(&mut message[start..]).ok()?;
+    }
+    Some(message)
+}
+
+fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
+    let mut from_client = BufReader::new(client.try_clone().unwrap());
+    let mut to_client = client;
+    let mut server: Option<(TcpStream, BufReader<TcpStream>)> = None;
+    while let Some(request) = read_message(&mut from_client, |_| false) {
+        let text = String::from_utf8_lossy(&request).into_owned();
+        let mut words = text.split(' ');
+        let method = words.next().unwrap_or_default().to_owned();
+        let path = words.next().unwrap_or_default().to_owned();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned();
+        let mode = *shared.mode.lock().unwrap();
+        if mode == Mode::Refuse {
+            shared.refused.fetch_add(1, Ordering::SeqCst);
+            let _ = to_client.shutdown(Shutdown::Both);
+            return;
+        }
+        shared.records.lock().unwrap().push(Record {
+            at: Instant::now(),
+            method: method.clone(),
+            path,
+            body,
+        });
+        if server.is_none() {
+            let stream = TcpStream::connect(upstream).unwrap();
+            let reader = BufReader::new(stream.try_clone().unwrap());
+            server = Some((stream, reader));
+        }
+        let (to_server, from_server) = server.as_mut().unwrap();
+        if to_server.write_all(&request).is_err() {
+            return;
+        }
+        let no_body = |status_line: &str| {
+            let code = status_line.split(' ').nth(1).unwrap_or("");
+            method == "HEAD" || code == "204" || code == "304" || code.starts_with('1')
+        };
+        let Some(answer) = read_message(from_server, no_body) else {
+            return;
+        };
+        if let (Mode::HoldPuts(hold), "PUT") = (mode, method.as_str()) {
+            std::thread::sleep(hold);
+        }
+        let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        if head.contains("\r\nconnection: close\r\n") {
+            server = None;
+        }
+        if to_client.write_all(&answer).is_err() {
+            return;
+        }
+    }
+}
