@@ -30,13 +30,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::ffi::{c_char, CStr, CString};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use common::c_programs;
 use common::server::{pid_alive, Db, TaskfarmServer};
 use serde_json::Value;
 use taskfarm_worker::ffi::last_error::{tf_last_error, tf_last_http_status};
@@ -101,93 +102,13 @@ fn c(s: &str) -> CString {
     CString::new(s).unwrap()
 }
 
-/// The newest modification time of the files under `dir` (recursively).
-fn newest_under(dir: &Path) -> Option<(SystemTime, PathBuf)> {
-    let mut newest: Option<(SystemTime, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let candidate = if path.is_dir() {
-            newest_under(&path)
-        } else {
-            entry.metadata().ok()?.modified().ok().map(|t| (t, path))
-        };
-        if let Some((t, p)) = candidate {
-            if newest.as_ref().is_none_or(|(n, _)| t > *n) {
-                newest = Some((t, p));
-            }
-        }
-    }
-    newest
-}
-
-/// tests/concurrency/worker.c, built once per test process with `cc` (or
-/// `$CC`) against include/ and target/release (rpath). Panics when the
-/// release library is missing or older than the sources: run `make build`.
+/// tests/concurrency/worker.c, built once per test process against the tree
+/// (tests/common/c_programs.rs: run `make build` first).
 fn c_worker() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let lib_dir = root().join("target/release");
-        let lib = lib_dir.join("libtaskfarm_worker.so");
-        let built = std::fs::metadata(&lib)
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|_| {
-                panic!(
-                    "{} is missing: run make build first (the C workers of this \
-                     test link the release library)",
-                    lib.display()
-                )
-            });
-        for source in [
-            root().join("src"),
-            root().join("build.rs"),
-            root().join("Cargo.toml"),
-        ] {
-            let newest = if source.is_dir() {
-                newest_under(&source)
-            } else {
-                std::fs::metadata(&source)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .map(|t| (t, source.clone()))
-            };
-            if let Some((t, path)) = newest {
-                assert!(
-                    t <= built,
-                    "{} is older than {}: run make build first (the C workers \
-                     of this test link the release library)",
-                    lib.display(),
-                    path.display()
-                );
-            }
-        }
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let bin = scratch().join("worker");
-        let out = Command::new(&cc)
-            .args([
-                "-std=c11",
-                "-Wall",
-                "-Wextra",
-                "-Wpedantic",
-                "-Werror",
-                "-O1",
-            ])
-            .arg("-I")
-            .arg(root().join("include"))
-            .arg(root().join("tests/concurrency/worker.c"))
-            .arg("-L")
-            .arg(&lib_dir)
-            .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-            .args(["-ltaskfarm_worker", "-o"])
-            .arg(&bin)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run the C compiler {cc:?} ({e}): apt-get install -y gcc")
-            });
-        assert!(
-            out.status.success(),
-            "building tests/concurrency/worker.c failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        c_programs::build("tests/concurrency/worker.c", &bin);
         bin
     })
 }

@@ -34,18 +34,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use common::c_programs;
 use common::server::{Db, TaskfarmServer};
 use serde_json::Value;
 use taskfarm_worker::client::journal::{self, Journal, Record};
 use taskfarm_worker::client::{Run, Settings, TaskState, Worker};
 
 const DEADLINE: Duration = Duration::from_secs(240);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A fresh scratch directory for one test, under target/tmp/.
 fn scratch(name: &str) -> PathBuf {
@@ -74,66 +71,14 @@ fn settings(server: &TaskfarmServer) -> Settings {
     s
 }
 
-/// The newest modification time under `dir`.
-fn newest_under(dir: &Path) -> Option<SystemTime> {
-    let mut newest = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let t = if path.is_dir() {
-            newest_under(&path)
-        } else {
-            entry.metadata().ok()?.modified().ok()
-        };
-        if t > newest {
-            newest = t;
-        }
-    }
-    newest
-}
-
-/// tests/reap/worker.c built against the release library (run `make build`).
+/// tests/reap/worker.c built against the tree (tests/common/c_programs.rs:
+/// run `make build` first).
 fn c_worker() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let lib_dir = root().join("target/release");
-        let lib = lib_dir.join("libtaskfarm_worker.so");
-        let built = std::fs::metadata(&lib)
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|_| panic!("{} is missing: run make build first", lib.display()));
-        let sources = newest_under(&root().join("src")).unwrap();
-        assert!(
-            sources <= built,
-            "{} is older than src/: run make build first (the C workers of this test \
-             link the release library)",
-            lib.display()
-        );
         let bin = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("reap-worker-{}", std::process::id()));
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let out = Command::new(&cc)
-            .args([
-                "-std=c11",
-                "-Wall",
-                "-Wextra",
-                "-Wpedantic",
-                "-Werror",
-                "-O1",
-            ])
-            .arg("-I")
-            .arg(root().join("include"))
-            .arg(root().join("tests/reap/worker.c"))
-            .arg("-L")
-            .arg(&lib_dir)
-            .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-            .args(["-ltaskfarm_worker", "-o"])
-            .arg(&bin)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {cc:?} ({e}): apt-get install -y gcc"));
-        assert!(
-            out.status.success(),
-            "building tests/reap/worker.c failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        c_programs::build("tests/reap/worker.c", &bin);
         bin
     })
 }

@@ -18,19 +18,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use common::c_programs;
 use common::server::{Db, TaskfarmServer};
 use common::slurm::SlurmCluster;
 use taskfarm_worker::client::{Run, Settings};
 
 const DEADLINE: Duration = Duration::from_secs(600);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn server() -> &'static TaskfarmServer {
     static SERVER: OnceLock<TaskfarmServer> = OnceLock::new();
@@ -53,32 +49,13 @@ fn job_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// examples/worker.c, unchanged, against the release library.
+/// examples/worker.c, unchanged, built against the tree
+/// (tests/common/c_programs.rs: run `make build` first).
 fn example_worker() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let lib_dir = root().join("target/release");
-        assert!(
-            lib_dir.join("libtaskfarm_worker.so").exists(),
-            "run make build first (the worker links the release library)"
-        );
         let bin = job_dir("bin").join("worker");
-        let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-std=c11", "-O1", "-I"])
-            .arg(root().join("include"))
-            .arg(root().join("examples/worker.c"))
-            .arg("-L")
-            .arg(&lib_dir)
-            .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-            .args(["-ltaskfarm_worker", "-o"])
-            .arg(&bin)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "building examples/worker.c: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        c_programs::build("examples/worker.c", &bin);
         bin
     })
 }

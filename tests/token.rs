@@ -21,13 +21,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::ptr;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use common::access_log::{self, count_requests, parse_line};
+use common::c_programs;
 use common::server::{pid_alive, Db, TaskfarmServer};
 use serde_json::Value;
 use taskfarm_worker::client::settings::TokenSource;
@@ -38,10 +39,6 @@ use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
 
 const TOKEN_PATH: &str = "/api/token";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn c(s: &str) -> CString {
     CString::new(s).unwrap()
@@ -418,54 +415,11 @@ fn scratch() -> &'static PathBuf {
     })
 }
 
-fn newest_under(dir: &Path) -> SystemTime {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let t = if path.is_dir() {
-            newest_under(&path)
-        } else {
-            entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH)
-        };
-        newest = newest.max(t);
-    }
-    newest
-}
-
-/// tests/concurrency/worker.c built against target/release (which must be
-/// newer than src/: `make build`).
+/// tests/concurrency/worker.c built against the tree
+/// (tests/common/c_programs.rs: run `make build` first).
 fn c_worker() -> PathBuf {
-    let lib_dir = root().join("target/release");
-    let built = std::fs::metadata(lib_dir.join("libtaskfarm_worker.so"))
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| {
-            panic!("target/release/libtaskfarm_worker.so is missing: run make build")
-        });
-    assert!(
-        newest_under(&root().join("src")) <= built,
-        "target/release/libtaskfarm_worker.so is older than src/: run make build"
-    );
     let bin = scratch().join("worker");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(&cc)
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-I"])
-        .arg(root().join("include"))
-        .arg(root().join("tests/concurrency/worker.c"))
-        .arg("-L")
-        .arg(&lib_dir)
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .args(["-ltaskfarm_worker", "-o"])
-        .arg(&bin)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cc:?} ({e}): apt-get install -y gcc"));
-    assert!(
-        out.status.success(),
-        "building tests/concurrency/worker.c: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c_programs::build("tests/concurrency/worker.c", &bin);
     bin
 }
 

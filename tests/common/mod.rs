@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod access_log;
+pub mod c_programs;
 pub mod fault_server;
 pub mod jobs;
 pub mod recording_proxy;

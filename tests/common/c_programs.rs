@@ -1,0 +1,90 @@
+//! C programs of the tests built against the tree: the headers in include/
+//! and the release library in target/release (found at run time through an
+//! rpath). The release library must be newer than the sources, or a test
+//! would run the C programs against old code: `make build` first.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The newest modification time of the files under `path` (itself, when it
+/// is a file), with the file that has it.
+fn newest_under(path: &Path) -> Option<(SystemTime, PathBuf)> {
+    if !path.is_dir() {
+        let t = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+        return Some((t, path.to_path_buf()));
+    }
+    let mut newest: Option<(SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(path).ok()?.flatten() {
+        if let Some((t, p)) = newest_under(&entry.path()) {
+            if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                newest = Some((t, p));
+            }
+        }
+    }
+    newest
+}
+
+/// target/release, after checking that its library exists and is newer than
+/// src/, build.rs and Cargo.toml.
+pub fn fresh_release_dir() -> PathBuf {
+    let lib_dir = root().join("target/release");
+    let lib = lib_dir.join("libtaskfarm_worker.so");
+    let built = std::fs::metadata(&lib)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run make build first (the C programs of the tests \
+                 link the release library)",
+                lib.display()
+            )
+        });
+    for source in ["src", "build.rs", "Cargo.toml"] {
+        if let Some((t, path)) = newest_under(&root().join(source)) {
+            assert!(
+                t <= built,
+                "{} is older than {}: run make build first (the C programs of the \
+                 tests link the release library)",
+                lib.display(),
+                path.display()
+            );
+        }
+    }
+    lib_dir
+}
+
+/// Compiles `source` (relative to the root) into `bin` with `$CC` (default
+/// `cc`), warnings as errors, against include/ and the fresh release library.
+pub fn build(source: &str, bin: &Path) {
+    let lib_dir = fresh_release_dir();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-O1",
+        ])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(root().join(source))
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .args(["-ltaskfarm_worker", "-o"])
+        .arg(bin)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cc:?} ({e}): apt-get install -y gcc"));
+    assert!(
+        out.status.success(),
+        "building {source} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
