@@ -6,6 +6,11 @@
 #                      on 2 cores; under 15)
 #   make bench-smoke   the same with tiny sizes into build/bench-smoke/, checking
 #                      correctness only (part of `make test`)
+#   make bench-unit    the unit tests of the benchmark's statistics and report
+#                      (bench/tests/, Python unittest; part of `make test`)
+#   make bench-render  BENCHMARKS.md, bench/results.csv and the plots again from
+#                      the figures of the last run (bench/figures.json), after a
+#                      change of the report's prose (bench/report/*.md)
 #
 # Both build the library and the C benchmark worker, make sure the harness venv
 # (the real server and the Python client) exists, and run bench/bench.py with
@@ -15,7 +20,7 @@
 BENCH_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 BENCH_WORKER := build/bench/bench_worker
 
-.PHONY: bench bench-smoke
+.PHONY: bench bench-smoke bench-unit bench-render
 
 $(BENCH_WORKER): bench/bench_worker.c include/taskfarm_worker.h $(RELEASE_DIR)/libtaskfarm_worker.so
 	@mkdir -p $(dir $@)
@@ -35,4 +40,13 @@ bench-smoke: build
 	"$$venv/bin/python" bench/bench.py --smoke --worker-bin $(BENCH_WORKER) && \
 	echo "make bench-smoke: passed in $$(( $$(date +%s) - start )) s"
 
-TEST_TARGETS += bench-smoke
+## bench-unit: the unit tests of the benchmark's statistics and report
+bench-unit:
+	@venv=$$(tests/harness/venv.sh) && \
+	"$$venv/bin/python" -m unittest discover -s bench/tests -t bench
+
+## bench-render: BENCHMARKS.md again from bench/figures.json (no run)
+bench-render:
+	@venv=$$(tests/harness/venv.sh) && "$$venv/bin/python" bench/bench.py --render bench/figures.json
+
+TEST_TARGETS += bench-unit bench-smoke
