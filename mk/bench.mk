@@ -1,9 +1,9 @@
 # mk/bench.mk: the benchmarks (bench/). Included by the Makefile.
 #
 #   make bench         every scenario at full size, the start storm of 64
-#                      workers included; writes BENCHMARKS.md,
-#                      bench/results.csv and bench/throughput.svg (~8 minutes
-#                      on 2 cores; under 15)
+#                      workers included; writes BENCHMARKS.md, bench/results.csv,
+#                      bench/figures.json and the plots (bench/*.svg); the
+#                      recorded run took 2,049 s on 2 shared cores
 #   make bench-smoke   the same with tiny sizes into build/bench-smoke/, checking
 #                      correctness only (part of `make test`)
 #   make bench-unit    the unit tests of the benchmark's statistics and report
@@ -12,10 +12,11 @@
 #                      the figures of the last run (bench/figures.json), after a
 #                      change of the report's prose (bench/report/*.md)
 #
-# Both build the library and the C benchmark worker, make sure the harness venv
-# (the real server and the Python client) exists, and run bench/bench.py with
-# the venv's python; it installs nginx, wrk, valgrind, binutils, strace and
-# postgresql from Debian's packages when they are missing (as root).
+# bench and bench-smoke build the library and the C benchmark worker, make sure
+# the harness venv (the real server and the Python client) exists, and run
+# bench/bench.py with the venv's python; it installs nginx, wrk, valgrind,
+# binutils, strace and postgresql from Debian's packages when they are missing
+# (as root).
 
 BENCH_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 BENCH_WORKER := build/bench/bench_worker
