@@ -1,21 +1,27 @@
 # mk/bench.mk: the benchmarks (bench/). Included by the Makefile.
 #
 #   make bench         every scenario at full size, the start storm of 64
-#                      workers included; writes BENCHMARKS.md,
-#                      bench/results.csv and bench/throughput.svg (~8 minutes
-#                      on 2 cores; under 15)
+#                      workers included; writes BENCHMARKS.md, bench/results.csv,
+#                      bench/figures.json and the plots (bench/*.svg); the
+#                      recorded run took 2,049 s on 2 shared cores
 #   make bench-smoke   the same with tiny sizes into build/bench-smoke/, checking
 #                      correctness only (part of `make test`)
+#   make bench-unit    the unit tests of the benchmark's statistics and report
+#                      (bench/tests/, Python unittest; part of `make test`)
+#   make bench-render  BENCHMARKS.md, bench/results.csv and the plots again from
+#                      the figures of the last run (bench/figures.json), after a
+#                      change of the report's prose (bench/report/*.md)
 #
-# Both build the library and the C benchmark worker, make sure the harness venv
-# (the real server and the Python client) exists, and run bench/bench.py with
-# the venv's python; it installs nginx, wrk, valgrind, binutils, strace and
-# postgresql from Debian's packages when they are missing (as root).
+# bench and bench-smoke build the library and the C benchmark worker, make sure
+# the harness venv (the real server and the Python client) exists, and run
+# bench/bench.py with the venv's python; it installs nginx, wrk, valgrind,
+# binutils, strace and postgresql from Debian's packages when they are missing
+# (as root).
 
 BENCH_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 BENCH_WORKER := build/bench/bench_worker
 
-.PHONY: bench bench-smoke
+.PHONY: bench bench-smoke bench-unit bench-render
 
 $(BENCH_WORKER): bench/bench_worker.c include/taskfarm_worker.h $(RELEASE_DIR)/libtaskfarm_worker.so
 	@mkdir -p $(dir $@)
@@ -35,4 +41,13 @@ bench-smoke: build
 	"$$venv/bin/python" bench/bench.py --smoke --worker-bin $(BENCH_WORKER) && \
 	echo "make bench-smoke: passed in $$(( $$(date +%s) - start )) s"
 
-TEST_TARGETS += bench-smoke
+## bench-unit: the unit tests of the benchmark's statistics and report
+bench-unit:
+	@venv=$$(tests/harness/venv.sh) && \
+	"$$venv/bin/python" -m unittest discover -s bench/tests -t bench
+
+## bench-render: BENCHMARKS.md again from bench/figures.json (no run)
+bench-render:
+	@venv=$$(tests/harness/venv.sh) && "$$venv/bin/python" bench/bench.py --render bench/figures.json
+
+TEST_TARGETS += bench-unit bench-smoke

@@ -1,0 +1,133 @@
+"""Processes and process groups, Linux /proc aware: PID 1 of a container may
+never reap zombies, and a zombie still answers kill(pid, 0)."""
+
+import os
+import signal
+import time
+
+STOP_TIMEOUT = 5.0
+
+
+def stat_fields(pid):
+    """The fields of /proc/PID/stat from the third on (state, ppid, pgrp,
+    ...: fields[0] is the state, fields[11:15] utime, stime, cutime,
+    cstime), None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses.
+    return data[data.rindex(")") + 2:].split()
+
+
+def pids():
+    """Every process id in /proc."""
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _proc_stat(pid):
+    """(state, pgrp, starttime) of a process from /proc, None if gone."""
+    fields = stat_fields(pid)
+    if fields is None:
+        return None
+    return fields[0], int(fields[2]), int(fields[19])
+
+
+def _have_proc():
+    return os.path.isdir("/proc/self")
+
+
+def process_alive(pid, starttime=None):
+    """True while process pid exists and is not a zombie.
+
+    With starttime (from /proc), a different process that reuses the pid
+    counts as gone."""
+    if pid <= 0:
+        return False
+    if _have_proc():
+        st = _proc_stat(pid)
+        if st is None or st[0] in ("Z", "X", "x"):
+            return False
+        return starttime is None or st[2] == starttime
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_starttime(pid):
+    st = _proc_stat(pid) if _have_proc() else None
+    return None if st is None else st[2]
+
+
+def group_alive(pgid):
+    """True while any live (non-zombie) process is in process group pgid."""
+    if pgid <= 0:
+        return False
+    if _have_proc():
+        for pid in pids():
+            st = _proc_stat(pid)
+            if st is not None and st[1] == pgid and st[0] not in ("Z", "X", "x"):
+                return True
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_group_gone(pgid, timeout):
+    deadline = time.monotonic() + timeout
+    while group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def kill_group(pgid, timeout=STOP_TIMEOUT):
+    """SIGTERM the group, wait up to timeout, then SIGKILL. True when gone."""
+    if not group_alive(pgid):
+        return True
+    signal_group(pgid, signal.SIGTERM)
+    if wait_group_gone(pgid, timeout):
+        return True
+    signal_group(pgid, signal.SIGKILL)
+    return wait_group_gone(pgid, 5.0)
+
+
+# --------------------------------------------------------------------------
+# State directory.
+
+
+def group_cpu_seconds(pgids):
+    """CPU seconds (user + system, the reaped children's included) used so
+    far by every live process in the process groups pgids."""
+    ticks = 0
+    for pid in pids():
+        fields = stat_fields(pid)
+        if fields is not None and int(fields[2]) in pgids:
+            ticks += sum(int(x) for x in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def pgid_of(pid):
+    """The process group of pid, None when it is gone."""
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, TypeError):
+        return None
