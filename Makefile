@@ -16,9 +16,11 @@ TEST_TARGETS := c-tests
 all: build
 
 ## build: the release libraries (.so with SONAME libtaskfarm_worker.so.0, .a)
+## and the list of system libraries the .a needs (native-static-libs.txt)
 build:
 	$(CARGO) build --release --lib
 	ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/libtaskfarm_worker.so.0
+	mk/install/native-static-libs.sh $(RELEASE_DIR)
 
 ## header: regenerate include/taskfarm_worker.h from the sources (commit it)
 header:
