@@ -26,11 +26,13 @@ build:
 header:
 	TASKFARM_BLESS_HEADER=1 $(CARGO) test --quiet --test header
 
-## lint: formatting and clippy, warnings are errors
+## lint: formatting and clippy, warnings are errors; ruff on the Python and
+## shellcheck on the shell scripts (mk/lint.sh)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --no-default-features --lib -- -D warnings
+	mk/lint.sh
 
 prerequisites:
 	@tests/prerequisites.sh

@@ -248,7 +248,7 @@ def read_json(path):
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise HarnessError(f"cannot read {path}: {e}")
+        raise HarnessError(f"cannot read {path}: {e}") from e
 
 
 def write_json(path, value):
@@ -368,7 +368,7 @@ def slurm(p, *args, timeout=20):
     failing command (returncode None: it could not run or timed out)."""
     try:
         r = subprocess.run(list(args), env=client_env(p), stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout, check=False)
         return r.returncode, r.stdout + r.stderr
     except (OSError, subprocess.TimeoutExpired) as e:
         return None, str(e)
@@ -411,7 +411,7 @@ def cmd_supervise(args):
         daemons[name] = subprocess.Popen(
             cmd, env=env, cwd=p["dir"], stdin=subprocess.DEVNULL,
             stdout=sys.stdout, stderr=subprocess.STDOUT, close_fds=True,
-            preexec_fn=_pdeathsig)
+            preexec_fn=_pdeathsig)  # noqa: PLW1509 (this process starts no threads)
         write_json(p["daemons"], {n: [d.pid, starttime_of(d.pid)]
                                   for n, d in daemons.items()})
 
