@@ -5,7 +5,8 @@
 #     tests/harness/requirements.txt and runs from the harness venv
 #     (tests/harness/venv.sh builds it when needed);
 #   - shellcheck (from Debian: apt-get install -y shellcheck) on every shell
-#     script: the *.sh files and .ci/run, following `source`d files.
+#     script: the *.sh files and the executables whose first line names sh or
+#     bash (.ci/run), following `source`d files.
 # Both run; the status is non-zero when either found something. The build trees (target/, build/) and the venv are left out.
 set -euo pipefail
 
@@ -19,11 +20,14 @@ status=0
 echo "ruff check: $("$venv/bin/ruff" --version)"
 "$venv/bin/ruff" check . || status=1
 
-scripts=(.ci/run)
-while IFS= read -r script; do
-    scripts+=("$script")
+# The shell scripts: *.sh, and executables whose first line names sh or bash (.ci/run).
+scripts=()
+while IFS= read -r file; do
+    if [[ $file == *.sh ]] || { [ -x "$file" ] && head -n 1 "$file" | grep -qE '^#!.*[/ ](ba)?sh( |$)'; }; then
+        scripts+=("$file")
+    fi
 done < <(find . \( -path ./target -o -path ./build -o -path ./.venv -o -path ./.git \) -prune -o \
-    -name '*.sh' -type f -print | sed 's|^\./||' | sort)
+    -type f -print | sed 's|^\./||' | sort)
 echo "shellcheck: ${#scripts[@]} scripts ($(shellcheck --version | sed -n 's/^version: //p'))"
 shellcheck --external-sources "${scripts[@]}" || status=1
 exit $status
