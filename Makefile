@@ -16,19 +16,23 @@ TEST_TARGETS := c-tests
 all: build
 
 ## build: the release libraries (.so with SONAME libtaskfarm_worker.so.0, .a)
+## and the list of system libraries the .a needs (native-static-libs.txt)
 build:
 	$(CARGO) build --release --lib
 	ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/libtaskfarm_worker.so.0
+	mk/install/native-static-libs.sh $(RELEASE_DIR)
 
 ## header: regenerate include/taskfarm_worker.h from the sources (commit it)
 header:
 	TASKFARM_BLESS_HEADER=1 $(CARGO) test --quiet --test header
 
-## lint: formatting and clippy, warnings are errors
+## lint: formatting and clippy, warnings are errors; ruff on the Python and
+## shellcheck on the shell scripts (mk/lint.sh)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --no-default-features --lib -- -D warnings
+	mk/lint.sh
 
 prerequisites:
 	@tests/prerequisites.sh

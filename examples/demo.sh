@@ -22,7 +22,7 @@
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 CC=${CC:-cc}
 CXX=${CXX:-g++}
 FC=${FC:-gfortran}
@@ -30,7 +30,6 @@ lib_dir=$root/target/release
 tasks=${DEMO_TASKS:-20}
 export WORKER_STEP_MS=${WORKER_STEP_MS:-100}
 languages=(C C++ Fortran)
-num_workers=${#languages[@]}
 start=$(date +%s)
 
 die() { echo "demo: $*" >&2; exit 1; }
@@ -62,14 +61,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "== building examples/worker.c, worker.cpp and worker.f90"
-link=(-L"$lib_dir" -Wl,-rpath,"$lib_dir" -ltaskfarm_worker)
+link=(-L"$lib_dir" "-Wl,-rpath,$lib_dir" -ltaskfarm_worker)
 "$CC" -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -Iinclude examples/worker.c "${link[@]}" \
     -o "$tmp/worker-C" || die "examples/worker.c does not build"
 "$CXX" -std=c++17 -Wall -Wextra -Wpedantic -Werror -O2 -Iinclude examples/worker.cpp "${link[@]}" \
     -o "$tmp/worker-C++" || die "examples/worker.cpp does not build"
-"$FC" -std=f2008 -O2 -J "$tmp" -c fortran/taskfarm_worker.f90 -o "$tmp/taskfarm_worker.o" &&
+if ! { "$FC" -std=f2008 -O2 -J "$tmp" -c fortran/taskfarm_worker.f90 -o "$tmp/taskfarm_worker.o" &&
     "$FC" -std=f2008 -O2 -I "$tmp" examples/worker.f90 "$tmp/taskfarm_worker.o" "${link[@]}" \
-        -o "$tmp/worker-Fortran" || die "examples/worker.f90 does not build"
+        -o "$tmp/worker-Fortran"; }; then
+    die "examples/worker.f90 does not build"
+fi
 worker=$tmp/worker-C
 
 echo "== starting a local taskfarm server (SQLite)"
@@ -145,7 +146,7 @@ for lang in "${languages[@]}"; do
     mine=$(grep -oE 'task [0-9]+ done' "$tmp/worker-$lang.out" | awk '{print $2}' | sort -n)
     n=$(echo "$mine" | sed '/^$/d' | wc -l)
     counts+="$lang:$n "
-    echo "   $lang did: $(echo $mine)"
+    echo "   $lang did: $(echo "$mine" | xargs)"
     done_lines+="$mine"$'\n'
 done
 done_lines=$(echo "$done_lines" | sed '/^$/d' | sort -n)

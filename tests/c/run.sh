@@ -17,72 +17,48 @@
 # fails the run: it never skips.
 set -uo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 CC=${CC:-cc}
 lib_dir=$root/target/release
 header=include/taskfarm_worker.h
 programs=(worker_run bad_arguments)
 start=$(date +%s)
 
-die() { echo "tests/c/run.sh: $*" >&2; exit 1; }
+need "$CC" "apt-get install -y gcc (or CC=...)"
+need valgrind "apt-get install -y valgrind"
+need_release_library
 
-command -v "$CC" >/dev/null 2>&1 || die "the C compiler '$CC' is missing: apt-get install -y gcc"
-command -v valgrind >/dev/null 2>&1 || die "valgrind is missing: apt-get install -y valgrind"
-[ -e "$lib_dir/libtaskfarm_worker.so.0" ] || die "$lib_dir/libtaskfarm_worker.so.0 is missing: run make build"
-
-passed=0
-failed=0
-pass() { echo "ok   $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tf-c.XXXXXX")
+scratch_dir tf-c
 server_dir=$tmp/server
-cleanup() {
-    status=$?
-    if [ -f "$server_dir/server.json" ]; then
-        tests/harness/server.sh stop "$server_dir" >/dev/null 2>&1 ||
-            echo "tests/c/run.sh: could not stop the server of $server_dir" >&2
-    fi
-    rm -rf "$tmp"
-    exit $status
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # 1. Every declared function (at column 0 in the header) is exercised with bad arguments.
-declared=$(grep -E '^[a-z].*\btf_[a-z_]+\(' "$header" | grep -oE '\btf_[a-z_]+\(' | tr -d '(' | sort -u)
+declared=$(header_functions)
 missing=$(for f in $declared; do grep -qE "\\b$f\\(" tests/c/bad_arguments.c || echo "$f"; done)
 if [ -z "$missing" ]; then
     pass "all $(echo "$declared" | wc -w) functions of $header are called by tests/c/bad_arguments.c"
 else
-    fail "functions of $header never called by tests/c/bad_arguments.c:" $missing
+    fail "functions of $header never called by tests/c/bad_arguments.c:" "${missing//$'\n'/ }"
 fi
 
 # 2. Build.
 cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror -g -O1)
-link=(-L"$lib_dir" -Wl,-rpath,"$lib_dir" -ltaskfarm_worker -lm)
+link=(-L"$lib_dir" "-Wl,-rpath,$lib_dir" -ltaskfarm_worker -lm)
 for p in "${programs[@]}"; do
     if "$CC" "${cflags[@]}" -Iinclude "tests/c/$p.c" "${link[@]}" -o "$tmp/$p"; then
-        resolved=$(ldd "$tmp/$p" | awk '$1 == "libtaskfarm_worker.so.0" {print $3}')
-        if [ "$(readlink -f "$resolved")" = "$(readlink -f "$lib_dir/libtaskfarm_worker.so")" ]; then
+        if loaded=$(loads_library "$tmp/$p" "$lib_dir/libtaskfarm_worker.so"); then
             pass "built $p with $CC ${cflags[*]}, loading $lib_dir/libtaskfarm_worker.so.0"
         else
-            fail "$p loads '$resolved', not $lib_dir/libtaskfarm_worker.so.0"
+            fail "$(head -n 1 <<<"$loaded")"
         fi
     else
         fail "$p does not build"
     fi
 done
-if [ $failed -ne 0 ]; then
-    echo "$passed passed, $failed failed"
-    exit 1
-fi
+[ "$failed" -eq 0 ] || { summary; exit 1; }
 
 # 3. A real server, stopped by PID on exit (and by its watchdog if this script dies).
-tests/harness/server.sh start "$server_dir" --watch-pid $$ >/dev/null ||
-    die "could not start the taskfarm server (see $server_dir/server.log)"
-eval "$(tests/harness/server.sh env "$server_dir")"
+start_server "$server_dir"
 
 # Adds the "N passed, M failed" of a program's output to the totals; a run
 # without that line (a crash) counts as one failure.
@@ -113,17 +89,12 @@ for p in "${programs[@]}"; do
     echo "== $p under valgrind"
     log=$tmp/$p.valgrind.log
     status=0
-    valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-        --track-origins=yes --log-file="$log" "$tmp/$p" >"$tmp/$p.vg.out" 2>&1 || status=$?
+    valgrind_run "$log" "$tmp/$p" >"$tmp/$p.vg.out" 2>&1 || status=$?
     count "$tmp/$p.vg.out" "$p (valgrind)" $status
-    errors=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' "$log" | tail -n 1)
-    lost=$(sed -n 's/.*definitely lost: \([0-9,]*\) bytes in \([0-9,]*\) blocks.*/\1 bytes in \2 blocks/p' "$log" | tail -n 1)
-    [ -n "$lost" ] || lost="0 bytes in 0 blocks"
-    verdict="valgrind $p: ${errors:-?} errors, definitely lost: $lost (exit $status)"
-    if [ "$status" -ne 99 ] && [ "${errors:-x}" = 0 ] && [[ $lost == "0 bytes in 0 blocks" ]]; then
-        pass "$verdict"
+    if valgrind_verdict "$log" $status; then
+        pass "valgrind $p: $verdict"
     else
-        fail "$verdict"
+        fail "valgrind $p: $verdict"
         cat "$log"
     fi
     grep -E 'in use at exit|definitely lost|indirectly lost|possibly lost|still reachable' "$log" |
@@ -131,5 +102,4 @@ for p in "${programs[@]}"; do
 done
 
 echo "c tests: $(($(date +%s) - start)) s"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary

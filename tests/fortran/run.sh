@@ -9,8 +9,8 @@
 # A missing gfortran or valgrind is a failure, never a skip.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 start_time=$(date +%s)
 
 FC=${FC:-gfortran}
@@ -18,21 +18,12 @@ out=build/fortran
 lib_dir=$root/target/release
 header=include/taskfarm_worker.h
 module_src=fortran/taskfarm_worker.f90
-server_dir=$out/server
 # Fortran 2008, every warning an error; run-time checks on in the tests.
 fflags=(-std=f2008 -Wall -Wextra -Werror -pedantic -g -O1 -fcheck=all)
 
-fail() {
-    echo "tests/fortran/run.sh: $*" >&2
-    exit 1
-}
-
-command -v "$FC" >/dev/null 2>&1 ||
-    fail "Fortran compiler '$FC' not found: apt-get install -y gfortran (or set FC)"
-command -v valgrind >/dev/null 2>&1 ||
-    fail "valgrind not found: apt-get install -y valgrind"
-[ -f "$lib_dir/libtaskfarm_worker.so" ] ||
-    fail "$lib_dir/libtaskfarm_worker.so is missing: run 'make build' first"
+need "$FC" "apt-get install -y gfortran (or FC=...)"
+need valgrind "apt-get install -y valgrind"
+need_release_library
 
 # Every function of the C header has its bind(c) interface in the module.
 missing=()
@@ -40,12 +31,12 @@ while read -r fn; do
     grep -q "bind(c, name='$fn')" "$module_src" || missing+=("$fn")
 done < <(grep -oE '\btf_[a-z_]+\(' "$header" | tr -d '(' | sort -u)
 [ ${#missing[@]} -eq 0 ] ||
-    fail "$module_src has no bind(c) interface for: ${missing[*]}"
+    die "$module_src has no bind(c) interface for: ${missing[*]}"
 echo "fortran: every C function of $header has a bind(c) interface"
 
 # Build: the module (.mod and .o in $out), the test and the example.
 mkdir -p "$out"
-link=(-L"$lib_dir" -ltaskfarm_worker -Wl,-rpath,"$lib_dir")
+link=(-L"$lib_dir" -ltaskfarm_worker "-Wl,-rpath,$lib_dir")
 "$FC" "${fflags[@]}" -J "$out" -c "$module_src" -o "$out/taskfarm_worker.o"
 "$FC" "${fflags[@]}" -I "$out" tests/fortran/wrapper_test.f90 "$out/taskfarm_worker.o" \
     "${link[@]}" -o "$out/wrapper_test"
@@ -54,18 +45,14 @@ link=(-L"$lib_dir" -ltaskfarm_worker -Wl,-rpath,"$lib_dir")
 echo "fortran: built $out/wrapper_test and $out/worker with $("$FC" --version | head -n 1)"
 
 # A real server of our own, stopped by PID whatever happens.
-tests/harness/server.sh stop "$server_dir" >/dev/null 2>&1 || true
-rm -rf "$server_dir"
-trap 'tests/harness/server.sh stop "$server_dir"' EXIT
-trap 'exit 130' INT TERM HUP
-tests/harness/server.sh start "$server_dir" --watch-pid $$ >/dev/null
-eval "$(tests/harness/server.sh env "$server_dir")"
+scratch_dir tf-fortran
+start_server "$tmp/server"
 
 # The last line of a test run must be "N passed, 0 failed".
 check_summary() {
     local log=$1 label=$2 last
     last=$(tail -n 1 "$log")
-    [[ $last =~ ^[0-9]+\ passed,\ 0\ failed$ ]] || fail "$label: last line is '$last'"
+    [[ $last =~ ^[0-9]+\ passed,\ 0\ failed$ ]] || die "$label: last line is '$last'"
     echo "fortran: $label: $last"
 }
 
@@ -74,31 +61,28 @@ echo "--- wrapper_test"
 check_summary "$out/wrapper_test.log" "wrapper_test"
 
 echo "--- wrapper_test under valgrind"
-supp=()
-[ -f tests/fortran/valgrind.supp ] && supp=(--suppressions=tests/fortran/valgrind.supp)
-valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-    "${supp[@]}" --log-file="$out/valgrind.log" "$out/wrapper_test" >"$out/wrapper_test.valgrind.out" ||
-    {
-        status=$?
-        cat "$out/wrapper_test.valgrind.out" "$out/valgrind.log"
-        fail "wrapper_test under valgrind exited with $status (99: valgrind found errors or leaks)"
-    }
+status=0
+valgrind_run "$out/valgrind.log" "$out/wrapper_test" >"$out/wrapper_test.valgrind.out" || status=$?
+if ! valgrind_verdict "$out/valgrind.log" $status || [ $status -ne 0 ]; then
+    cat "$out/wrapper_test.valgrind.out" "$out/valgrind.log"
+    die "wrapper_test under valgrind: $verdict (99: valgrind found errors or leaks)"
+fi
 check_summary "$out/wrapper_test.valgrind.out" "wrapper_test under valgrind"
 grep -E 'ERROR SUMMARY|definitely lost' "$out/valgrind.log" | sed 's/^==[0-9]*== /fortran: valgrind: /'
 
 echo "--- examples/worker.f90"
 uuid=$("$out/worker")
-[[ $uuid =~ ^[0-9a-f]{32}$ ]] || fail "examples/worker without arguments printed '$uuid', not a UUID"
+[[ $uuid =~ ^[0-9a-f]{32}$ ]] || die "examples/worker without arguments printed '$uuid', not a UUID"
 echo "fortran: worker created run $uuid"
 "$out/worker" "$uuid" | tee "$out/worker.log"
 done_lines=$(grep -c '^task [0-9]* done$' "$out/worker.log" || true)
-[ "$done_lines" -eq 10 ] || fail "examples/worker did $done_lines tasks, expected 10"
+[ "$done_lines" -eq 10 ] || die "examples/worker did $done_lines tasks, expected 10"
 grep -q '^no task left (10 done by this worker)$' "$out/worker.log" ||
-    fail "examples/worker did not end with 'no task left (10 done by this worker)'"
+    die "examples/worker did not end with 'no task left (10 done by this worker)'"
 "$out/worker" "$uuid" >"$out/worker_again.log" ||
-    fail "examples/worker on a finished run failed: $(cat "$out/worker_again.log")"
+    die "examples/worker on a finished run failed: $(cat "$out/worker_again.log")"
 grep -q '^no task left (0 done by this worker)$' "$out/worker_again.log" ||
-    fail "examples/worker on a finished run: $(cat "$out/worker_again.log")"
+    die "examples/worker on a finished run: $(cat "$out/worker_again.log")"
 echo "fortran: examples/worker worked through the run"
 
 echo "fortran-tests: all passed in $(($(date +%s) - start_time)) s"

@@ -35,8 +35,8 @@
 # python3 fails the run: it never skips.
 set -uo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 CC=${CC:-cc}
 CXX=${CXX:-g++}
 FC=${FC:-gfortran}
@@ -45,39 +45,22 @@ PYTHON=${PYTHON:-python3}
 MAKE=${MAKE:-make}
 start=$(date +%s)
 
-die() { echo "tests/install/run.sh: $*" >&2; exit 1; }
-
-command -v "$CC" >/dev/null 2>&1 || die "the C compiler '$CC' is missing: apt-get install -y gcc"
-command -v "$CXX" >/dev/null 2>&1 || die "the C++ compiler '$CXX' is missing: apt-get install -y g++"
-command -v "$FC" >/dev/null 2>&1 || die "the Fortran compiler '$FC' is missing: apt-get install -y gfortran"
-command -v cmake >/dev/null 2>&1 || die "cmake is missing: apt-get install -y cmake"
-command -v pkg-config >/dev/null 2>&1 || die "pkg-config is missing: apt-get install -y pkg-config"
-command -v readelf >/dev/null 2>&1 || die "readelf is missing: apt-get install -y binutils"
+need "$CC" "apt-get install -y gcc (or CC=...)"
+need "$CXX" "apt-get install -y g++ (or CXX=...)"
+need "$FC" "apt-get install -y gfortran (or FC=...)"
+need cmake "apt-get install -y cmake"
+need pkg-config "apt-get install -y pkg-config"
+need readelf "apt-get install -y binutils"
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     [ -x "$root/.venv/bin/python" ] || die "python3 is missing: apt-get install -y python3"
     PYTHON=$root/.venv/bin/python
 fi
-[ -e target/release/libtaskfarm_worker.so ] || die "target/release/libtaskfarm_worker.so is missing: run make build"
+need_release_library
 
 version=$(awk -F'"' '/^\[/ { p = ($0 == "[package]") } p && /^version *=/ { print $2; exit }' Cargo.toml)
 fc_major=$("$FC" -dumpversion | cut -d. -f1)
 modtag=gfortran-$fc_major
 
-passed=0
-failed=0
-pass() { echo "ok   $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
-# check DESCRIPTION COMMAND...: passes when the command succeeds; shows its output if not.
-check() {
-    local what=$1 out
-    shift
-    if out=$("$@" 2>&1); then
-        pass "$what"
-    else
-        fail "$what"
-        echo "$out" | tail -n 30 | sed 's/^/     /'
-    fi
-}
 # runs FILE COMMAND...: runs the command, its output into FILE (shown on failure).
 runs() {
     local file=$1 status=0
@@ -97,31 +80,16 @@ fails_saying() {
     grep -q -- "$pattern" <<<"$out" || { echo "$out"; return 1; }
 }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tf-install-test.XXXXXX")
+scratch_dir tf-install-test
 prefix=$tmp/prefix
 server_dir=$tmp/server
-bg_pids=()
-cleanup() {
-    status=$?
-    for pid in "${bg_pids[@]}"; do
-        kill "$pid" 2>/dev/null
-    done
-    if [ -f "$server_dir/server.json" ]; then
-        tests/harness/server.sh stop "$server_dir" >/dev/null 2>&1 ||
-            echo "tests/install/run.sh: could not stop the server of $server_dir" >&2
-    fi
-    rm -rf "$tmp"
-    exit $status
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------
 echo "== 1. make install PREFIX=$prefix"
 if ! "$MAKE" --no-print-directory -C "$root" install PREFIX="$prefix" FC="$FC" >"$tmp/install.log" 2>&1; then
     cat "$tmp/install.log"
     fail "make install PREFIX=$prefix"
-    echo "$passed passed, $failed failed"
+    summary
     exit 1
 fi
 pass "make install PREFIX=$prefix ($(tail -n 1 "$tmp/install.log" | sed 's/^make install: //'))"
@@ -183,34 +151,32 @@ cp examples/worker.c examples/worker.cpp examples/worker.f90 examples/watch_run.
     examples/ctypes_worker.py examples/slurm_array.sh examples/CMakeLists.txt \
     examples/mpi_worker.c examples/mpi_worker.f90 "$src/"
 rpath=-Wl,-rpath,$prefix/lib
+# pkg-config's output, split into words.
+read -ra pc_c <<<"$(pkg-config --cflags --libs taskfarm_worker)"
+read -ra pc_f <<<"$(pkg-config --cflags --libs taskfarm_worker-fortran)"
 cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror -O2)
 cxxflags=(-std=c++17 -Wall -Wextra -Wpedantic -Werror -O2)
 fflags=(-std=f2008 -Wall -Wextra -Werror -pedantic -O2)
-# (pkg-config's output is meant to be split into words: unquoted)
-    check "pc: $CC worker.c \$(pkg-config --cflags --libs taskfarm_worker)" \
-        "$CC" "${cflags[@]}" "$src/worker.c" $(pkg-config --cflags --libs taskfarm_worker) "$rpath" -o "$tmp/pc/worker"
-    check "pc: $CC watch_run.c \$(pkg-config --cflags --libs taskfarm_worker)" \
-        "$CC" "${cflags[@]}" "$src/watch_run.c" $(pkg-config --cflags --libs taskfarm_worker) "$rpath" -o "$tmp/pc/watch_run"
-    check "pc: $CXX worker.cpp \$(pkg-config --cflags --libs taskfarm_worker)" \
-        "$CXX" "${cxxflags[@]}" "$src/worker.cpp" $(pkg-config --cflags --libs taskfarm_worker) "$rpath" -o "$tmp/pc/worker-cpp"
-    check "pc: $FC worker.f90 \$(pkg-config --cflags --libs taskfarm_worker-fortran)" \
-        "$FC" "${fflags[@]}" "$src/worker.f90" $(pkg-config --cflags --libs taskfarm_worker-fortran) "$rpath" -o "$tmp/pc/worker-f"
-    # Static: the .a in place of -ltaskfarm_worker, then Libs.private.
-    static_libs=$(pkg-config --static --libs taskfarm_worker | sed 's/-ltaskfarm_worker\b/-l:libtaskfarm_worker.a/')
-    check "static: $CC worker.c with \$(pkg-config --static --libs taskfarm_worker), -l:libtaskfarm_worker.a" \
-        "$CC" "${cflags[@]}" "$src/worker.c" $(pkg-config --cflags taskfarm_worker) $static_libs -o "$tmp/static/worker"
-    fstatic_libs=$(pkg-config --static --libs taskfarm_worker-fortran |
-        sed 's/-ltaskfarm_worker_fortran\b/-l:libtaskfarm_worker_fortran.a/; s/-ltaskfarm_worker\b/-l:libtaskfarm_worker.a/')
-    check "static: $FC worker.f90 with the fortran .pc's --static --libs, both .a" \
-        "$FC" "${fflags[@]}" "$src/worker.f90" $(pkg-config --cflags taskfarm_worker-fortran) $fstatic_libs -o "$tmp/static/worker-f"
+check "pc: $CC worker.c \$(pkg-config --cflags --libs taskfarm_worker)" \
+    "$CC" "${cflags[@]}" "$src/worker.c" "${pc_c[@]}" "$rpath" -o "$tmp/pc/worker"
+check "pc: $CC watch_run.c \$(pkg-config --cflags --libs taskfarm_worker)" \
+    "$CC" "${cflags[@]}" "$src/watch_run.c" "${pc_c[@]}" "$rpath" -o "$tmp/pc/watch_run"
+check "pc: $CXX worker.cpp \$(pkg-config --cflags --libs taskfarm_worker)" \
+    "$CXX" "${cxxflags[@]}" "$src/worker.cpp" "${pc_c[@]}" "$rpath" -o "$tmp/pc/worker-cpp"
+check "pc: $FC worker.f90 \$(pkg-config --cflags --libs taskfarm_worker-fortran)" \
+    "$FC" "${fflags[@]}" "$src/worker.f90" "${pc_f[@]}" "$rpath" -o "$tmp/pc/worker-f"
+# Static: the .a in place of -ltaskfarm_worker, then Libs.private.
+read -ra static_libs <<<"$(pkg-config --cflags --static --libs taskfarm_worker |
+    sed 's/-ltaskfarm_worker\b/-l:libtaskfarm_worker.a/')"
+check "static: $CC worker.c with \$(pkg-config --static --libs taskfarm_worker), -l:libtaskfarm_worker.a" \
+    "$CC" "${cflags[@]}" "$src/worker.c" "${static_libs[@]}" -o "$tmp/static/worker"
+read -ra fstatic_libs <<<"$(pkg-config --cflags --static --libs taskfarm_worker-fortran |
+    sed 's/-ltaskfarm_worker_fortran\b/-l:libtaskfarm_worker_fortran.a/; s/-ltaskfarm_worker\b/-l:libtaskfarm_worker.a/')"
+check "static: $FC worker.f90 with the fortran .pc's --static --libs, both .a" \
+    "$FC" "${fflags[@]}" "$src/worker.f90" "${fstatic_libs[@]}" -o "$tmp/static/worker-f"
 
 # loads_installed PROGRAM: the program loads libtaskfarm_worker.so.0 from the prefix.
-loads_installed() {
-    local lib
-    lib=$(ldd "$1" | awk '$1 == "libtaskfarm_worker.so.0" { print $3 }')
-    [ -n "$lib" ] && [ "$(readlink -f "$lib")" = "$(readlink -f "$prefix/lib/libtaskfarm_worker.so.$version")" ] ||
-        { echo "$1 loads '${lib:-nothing}'"; ldd "$1"; return 1; }
-}
+loads_installed() { loads_library "$1" "$prefix/lib/libtaskfarm_worker.so.$version"; }
 no_shared_taskfarm() {
     ! ldd "$1" | grep -q taskfarm_worker || { ldd "$1"; return 1; }
 }
@@ -248,10 +214,10 @@ mkdir -p "$tmp/mpi"
 mpi_fflags=(-Wall -Werror -O2)
 for mpi in openmpi mpich; do
     check "pc: mpicc.$mpi mpi_worker.c \$(pkg-config --cflags --libs taskfarm_worker)" \
-        "mpicc.$mpi" "${cflags[@]}" "$src/mpi_worker.c" $(pkg-config --cflags --libs taskfarm_worker) "$rpath" \
+        "mpicc.$mpi" "${cflags[@]}" "$src/mpi_worker.c" "${pc_c[@]}" "$rpath" \
         -o "$tmp/mpi/pc-$mpi-mpi_worker"
     check "pc: mpif90.$mpi mpi_worker.f90 \$(pkg-config --cflags --libs taskfarm_worker-fortran)" \
-        "mpif90.$mpi" "${mpi_fflags[@]}" "$src/mpi_worker.f90" $(pkg-config --cflags --libs taskfarm_worker-fortran) \
+        "mpif90.$mpi" "${mpi_fflags[@]}" "$src/mpi_worker.f90" "${pc_f[@]}" \
         "$rpath" -o "$tmp/mpi/pc-$mpi-mpi_worker_f"
 done
 mpi_build=$tmp/cmake-mpi-build
@@ -324,9 +290,7 @@ probe fail "no component 'Python'" \
 
 # ---------------------------------------------------------------------------
 echo "== 3. the examples against a real taskfarm server"
-tests/harness/server.sh start "$server_dir" --watch-pid $$ >/dev/null ||
-    die "could not start the taskfarm server (see $server_dir/server.log)"
-eval "$(tests/harness/server.sh env "$server_dir")"
+start_server "$server_dir"
 export WORKER_STEP_MS=10
 status_tool=$tmp/pc/worker
 [ -x "$status_tool" ] || status_tool=$tmp/cm/worker
@@ -510,7 +474,7 @@ check "uninstall refuses a manifest entry outside PREFIX and removes nothing" \
     bash -c "! '$MAKE' --no-print-directory -C '$root' uninstall DESTDIR='$stage' PREFIX='$dest_prefix' >/dev/null 2>&1 &&
              [ -f '$stage/etc/keep' ] && [ -f '$stage$dest_prefix/lib/libtaskfarm_worker.a' ]"
 cp "$tmp/manifest.bak" "$dmanifest"
-rm -rf "$stage/etc"
+rm -rf "${stage:?}/etc"
 check "make uninstall DESTDIR=$stage PREFIX=$dest_prefix leaves no file" \
     bash -c "'$MAKE' --no-print-directory -C '$root' uninstall DESTDIR='$stage' PREFIX='$dest_prefix' >/dev/null &&
              [ -z \"\$(find '$stage' ! -type d)\" ]"
@@ -541,5 +505,4 @@ check "a second make uninstall fails, saying nothing is installed there" \
     fails_saying 'nothing was installed' "$MAKE" --no-print-directory -C "$root" uninstall PREFIX="$prefix"
 
 echo "install tests: $(($(date +%s) - start)) s"
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary
