@@ -21,6 +21,9 @@
 #   lib/cmake/taskfarm_worker/taskfarm_workerConfig.cmake, ...ConfigVersion.cmake
 #       imported targets taskfarm_worker::taskfarm_worker (C, C++),
 #       taskfarm_worker::static and taskfarm_worker::fortran
+#   share/bash-completion/completions/taskfarm, share/zsh/site-functions/_taskfarm,
+#   share/fish/vendor_completions.d/taskfarm.fish, share/man/man1/taskfarm.1
+#       the tool's completions and man page (mk/cli_docs.sh)
 #   share/taskfarm_worker/install_manifest.txt     every file and link above
 #
 # Fortran .mod files only work with the compiler (and major version) that
@@ -365,6 +368,9 @@ put 644 "$stage/taskfarm_worker.pc" lib/pkgconfig/taskfarm_worker.pc
 put 644 "$stage/taskfarm_worker-fortran.pc" lib/pkgconfig/taskfarm_worker-fortran.pc
 put 644 "$stage/taskfarm_workerConfig.cmake" lib/cmake/taskfarm_worker/taskfarm_workerConfig.cmake
 put 644 "$stage/taskfarm_workerConfigVersion.cmake" lib/cmake/taskfarm_worker/taskfarm_workerConfigVersion.cmake
+# The tool's shell completions and man page, laid out as under PREFIX (mk/cli_docs.sh).
+mk/cli_docs.sh "$release/taskfarm" "$stage/cli_docs"
+while IFS= read -r f; do put 644 "$stage/cli_docs/$f" "$f"; done < <(cd "$stage/cli_docs" && find . -type f -printf '%P\n' | sort)
 
 # Files of a previous install that this one did not write (another version,
 # another Fortran compiler's module directory) go.

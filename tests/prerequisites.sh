@@ -16,6 +16,11 @@ need nginx "apt-get install -y nginx"
 need openssl "apt-get install -y openssl"
 need cmake "apt-get install -y cmake"
 need pkg-config "apt-get install -y pkg-config"
+# The completions and man page installed by make install (tests/install/cli_docs.sh).
+need zsh "apt-get install -y zsh"
+need fish "apt-get install -y fish"
+need man "apt-get install -y man-db"
+need groff "apt-get install -y groff-base"
 # Slurm and MPI (tests/slurm.rs, tests/mpi.rs): daemons live in /usr/sbin.
 need_sbin() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || missing+=("$1 ($2)"); }
 need_sbin slurmctld "apt-get install -y slurmctld"
