@@ -3,9 +3,13 @@
 # that `make install` put under PREFIX (mk/cli_docs.sh) are there and work,
 # each with the tool that reads it:
 #   bash  `bash -n`, then the completion itself: `taskfarm wa<TAB>` gives watch,
-#         `taskfarm completions <TAB>` the three shells (and the options), `taskfarm reset --<TAB>` --all;
-#   zsh   `zsh -n`, and its #compdef line;
-#   fish  `fish --no-execute`, then `complete -C 'taskfarm wa'` gives watch;
+#         `taskfarm completions <TAB>` the three shells (and the options),
+#         `taskfarm reset --<TAB>` --all; bash-completion's loader finds it
+#         with PREFIX/share in XDG_DATA_DIRS;
+#   zsh   `zsh -n`, its #compdef line, and compinit binds it to taskfarm
+#         with PREFIX/share/zsh/site-functions in fpath;
+#   fish  `fish --no-execute`, then, with PREFIX/share in XDG_DATA_DIRS and
+#         nothing sourced by hand, `complete -C 'taskfarm wa'` gives watch;
 #   man   `man -l` renders it without a warning (groff -ww), its .TH line
 #         names taskfarm 1 and the installed version, every command of
 #         `taskfarm --help` has its subsection; and `man -w taskfarm` finds it
@@ -18,8 +22,14 @@ die() { echo "tests/install/cli_docs.sh: $*" >&2; exit 1; }
 prefix=$1
 for tool in bash zsh fish man groff; do
     command -v "$tool" >/dev/null 2>&1 ||
-        die "$tool is missing: apt-get install -y bash zsh fish man-db groff-base"
+        die "$tool is missing: apt-get install -y bash bash-completion zsh fish man-db groff-base"
 done
+loader=/usr/share/bash-completion/bash_completion
+[ -f "$loader" ] || die "$loader is missing: apt-get install -y bash-completion"
+# The shells read no configuration of the user running the test.
+home=$(mktemp -d "${TMPDIR:-/tmp}/tf-cli-docs.XXXXXX")
+trap 'rm -rf "$home"' EXIT
+xdg="$prefix/share:/usr/local/share:/usr/share"
 bash_file=$prefix/share/bash-completion/completions/taskfarm
 zsh_file=$prefix/share/zsh/site-functions/_taskfarm
 fish_file=$prefix/share/fish/vendor_completions.d/taskfarm.fish
@@ -46,15 +56,20 @@ complete_bash() {
 shells=$(complete_bash taskfarm completions '' | grep -vx -- '-.*' | sort | tr '\n' ' ')
 [ "$shells" = "bash fish zsh " ] || bad "bash: 'taskfarm completions <TAB>' offers the shells '$shells'"
 complete_bash taskfarm reset --a | grep -qx -- --all || bad "bash: 'taskfarm reset --a<TAB>' does not give --all"
+got=$(HOME=$home XDG_DATA_DIRS=$xdg bash --norc -c 'source "$1" && __load_completion taskfarm && complete -p taskfarm' _ "$loader" 2>&1)
+[[ $got == *"-F _taskfarm taskfarm" ]] || bad "bash-completion with XDG_DATA_DIRS=$xdg does not load it: '$got'"
 
 # zsh: syntax and the line that makes compinit load it for taskfarm.
 zsh -n "$zsh_file" || bad "zsh -n $zsh_file failed"
 [ "$(head -n 1 "$zsh_file")" = "#compdef taskfarm" ] || bad "$zsh_file does not start with '#compdef taskfarm'"
+got=$(HOME=$home zsh -f -c 'fpath=("$1" $fpath); autoload -U compinit && compinit -u -D && print -r -- ${_comps[taskfarm]}' \
+    _ "$prefix/share/zsh/site-functions" 2>&1)
+[ "$got" = _taskfarm ] || bad "zsh: compinit with $prefix/share/zsh/site-functions in fpath binds taskfarm to '$got'"
 
 # fish: syntax, then its own completion engine.
 fish --no-execute "$fish_file" || bad "fish --no-execute $fish_file failed"
-got=$(fish --no-config -c "source '$fish_file'; complete -C 'taskfarm wa'" | cut -f1)
-[ "$got" = watch ] || bad "fish: 'taskfarm wa<TAB>' gives '$got', not watch"
+got=$(HOME=$home XDG_DATA_DIRS=$xdg PATH="$prefix/bin:$PATH" fish -c "complete -C 'taskfarm wa'" 2>&1 | cut -f1)
+[ "$got" = watch ] || bad "fish with XDG_DATA_DIRS=$xdg: 'taskfarm wa<TAB>' gives '$got', not watch"
 
 # man: header, every command, renders cleanly, found through PATH.
 th=$(grep -m1 '^\.TH ' "$man_file")

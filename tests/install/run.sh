@@ -33,7 +33,7 @@
 #
 # Ends with "N passed, M failed". Needs `make build` first (`make
 # install-tests` does it). A missing cc, g++, gfortran, cmake, pkg-config,
-# python3, zsh, fish or man fails the run: it never skips.
+# python3, bash-completion, zsh, fish or man fails the run: it never skips.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -55,8 +55,9 @@ command -v cmake >/dev/null 2>&1 || die "cmake is missing: apt-get install -y cm
 command -v pkg-config >/dev/null 2>&1 || die "pkg-config is missing: apt-get install -y pkg-config"
 command -v readelf >/dev/null 2>&1 || die "readelf is missing: apt-get install -y binutils"
 for tool in zsh fish man groff; do # for tests/install/cli_docs.sh
-    command -v $tool >/dev/null 2>&1 || die "$tool is missing: apt-get install -y zsh fish man-db groff-base"
+    command -v $tool >/dev/null 2>&1 || die "$tool is missing: apt-get install -y bash-completion zsh fish man-db groff-base"
 done
+[ -f /usr/share/bash-completion/bash_completion ] || die "bash-completion is missing: apt-get install -y bash-completion"
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     [ -x "$root/.venv/bin/python" ] || die "python3 is missing: apt-get install -y python3"
     PYTHON=$root/.venv/bin/python
