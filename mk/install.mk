@@ -21,6 +21,9 @@
 #   lib/cmake/taskfarm_worker/taskfarm_workerConfig.cmake, ...ConfigVersion.cmake
 #       imported targets taskfarm_worker::taskfarm_worker (C, C++),
 #       taskfarm_worker::static and taskfarm_worker::fortran
+#   share/bash-completion/completions/taskfarm, share/zsh/site-functions/_taskfarm,
+#   share/fish/vendor_completions.d/taskfarm.fish, share/man/man1/taskfarm.1
+#       the tool's completions and man page (mk/install/cli_docs.sh)
 #   share/taskfarm_worker/install_manifest.txt     every file and link above
 #
 # Fortran .mod files only work with the compiler (and major version) that

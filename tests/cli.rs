@@ -634,8 +634,49 @@ fn help_documents_commands_environment_and_exit_statuses() {
     }
     let out = run(bare(), &["watch", "--help"]).ok();
     assert!(out.stdout.contains("--interval"), "{out:?}");
+}
+
+#[test]
+fn version_names_the_tool_and_the_library() {
+    let version = env!("CARGO_PKG_VERSION");
     let out = run(bare(), &["--version"]).ok();
-    assert!(out.stdout.starts_with("taskfarm "), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("taskfarm {version} (library taskfarm_worker {version})\n")
+    );
+    let library = unsafe { std::ffi::CStr::from_ptr(taskfarm_worker::ffi::version::tf_version()) };
+    assert_eq!(library.to_str().unwrap(), version, "tf_version");
+}
+
+/// The completion scripts and the man page: made from the command line
+/// without a server, credentials or a terminal.
+#[test]
+fn completions_and_man_page_need_no_server() {
+    let bash = run(bare(), &["completions", "bash"]).ok();
+    let checked = Command::new("bash")
+        .args(["-n", "-c", &bash.stdout])
+        .output()
+        .expect("bash runs (apt-get install -y bash)");
+    assert!(checked.status.success(), "bash -n: {checked:?}");
+    for name in ["list", "info", "watch", "reap", "--baseurl"] {
+        assert!(
+            bash.stdout.contains(name),
+            "{name} not in the bash completion"
+        );
+    }
+    let zsh = run(bare(), &["completions", "zsh"]).ok();
+    assert!(zsh.stdout.starts_with("#compdef taskfarm"), "{zsh:?}");
+    let fish = run(bare(), &["completions", "fish"]).ok();
+    assert!(fish.stdout.contains("complete -c taskfarm"), "{fish:?}");
+    let out = run(bare(), &["completions", "tcsh"]).fails(EXIT_USAGE);
+    assert!(out.stderr.contains("bash"), "{out:?}");
+
+    let page = run(bare(), &["manpage"]).ok();
+    assert!(page.stdout.contains("\n.TH TASKFARM 1 "), "{page:?}");
+    assert!(
+        page.stdout.contains("\n.SS \"taskfarm watch\"\n"),
+        "{page:?}"
+    );
 }
 
 /// The tool running in the background, its stdout lines arriving on a channel.

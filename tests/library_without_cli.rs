@@ -7,7 +7,7 @@
 use std::process::Command;
 
 /// What only the command-line tool `taskfarm` needs.
-const CLI_ONLY: [&str; 3] = ["clap", "indicatif", "ctrlc"];
+const CLI_ONLY: [&str; 5] = ["clap", "clap_complete", "clap_mangen", "indicatif", "ctrlc"];
 
 /// The names of the packages in this package's normal dependency graph.
 fn dependencies(features: &[&str]) -> Vec<String> {

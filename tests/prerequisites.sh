@@ -17,6 +17,12 @@ need openssl "apt-get install -y openssl"
 need cmake "apt-get install -y cmake"
 need pkg-config "apt-get install -y pkg-config"
 need shellcheck "apt-get install -y shellcheck"
+# The completions and man page installed by make install (tests/install/cli_docs.sh).
+need zsh "apt-get install -y zsh"
+need fish "apt-get install -y fish"
+need man "apt-get install -y man-db"
+need groff "apt-get install -y groff-base"
+[ -f /usr/share/bash-completion/bash_completion ] || missing+=("bash-completion (apt-get install -y bash-completion)")
 # Slurm and MPI (tests/slurm.rs, tests/mpi.rs): daemons live in /usr/sbin.
 need_sbin() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || missing+=("$1 ($2)"); }
 need_sbin slurmctld "apt-get install -y slurmctld"

@@ -115,6 +115,9 @@ put 644 "$stage/taskfarm_worker.pc" lib/pkgconfig/taskfarm_worker.pc
 put 644 "$stage/taskfarm_worker-fortran.pc" lib/pkgconfig/taskfarm_worker-fortran.pc
 put 644 "$stage/taskfarm_workerConfig.cmake" lib/cmake/taskfarm_worker/taskfarm_workerConfig.cmake
 put 644 "$stage/taskfarm_workerConfigVersion.cmake" lib/cmake/taskfarm_worker/taskfarm_workerConfigVersion.cmake
+# The tool's shell completions and man page, laid out as under PREFIX (mk/install/cli_docs.sh).
+"$here/cli_docs.sh" "$release/taskfarm" "$stage/cli_docs"
+while IFS= read -r f; do put 644 "$stage/cli_docs/$f" "$f"; done < <(cd "$stage/cli_docs" && find . -type f -printf '%P\n' | sort)
 
 # Files of a previous install that this one did not write (another version,
 # another Fortran compiler's module directory) go.

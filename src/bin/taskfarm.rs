@@ -8,6 +8,7 @@
 //! - `session`: the commands' retry budget and their retry lines on stderr;
 //! - `commands`: list, info, reset, delete, create, task;
 //! - `watch`: the live progress of a run;
+//! - `docs`: the shell completions and the man page;
 //! - `reap`: the tasks of dead workers given back (worker journals);
 //! - `format`, `output`: text and JSON on stdout;
 //! - `failure`: exit statuses and the one-line error messages.
@@ -19,6 +20,8 @@
 mod cli;
 #[path = "taskfarm/commands.rs"]
 mod commands;
+#[path = "taskfarm/docs.rs"]
+mod docs;
 #[path = "taskfarm/failure.rs"]
 mod failure;
 #[path = "taskfarm/format.rs"]
@@ -122,22 +125,23 @@ fn run(cli: &Cli) -> Result<(), Failure> {
              (see 'taskfarm --help')",
         )),
         Some(command) => {
-            let settings = match command {
-                Command::Token => session::credentials(&cli.global)?,
-                _ => session::settings(&cli.global)?,
-            };
+            // The server's settings (and maybe the password prompt) only for
+            // the commands that talk to it.
+            let settings = || session::settings(&cli.global);
             match command {
-                Command::List => commands::list(&settings, style),
-                Command::Info { uuid } => commands::info(&settings, uuid, style),
-                Command::Reset { uuid, all } => commands::reset(&settings, uuid, *all, style),
-                Command::Delete { uuid } => commands::delete(&settings, uuid, style),
-                Command::Create { num_tasks } => commands::create(&settings, *num_tasks, style),
-                Command::Task { uuid, id } => commands::task(&settings, uuid, *id, style),
-                Command::Token => commands::token(&settings, style),
+                Command::List => commands::list(&settings()?, style),
+                Command::Info { uuid } => commands::info(&settings()?, uuid, style),
+                Command::Reset { uuid, all } => commands::reset(&settings()?, uuid, *all, style),
+                Command::Delete { uuid } => commands::delete(&settings()?, uuid, style),
+                Command::Create { num_tasks } => commands::create(&settings()?, *num_tasks, style),
+                Command::Task { uuid, id } => commands::task(&settings()?, uuid, *id, style),
+                Command::Token => commands::token(&session::credentials(&cli.global)?, style),
                 Command::Watch { uuid, interval } => {
-                    watch::watch(&settings, uuid, *interval, cli.global.json)
+                    watch::watch(&settings()?, uuid, *interval, cli.global.json)
                 }
-                Command::Reap(args) => reap::reap(&settings, &args.request(cli.global.json)),
+                Command::Reap(args) => reap::reap(&settings()?, &args.request(cli.global.json)),
+                Command::Completions { shell } => docs::completions(*shell),
+                Command::Manpage => docs::manpage(),
             }
         }
         None => manage_tf(cli),

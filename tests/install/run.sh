@@ -4,8 +4,9 @@
 # REAL taskfarm server.
 #
 #  1. `make install PREFIX=<temporary prefix>`: the files, links, SONAMEs,
-#     manifest, pkg-config files, the Fortran module directory, and
-#     PREFIX/bin/taskfarm, which runs from there;
+#     manifest, pkg-config files, the Fortran module directory,
+#     PREFIX/bin/taskfarm, which runs from there, and its completions and man
+#     page, each checked by the shell or man reading it (cli_docs.sh);
 #  2. builds every example from a copy of examples/ (away from the
 #     repository's include/ and target/) two ways:
 #     a. pkg-config and plain $CC / $CXX / $FC (PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig),
@@ -31,8 +32,8 @@
 #  5. `make uninstall` leaves no file in the prefix (bin/taskfarm included).
 #
 # Ends with "N passed, M failed". Needs `make build` first (`make
-# install-tests` does it). A missing cc, g++, gfortran, cmake, pkg-config or
-# python3 fails the run: it never skips.
+# install-tests` does it). A missing cc, g++, gfortran, cmake, pkg-config,
+# python3, bash-completion, zsh, fish or man fails the run: it never skips.
 set -uo pipefail
 
 # shellcheck source=tests/lib.sh
@@ -51,6 +52,11 @@ need "$FC" "apt-get install -y gfortran (or FC=...)"
 need cmake "apt-get install -y cmake"
 need pkg-config "apt-get install -y pkg-config"
 need readelf "apt-get install -y binutils"
+need zsh "apt-get install -y zsh" # zsh, fish, man, groff: for tests/install/cli_docs.sh
+need fish "apt-get install -y fish"
+need man "apt-get install -y man-db"
+need groff "apt-get install -y groff-base"
+[ -f /usr/share/bash-completion/bash_completion ] || die "bash-completion is missing: apt-get install -y bash-completion"
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     [ -x "$root/.venv/bin/python" ] || die "python3 is missing: apt-get install -y python3"
     PYTHON=$root/.venv/bin/python
@@ -105,6 +111,8 @@ expected=(
     lib/pkgconfig/taskfarm_worker.pc lib/pkgconfig/taskfarm_worker-fortran.pc
     lib/cmake/taskfarm_worker/taskfarm_workerConfig.cmake
     lib/cmake/taskfarm_worker/taskfarm_workerConfigVersion.cmake
+    share/bash-completion/completions/taskfarm share/zsh/site-functions/_taskfarm
+    share/fish/vendor_completions.d/taskfarm.fish share/man/man1/taskfarm.1
     share/taskfarm_worker/install_manifest.txt
 )
 missing=()
@@ -131,8 +139,10 @@ manifest_matches() {
 }
 check "the manifest lists exactly the files and links in the prefix" manifest_matches
 
-check "bin/taskfarm: the command-line tool runs from the prefix (--version says $version)" \
-    bash -c "[ \"\$(env -i '$prefix/bin/taskfarm' --version)\" = 'taskfarm $version' ]"
+check "bin/taskfarm: the command-line tool runs from the prefix (--version says $version, library $version)" \
+    bash -c "[ \"\$(env -i '$prefix/bin/taskfarm' --version)\" = 'taskfarm $version (library taskfarm_worker $version)' ]"
+check "the completions (bash, zsh, fish) and the man page work (tests/install/cli_docs.sh)" \
+    tests/install/cli_docs.sh "$prefix"
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 check "pkg-config: taskfarm_worker version $version" \

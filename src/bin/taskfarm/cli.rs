@@ -5,9 +5,10 @@
 //! `manageTF -b URL -u U -p P -l` works as `taskfarm -b URL -u U -p P -l`.
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use taskfarm_worker::client::reap::{Options, DEFAULT_MAX_ATTEMPTS, DEFAULT_STALE_SECS};
 use taskfarm_worker::client::run::{check_run_uuid, MAX_TASKS};
 
@@ -55,11 +56,23 @@ Exit status:
 manageTF spellings: taskfarm -l, taskfarm UUID -i|-r|-R|-d print exactly
 what manageTF prints.";
 
+/// `taskfarm --version`: the tool's version and the version of the library
+/// it is built on, as the library's C ABI reports it (`tf_version`).
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let library = taskfarm_worker::ffi::version::tf_version();
+    // SAFETY: tf_version returns a static NUL-terminated string.
+    let library = unsafe { std::ffi::CStr::from_ptr(library) }.to_string_lossy();
+    format!(
+        "{} (library taskfarm_worker {library})",
+        env!("CARGO_PKG_VERSION")
+    )
+});
+
 /// `taskfarm`: manage the runs of a taskfarm server.
 #[derive(Debug, Parser)]
 #[command(
     name = "taskfarm",
-    version,
+    version = VERSION.as_str(),
     about = "Manage the runs of a taskfarm server: list, inspect, reset, delete, create, watch",
     after_help = AFTER_HELP,
     group(ArgGroup::new("mode").multiple(false))
@@ -182,6 +195,25 @@ pub enum Command {
     /// Give back the tasks of workers that died (from their journals, TASKFARM_JOURNAL)
     #[command(after_help = REAP_HELP)]
     Reap(ReapArgs),
+    /// Print the completion script for a shell (make install puts them where the shells look)
+    ///
+    /// For example: taskfarm completions bash > ~/.local/share/bash-completion/completions/taskfarm
+    Completions {
+        /// The shell
+        shell: Shell,
+    },
+    /// Print the man page taskfarm(1) in roff (make install puts it in share/man/man1)
+    ///
+    /// For example: taskfarm manpage > ~/.local/share/man/man1/taskfarm.1
+    Manpage,
+}
+
+/// The shells `taskfarm completions` writes a script for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 const REAP_HELP: &str = "\
@@ -352,7 +384,19 @@ mod tests {
         let names = command_names();
         assert_eq!(
             names,
-            ["list", "info", "reset", "delete", "create", "task", "token", "watch", "reap"]
+            [
+                "list",
+                "info",
+                "reset",
+                "delete",
+                "create",
+                "task",
+                "token",
+                "watch",
+                "reap",
+                "completions",
+                "manpage"
+            ]
         );
         for (slip, meant) in [
             ("lst", "list"),
