@@ -476,13 +476,25 @@ fn a_done_the_server_missed_is_kept_and_delivered_later() {
         &server,
         run.uuid(),
         &dir,
-        &[("REAP_TEST_GATE", gate_a.display().to_string())],
+        &[
+            ("REAP_TEST_GATE", gate_a.display().to_string()),
+            // Progress sent at once: no coalesced update left pending to
+            // fail in the background while the server is away, whose
+            // failure would reach the worker's next call after the restart.
+            ("TASKFARM_UPDATE_INTERVAL", "0".to_string()),
+        ],
     );
     let mut b = WorkerProcess::start(
         &server,
         run.uuid(),
         &dir,
-        &[("REAP_TEST_GATE", gate_b.display().to_string())],
+        &[
+            ("REAP_TEST_GATE", gate_b.display().to_string()),
+            // Progress sent at once: no coalesced update left pending to
+            // fail in the background while the server is away, whose
+            // failure would reach the worker's next call after the restart.
+            ("TASKFARM_UPDATE_INTERVAL", "0".to_string()),
+        ],
     );
     let task_a: i64 = a.wait_line("ready ").parse().unwrap();
     let task_b: i64 = b.wait_line("ready ").parse().unwrap();
