@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # tests/lib.sh: what the shell test scripts share (tests/c/run.sh,
-# tests/cpp/run.sh, tests/fortran/run.sh, tests/install/run.sh). Sourced, right
-# after `set`, by
+# tests/cpp/run.sh, tests/fortran/run.sh, tests/install/run.sh,
+# tests/fpm/run.sh). Sourced, right after `set`, by
 #
 #   # shellcheck source=tests/lib.sh
 #   source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"

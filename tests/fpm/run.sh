@@ -23,57 +23,27 @@
 # never skips.
 set -uo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root" || exit 1
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 FC=${FC:-gfortran}
 [ "$FC" = f77 ] && FC=gfortran # make's built-in default, not a choice
 MAKE=${MAKE:-make}
 start=$(date +%s)
 
-die() { echo "tests/fpm/run.sh: $*" >&2; exit 1; }
-command -v "$FC" >/dev/null 2>&1 || die "the Fortran compiler '$FC' is missing: apt-get install -y gfortran"
-command -v pkg-config >/dev/null 2>&1 || die "pkg-config is missing: apt-get install -y pkg-config"
-command -v python3 >/dev/null 2>&1 || die "python3 is missing: apt-get install -y python3 python3-venv"
-[ -e target/release/libtaskfarm_worker.so ] || die "target/release/libtaskfarm_worker.so is missing: run make build"
+need "$FC" "apt-get install -y gfortran (or FC=...)"
+need pkg-config "apt-get install -y pkg-config"
+need python3 "apt-get install -y python3 python3-venv"
+need_release_library
 
-passed=0
-failed=0
-pass() { echo "ok   $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
-# check DESCRIPTION COMMAND...: passes when the command succeeds; shows its output if not.
-check() {
-    local what=$1 out
-    shift
-    if out=$("$@" 2>&1); then
-        pass "$what"
-    else
-        fail "$what"
-        echo "$out" | tail -n 30 | sed 's/^/     /'
-    fi
-}
 finish() {
     echo "fpm tests: $(($(date +%s) - start)) s"
-    echo "$passed passed, $failed failed"
-    [ $failed -eq 0 ]
+    summary
 }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tf-fpm-test.XXXXXX")
+scratch_dir tf-fpm-test
 prefix=$tmp/prefix
 project=$tmp/my_simulation
 server_dir=$tmp/server
-bg_pids=()
-cleanup() {
-    status=$?
-    for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null; done
-    if [ -f "$server_dir/server.json" ]; then
-        "$root/tests/harness/server.sh" stop "$server_dir" >/dev/null 2>&1 ||
-            echo "tests/fpm/run.sh: could not stop the server of $server_dir" >&2
-    fi
-    rm -rf "$tmp"
-    exit $status
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 touch "$tmp/started"
 
 # ---------------------------------------------------------------------------
@@ -132,24 +102,14 @@ else
 fi
 program=$(find build -type f -name my_simulation -perm -u+x | head -n 1)
 [ -n "$program" ] || die "fpm build made no program my_simulation under $project/build"
-loads_installed() {
-    local lib
-    lib=$(ldd "$1" | awk '$1 == "libtaskfarm_worker.so.0" { print $3 }')
-    if [ -z "$lib" ] || [ "$(readlink -f "$lib")" != "$(readlink -f "$prefix/lib/libtaskfarm_worker.so.$version")" ]; then
-        echo "$1 loads '${lib:-nothing}'"
-        ldd "$1"
-        return 1
-    fi
-}
-check "the program loads $prefix/lib/libtaskfarm_worker.so.0" loads_installed "$program"
+check "the program loads $prefix/lib/libtaskfarm_worker.so.0" \
+    loads_library "$program" "$prefix/lib/libtaskfarm_worker.so.$version"
 check "fpm compiled the module from the repository's fortran/taskfarm_worker.f90" \
     grep -q "taskfarm_worker.f90" "$tmp/build.log"
 
 # ---------------------------------------------------------------------------
 echo "== 4. fpm run against a real taskfarm server"
-"$root/tests/harness/server.sh" start "$server_dir" --watch-pid $$ >/dev/null ||
-    die "could not start the taskfarm server (see $server_dir/server.log)"
-eval "$("$root/tests/harness/server.sh" env "$server_dir")"
+start_server "$server_dir"
 export WORKER_STEP_MS=10
 run_fpm() { FPM_FC=$FC FPM_LDFLAGS=$ldflags timeout 120 "$fpm" run "$@"; }
 # As in README: `fpm run` (fpm 0.12 may build again first, saying so on

@@ -68,7 +68,11 @@ import subprocess
 import sys
 import time
 
-HOST = "127.0.0.1"
+from taskfarm_harness.errors import HarnessError
+from taskfarm_harness.loopback import HOST, free_port
+from taskfarm_harness.process_groups import process_alive, process_starttime, stat_fields
+from taskfarm_harness.state import log_tail, read_json, write_json
+
 CLUSTER_JSON = "cluster.json"
 HARNESS_LOG = "harness.log"
 PARTITION = "debug"
@@ -93,46 +97,15 @@ PROGRAMS = {
 }
 
 
-class HarnessError(Exception):
-    """A failure to report on stderr with a non-zero exit."""
-
-
 # --------------------------------------------------------------------------
 # Processes (/proc: PID 1 of a container may reap slowly, and a zombie still
 # answers kill(pid, 0)).
 
 
-def _proc_stat(pid):
-    """(state, ppid, starttime) from /proc/PID/stat, None when gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    return fields[0], int(fields[1]), int(fields[19])
-
-
-def alive(pid, starttime=None):
-    """True while pid exists and is not a zombie (and, with starttime, is
-    still the same process)."""
-    if not pid or pid <= 0:
-        return False
-    st = _proc_stat(pid)
-    if st is None or st[0] in ("Z", "X", "x"):
-        return False
-    return starttime is None or st[2] == starttime
-
-
-def starttime_of(pid):
-    st = _proc_stat(pid)
-    return None if st is None else st[2]
-
-
 def wait_gone(pids, timeout):
     """Waits until none of pids is alive. True when all are gone."""
     deadline = time.monotonic() + timeout
-    while any(alive(p) for p in pids):
+    while any(process_alive(p) for p in pids):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
@@ -141,13 +114,13 @@ def wait_gone(pids, timeout):
 
 def terminate(pids, timeout):
     """SIGTERM, wait up to timeout, SIGKILL, wait. True when all are gone."""
-    pids = [p for p in pids if alive(p)]
+    pids = [p for p in pids if process_alive(p)]
     for p in pids:
         _signal(p, signal.SIGTERM)
     if wait_gone(pids, timeout):
         return True
     for p in pids:
-        if alive(p):
+        if process_alive(p):
             _signal(p, signal.SIGKILL)
     return wait_gone(pids, 5.0)
 
@@ -171,10 +144,10 @@ def _ancestors(pid):
     seen = set()
     while pid > 1 and pid not in seen:
         seen.add(pid)
-        st = _proc_stat(pid)
-        if st is None:
+        fields = stat_fields(pid)
+        if fields is None:
             break
-        pid = st[1]
+        pid = int(fields[1])
     return seen
 
 
@@ -191,7 +164,7 @@ def cluster_processes(state_dir):
         if not name.isdigit():
             continue
         pid = int(name)
-        if pid in mine or not alive(pid):
+        if pid in mine or not process_alive(pid):
             continue
         env = _environ(pid)
         if mark in env or (conf in env and
@@ -241,44 +214,12 @@ def paths(state_dir):
     }
 
 
-def read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise HarnessError(f"cannot read {path}: {e}") from e
-
-
-def write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(value) + "\n")
-    os.replace(tmp, path)
-
-
 def read_info(state_dir):
     return read_json(paths(state_dir)["json"])
 
 
 def write_info(state_dir, info):
     write_json(paths(state_dir)["json"], info)
-
-
-def tail(path, lines=25):
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
-    except OSError as e:
-        return f"(no {path}: {e})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def check_programs():
@@ -397,8 +338,8 @@ def cmd_supervise(args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     watched = args.watch_pid
-    watched_start = starttime_of(watched) if watched else None
-    if watched and not alive(watched, watched_start):
+    watched_start = process_starttime(watched) if watched else None
+    if watched and not process_alive(watched, watched_start):
         raise HarnessError(f"--watch-pid {watched}: no such process")
 
     env = dict(os.environ)
@@ -412,7 +353,7 @@ def cmd_supervise(args):
             cmd, env=env, cwd=p["dir"], stdin=subprocess.DEVNULL,
             stdout=sys.stdout, stderr=subprocess.STDOUT, close_fds=True,
             preexec_fn=_pdeathsig)  # noqa: PLW1509 (this process starts no threads)
-        write_json(p["daemons"], {n: [d.pid, starttime_of(d.pid)]
+        write_json(p["daemons"], {n: [d.pid, process_starttime(d.pid)]
                                   for n, d in daemons.items()})
 
     code = 0
@@ -427,7 +368,7 @@ def cmd_supervise(args):
         while not os.path.exists(p["munge_socket"]):
             if daemons["munged"].poll() is not None or time.monotonic() > deadline:
                 raise HarnessError("munged did not create its socket:\n"
-                                   + tail(p["munge_log"]))
+                                   + log_tail(p["munge_log"]))
             time.sleep(0.05)
         launch("slurmctld", [program("slurmctld"), "-D", "-c", "-f", p["conf"]])
         launch("slurmd", [program("slurmd"), "-D", "-f", p["conf"]])
@@ -436,7 +377,7 @@ def cmd_supervise(args):
                 if proc.poll() is not None:
                     stop["why"] = f"{name} exited with status {proc.returncode}"
                     code = 1
-            if watched and not alive(watched, watched_start):
+            if watched and not process_alive(watched, watched_start):
                 stop["why"] = f"the watched process {watched} is gone"
             time.sleep(WATCH_INTERVAL)
     except HarnessError as e:
@@ -461,10 +402,10 @@ def teardown(p, daemons=None):
     cluster. Idempotent. Returns the PIDs still alive (empty when clean)."""
     # The same processes only (a PID may have been reused since).
     pids = {n: pid for n, (pid, st) in (read_json(p["daemons"]) or {}).items()
-            if alive(pid, st)}
+            if process_alive(pid, st)}
     if daemons:
         pids.update({n: d.pid for n, d in daemons.items()})
-    if alive(pids.get("slurmctld")):
+    if process_alive(pids.get("slurmctld")):
         slurm(p, program("scancel"), "--quiet", "--user", str(os.getuid()))
         deadline = time.monotonic() + CANCEL_TIMEOUT
         while time.monotonic() < deadline:
@@ -474,11 +415,11 @@ def teardown(p, daemons=None):
             time.sleep(0.2)
     for name in ("slurmd", "slurmctld", "munged"):
         pid = pids.get(name)
-        if alive(pid) and name == "munged":
+        if process_alive(pid) and name == "munged":
             # Whatever slurmstepd is left still needs munge to wind up: kill
             # the rest of the cluster first.
             terminate(cluster_processes(p["dir"]), 5.0)
-        if alive(pid):
+        if process_alive(pid):
             terminate([pid], DAEMON_STOP_TIMEOUT)
         if daemons and name in daemons:
             daemons[name].poll()
@@ -537,7 +478,7 @@ def start_once(p, cpus, watch_pid):
 
 
 def port_taken(p):
-    text = tail(p["ctld_log"], 40) + tail(p["slurmd_log"], 40)
+    text = log_tail(p["ctld_log"], 40) + log_tail(p["slurmd_log"], 40)
     return "Address already in use" in text
 
 
@@ -545,7 +486,7 @@ def cmd_start(args):
     check_programs()
     p = paths(args.state_dir)
     old = read_info(p["dir"])
-    if old and (alive(old.get("pid")) or cluster_processes(p["dir"])):
+    if old and (process_alive(old.get("pid")) or cluster_processes(p["dir"])):
         raise HarnessError(f"a cluster from {p['dir']} is still running: "
                            "stop it first")
     # A fresh cluster every time: no jobs or cluster name from before.
@@ -567,16 +508,16 @@ def cmd_start(args):
             break
     raise HarnessError(
         f"starting the Slurm cluster in {p['dir']} failed: {failure}\n"
-        f"--- {p['log']} ---\n{tail(p['log'])}\n"
-        f"--- {p['ctld_log']} ---\n{tail(p['ctld_log'])}\n"
-        f"--- {p['slurmd_log']} ---\n{tail(p['slurmd_log'])}")
+        f"--- {p['log']} ---\n{log_tail(p['log'])}\n"
+        f"--- {p['ctld_log']} ---\n{log_tail(p['ctld_log'])}\n"
+        f"--- {p['slurmd_log']} ---\n{log_tail(p['slurmd_log'])}")
 
 
 def stop_supervisor(p, pid):
-    if alive(pid):
+    if process_alive(pid):
         _signal(pid, signal.SIGTERM)
         wait_gone([pid], SUPERVISOR_STOP_TIMEOUT)
-    if alive(pid):
+    if process_alive(pid):
         _signal(pid, signal.SIGKILL)
         wait_gone([pid], 5.0)
 
@@ -598,7 +539,7 @@ def cmd_stop(args):
 
 def cmd_env(args):
     info = read_info(args.state_dir)
-    if info is None or not alive(info.get("pid")):
+    if info is None or not process_alive(info.get("pid")):
         raise HarnessError(f"no running cluster in {os.path.abspath(args.state_dir)}: "
                            "start one first")
     print(f"export SLURM_CONF={info['slurm_conf']}")

@@ -42,8 +42,8 @@ def process_alive(pid, starttime=None):
     """True while process pid exists and is not a zombie.
 
     With starttime (from /proc), a different process that reuses the pid
-    counts as gone."""
-    if pid <= 0:
+    counts as gone. No pid (None, 0) is not alive."""
+    if not pid or pid <= 0:
         return False
     if _have_proc():
         st = _proc_stat(pid)

@@ -15,15 +15,19 @@ def state_paths(state_dir):
     return (d, os.path.join(d, SERVER_JSON), os.path.join(d, SERVER_LOG))
 
 
-def read_info(state_dir):
-    _, json_path, _ = state_paths(state_dir)
+def read_json(path):
+    """The JSON value in path, None when there is no such file."""
     try:
-        with open(json_path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise HarnessError(f"cannot read {json_path}: {e}") from e
+        raise HarnessError(f"cannot read {path}: {e}") from e
+
+
+def read_info(state_dir):
+    return read_json(state_paths(state_dir)[1])
 
 
 def open_private(path):
@@ -35,12 +39,17 @@ def open_private(path):
     return os.fdopen(fd, "w", encoding="utf-8")
 
 
-def write_info(state_dir, info):
-    _, json_path, _ = state_paths(state_dir)
-    tmp = json_path + ".tmp"
+def write_json(path, value):
+    """Replaces path atomically (write, then rename) with value as JSON,
+    readable by its owner only."""
+    tmp = path + ".tmp"
     with open_private(tmp) as f:
-        f.write(json.dumps(info) + "\n")
-    os.replace(tmp, json_path)
+        f.write(json.dumps(value) + "\n")
+    os.replace(tmp, path)
+
+
+def write_info(state_dir, info):
+    write_json(state_paths(state_dir)[1], info)
 
 
 def log_tail(log_path, lines=40):
