@@ -7,42 +7,19 @@
 
 mod common;
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CString};
 use std::ptr;
 
+use common::c_abi::{borrowed, c, last_error, take_string};
 use common::server::TaskfarmServer;
 use serde_json::Value;
-use taskfarm_worker::ffi::last_error::{tf_last_error, tf_last_http_status};
+use taskfarm_worker::ffi::last_error::tf_last_http_status;
 use taskfarm_worker::ffi::run_list::*;
 use taskfarm_worker::ffi::status::{tf_status, tf_task_state};
-use taskfarm_worker::ffi::strings::tf_string_free;
 use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
 
 use tf_status::*;
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Takes a library-owned `char*`, copies it and frees it with `tf_string_free`.
-fn take_string(s: *mut c_char) -> String {
-    assert!(!s.is_null());
-    let copy = unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_owned();
-    tf_string_free(s);
-    copy
-}
-
-fn borrowed(s: *const c_char) -> String {
-    assert!(!s.is_null(), "NULL string: {}", last_error());
-    unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_owned()
-}
 
 /// The server's credentials as C strings.
 struct Credentials {
