@@ -1,6 +1,7 @@
 //! `username`, `password` and `url_base` may be NULL: then `TASKFARM_USER`,
-//! `TASKFARM_PASSWORD` and `TASKFARM_URL` are used (API.md). The environment
-//! is process-wide, so this binary holds a single test that changes it.
+//! `TASKFARM_PASSWORD` and `TASKFARM_URL` are used (the header's
+//! `tf_taskfarm_create`). The environment is process-wide, so this binary
+//! holds a single test that changes it.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The C ABI against the real taskfarm server 0.4.0 (the project's harness:
 //! SQLite, loopback, one server for this test binary). Every function of
-//! API.md is called as C would call it, and the worker semantics are checked
+//! the C API is called as C would call it, and the worker semantics are checked
 //! to be those of the Python client: the held task comes back until `done`,
 //! `update` outside 0..100 is refused, `done` marks done only at 100 %,
 //! `restart` in both modes, `delete`, task and run information, the run list.

@@ -364,7 +364,7 @@ fn a_refused_token_is_replaced_with_credentials_and_an_auth_error_without() {
     );
 
     // A 500 that is the server's own failure is not a refused token: a task
-    // written before it was handed out makes the next hand-out fail (PROTOCOL.md).
+    // written before it was handed out makes the next hand-out fail (docs/PROTOCOL.md).
     let fresh = cli_token(&server);
     let broken = Run::create(&with_password(&server), 5).unwrap();
     broken
