@@ -512,9 +512,8 @@ class Worker;
 
 /**
  * The tasks of a worker, for a range-for (Worker::tasks(), the Python
- * `tasks`): every step asks Worker::task(), so the task held comes back
- * until Worker::done() or Worker::requeue(); the loop ends when the run has
- * no task left or the worker stopped (`TF_STOPPED`: Worker::stopped());
+ * `tasks`): every step calls Worker::task() (tf_worker_task), and the loop
+ * ends where that gives `std::nullopt` (Worker::stopped() tells why);
  * failures throw Error.
  */
 class TaskRange {
