@@ -7,15 +7,19 @@
 !>    procedures are named as in C without the prefix, plus module
 !>    procedures (`tf_runs`, `tf_last_error`, ...).
 !>
+!> One source of truth: the comment of each procedure names the C function it
+!> calls ("See tf_worker_update."), whose comment in the C header gives the
+!> semantics, the ranges and the defaults; here only what differs in Fortran
+!> is said.
+!>
 !> Conventions (those of the C library, in Fortran terms):
 !>  - Every fallible procedure is an integer function returning a status:
 !>    TF_OK (0), TF_NO_MORE_TASKS, or a TF_ERR_* error; `tf_last_error()`
 !>    says what went wrong on the calling thread.
 !>  - Arguments keep the C order: `stat = tf%create(user, password, url, n)`.
 !>    `user`, `password` and `url` are OPTIONAL: an absent one is passed as
-!>    C NULL, so TASKFARM_USER, TASKFARM_PASSWORD and TASKFARM_URL from the
-!>    environment are used (then http://localhost:5000/api/ for the URL).
-!>    Leave them out with keywords: `stat = tf%create(num_tasks=8_int64)`,
+!>    C NULL (the C function says what NULL means). Leave them out with
+!>    keywords: `stat = tf%create(num_tasks=8_int64)`,
 !>    `stat = w%new(uuid=run_uuid)`. A blank string is not absent.
 !>  - character(*) arguments are passed without their trailing blanks, so
 !>    fixed-length variables work as they are.
@@ -37,8 +41,8 @@
 !> borrowed view of `a`'s handle (only `a` frees it): hand handles to
 !> procedures as arguments rather than returning them from functions.
 !>
-!> Threads: calls on one tf_taskfarm may come from several threads; calls on
-!> one tf_worker are serialised by the library; tf_last_error is per thread.
+!> Threads: the rules of the C handles (a tf_taskfarm variable is a C
+!> tf_taskfarm, a tf_worker variable a C tf_worker).
 module taskfarm_worker
    use, intrinsic :: iso_c_binding, only: c_associated, c_bool, c_char, &
       c_double, c_f_pointer, c_int, c_int32_t, c_int64_t, c_loc, &
@@ -80,9 +84,7 @@ module taskfarm_worker
    ! ------------------------------------------------------------------
    ! Public types.
 
-   !> All counts of a run and its percentage done, from one request
-   !> (`tf%status(st)`). Tasks never handed out are counted in none of
-   !> num_waiting, num_computing and num_done.
+   !> See tf_run_status (`stat = tf%status(st)`): the same layout.
    type, bind(c), public :: tf_run_status
       integer(c_int64_t) :: num_tasks = 0
       integer(c_int64_t) :: num_waiting = 0
@@ -98,7 +100,7 @@ module taskfarm_worker
       integer(int64) :: num_tasks = -1
    end type tf_run_info
 
-   !> A run of tasks on the server (the Python `TaskFarm`).
+   !> A C tf_taskfarm (the Python `TaskFarm`).
    type, public :: tf_taskfarm
       private
       type(c_ptr) :: handle = c_null_ptr
@@ -134,8 +136,7 @@ module taskfarm_worker
       final :: taskfarm_final
    end type tf_taskfarm
 
-   !> A worker registered for one run (the Python `TaskFarmWorker`). It
-   !> holds at most one task at a time.
+   !> A C tf_worker (the Python `TaskFarmWorker`).
    type, public :: tf_worker
       private
       type(c_ptr) :: handle = c_null_ptr
@@ -612,36 +613,33 @@ contains
    ! ------------------------------------------------------------------
    ! Module procedures.
 
-   !> The message of the last failure on the calling thread ('' when nothing
-   !> has failed yet): what was asked, the HTTP status, the server's answer.
+   !> See tf_last_error; a copy ('' when it is empty).
    function tf_last_error() result(message)
       character(:), allocatable :: message
       message = copy_c_string(c_tf_last_error())
    end function tf_last_error
 
-   !> The HTTP status behind the last failure on the calling thread, 0 when it
-   !> had no answer (bad argument, no connection).
+   !> See tf_last_http_status.
    function tf_last_http_status() result(http_status)
       integer :: http_status
       http_status = int(c_tf_last_http_status())
    end function tf_last_http_status
 
-   !> The name of a status code ('TF_OK', 'TF_ERR_AUTH', ...);
-   !> 'TF_UNKNOWN_STATUS' for another number.
+   !> See tf_status_name; a copy.
    function tf_status_name(stat) result(name)
       integer, intent(in) :: stat
       character(:), allocatable :: name
       name = copy_c_string(c_tf_status_name(int(stat, c_int)))
    end function tf_status_name
 
-   !> The version of the library at run time, 'MAJOR.MINOR.PATCH'.
+   !> See tf_version; a copy.
    function tf_version() result(version)
       character(:), allocatable :: version
       version = copy_c_string(c_tf_version())
    end function tf_version
 
-   !> The runs on the server (the Python `tfRuns`). On TF_OK, `runs` is
-   !> (re)allocated to one element per run. Credentials as for create.
+   !> See tf_runs. On TF_OK, `runs` is (re)allocated to one tf_run_info per
+   !> run (the C list is read with tf_run_list_* and freed here).
    function tf_runs(user, password, url, runs) result(stat)
       character(*), intent(in), optional :: user, password, url
       type(tf_run_info), allocatable, intent(inout) :: runs(:)
@@ -665,8 +663,7 @@ contains
       call c_tf_run_list_free(list)
    end function tf_runs
 
-   !> The runs on the server as JSON text: an array of
-   !> {"id": .., "uuid": "..", "numTasks": ..}. Credentials as for create.
+   !> See tf_runs_json; the JSON text copied.
    function tf_runs_json(user, password, url, json) result(stat)
       character(*), intent(in), optional :: user, password, url
       character(:), allocatable, intent(inout) :: json
@@ -683,10 +680,8 @@ contains
    ! ------------------------------------------------------------------
    ! tf_taskfarm
 
-   !> Creates a new run of `num_tasks` tasks (1..2147483647) on the server and
-   !> makes `self` its handle (the Python `TaskFarm(user, password,
-   !> numTasks=N, url_base)`). An absent user/password/url comes from the
-   !> environment. A handle `self` held before is freed on success only.
+   !> See tf_taskfarm_create; `self` becomes the handle. A handle `self` held
+   !> before is freed on success only.
    function taskfarm_create(self, user, password, url, num_tasks) result(stat)
       class(tf_taskfarm), intent(inout) :: self
       character(*), intent(in), optional :: user, password, url
@@ -701,8 +696,8 @@ contains
       if (stat == TF_OK) call taskfarm_own(self, handle)
    end function taskfarm_create
 
-   !> Opens the existing run `uuid` (the Python `TaskFarm(user, password,
-   !> uuid=U, url_base)`); TF_ERR_NOT_FOUND when there is no such run.
+   !> See tf_taskfarm_open; `self` becomes the handle. A handle `self` held
+   !> before is freed on success only.
    function taskfarm_open(self, user, password, url, uuid) result(stat)
       class(tf_taskfarm), intent(inout) :: self
       character(*), intent(in), optional :: user, password, url
@@ -717,10 +712,9 @@ contains
       if (stat == TF_OK) call taskfarm_own(self, handle)
    end function taskfarm_open
 
-   !> Opens the existing run `uuid` with a token instead of a password
-   !> (tf_taskfarm_open_with_token: no GET token). An absent token comes
-   !> from TASKFARM_TOKEN, an absent url from TASKFARM_URL; trailing blanks
-   !> of `token` are dropped.
+   !> See tf_taskfarm_open_with_token; `self` becomes the handle. An absent
+   !> `token` or `url` is NULL. A handle `self` held before is freed on success
+   !> only.
    function taskfarm_open_with_token(self, token, url, uuid) result(stat)
       class(tf_taskfarm), intent(inout) :: self
       character(*), intent(in), optional :: token, url
@@ -743,21 +737,21 @@ contains
       self%owned = .true.
    end subroutine taskfarm_own
 
-   !> The run's UUID (no request); '' for an empty handle.
+   !> See tf_taskfarm_uuid; a copy, '' for an empty handle.
    function taskfarm_uuid(self) result(uuid)
       class(tf_taskfarm), intent(in) :: self
       character(:), allocatable :: uuid
       uuid = copy_c_string(c_tf_taskfarm_uuid(self%handle))
    end function taskfarm_uuid
 
-   !> The run's number of tasks (no request); -1 for an empty handle.
+   !> See tf_taskfarm_num_tasks (-1 for an empty handle).
    function taskfarm_num_tasks(self) result(num_tasks)
       class(tf_taskfarm), intent(in) :: self
       integer(int64) :: num_tasks
       num_tasks = c_tf_taskfarm_num_tasks(self%handle)
    end function taskfarm_num_tasks
 
-   !> The percentage of the run completed, 0..100 (the Python `percentDone`).
+   !> See tf_taskfarm_percent_done.
    function taskfarm_percent_done(self, percent) result(stat)
       class(tf_taskfarm), intent(in) :: self
       real(real64), intent(inout) :: percent
@@ -765,7 +759,7 @@ contains
       stat = int(c_tf_taskfarm_percent_done(self%handle, percent))
    end function taskfarm_percent_done
 
-   !> The number of tasks done (the Python `numDone`).
+   !> See tf_taskfarm_num_done.
    function taskfarm_num_done(self, count) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer(int64), intent(inout) :: count
@@ -773,8 +767,7 @@ contains
       stat = int(c_tf_taskfarm_num_done(self%handle, count))
    end function taskfarm_num_done
 
-   !> The number of tasks waiting to be handed out again (the Python
-   !> `numWaiting`); tasks never handed out are not counted.
+   !> See tf_taskfarm_num_waiting.
    function taskfarm_num_waiting(self, count) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer(int64), intent(inout) :: count
@@ -782,7 +775,7 @@ contains
       stat = int(c_tf_taskfarm_num_waiting(self%handle, count))
    end function taskfarm_num_waiting
 
-   !> The number of tasks being computed (the Python `numComputing`).
+   !> See tf_taskfarm_num_computing.
    function taskfarm_num_computing(self, count) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer(int64), intent(inout) :: count
@@ -790,7 +783,7 @@ contains
       stat = int(c_tf_taskfarm_num_computing(self%handle, count))
    end function taskfarm_num_computing
 
-   !> Every count of the run and its percentage done, from one request.
+   !> See tf_taskfarm_status.
    function taskfarm_status(self, run_status) result(stat)
       class(tf_taskfarm), intent(in) :: self
       type(tf_run_status), intent(inout) :: run_status
@@ -798,9 +791,8 @@ contains
       stat = int(c_tf_taskfarm_status(self%handle, run_status))
    end function taskfarm_status
 
-   !> Run information as JSON text (the Python `info(info)`): for `info`
-   !> 'percentDone', 'numWaiting', 'numDone' or 'numComputing' the bare value
-   !> ('5'); for '' the whole object.
+   !> See tf_taskfarm_info; `info` '' stands for NULL; on TF_OK `json` is
+   !> the JSON text, copied.
    function taskfarm_info(self, info, json) result(stat)
       class(tf_taskfarm), intent(in) :: self
       character(*), intent(in) :: info
@@ -812,9 +804,8 @@ contains
       if (stat == TF_OK) json = take_c_string(text)
    end function taskfarm_info
 
-   !> Task information as JSON text (the Python `getTaskInfo(task, info)`):
-   !> for 'status' or 'percentCompleted' the bare value ('"computing"' with
-   !> its quotes, '50.0'); for '' the whole task. `task` in 0..num_tasks-1.
+   !> See tf_taskfarm_get_task_info; `info` '' stands for NULL; on TF_OK
+   !> `json` is the JSON text, copied.
    function taskfarm_get_task_info(self, task, info, json) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer(int64), intent(in) :: task
@@ -827,9 +818,7 @@ contains
       if (stat == TF_OK) json = take_c_string(text)
    end function taskfarm_get_task_info
 
-   !> Sets task information (the Python `setTaskInfo(task, info, value)`),
-   !> the value as JSON text: 'percentCompleted' with '100', or 'status' with
-   !> '"waiting"', '"computing"' or '"done"'.
+   !> See tf_taskfarm_set_task_info; `value` without its trailing blanks.
    function taskfarm_set_task_info(self, task, info, value) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer(int64), intent(in) :: task
@@ -839,7 +828,7 @@ contains
                                              c_string(value)))
    end function taskfarm_set_task_info
 
-   !> A task's percentage completed, 0..100.
+   !> See tf_taskfarm_task_percent_completed.
    function taskfarm_task_percent_completed(self, task, percent) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer(int64), intent(in) :: task
@@ -848,7 +837,8 @@ contains
       stat = int(c_tf_taskfarm_task_percent_completed(self%handle, task, percent))
    end function taskfarm_task_percent_completed
 
-   !> A task's state: TF_TASK_WAITING, TF_TASK_COMPUTING or TF_TASK_DONE.
+   !> See tf_taskfarm_task_state; `state` is a default integer
+   !> (TF_TASK_WAITING, TF_TASK_COMPUTING, TF_TASK_DONE).
    function taskfarm_task_state(self, task, state) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer(int64), intent(in) :: task
@@ -860,7 +850,7 @@ contains
       if (stat == TF_OK) state = int(c_state)
    end function taskfarm_task_state
 
-   !> Sets a task's percentage completed, a number in 0..100.
+   !> See tf_taskfarm_set_task_percent_completed.
    function taskfarm_set_task_percent_completed(self, task, percent) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer(int64), intent(in) :: task
@@ -869,8 +859,7 @@ contains
       stat = int(c_tf_taskfarm_set_task_percent_completed(self%handle, task, percent))
    end function taskfarm_set_task_percent_completed
 
-   !> Sets a task's state: TF_TASK_WAITING, TF_TASK_COMPUTING or TF_TASK_DONE
-   !> (another number gives TF_ERR_INVALID_ARGUMENT).
+   !> See tf_taskfarm_set_task_state; `state` is a default integer.
    function taskfarm_set_task_state(self, task, state) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer(int64), intent(in) :: task
@@ -879,10 +868,7 @@ contains
       stat = int(c_tf_taskfarm_set_task_state(self%handle, task, int(state, c_int)))
    end function taskfarm_set_task_state
 
-   !> Restarts the run (the Python `restart(everything)`): every task not at
-   !> 100 % goes back to waiting, keeping its percentage; with `everything`
-   !> .true. every task goes back to waiting at 0 %. Only when no worker is
-   !> computing.
+   !> See tf_taskfarm_restart; `everything` is a logical.
    function taskfarm_restart(self, everything) result(stat)
       class(tf_taskfarm), intent(in) :: self
       logical, intent(in) :: everything
@@ -890,16 +876,14 @@ contains
       stat = int(c_tf_taskfarm_restart(self%handle, logical(everything, c_bool)))
    end function taskfarm_restart
 
-   !> Deletes the run and its tasks on the server (the Python `delete()`).
-   !> The handle stays valid and must still be freed; later requests on it
-   !> give TF_ERR_NOT_FOUND.
+   !> See tf_taskfarm_delete. `self` must still be freed.
    function taskfarm_delete(self) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer :: stat
       stat = int(c_tf_taskfarm_delete(self%handle))
    end function taskfarm_delete
 
-   !> The full URL of `endpoint` (the Python `url(url)`): base URL//endpoint.
+   !> See tf_taskfarm_url; on TF_OK `url` is the URL, copied.
    function taskfarm_url(self, endpoint, url) result(stat)
       class(tf_taskfarm), intent(in) :: self
       character(*), intent(in) :: endpoint
@@ -911,16 +895,14 @@ contains
       if (stat == TF_OK) url = take_c_string(text)
    end function taskfarm_url
 
-   !> The authentication token in use (the Python `token_auth`), a secret;
-   !> '' for an empty handle.
+   !> See tf_taskfarm_token; a copy (still a secret), '' for an empty handle.
    function taskfarm_token(self) result(token)
       class(tf_taskfarm), intent(in) :: self
       character(:), allocatable :: token
       token = copy_c_string(c_tf_taskfarm_token(self%handle))
    end function taskfarm_token
 
-   !> Sets the timeout of one attempt of every later request on this handle,
-   !> in seconds, in (0, 1e6]. Default: TASKFARM_TIMEOUT, else 60.
+   !> See tf_taskfarm_set_timeout.
    function taskfarm_set_timeout(self, seconds) result(stat)
       class(tf_taskfarm), intent(in) :: self
       real(real64), intent(in) :: seconds
@@ -928,8 +910,8 @@ contains
       stat = int(c_tf_taskfarm_set_timeout(self%handle, seconds))
    end function taskfarm_set_timeout
 
-   !> Sets how many times a failed request on this handle is retried
-   !> (0..1000). Default: TASKFARM_RETRIES, else 10.
+   !> See tf_taskfarm_set_retries; `retries` is a default integer: a
+   !> negative one is refused like a number past the C range.
    function taskfarm_set_retries(self, retries) result(stat)
       class(tf_taskfarm), intent(in) :: self
       integer, intent(in) :: retries
@@ -940,9 +922,9 @@ contains
                                            int(max(-1, min(retries, 2147483647)), c_int32_t)))
    end function taskfarm_set_retries
 
-   !> Frees the handle (the run stays on the server) and empties `self`; a
-   !> borrowed view (from w%taskfarm() or an assignment) is only emptied.
-   !> Freeing an empty handle does nothing.
+   !> tf_taskfarm_free, and `self` is emptied; a borrowed view (from
+   !> w%taskfarm() or an assignment) is only emptied. Freeing an empty handle
+   !> does nothing.
    subroutine taskfarm_free(self)
       class(tf_taskfarm), intent(inout) :: self
       if (self%owned) call c_tf_taskfarm_free(self%handle)
@@ -969,9 +951,7 @@ contains
    ! ------------------------------------------------------------------
    ! tf_worker
 
-   !> Opens the run `uuid` and registers a new worker for it (the Python
-   !> `TaskFarmWorker(user, password, uuid, url_base)`). An absent
-   !> user/password/url comes from the environment. A worker `self` held
+   !> See tf_worker_new; `self` becomes the worker. A worker `self` held
    !> before is freed on success only.
    function worker_new(self, user, password, url, uuid) result(stat)
       class(tf_worker), intent(inout) :: self
@@ -991,11 +971,10 @@ contains
       end if
    end function worker_new
 
-   !> Opens the run `uuid` and registers a new worker for it with a token
-   !> instead of a password (tf_worker_new_with_token: no GET token). For
-   !> MPI: rank 0 broadcasts `tf%token()`, every rank calls this with it.
-   !> Absent token and url as for `open_with_token`. A worker `self` held
-   !> before is freed on success only.
+   !> See tf_worker_new_with_token; `self` becomes the worker. An absent
+   !> `token` or `url` is NULL. The token to broadcast: `tf%token()` or
+   !> `w%taskfarm()` then its `token()`. A worker `self` held before is freed on
+   !> success only.
    function worker_new_with_token(self, token, url, uuid) result(stat)
       class(tf_worker), intent(inout) :: self
       character(*), intent(in), optional :: token, url
@@ -1013,15 +992,15 @@ contains
       end if
    end function worker_new_with_token
 
-   !> The worker's UUID, 32 hex digits (no request); '' for an empty worker.
+   !> See tf_worker_uuid; a copy, '' for an empty worker.
    function worker_uuid(self) result(uuid)
       class(tf_worker), intent(in) :: self
       character(:), allocatable :: uuid
       uuid = copy_c_string(c_tf_worker_uuid(self%handle))
    end function worker_uuid
 
-   !> The worker's run, for every tf_taskfarm procedure. Borrowed: valid
-   !> while the worker lives; its `free` does nothing to the run.
+   !> See tf_worker_taskfarm: a borrowed tf_taskfarm view, valid while the
+   !> worker lives; its `free` only empties the view.
    function worker_taskfarm(self) result(run)
       class(tf_worker), intent(in) :: self
       type(tf_taskfarm) :: run
@@ -1029,9 +1008,7 @@ contains
       run%owned = .false.
    end function worker_taskfarm
 
-   !> The task the worker holds, or a new one from the server (the Python
-   !> `task`), in 0..num_tasks-1; the same until `done` or `requeue`.
-   !> TF_NO_MORE_TASKS when none is left. The loop:
+   !> See tf_worker_task. The loop:
    !>    do while (w%task(t) == TF_OK) ... ; stat = w%done() ; end do
    function worker_task(self, task) result(stat)
       class(tf_worker), intent(inout) :: self
@@ -1040,9 +1017,7 @@ contains
       stat = int(c_tf_worker_task(self%handle, task))
    end function worker_task
 
-   !> Reports progress on the held task, a percentage in 0..100 (the Python
-   !> `update(percentage)`; at most one request per update interval, see
-   !> tf_worker_update). With no task held nothing is sent (TF_OK).
+   !> See tf_worker_update.
    function worker_update(self, percentage) result(stat)
       class(tf_worker), intent(inout) :: self
       real(real64), intent(in) :: percentage
@@ -1050,25 +1025,21 @@ contains
       stat = int(c_tf_worker_update(self%handle, percentage))
    end function worker_update
 
-   !> Releases the held task (the Python `done()`): marked done on the
-   !> server only when the last reported percentage is 100; either way the
-   !> next `task` asks for a new one.
+   !> See tf_worker_done.
    function worker_done(self) result(stat)
       class(tf_worker), intent(inout) :: self
       integer :: stat
       stat = int(c_tf_worker_done(self%handle))
    end function worker_done
 
-   !> Gives the held task back (waiting, 0 %) for a worker that cannot
-   !> finish it; another worker gets it next.
+   !> See tf_worker_requeue.
    function worker_requeue(self) result(stat)
       class(tf_worker), intent(inout) :: self
       integer :: stat
       stat = int(c_tf_worker_requeue(self%handle))
    end function worker_requeue
 
-   !> The held task's percentage as last known, no request (C:
-   !> tf_worker_held_percent); TF_NO_MORE_TASKS when no task is held.
+   !> See tf_worker_held_percent.
    function worker_held_percent(self, percent) result(stat)
       class(tf_worker), intent(in) :: self
       real(real64), intent(inout) :: percent
@@ -1079,8 +1050,7 @@ contains
       if (stat == TF_OK) percent = p
    end function worker_held_percent
 
-   !> Sets the deadline (Unix time, seconds) and the seconds a task takes,
-   !> 0 or absent: estimate (C: tf_worker_set_deadline).
+   !> See tf_worker_set_deadline; an absent `task_seconds` is 0.
    function worker_set_deadline(self, unix_time, task_seconds) result(stat)
       class(tf_worker), intent(inout) :: self
       real(real64), intent(in) :: unix_time
@@ -1092,10 +1062,9 @@ contains
       stat = int(c_tf_worker_set_deadline(self%handle, unix_time, seconds))
    end function worker_set_deadline
 
-   !> Makes `signals` (signal numbers; absent or empty: the default set) the
-   !> stop signals of the process, with `mode` TF_STOP_EXIT (the default) or
-   !> TF_STOP_CONTINUE (C: tf_stop_on_signals). Linux numbers: HUP 1, INT 2,
-   !> QUIT 3, USR1 10, USR2 12, ALRM 14, TERM 15, XCPU 24.
+   !> See tf_stop_on_signals; absent or empty `signals` stands for NULL, an
+   !> absent `mode` is TF_STOP_EXIT. Linux numbers: HUP 1, INT 2, QUIT 3,
+   !> USR1 10, USR2 12, ALRM 14, TERM 15, XCPU 24.
    function tf_stop_on_signals(signals, mode) result(stat)
       integer, intent(in), optional :: signals(:)
       integer, intent(in), optional :: mode
@@ -1118,14 +1087,13 @@ contains
       end if
    end function tf_stop_on_signals
 
-   !> The stop signal caught, 0 if none (C: tf_stop_requested).
+   !> See tf_stop_requested.
    function tf_stop_requested() result(signal)
       integer :: signal
       signal = int(c_tf_stop_requested())
    end function tf_stop_requested
 
-   !> Keeps the worker's journal in directory `dir` (tf_worker_set_journal);
-   !> "" stops it.
+   !> See tf_worker_set_journal; `dir` '' stands for NULL.
    function worker_set_journal(self, dir) result(stat)
       class(tf_worker), intent(inout) :: self
       character(*), intent(in) :: dir
@@ -1133,8 +1101,7 @@ contains
       stat = int(c_tf_worker_set_journal(self%handle, c_string(dir)))
    end function worker_set_journal
 
-   !> Sets the update interval in seconds, 0..86400 (tf_worker_set_update_interval;
-   !> 0: every update at once).
+   !> See tf_worker_set_update_interval.
    function worker_set_update_interval(self, seconds) result(stat)
       class(tf_worker), intent(inout) :: self
       real(real64), intent(in) :: seconds
@@ -1142,17 +1109,15 @@ contains
       stat = int(c_tf_worker_set_update_interval(self%handle, seconds))
    end function worker_set_update_interval
 
-   !> Sends the progress update that waits for its interval now
-   !> (tf_worker_flush); `free` sends it too but cannot report a failure.
+   !> See tf_worker_flush (`free` is tf_worker_free).
    function worker_flush(self) result(stat)
       class(tf_worker), intent(inout) :: self
       integer :: stat
       stat = int(c_tf_worker_flush(self%handle))
    end function worker_flush
 
-   !> Frees the worker and empties `self`. A held task is not marked done
-   !> (nor given back: `requeue` first for that). Borrowed views of its run
-   !> become invalid. Freeing an empty worker does nothing.
+   !> tf_worker_free, and `self` is emptied (borrowed views of the worker or
+   !> its run become invalid). Freeing an empty worker does nothing.
    subroutine worker_free(self)
       class(tf_worker), intent(inout) :: self
       if (self%owned) call c_tf_worker_free(self%handle)

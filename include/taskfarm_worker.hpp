@@ -20,19 +20,22 @@
  * }
  * @endcode
  *
+ * One source of truth: the comment of each member names the C function it
+ * calls ("See tf_worker_update."), whose comment in taskfarm_worker.h gives
+ * the semantics, the ranges and the defaults; here only what differs in
+ * C++ is said. Throughout: a member throws taskfarm::Error where the C
+ * function returns an error status, and returns what the C function writes
+ * through its out-pointer.
+ *
  * Credentials and URL: every `user`, `password` and `url` parameter is a
  * taskfarm::OptionalString. Pass a string to use it, or taskfarm::from_env
  * (equivalently `std::nullopt`, `nullptr`, or a `const char*` that is NULL)
- * for "not given": the library then reads `TASKFARM_USER`,
- * `TASKFARM_PASSWORD` and `TASKFARM_URL` (default URL
- * `http://localhost:5000/api/`), exactly as the C functions do for NULL.
- * The overloads without credentials (`TaskFarm::create(n)`,
- * `TaskFarm::open(uuid)`, `Worker(uuid)`, `runs()`) take everything from the
- * environment.
+ * for "not given", passed to C as NULL. The overloads without credentials
+ * (`TaskFarm::create(n)`, `TaskFarm::open(uuid)`, `Worker(uuid)`, `runs()`)
+ * pass NULL for all three.
  *
- * Threads: as in C, calls on one TaskFarm may come from several threads at
- * once; calls on one Worker are serialised by the library (give each thread
- * its own Worker). Error messages are read on the throwing thread.
+ * Threads: the rules of the C handles (TaskFarm is a tf_taskfarm, Worker a
+ * tf_worker). Error messages are read on the throwing thread.
  *
  * Link with `-ltaskfarm_worker`.
  */
@@ -62,20 +65,13 @@ using Status = tf_status;
 /** The state of a task on the server (`TF_TASK_WAITING`, `TF_TASK_COMPUTING`, `TF_TASK_DONE`). */
 using TaskState = tf_task_state;
 
-/**
- * All counts of a run and its percentage done, from one request
- * (TaskFarm::status()): fields `num_tasks`, `num_waiting`, `num_computing`,
- * `num_done` (int64_t) and `percent_done` (double).
- */
+/** See tf_run_status (TaskFarm::status()). */
 using RunStatus = tf_run_status;
 
 /**
  * A failure of the library: every C++ function throws it where the C
- * function returns an error status.
- *
- * `what()` is the text of tf_last_error() at the time of the failure (what
- * was asked, the HTTP status and the server's body where there was one;
- * never the password or the token).
+ * function returns an error status. `what()` is the text of
+ * tf_last_error() at the time of the failure.
  */
 class Error : public std::runtime_error {
 public:
@@ -88,7 +84,8 @@ public:
 
     /**
      * The error of the last failure on the calling thread: `status` with
-     * the message of tf_last_error() and the status of tf_last_http_status().
+     * the message of tf_last_error() (tf_status_name() when it is empty) and
+     * the status of tf_last_http_status().
      */
     [[nodiscard]] static Error from_last(Status status) {
         const char *message = tf_last_error();
@@ -98,7 +95,7 @@ public:
         return Error(status, tf_last_http_status(), text);
     }
 
-    /** The C status code of the failure (never `TF_OK` nor `TF_NO_MORE_TASKS`). */
+    /** The C status code of the failure (never `TF_OK`, `TF_NO_MORE_TASKS` nor `TF_STOPPED`). */
     [[nodiscard]] Status status() const noexcept { return status_; }
 
     /** The HTTP status of the answer behind the failure; 0 when there was none. */
@@ -171,9 +168,8 @@ struct RunListFree {
 inline constexpr std::nullopt_t from_env = std::nullopt;
 
 /**
- * A string argument that may be left out (NULL in C): the user name, the
- * password and the base URL. Left out, the library reads `TASKFARM_USER`,
- * `TASKFARM_PASSWORD` or `TASKFARM_URL`.
+ * A string argument that may be left out, passed to C as NULL: the user
+ * name, the password, the base URL, the token, the journal directory.
  *
  * Converts implicitly from a string literal, `std::string`,
  * `std::string_view`, `std::optional<std::string>` and
@@ -224,30 +220,27 @@ private:
     std::optional<std::string> value_{};
 };
 
-/** The version of the library at run time, `"MAJOR.MINOR.PATCH"` (tf_version()). */
+/** See tf_version. */
 [[nodiscard]] inline std::string_view version() noexcept { return tf_version(); }
 
-/** The version of the header the program was compiled with, `"MAJOR.MINOR.PATCH"`. */
+/** The `TF_VERSION_*` macros of the header the program was compiled with, `"MAJOR.MINOR.PATCH"`. */
 [[nodiscard]] inline std::string header_version() {
     return std::to_string(TF_VERSION_MAJOR) + "." + std::to_string(TF_VERSION_MINOR) + "." +
            std::to_string(TF_VERSION_PATCH);
 }
 
-/** The name of a status code (`"TF_OK"`, `"TF_ERR_AUTH"`, ...; tf_status_name()). */
+/** See tf_status_name. */
 [[nodiscard]] inline std::string_view status_name(Status status) noexcept {
     return tf_status_name(static_cast<int>(status));
 }
 
-/**
- * The message of the last failure on the calling thread (tf_last_error());
- * "" when nothing failed yet. Error::what() already holds it.
- */
+/** See tf_last_error; a copy. Error::what() already holds it. */
 [[nodiscard]] inline std::string last_error() {
     const char *message = tf_last_error();
     return message != nullptr ? std::string(message) : std::string();
 }
 
-/** The HTTP status of the last failure on the calling thread, 0 for none (tf_last_http_status()). */
+/** See tf_last_http_status. Error::http_status() already holds it. */
 [[nodiscard]] inline int last_http_status() noexcept { return tf_last_http_status(); }
 
 namespace detail {
@@ -259,56 +252,48 @@ namespace detail {
 template <class Self>
 class TaskFarmMethods {
 public:
-    /** The run's UUID (tf_taskfarm_uuid; no request). */
+    /** See tf_taskfarm_uuid; a copy. */
     [[nodiscard]] std::string uuid() const { return std::string(tf_taskfarm_uuid(handle())); }
 
-    /** The run's number of tasks (tf_taskfarm_num_tasks; no request). */
+    /** See tf_taskfarm_num_tasks. */
     [[nodiscard]] std::int64_t num_tasks() const { return tf_taskfarm_num_tasks(handle()); }
 
-    /** The percentage of the run completed, 0..100 (tf_taskfarm_percent_done; one request). */
+    /** See tf_taskfarm_percent_done. */
     [[nodiscard]] double percent_done() const {
         double percent = 0.0;
         check(tf_taskfarm_percent_done(handle(), &percent));
         return percent;
     }
 
-    /** The number of tasks done (tf_taskfarm_num_done; one request). */
+    /** See tf_taskfarm_num_done. */
     [[nodiscard]] std::int64_t num_done() const {
         std::int64_t count = 0;
         check(tf_taskfarm_num_done(handle(), &count));
         return count;
     }
 
-    /**
-     * The number of tasks waiting to be handed out again
-     * (tf_taskfarm_num_waiting; one request). Tasks never handed out are not counted.
-     */
+    /** See tf_taskfarm_num_waiting. */
     [[nodiscard]] std::int64_t num_waiting() const {
         std::int64_t count = 0;
         check(tf_taskfarm_num_waiting(handle(), &count));
         return count;
     }
 
-    /** The number of tasks being computed (tf_taskfarm_num_computing; one request). */
+    /** See tf_taskfarm_num_computing. */
     [[nodiscard]] std::int64_t num_computing() const {
         std::int64_t count = 0;
         check(tf_taskfarm_num_computing(handle(), &count));
         return count;
     }
 
-    /** Every count of the run and its percentage done, from one request (tf_taskfarm_status). */
+    /** See tf_taskfarm_status. */
     [[nodiscard]] RunStatus status() const {
         RunStatus result{};
         check(tf_taskfarm_status(handle(), &result));
         return result;
     }
 
-    /**
-     * Run information as JSON text (tf_taskfarm_info, the Python `info`):
-     * for `key` `"percentDone"`, `"numWaiting"`, `"numDone"` or
-     * `"numComputing"` the bare value (`"5"`); for `""` the whole object.
-     * Another key throws Error (`TF_ERR_INVALID_ARGUMENT`).
-     */
+    /** See tf_taskfarm_info; `key` `""` (the default) stands for NULL; the JSON text copied. */
     [[nodiscard]] std::string info(std::string_view key = "") const {
         const std::string c_key = c_string(key);
         char *json = nullptr;
@@ -316,12 +301,7 @@ public:
         return take_string(json);
     }
 
-    /**
-     * Task information as JSON text (tf_taskfarm_get_task_info, the Python
-     * `getTaskInfo`): for `key` `"status"` or `"percentCompleted"` the bare
-     * value (`"\"computing\""`, `"50.0"`); for `""` the whole task.
-     * `task` must be in 0..num_tasks()-1.
-     */
+    /** See tf_taskfarm_get_task_info; `key` `""` (the default) stands for NULL; the JSON text copied. */
     [[nodiscard]] std::string get_task_info(std::int64_t task, std::string_view key = "") const {
         const std::string c_key = c_string(key);
         char *json = nullptr;
@@ -329,60 +309,46 @@ public:
         return take_string(json);
     }
 
-    /**
-     * Sets task information, the value as JSON text (tf_taskfarm_set_task_info,
-     * the Python `setTaskInfo`): `key` `"percentCompleted"` with a number in
-     * 0..100 (`"100"`), or `"status"` with `"\"waiting\""`, `"\"computing\""`
-     * or `"\"done\""`.
-     */
+    /** See tf_taskfarm_set_task_info. */
     void set_task_info(std::int64_t task, std::string_view key, std::string_view json_value) const {
         const std::string c_key = c_string(key);
         const std::string c_value = c_string(json_value);
         check(tf_taskfarm_set_task_info(handle(), task, c_key.c_str(), c_value.c_str()));
     }
 
-    /** A task's percentage completed, 0..100 (tf_taskfarm_task_percent_completed; one request). */
+    /** See tf_taskfarm_task_percent_completed. */
     [[nodiscard]] double task_percent_completed(std::int64_t task) const {
         double percent = 0.0;
         check(tf_taskfarm_task_percent_completed(handle(), task, &percent));
         return percent;
     }
 
-    /** A task's state (tf_taskfarm_task_state; one request). */
+    /** See tf_taskfarm_task_state. */
     [[nodiscard]] TaskState task_state(std::int64_t task) const {
         TaskState result = TF_TASK_WAITING;
         check(tf_taskfarm_task_state(handle(), task, &result));
         return result;
     }
 
-    /** Sets a task's percentage completed, 0..100 (tf_taskfarm_set_task_percent_completed). */
+    /** See tf_taskfarm_set_task_percent_completed. */
     void set_task_percent_completed(std::int64_t task, double percent) const {
         check(tf_taskfarm_set_task_percent_completed(handle(), task, percent));
     }
 
-    /** Sets a task's state (tf_taskfarm_set_task_state). */
+    /** See tf_taskfarm_set_task_state; `state` is a TaskState where C takes an `int`. */
     void set_task_state(std::int64_t task, TaskState state) const {
         check(tf_taskfarm_set_task_state(handle(), task, static_cast<int>(state)));
     }
 
-    /**
-     * Restarts the run (tf_taskfarm_restart, the Python `restart`): every task
-     * not at 100 % goes back to waiting, keeping its percentage; with
-     * `everything` every task goes back to waiting at 0 %. Call it only when
-     * no worker is computing.
-     */
+    /** See tf_taskfarm_restart; `everything` defaults to false. */
     void restart(bool everything = false) const {
         check(tf_taskfarm_restart(handle(), everything));
     }
 
-    /**
-     * Deletes the run and its tasks on the server (tf_taskfarm_delete, the
-     * Python `delete()`). The object stays valid; later requests through it
-     * throw Error with `TF_ERR_NOT_FOUND`.
-     */
+    /** See tf_taskfarm_delete (named remove: `delete` is a C++ keyword). */
     void remove() const { check(tf_taskfarm_delete(handle())); }
 
-    /** The full URL of `endpoint`: the base URL followed by it (tf_taskfarm_url). */
+    /** See tf_taskfarm_url; the URL copied. */
     [[nodiscard]] std::string url(std::string_view endpoint) const {
         const std::string c_endpoint = c_string(endpoint);
         char *full = nullptr;
@@ -390,19 +356,16 @@ public:
         return take_string(full);
     }
 
-    /**
-     * The authentication token in use (tf_taskfarm_token, the Python
-     * `token_auth`), copied: a secret, to be shown to nobody.
-     */
+    /** See tf_taskfarm_token; a copy (still a secret). */
     [[nodiscard]] std::string token() const {
         const char *secret = tf_taskfarm_token(handle());
         return secret != nullptr ? std::string(secret) : std::string();
     }
 
-    /** Sets the timeout of one attempt of every later request, in seconds, in (0, 1e6] (tf_taskfarm_set_timeout). */
+    /** See tf_taskfarm_set_timeout. */
     void set_timeout(double seconds) const { check(tf_taskfarm_set_timeout(handle(), seconds)); }
 
-    /** Sets how many times a failed request is retried, 0..1000 (tf_taskfarm_set_retries). */
+    /** See tf_taskfarm_set_retries. */
     void set_retries(std::uint32_t retries) const {
         check(tf_taskfarm_set_retries(handle(), retries));
     }
@@ -452,18 +415,14 @@ private:
 };
 
 /**
- * A run of tasks on the server, created or opened by this process (the
- * Python `TaskFarm`). Owns its `tf_taskfarm*` (freed by the destructor; the
- * run stays on the server). Move-only; a moved-from TaskFarm is empty: safe
- * to destroy or assign to, and its members throw Error.
+ * A tf_taskfarm created or opened by this process (the Python `TaskFarm`),
+ * owned: the destructor calls tf_taskfarm_free. Move-only; a moved-from
+ * TaskFarm is empty: safe to destroy or assign to, and its members throw
+ * Error.
  */
 class TaskFarm : public detail::TaskFarmMethods<TaskFarm> {
 public:
-    /**
-     * Creates a new run of `num_tasks` tasks, 1..2147483647
-     * (tf_taskfarm_create). `user`, `password`, `url`: see OptionalString
-     * (from_env reads `TASKFARM_*`).
-     */
+    /** See tf_taskfarm_create. `user`, `password`, `url`: see OptionalString. */
     [[nodiscard]] static TaskFarm create(const OptionalString &user, const OptionalString &password,
                                          const OptionalString &url, std::int64_t num_tasks) {
         tf_taskfarm *taskfarm = nullptr;
@@ -472,16 +431,12 @@ public:
         return TaskFarm(taskfarm);
     }
 
-    /** Creates a new run of `num_tasks` tasks, credentials and URL from the environment. */
+    /** tf_taskfarm_create with NULL credentials and URL. */
     [[nodiscard]] static TaskFarm create(std::int64_t num_tasks) {
         return create(from_env, from_env, from_env, num_tasks);
     }
 
-    /**
-     * Opens the existing run `uuid` (tf_taskfarm_open); Error with
-     * `TF_ERR_NOT_FOUND` when there is none. `user`, `password`, `url`: see
-     * OptionalString.
-     */
+    /** See tf_taskfarm_open. `user`, `password`, `url`: see OptionalString. */
     [[nodiscard]] static TaskFarm open(const OptionalString &user, const OptionalString &password,
                                        const OptionalString &url, std::string_view uuid) {
         const std::string c_uuid = detail::c_string(uuid);
@@ -491,16 +446,12 @@ public:
         return TaskFarm(taskfarm);
     }
 
-    /** Opens the existing run `uuid`, credentials and URL from the environment. */
+    /** tf_taskfarm_open with NULL credentials and URL. */
     [[nodiscard]] static TaskFarm open(std::string_view uuid) {
         return open(from_env, from_env, from_env, uuid);
     }
 
-    /**
-     * Opens the existing run `uuid` with a token instead of a password
-     * (tf_taskfarm_open_with_token: no `GET token`; from_env for `token`
-     * reads `TASKFARM_TOKEN`). `url`: see OptionalString.
-     */
+    /** See tf_taskfarm_open_with_token. `token`, `url`: see OptionalString. */
     [[nodiscard]] static TaskFarm open_with_token(const OptionalString &token,
                                                   const OptionalString &url, std::string_view uuid) {
         const std::string c_uuid = detail::c_string(uuid);
@@ -526,7 +477,7 @@ public:
     TaskFarm(const TaskFarm &) = delete;
     /** Not copyable: one owner per handle. */
     TaskFarm &operator=(const TaskFarm &) = delete;
-    /** Frees the handle (tf_taskfarm_free); the run stays on the server. */
+    /** Frees the handle held (tf_taskfarm_free). */
     ~TaskFarm() = default;
 
     /** The C handle, still owned by this object; NULL when empty. */
@@ -561,9 +512,8 @@ class Worker;
 
 /**
  * The tasks of a worker, for a range-for (Worker::tasks(), the Python
- * `tasks`): every step asks Worker::task(), so the task held comes back
- * until Worker::done() or Worker::requeue(); the loop ends when the run has
- * no task left or the worker stopped (`TF_STOPPED`: Worker::stopped());
+ * `tasks`): every step calls Worker::task() (tf_worker_task), and the loop
+ * ends where that gives `std::nullopt` (Worker::stopped() tells why);
  * failures throw Error.
  */
 class TaskRange {
@@ -631,18 +581,13 @@ private:
 };
 
 /**
- * A worker registered with the server for one run (the Python
- * `TaskFarmWorker`). It holds at most one task. Move-only RAII: the
- * destructor frees the worker (tf_worker_free) without marking a held task
- * done nor giving it back. A moved-from Worker is empty: safe to destroy or
- * assign to, and its members throw Error.
+ * A tf_worker (the Python `TaskFarmWorker`), owned: the destructor calls
+ * tf_worker_free. Move-only; a moved-from Worker is empty: safe to destroy
+ * or assign to, and its members throw Error.
  */
 class Worker {
 public:
-    /**
-     * Opens the run `uuid` and registers a new worker for it
-     * (tf_worker_new). `user`, `password`, `url`: see OptionalString.
-     */
+    /** See tf_worker_new. `user`, `password`, `url`: see OptionalString. */
     Worker(const OptionalString &user, const OptionalString &password, const OptionalString &url,
            std::string_view uuid) {
         const std::string c_uuid = detail::c_string(uuid);
@@ -652,15 +597,12 @@ public:
         worker_.reset(worker);
     }
 
-    /** A worker for the run `uuid`, credentials and URL from the environment. */
+    /** tf_worker_new with NULL credentials and URL. */
     explicit Worker(std::string_view uuid) : Worker(from_env, from_env, from_env, uuid) {}
 
     /**
-     * A worker for the run `uuid` that starts with a token instead of a
-     * password (tf_worker_new_with_token: no `GET token`; from_env for
-     * `token` reads `TASKFARM_TOKEN`). For MPI: rank 0 broadcasts
-     * `worker.taskfarm().token()` or `TaskFarm::token()`; every rank calls
-     * this with it. `url`: see OptionalString.
+     * See tf_worker_new_with_token. `token`, `url`: see OptionalString. The
+     * token to broadcast: `TaskFarm::token()` or `worker.taskfarm().token()`.
      */
     [[nodiscard]] static Worker with_token(const OptionalString &token, const OptionalString &url,
                                            std::string_view uuid) {
@@ -687,26 +629,24 @@ public:
     Worker(const Worker &) = delete;
     /** Not copyable: one owner per handle. */
     Worker &operator=(const Worker &) = delete;
-    /** Frees the worker (tf_worker_free); a held task is neither done nor given back. */
+    /** Frees the worker held (tf_worker_free). */
     ~Worker() = default;
 
-    /** The worker's UUID, 32 lowercase hex digits (tf_worker_uuid; no request). */
+    /** See tf_worker_uuid; a copy. */
     [[nodiscard]] std::string uuid() const { return std::string(tf_worker_uuid(handle())); }
 
     /**
-     * The worker's run, borrowed (tf_worker_taskfarm): every TaskFarm member.
-     * Valid while this worker lives and is not moved from; never freed.
-     * Not on a temporary Worker (the view would dangle).
+     * See tf_worker_taskfarm: a TaskFarmRef with every TaskFarm member,
+     * valid while this Worker lives and is not moved from. Not on a
+     * temporary Worker (the view would dangle).
      */
     [[nodiscard]] TaskFarmRef taskfarm() const & { return TaskFarmRef(tf_worker_taskfarm(handle())); }
     /** Deleted: the run of a temporary Worker would dangle. */
     TaskFarmRef taskfarm() const && = delete;
 
     /**
-     * The task held, or a new one from the server (tf_worker_task, the
-     * Python `task`); `std::nullopt` when the run has no task left
-     * (`TF_NO_MORE_TASKS`; a later call asks again). The same task comes
-     * back until done() or requeue().
+     * See tf_worker_task; `std::nullopt`, without throwing, on
+     * `TF_NO_MORE_TASKS` and on `TF_STOPPED` (stopped() tells which).
      */
     [[nodiscard]] std::optional<std::int64_t> task() {
         std::int64_t held = -1;
@@ -720,16 +660,13 @@ public:
     }
 
     /**
-     * Whether the last task() ended on `TF_STOPPED` (a stop signal, or a
-     * deadline that leaves no time for a task) rather than on an empty run:
-     * after a range-for, tells a stopped worker from a finished one.
+     * Whether the last task() gave `std::nullopt` for `TF_STOPPED` rather than
+     * `TF_NO_MORE_TASKS`: after a range-for, tells a stopped worker from a
+     * finished one. No C call.
      */
     [[nodiscard]] bool stopped() const noexcept { return stopped_; }
 
-    /**
-     * The held task's percentage as last known, no request
-     * (tf_worker_held_percent); `std::nullopt` when no task is held.
-     */
+    /** See tf_worker_held_percent; `std::nullopt` on `TF_NO_MORE_TASKS`. */
     [[nodiscard]] std::optional<double> held_percent() const {
         double percent = 0.0;
         const Status result = tf_worker_held_percent(handle(), &percent);
@@ -740,31 +677,21 @@ public:
         return percent;
     }
 
-    /**
-     * Sets the deadline, Unix time in seconds, and the seconds a task takes
-     * (0: estimate) (tf_worker_set_deadline). A bad deadline throws Error.
-     */
+    /** See tf_worker_set_deadline; `task_seconds` defaults to 0. */
     void set_deadline(double unix_time, double task_seconds = 0.0) {
         detail::check(tf_worker_set_deadline(handle(), unix_time, task_seconds));
     }
 
     /**
      * The tasks, for `for (std::int64_t t : worker.tasks()) { ...; worker.done(); }`
-     * (the Python `tasks`). Without done() or requeue() in the body the
-     * same task comes back forever. Not on a temporary Worker (it would dangle).
+     * (the Python `tasks`): each step calls task() (see TaskRange). Not on a
+     * temporary Worker (it would dangle).
      */
     [[nodiscard]] TaskRange tasks() & noexcept { return TaskRange(this); }
     /** Deleted: the tasks of a temporary Worker would dangle. */
     TaskRange tasks() && = delete;
 
-    /**
-     * Reports progress on the held task, a percentage in 0..100
-     * (tf_worker_update: at most one request per update interval). NaN or a
-     * number outside 0..100 throws Error (`TF_ERR_INVALID_ARGUMENT`); with no
-     * task held nothing is sent. Returns false, without throwing, on
-     * `TF_STOPPED`: after a stop signal (mode `TF_STOP_CONTINUE`) the task
-     * was handed back instead, and the next task() ends the loop.
-     */
+    /** See tf_worker_update; true on `TF_OK`, false, without throwing, on `TF_STOPPED`. */
     bool update(double percentage) {
         const Status result = tf_worker_update(handle(), percentage);
         if (result == TF_STOPPED) {
@@ -774,41 +701,21 @@ public:
         return true;
     }
 
-    /**
-     * Sets the update interval in seconds, 0..86400
-     * (tf_worker_set_update_interval; 0: every update at once).
-     */
+    /** See tf_worker_set_update_interval. */
     void set_update_interval(double seconds) {
         detail::check(tf_worker_set_update_interval(handle(), seconds));
     }
 
-    /**
-     * Sends the progress update that waits for its interval now
-     * (tf_worker_flush). The destructor sends it too, but cannot report a
-     * failure: call flush() first to know.
-     */
+    /** See tf_worker_flush (the destructor is tf_worker_free). */
     void flush() { detail::check(tf_worker_flush(handle())); }
 
-    /**
-     * Releases the held task (tf_worker_done, the Python `done()`): marked
-     * done on the server only when the last update was 100; forgotten either
-     * way. If marking it done fails (Error), the task stays held (with a
-     * journal, a done the server missed is kept instead: tf_worker_done).
-     * With no task held, does nothing.
-     */
+    /** See tf_worker_done. */
     void done() { detail::check(tf_worker_done(handle())); }
 
-    /**
-     * Gives the held task back (waiting, 0 %) and forgets it
-     * (tf_worker_requeue). If the server does not take it (Error), the task
-     * stays held. With no task held, does nothing.
-     */
+    /** See tf_worker_requeue. */
     void requeue() { detail::check(tf_worker_requeue(handle())); }
 
-    /**
-     * Keeps the worker's journal in directory `dir` (tf_worker_set_journal);
-     * from_env or "" stops it. Throws Error on failure.
-     */
+    /** See tf_worker_set_journal; from_env stands for NULL. */
     void set_journal(const OptionalString &dir) {
         detail::check(tf_worker_set_journal(handle(), dir.c_str()));
     }
@@ -844,9 +751,8 @@ inline TaskRange::iterator &TaskRange::iterator::operator++() {
 using StopMode = tf_stop_mode;
 
 /**
- * Makes `signals` (empty: the default set) the stop signals of the process
- * (tf_stop_on_signals). A signal that cannot be a stop signal throws Error
- * and nothing is installed.
+ * See tf_stop_on_signals; an empty `signals` (the default) stands for NULL,
+ * `mode` defaults to `TF_STOP_EXIT`.
  */
 inline void stop_on_signals(const std::vector<int> &signals = {},
                             StopMode mode = TF_STOP_EXIT) {
@@ -854,7 +760,7 @@ inline void stop_on_signals(const std::vector<int> &signals = {},
                                      static_cast<int>(mode)));
 }
 
-/** The stop signal caught, 0 if none (tf_stop_requested). */
+/** See tf_stop_requested. */
 [[nodiscard]] inline int stop_requested() noexcept { return tf_stop_requested(); }
 
 /** One run on the server, as listed by runs(). */
@@ -868,12 +774,12 @@ struct RunInfo {
 };
 
 /**
- * The list of runs on the server at the time it was fetched (tf_runs), as
- * the C API gives it; runs() copies it into a vector. Move-only.
+ * A tf_run_list as tf_runs gives it, owned (the destructor calls
+ * tf_run_list_free); runs() copies it into a vector. Move-only.
  */
 class RunList {
 public:
-    /** Fetches the list (tf_runs). `user`, `password`, `url`: see OptionalString. */
+    /** See tf_runs. `user`, `password`, `url`: see OptionalString. */
     [[nodiscard]] static RunList fetch(const OptionalString &user = from_env,
                                        const OptionalString &password = from_env,
                                        const OptionalString &url = from_env) {
@@ -887,22 +793,22 @@ public:
     /** An empty list. */
     RunList() noexcept = default;
 
-    /** The number of runs (tf_run_list_len). */
+    /** See tf_run_list_len. */
     [[nodiscard]] std::size_t size() const noexcept { return tf_run_list_len(list_.get()); }
 
-    /** The database id of run `index` (tf_run_list_id); Error when `index` >= size(). */
+    /** See tf_run_list_id; an `index` past the end throws Error instead. */
     [[nodiscard]] std::int64_t id(std::size_t index) const {
         check_index(index);
         return tf_run_list_id(list_.get(), index);
     }
 
-    /** The UUID of run `index` (tf_run_list_uuid), copied; Error when `index` >= size(). */
+    /** See tf_run_list_uuid; a copy; an `index` past the end throws Error instead. */
     [[nodiscard]] std::string uuid(std::size_t index) const {
         check_index(index);
         return std::string(tf_run_list_uuid(list_.get(), index));
     }
 
-    /** The number of tasks of run `index` (tf_run_list_num_tasks); Error when `index` >= size(). */
+    /** See tf_run_list_num_tasks; an `index` past the end throws Error instead. */
     [[nodiscard]] std::int64_t num_tasks(std::size_t index) const {
         check_index(index);
         return tf_run_list_num_tasks(list_.get(), index);
@@ -938,8 +844,8 @@ private:
 };
 
 /**
- * The runs on the server (tf_runs, the Python `tfRuns`). `user`,
- * `password`, `url`: see OptionalString; by default all from the environment.
+ * tf_runs, the list copied into a vector (RunList::fetch). `user`,
+ * `password`, `url`: see OptionalString; from_env by default.
  */
 [[nodiscard]] inline std::vector<RunInfo> runs(const OptionalString &user = from_env,
                                                const OptionalString &password = from_env,
@@ -948,8 +854,8 @@ private:
 }
 
 /**
- * The runs on the server as JSON text (tf_runs_json): an array of
- * `{"id": .., "uuid": "..", "numTasks": ..}`, what the Python `tfRuns` returns.
+ * See tf_runs_json; the JSON text copied. `user`, `password`, `url`: see
+ * OptionalString; from_env by default.
  */
 [[nodiscard]] inline std::string runs_json(const OptionalString &user = from_env,
                                            const OptionalString &password = from_env,

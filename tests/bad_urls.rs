@@ -9,7 +9,9 @@
 //! can fail); no bad one does. The environment is process-wide, so this
 //! binary holds a single test.
 
-use std::ffi::{CStr, CString};
+mod common;
+
+use std::ffi::CString;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskfarm_worker::ffi::last_error::tf_last_error;
+use common::c_abi::last_error;
 use taskfarm_worker::ffi::run_list::tf_runs_json;
 use taskfarm_worker::ffi::status::tf_status::*;
 use taskfarm_worker::ffi::strings::tf_string_free;
@@ -46,12 +48,6 @@ fn counting_proxy() -> (String, Arc<AtomicUsize>) {
         }
     });
     (url, count)
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// `tf_taskfarm_open` and `tf_runs_json` with `url` (NULL: `TASKFARM_URL`).

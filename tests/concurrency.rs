@@ -28,7 +28,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr};
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -37,10 +37,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::c_abi::{c, last_error_with_http};
 use common::c_programs;
 use common::server::{pid_alive, Db, TaskfarmServer};
 use serde_json::Value;
-use taskfarm_worker::ffi::last_error::{tf_last_error, tf_last_http_status};
 use taskfarm_worker::ffi::status::tf_status::*;
 use taskfarm_worker::ffi::strings::tf_string_free;
 use taskfarm_worker::ffi::taskfarm::*;
@@ -90,18 +90,6 @@ fn scratch() -> &'static PathBuf {
     })
 }
 
-fn last_error() -> String {
-    format!(
-        "{} (HTTP {})",
-        unsafe { CStr::from_ptr(tf_last_error()) }.to_string_lossy(),
-        tf_last_http_status()
-    )
-}
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
 /// tests/concurrency/worker.c, built once per test process against the tree
 /// (tests/common/c_programs.rs: run `make build` first).
 fn c_worker() -> &'static PathBuf {
@@ -139,7 +127,12 @@ impl SharedRun {
             num_tasks as i64,
             &mut tf,
         );
-        assert_eq!(status, TF_OK, "tf_taskfarm_create: {}", last_error());
+        assert_eq!(
+            status,
+            TF_OK,
+            "tf_taskfarm_create: {}",
+            last_error_with_http()
+        );
         SharedRun(tf)
     }
 
@@ -160,7 +153,10 @@ impl SharedRun {
         };
         match tf_taskfarm_status(self.0, &mut s) {
             TF_OK => Ok(s),
-            other => Err(format!("tf_taskfarm_status: {other:?}: {}", last_error())),
+            other => Err(format!(
+                "tf_taskfarm_status: {other:?}: {}",
+                last_error_with_http()
+            )),
         }
     }
 
@@ -177,7 +173,7 @@ impl SharedRun {
             }
             other => Err(format!(
                 "get_task_info({task}): {other:?}: {}",
-                last_error()
+                last_error_with_http()
             )),
         }
     }
@@ -396,7 +392,7 @@ fn thread_worker(
         &mut w,
     );
     if s != TF_OK {
-        return Err(format!("tf_worker_new: {s:?}: {}", last_error()));
+        return Err(format!("tf_worker_new: {s:?}: {}", last_error_with_http()));
     }
     let result = (|| {
         let n = tf_taskfarm_num_tasks(run.0);
@@ -410,20 +406,28 @@ fn thread_worker(
             match tf_worker_task(w, &mut task) {
                 TF_OK => {}
                 TF_NO_MORE_TASKS => return Ok(log),
-                other => return Err(format!("tf_worker_task: {other:?}: {}", last_error())),
+                other => {
+                    return Err(format!(
+                        "tf_worker_task: {other:?}: {}",
+                        last_error_with_http()
+                    ))
+                }
             }
             for p in [50.0, 100.0] {
                 let s = tf_worker_update(w, p);
                 if s != TF_OK {
                     return Err(format!(
                         "update({p}) of task {task}: {s:?}: {}",
-                        last_error()
+                        last_error_with_http()
                     ));
                 }
             }
             let s = tf_worker_done(w);
             if s != TF_OK {
-                return Err(format!("done of task {task}: {s:?}: {}", last_error()));
+                return Err(format!(
+                    "done of task {task}: {s:?}: {}",
+                    last_error_with_http()
+                ));
             }
             log.tasks.push(task);
 
@@ -443,7 +447,7 @@ fn thread_worker(
                     if s != TF_OK || done < last_done.max(1) || done > n {
                         return Err(format!(
                             "num_done: {s:?} {done} (before {last_done}): {}",
-                            last_error()
+                            last_error_with_http()
                         ));
                     }
                     last_done = done;
@@ -452,7 +456,10 @@ fn thread_worker(
                     let mut p = -1.0;
                     let s = tf_taskfarm_percent_done(run.0, &mut p);
                     if s != TF_OK || !(0.0..=100.0).contains(&p) {
-                        return Err(format!("percent_done: {s:?} {p}: {}", last_error()));
+                        return Err(format!(
+                            "percent_done: {s:?} {p}: {}",
+                            last_error_with_http()
+                        ));
                     }
                 }
                 _ => {

@@ -3,11 +3,13 @@
 //! before the first retry, then backoff·2^(n-1) — and no sooner. The
 //! environment is process-wide, so this binary holds a single test.
 
-use std::ffi::{CStr, CString};
+mod common;
+
+use std::ffi::CString;
 use std::ptr;
 use std::time::{Duration, Instant};
 
-use taskfarm_worker::ffi::last_error::tf_last_error;
+use common::c_abi::last_error;
 use taskfarm_worker::ffi::status::tf_status::TF_ERR_CONNECTION;
 use taskfarm_worker::ffi::taskfarm::{tf_taskfarm_create, tf_taskfarm_open};
 use taskfarm_worker::ffi::worker::tf_worker_new;
@@ -60,9 +62,7 @@ fn a_dead_server_fails_every_call_within_retries_times_backoff() {
         let started = Instant::now();
         let status = call();
         let elapsed = started.elapsed();
-        let message = unsafe { CStr::from_ptr(tf_last_error()) }
-            .to_string_lossy()
-            .into_owned();
+        let message = last_error();
         assert_eq!(status, TF_ERR_CONNECTION, "{name}: {message}");
         assert!(
             message.contains("cannot connect") && message.contains("(after 5 attempts)"),

@@ -1,24 +1,19 @@
 //! `username`, `password` and `url_base` may be NULL: then `TASKFARM_USER`,
-//! `TASKFARM_PASSWORD` and `TASKFARM_URL` are used (API.md). The environment
-//! is process-wide, so this binary holds a single test that changes it.
+//! `TASKFARM_PASSWORD` and `TASKFARM_URL` are used (the header's
+//! `tf_taskfarm_create`). The environment is process-wide, so this binary
+//! holds a single test that changes it.
 
 mod common;
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::ptr;
 
+use common::c_abi::last_error;
 use common::server::TaskfarmServer;
-use taskfarm_worker::ffi::last_error::tf_last_error;
 use taskfarm_worker::ffi::run_list::{tf_run_list_free, tf_run_list_len, tf_runs};
 use taskfarm_worker::ffi::status::tf_status::*;
 use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
 
 #[test]
 fn null_credentials_and_url_come_from_the_environment() {

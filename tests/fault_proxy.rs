@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::c_abi::last_error;
 use common::server::TaskfarmServer;
-use taskfarm_worker::ffi::last_error::tf_last_error;
 use taskfarm_worker::ffi::status::tf_status::*;
 use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
@@ -112,12 +112,6 @@ fn serve(mut client: TcpStream, upstream_port: u16, fault: Option<Fault>) {
         }
     }
     let _ = client.shutdown(Shutdown::Both);
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 #[test]

@@ -12,14 +12,14 @@
 
 mod common;
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CString};
 use std::ptr;
 use std::sync::{Arc, Mutex, Once};
 
+use common::c_abi::last_error;
 use common::fault_server::{token_ok, Action, FaultServer, RecordedRequest};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use taskfarm_worker::ffi::last_error::tf_last_error;
 use taskfarm_worker::ffi::run_list::tf_runs_json;
 use taskfarm_worker::ffi::status::tf_status::{self, *};
 use taskfarm_worker::ffi::strings::tf_string_free;
@@ -48,12 +48,6 @@ fn check(status: tf_status, allowed: &[tf_status]) {
         !message.contains(PASSWORD) && !message.contains(TOKEN),
         "{message}"
     );
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 fn healthy(req: &RecordedRequest) -> Action {

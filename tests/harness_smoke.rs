@@ -167,7 +167,7 @@ fn restart_keeps_the_database_and_a_new_key_breaks_old_tokens() {
     );
     assert!(server.is_running());
 
-    // PROTOCOL.md: a token signed with the old key gets 500, not 401.
+    // docs/PROTOCOL.md: a token signed with the old key gets 500, not 401.
     let (status, body) = get(&run_url, &old_token, "");
     assert_eq!(status, 500, "old token after key change: {body}");
 

@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::ffi::{CStr, CString};
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -24,10 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use common::c_abi::{c, last_error};
 use common::fault_server::*;
 use serde_json::json;
 use taskfarm_worker::client::transport::MAX_TOKEN_BYTES;
-use taskfarm_worker::ffi::last_error::tf_last_error;
 use taskfarm_worker::ffi::status::tf_status::{self, *};
 use taskfarm_worker::ffi::taskfarm::{tf_taskfarm, tf_taskfarm_free, tf_taskfarm_open};
 use taskfarm_worker::ffi::worker::{tf_worker, tf_worker_free, tf_worker_new};
@@ -44,16 +43,6 @@ fn setup() {
         std::env::set_var("TASKFARM_BACKOFF", "0");
         std::env::set_var("TASKFARM_TIMEOUT", "20");
     });
-}
-
-fn c(text: &str) -> CString {
-    CString::new(text).unwrap()
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 fn open(user: &str, url: &str) -> (tf_status, String) {

@@ -12,15 +12,15 @@
 
 mod common;
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::ptr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::c_abi::{c, last_error};
 use common::recording_proxy::{Mode, Record, RecordingProxy};
 use common::server::TaskfarmServer;
 use serde_json::{json, Value};
-use taskfarm_worker::ffi::last_error::tf_last_error;
 use taskfarm_worker::ffi::status::tf_status::{self, *};
 use taskfarm_worker::ffi::strings::tf_string_free;
 use taskfarm_worker::ffi::taskfarm::*;
@@ -30,16 +30,6 @@ use taskfarm_worker::ffi::worker::*;
 const HOUR: f64 = 3600.0;
 /// The overall deadline of a wait for an event.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
 
 fn proxy() -> &'static RecordingProxy {
     static PROXY: std::sync::OnceLock<RecordingProxy> = std::sync::OnceLock::new();

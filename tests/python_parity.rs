@@ -10,15 +10,15 @@
 
 mod common;
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::ptr;
 
+use common::c_abi::{c, last_error};
 use common::server::TaskfarmServer;
 use serde_json::{json, Value};
-use taskfarm_worker::ffi::last_error::tf_last_error;
 use taskfarm_worker::ffi::status::tf_status::{self, *};
 use taskfarm_worker::ffi::strings::tf_string_free;
 use taskfarm_worker::ffi::taskfarm::*;
@@ -86,11 +86,7 @@ fn venv_python() -> PathBuf {
 }
 
 fn create_run(server: &TaskfarmServer) -> (*mut tf_taskfarm, String) {
-    let (user, password, url) = (
-        cstr(&server.user),
-        cstr(&server.password),
-        cstr(&server.url),
-    );
+    let (user, password, url) = (c(&server.user), c(&server.password), c(&server.url));
     let mut tf = ptr::null_mut();
     let status = tf_taskfarm_create(
         user.as_ptr(),
@@ -105,16 +101,6 @@ fn create_run(server: &TaskfarmServer) -> (*mut tf_taskfarm, String) {
         .unwrap()
         .to_owned();
     (tf, uuid)
-}
-
-fn cstr(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 fn play_in_python(server: &TaskfarmServer, uuid: &str, ops: &Value) -> Vec<Value> {
@@ -169,10 +155,10 @@ fn play_in_c(
     interval: Option<f64>,
 ) -> Vec<Value> {
     let (user, password, url, c_uuid) = (
-        cstr(&server.user),
-        cstr(&server.password),
-        cstr(&server.url),
-        cstr(uuid),
+        c(&server.user),
+        c(&server.password),
+        c(&server.url),
+        c(uuid),
     );
     let mut w = ptr::null_mut();
     let status = tf_worker_new(
@@ -208,12 +194,12 @@ fn play_in_c(
                 Value::Null
             }),
             "info" => {
-                let key = cstr(arg(1).as_str().unwrap());
+                let key = c(arg(1).as_str().unwrap());
                 let mut text = ptr::null_mut();
                 json_out(tf_taskfarm_info(tf, key.as_ptr(), &mut text), text)
             }
             "getTaskInfo" => {
-                let key = cstr(arg(2).as_str().unwrap());
+                let key = c(arg(2).as_str().unwrap());
                 let mut text = ptr::null_mut();
                 let status = tf_taskfarm_get_task_info(
                     tf,
@@ -224,8 +210,8 @@ fn play_in_c(
                 json_out(status, text)
             }
             "setTaskInfo" => {
-                let key = cstr(arg(2).as_str().unwrap());
-                let value = cstr(&arg(3).to_string());
+                let key = c(arg(2).as_str().unwrap());
+                let value = c(&arg(3).to_string());
                 let status = tf_taskfarm_set_task_info(
                     tf,
                     arg(1).as_i64().unwrap(),
@@ -266,7 +252,7 @@ fn normalize(value: Value) -> Value {
 fn final_tasks(tf: *const tf_taskfarm) -> Vec<Value> {
     (0..NUM_TASKS)
         .map(|task| {
-            let key = cstr("");
+            let key = c("");
             let mut text = ptr::null_mut();
             normalize(json_out(
                 tf_taskfarm_get_task_info(tf, task, key.as_ptr(), &mut text),

@@ -1,48 +1,25 @@
 //! The C ABI against the real taskfarm server 0.4.0 (the project's harness:
 //! SQLite, loopback, one server for this test binary). Every function of
-//! API.md is called as C would call it, and the worker semantics are checked
+//! the C API is called as C would call it, and the worker semantics are checked
 //! to be those of the Python client: the held task comes back until `done`,
 //! `update` outside 0..100 is refused, `done` marks done only at 100 %,
 //! `restart` in both modes, `delete`, task and run information, the run list.
 
 mod common;
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CString};
 use std::ptr;
 
+use common::c_abi::{borrowed, c, last_error, take_string};
 use common::server::TaskfarmServer;
 use serde_json::Value;
-use taskfarm_worker::ffi::last_error::{tf_last_error, tf_last_http_status};
+use taskfarm_worker::ffi::last_error::tf_last_http_status;
 use taskfarm_worker::ffi::run_list::*;
 use taskfarm_worker::ffi::status::{tf_status, tf_task_state};
-use taskfarm_worker::ffi::strings::tf_string_free;
 use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
 
 use tf_status::*;
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Takes a library-owned `char*`, copies it and frees it with `tf_string_free`.
-fn take_string(s: *mut c_char) -> String {
-    assert!(!s.is_null());
-    let copy = unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_owned();
-    tf_string_free(s);
-    copy
-}
-
-fn borrowed(s: *const c_char) -> String {
-    assert!(!s.is_null(), "NULL string: {}", last_error());
-    unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_owned()
-}
 
 /// The server's credentials as C strings.
 struct Credentials {

@@ -10,21 +10,11 @@ use std::ffi::{CStr, CString};
 use std::ptr;
 use std::time::{Duration, Instant};
 
+use common::c_abi::{c, last_error};
 use common::server::TaskfarmServer;
-use taskfarm_worker::ffi::last_error::tf_last_error;
 use taskfarm_worker::ffi::status::tf_status::{self, *};
 use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
 
 struct Handles {
     tf: *mut tf_taskfarm,

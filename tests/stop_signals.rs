@@ -30,6 +30,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::c_programs::{self, compile, linking, root};
 use common::server::{Db, TaskfarmServer};
 use taskfarm_worker::client::{Run, Settings, TaskState, Worker};
 
@@ -37,10 +38,6 @@ use taskfarm_worker::client::{Run, Settings, TaskState, Worker};
 const HAND_BACK_LIMIT: Duration = Duration::from_secs(2);
 /// Overall deadline of any wait for a line or a state (the machine is shared and slow).
 const EVENT_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Held by every test: one at a time, so that the spinning workers of one
 /// test do not take the CPU that another's hand-back needs (the 2 s limit,
@@ -75,66 +72,19 @@ fn scratch() -> &'static PathBuf {
     })
 }
 
-fn release_lib_dir() -> PathBuf {
-    let dir = root().join("target/release");
-    assert!(
-        dir.join("libtaskfarm_worker.so").exists(),
-        "{} is missing: run make build first (this test's programs link the release library)",
-        dir.display()
-    );
-    dir
-}
-
-/// Runs a compiler; panics with its output when it fails.
-fn compile(what: &str, mut command: Command) {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run the compiler for {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "building {what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A compiler invocation linking the release library (rpath).
-fn linking(compiler: &str, flags: &[&str], sources: &[&Path], output: &Path) -> Command {
-    let lib_dir = release_lib_dir();
-    let mut command = Command::new(compiler);
-    command
-        .args(flags)
-        .arg("-I")
-        .arg(root().join("include"))
-        .args(sources)
-        .arg("-L")
-        .arg(&lib_dir)
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .args(["-ltaskfarm_worker", "-o"])
-        .arg(output);
+/// The C programs' command line: the shared flags, threads on.
+fn linking_c(sources: &[&Path], output: &Path) -> Command {
+    let mut command = linking(&c_programs::cc(), c_programs::C_FLAGS, sources, output);
+    command.arg("-pthread");
     command
 }
-
-const C_FLAGS: &[&str] = &[
-    "-std=c11",
-    "-Wall",
-    "-Wextra",
-    "-Wpedantic",
-    "-Werror",
-    "-O1",
-    "-pthread",
-];
 
 fn c_stop_worker() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let bin = scratch().join("stop_worker");
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let source = root().join("tests/stop/stop_worker.c");
-        compile(
-            "tests/stop/stop_worker.c",
-            linking(&cc, C_FLAGS, &[&source], &bin),
-        );
+        compile("tests/stop/stop_worker.c", linking_c(&[&source], &bin));
         bin
     })
 }
@@ -143,9 +93,8 @@ fn example_worker() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let bin = scratch().join("example_worker");
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let source = root().join("examples/worker.c");
-        compile("examples/worker.c", linking(&cc, C_FLAGS, &[&source], &bin));
+        compile("examples/worker.c", linking_c(&[&source], &bin));
         bin
     })
 }
@@ -597,10 +546,7 @@ fn mpirun_sigterm_after_one_rank_is_killed_makes_the_others_hand_back() {
         &[&source],
         &bin,
     );
-    build.env(
-        "OMPI_CC",
-        std::env::var("CC").unwrap_or_else(|_| "cc".into()),
-    );
+    build.env("OMPI_CC", c_programs::cc());
     compile("tests/stop/stop_worker.c for MPI", build);
 
     let run = new_run(6);

@@ -6,24 +6,18 @@
 
 mod common;
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::ptr;
 use std::time::{Duration, Instant};
 
+use common::c_abi::last_error;
 use common::server::TaskfarmServer;
-use taskfarm_worker::ffi::last_error::tf_last_error;
 use taskfarm_worker::ffi::status::tf_status::*;
 use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
 
 fn run(dir: &Path, program: &str, args: &[&str]) {
     let out = Command::new(program)

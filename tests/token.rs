@@ -19,7 +19,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -28,27 +27,18 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::access_log::{self, count_requests, parse_line};
+use common::c_abi::{c, last_error};
 use common::c_programs;
 use common::server::{pid_alive, Db, TaskfarmServer};
 use serde_json::Value;
 use taskfarm_worker::client::settings::TokenSource;
 use taskfarm_worker::client::{ErrorKind, Run, RunInfoKey, Settings, TaskInfoKey, Worker};
-use taskfarm_worker::ffi::last_error::{tf_last_error, tf_last_http_status};
+use taskfarm_worker::ffi::last_error::tf_last_http_status;
 use taskfarm_worker::ffi::status::tf_status::*;
 use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
 
 const TOKEN_PATH: &str = "/api/token";
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
 
 /// Settings with the server's credentials only (no token).
 fn with_password(server: &TaskfarmServer) -> Settings {
@@ -374,7 +364,7 @@ fn a_refused_token_is_replaced_with_credentials_and_an_auth_error_without() {
     );
 
     // A 500 that is the server's own failure is not a refused token: a task
-    // written before it was handed out makes the next hand-out fail (PROTOCOL.md).
+    // written before it was handed out makes the next hand-out fail (docs/PROTOCOL.md).
     let fresh = cli_token(&server);
     let broken = Run::create(&with_password(&server), 5).unwrap();
     broken

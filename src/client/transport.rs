@@ -2,7 +2,7 @@
 //! and the retry loop. Every request of the library goes through
 //! [`Connection::call`] (token calls) or the token fetch in this file.
 //!
-//! Authentication (PROTOCOL.md): the token is fetched once with the user name
+//! Authentication (docs/PROTOCOL.md): the token is fetched once with the user name
 //! and password, or given by the caller (`TASKFARM_TOKEN`: no `GET token`,
 //! no password check on the server), and sent as the Basic user name of every
 //! later call. A `401` or `500` to a token call makes us fetch the token

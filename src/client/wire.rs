@@ -1,4 +1,4 @@
-//! The JSON messages of the protocol (PROTOCOL.md), as typed structs. Field
+//! The JSON messages of the protocol (docs/PROTOCOL.md), as typed structs. Field
 //! names are the server's; unknown fields are ignored, missing ones are a
 //! protocol error.
 
@@ -60,7 +60,7 @@ pub struct RunStatus {
 
 impl RunStatus {
     /// The tasks never handed out yet: the server counts a task as waiting,
-    /// computing or done only once it was handed out (PROTOCOL.md), so a
+    /// computing or done only once it was handed out (docs/PROTOCOL.md), so a
     /// fresh run shows 0 everywhere.
     pub fn num_not_started(&self) -> i64 {
         self.num_tasks - self.num_waiting - self.num_computing - self.num_done

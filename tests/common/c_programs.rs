@@ -58,33 +58,58 @@ pub fn fresh_release_dir() -> PathBuf {
     lib_dir
 }
 
-/// Compiles `source` (relative to the root) into `bin` with `$CC` (default
-/// `cc`), warnings as errors, against include/ and the fresh release library.
-pub fn build(source: &str, bin: &Path) {
+/// Runs a compiler command; fails the test with its output when the
+/// compiler cannot be run or fails.
+pub fn compile(what: &str, mut command: Command) {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program:?} to build {what} ({e})"));
+    assert!(
+        out.status.success(),
+        "building {what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `compiler FLAGS -I include/ SOURCES -L target/release -ltaskfarm_worker -o
+/// output`, the library found at run time through an rpath: the command
+/// line of every test program in C, C++ or Fortran (not yet run).
+pub fn linking(compiler: &str, flags: &[&str], sources: &[&Path], output: &Path) -> Command {
     let lib_dir = fresh_release_dir();
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let out = Command::new(&cc)
-        .args([
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-O1",
-        ])
+    let mut command = Command::new(compiler);
+    command
+        .args(flags)
         .arg("-I")
         .arg(root().join("include"))
-        .arg(root().join(source))
+        .args(sources)
         .arg("-L")
         .arg(&lib_dir)
         .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
         .args(["-ltaskfarm_worker", "-o"])
-        .arg(bin)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cc:?} ({e}): apt-get install -y gcc"));
-    assert!(
-        out.status.success(),
-        "building {source} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(output);
+    command
+}
+
+/// The C compiler: `$CC`, default `cc`.
+pub fn cc() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".into())
+}
+
+/// The flags of the C test programs: C11, warnings as errors.
+pub const C_FLAGS: &[&str] = &[
+    "-std=c11",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-O1",
+];
+
+/// Compiles `source` (relative to the root) into `bin` with `$CC` (default
+/// `cc`), warnings as errors, against include/ and the fresh release library.
+pub fn build(source: &str, bin: &Path) {
+    let path = root().join(source);
+    compile(source, linking(&cc(), C_FLAGS, &[&path], bin));
 }

@@ -5,17 +5,17 @@
 //! done exactly once.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::ptr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use taskfarm_worker::ffi::last_error::{tf_last_error, tf_last_http_status};
 use taskfarm_worker::ffi::status::tf_status::TF_OK;
 use taskfarm_worker::ffi::taskfarm::*;
 
+use super::c_abi::{c, last_error_with_http};
 use super::server::{pid_alive, Db, TaskfarmServer};
 
 pub fn root() -> PathBuf {
@@ -88,18 +88,6 @@ pub fn pg_server() -> &'static TaskfarmServer {
     })
 }
 
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn last_error() -> String {
-    format!(
-        "{} (HTTP {})",
-        unsafe { CStr::from_ptr(tf_last_error()) }.to_string_lossy(),
-        tf_last_http_status()
-    )
-}
-
 /// Creates a run of `num_tasks` tasks on `server`; returns its UUID.
 pub fn new_run(server: &TaskfarmServer, num_tasks: i64) -> String {
     let (user, password, url) = (c(&server.user), c(&server.password), c(&server.url));
@@ -111,7 +99,12 @@ pub fn new_run(server: &TaskfarmServer, num_tasks: i64) -> String {
         num_tasks,
         &mut tf,
     );
-    assert_eq!(status, TF_OK, "tf_taskfarm_create: {}", last_error());
+    assert_eq!(
+        status,
+        TF_OK,
+        "tf_taskfarm_create: {}",
+        last_error_with_http()
+    );
     let uuid = unsafe { CStr::from_ptr(tf_taskfarm_uuid(tf)) }
         .to_str()
         .unwrap()
@@ -136,7 +129,12 @@ pub fn run_counts(server: &TaskfarmServer, uuid: &str) -> (i64, i64, i64, i64) {
         id.as_ptr(),
         &mut tf,
     );
-    assert_eq!(status, TF_OK, "tf_taskfarm_open: {}", last_error());
+    assert_eq!(
+        status,
+        TF_OK,
+        "tf_taskfarm_open: {}",
+        last_error_with_http()
+    );
     let mut s = tf_run_status {
         num_tasks: -1,
         num_waiting: -1,
@@ -145,7 +143,7 @@ pub fn run_counts(server: &TaskfarmServer, uuid: &str) -> (i64, i64, i64, i64) {
         percent_done: -1.0,
     };
     let status = tf_taskfarm_status(tf, &mut s);
-    let error = last_error();
+    let error = last_error_with_http();
     tf_taskfarm_free(tf);
     assert_eq!(status, TF_OK, "tf_taskfarm_status: {error}");
     (s.num_tasks, s.num_waiting, s.num_computing, s.num_done)

@@ -1,10 +1,12 @@
-//! Test support shared by the integration tests: the real taskfarm server
-//! harness, the requests in its access log, a recording proxy in front of
-//! it, the scripted fault server, the Slurm cluster harness and the support
-//! of the MPI and Slurm tests.
+//! Test support shared by the integration tests: the C ABI helpers (C
+//! strings, the last error), the real taskfarm server harness, the requests
+//! in its access log, a recording proxy in front of it, the scripted fault
+//! server, the Slurm cluster harness and the support of the MPI and Slurm
+//! tests.
 #![allow(dead_code)]
 
 pub mod access_log;
+pub mod c_abi;
 pub mod c_programs;
 pub mod fault_server;
 pub mod jobs;

@@ -19,7 +19,7 @@ Two database modes (`--db`; default: $TASKFARM_TEST_DB, else sqlite):
 - `sqlite` (the default): the SQLite database DIR/taskfarm.db and the Flask
   development server, `flask run --host 127.0.0.1 --port P`, one process.
   SQLite has no row locks: concurrent task requests can hand out one task
-  twice (PROTOCOL.md).
+  twice (docs/PROTOCOL.md).
 - `postgresql`: production mode. A fresh PostgreSQL cluster (Debian's
   binaries, /usr/lib/postgresql/*/bin, or $TASKFARM_PG_BIN) in DIR/postgresql/
   (data/, run/ for the unix socket, postgresql.log), run as the `postgres` OS

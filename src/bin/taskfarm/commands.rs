@@ -231,7 +231,7 @@ pub fn token(settings: &Settings, style: Style) -> Result<(), Failure> {
 /// `taskfarm task UUID ID`: one task's status and percentage.
 ///
 /// The server creates a task that is read before it was ever handed out,
-/// which can break the run (PROTOCOL.md); so a task past the ones handed out
+/// which can break the run (docs/PROTOCOL.md); so a task past the ones handed out
 /// so far is reported as waiting at 0 % without asking the server for it.
 pub fn task(settings: &Settings, uuid: &str, id: i64, style: Style) -> Result<(), Failure> {
     let run = open(settings, uuid)?;

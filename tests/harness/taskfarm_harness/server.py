@@ -45,7 +45,7 @@ def server_command(db, port):
                 "taskfarm:app"]
     # One request at a time: SQLite has no row locks, and the server hands
     # the same task to two workers that ask at the same moment (then fails
-    # with 500 on that run, PROTOCOL.md). Serving one request at a time makes
+    # with 500 on that run, docs/PROTOCOL.md). Serving one request at a time makes
     # concurrent workers safe on the SQLite test server.
     return [sys.executable, "-m", "flask", "--app", "taskfarm", "run",
             "--host", HOST, "--port", str(port),
