@@ -18,7 +18,9 @@
 //!   over `MAX_BODY_BYTES`, a task number outside the run, 204 (no task left);
 //! - transport: an answer slower than the timeout (GET retried, POST not),
 //!   a connection closed mid-answer or without answer (GET/PUT retried, POST
-//!   not), nothing listening, one keep-alive connection for a whole worker
+//!   not), nothing listening, a connect that never completes (a POST
+//!   repeated: nothing was sent; through the Rust API, the one test that does
+//!   not use the C ABI), one keep-alive connection for a whole worker
 //!   session, a kept-alive connection closed by the server before a POST;
 //! - for every failure: the exact status, the HTTP status, a message that
 //!   names the function, what was asked (method and endpoint), the HTTP status
@@ -1087,6 +1089,114 @@ fn nothing_listening_fails_to_connect_within_retries_times_backoff() {
     assert!(
         elapsed >= Duration::from_millis(60) && elapsed < Duration::from_secs(1),
         "{elapsed:?}"
+    );
+}
+
+/// A listener on loopback that accepts no connection: its accept queue (of
+/// length 1, `listen(fd, 0)`) holds one connection already, so the kernel
+/// drops every further SYN and a connect to it never completes, as to a host
+/// that drops packets.
+struct Blackhole {
+    listener: std::net::TcpListener,
+    _queued: std::net::TcpStream,
+}
+
+impl Blackhole {
+    fn start() -> Blackhole {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // SAFETY: a listening socket of ours; listen again only sets its backlog.
+        assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+        let queued = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // The queue is full once the kernel has queued that connection; for a
+        // listening socket TCP_INFO's tcpi_unacked is the queue's length.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Blackhole::queued(&listener) < 1 {
+            assert!(Instant::now() < deadline, "the connection was never queued");
+            std::thread::yield_now();
+        }
+        Blackhole {
+            listener,
+            _queued: queued,
+        }
+    }
+
+    /// The number of connections in the accept queue.
+    fn queued(listener: &std::net::TcpListener) -> u32 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcp_info is plain data; the kernel fills at most `len` bytes.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+        info.tcpi_unacked
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/api/", self.listener.local_addr().unwrap())
+    }
+}
+
+#[test]
+fn a_post_whose_connect_never_completes_is_repeated() {
+    // Through the Rust API: the C ABI has no POST without a GET before it
+    // (the token or the run), which would fail first.
+    use taskfarm_worker::client::retry::RetryObserver;
+    use taskfarm_worker::client::settings::TokenSource;
+    use taskfarm_worker::client::{ErrorKind, Run, Settings};
+    let blackhole = Blackhole::start();
+    let url = blackhole.url();
+    let mut settings = Settings::resolve_with(
+        TokenSource::Required(Some("tok1")),
+        None,
+        None,
+        Some(&url),
+        &|_| None,
+    )
+    .unwrap();
+    settings.timeout = Duration::from_millis(300);
+    settings.retries = 2;
+    settings.backoff = Duration::from_millis(10);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    settings.on_retry = Some(RetryObserver::new(move |event| {
+        s.lock()
+            .unwrap()
+            .push(format!("{}: {}", event.request, event.reason));
+    }));
+    let started = Instant::now();
+    let Err(error) = Run::create(&settings, 5) else {
+        panic!("nothing can answer, yet the run was created");
+    };
+    let elapsed = started.elapsed();
+    assert_eq!(error.kind(), ErrorKind::Connection, "{error}");
+    assert_eq!(error.http_status(), 0, "{error}");
+    assert_eq!(
+        error.message(),
+        format!("POST run to {url}: cannot connect within 0.3 s (after 3 attempts)")
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["POST run: cannot connect within 0.3 s"; 2],
+        "not a byte was sent: the POST is repeated"
+    );
+    // Three attempts of 0.3 s, waits of 0 and 20 ms.
+    assert!(
+        elapsed >= Duration::from_millis(850) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    assert_eq!(
+        Blackhole::queued(&blackhole.listener),
+        1,
+        "no connection of the library was queued"
     );
 }
 
