@@ -6,9 +6,9 @@
 //! retried for GET, PUT and DELETE; a POST is repeated only when the request
 //! cannot have reached the server (nothing was sent).
 //!
-//! Everything that decides a retry is here: [`classify`] sorts a transport
+//! Everything that decides a retry is here: `classify` sorts a transport
 //! error (with whether any byte of the request was sent) into what it means
-//! and whether it may be repeated, and [`with_retries`] is the one loop that
+//! and whether it may be repeated, and `with_retries` is the one loop that
 //! repeats attempts, for the token calls and for `GET token` alike.
 
 use std::fmt;
