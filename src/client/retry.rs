@@ -925,6 +925,109 @@ mod tests {
     }
 
     #[test]
+    fn the_retry_loop_counts_attempts_tells_the_observer_and_stops_where_the_rules_say() {
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let e = Arc::clone(&events);
+        let observer = RetryObserver::new(move |event| {
+            e.lock().unwrap().push(format!(
+                "{} {}/{} {}: {}",
+                event.request, event.retry, event.retries, event.base_url, event.reason
+            ))
+        });
+        let lines = std::sync::Mutex::new(Vec::new());
+        let log = |line: fmt::Arguments<'_>| lines.lock().unwrap().push(line.to_string());
+        let policy = Policy {
+            retries: 2,
+            backoff: Duration::ZERO,
+            base_url: "http://h/api/",
+            observer: Some(&observer),
+            log: &log,
+        };
+        let unsent = Classified {
+            failure: TransportFailure::NothingSent,
+            reached: false,
+            kind: ErrorKind::Connection,
+            detail: "cannot connect".into(),
+            http_status: 0,
+        };
+        let reply = |status| Reply {
+            what: "GET runs".into(),
+            status,
+            body: Vec::new(),
+            attempts: 1,
+            redirect: None,
+        };
+
+        // Nothing sent: a POST too is tried 1 + retries times.
+        let mut made = 0;
+        let err = with_retries(&policy, Method::Post, "run", || {
+            made += 1;
+            Ok(Err(unsent.clone()))
+        })
+        .unwrap_err();
+        assert_eq!(made, 3);
+        assert_eq!(err.kind(), ErrorKind::Connection);
+        assert_eq!(
+            err.message(),
+            "POST run to http://h/api/: cannot connect (after 3 attempts)"
+        );
+        assert_eq!(
+            *events.lock().unwrap(),
+            [
+                "POST run 1/2 http://h/api/: cannot connect",
+                "POST run 2/2 http://h/api/: cannot connect"
+            ]
+        );
+        assert_eq!(
+            *lines.lock().unwrap(),
+            [
+                "POST run: retry 1 of 2 in 0.0 s",
+                "POST run: retry 2 of 2 in 0.0 s"
+            ]
+        );
+
+        // A 503 then a 200: the reply says it took two attempts.
+        events.lock().unwrap().clear();
+        let mut statuses = vec![200, 503];
+        let got = with_retries(&policy, Method::Get, "runs", || {
+            Ok(Ok(reply(statuses.pop().unwrap())))
+        })
+        .unwrap();
+        assert_eq!((got.status, got.attempts), (200, 2));
+        assert_eq!(
+            *events.lock().unwrap(),
+            ["GET runs 1/2 http://h/api/: answered HTTP 503 Service Unavailable"]
+        );
+
+        // Kept at once: a POST answered 503, a failure that may have reached
+        // the server, an error of the attempt itself.
+        events.lock().unwrap().clear();
+        let mut made = 0;
+        let got = with_retries(&policy, Method::Post, "run", || {
+            made += 1;
+            Ok(Ok(reply(503)))
+        })
+        .unwrap();
+        assert_eq!((made, got.attempts), (1, 1));
+        let maybe = Classified {
+            failure: TransportFailure::MaybeSent,
+            reached: true,
+            ..unsent.clone()
+        };
+        let err =
+            with_retries(&policy, Method::Post, "run", || Ok(Err(maybe.clone()))).unwrap_err();
+        assert_eq!(err.message(), "POST run to http://h/api/: cannot connect");
+        let mut made = 0;
+        let err = with_retries(&policy, Method::Get, "runs", || {
+            made += 1;
+            Err(Error::invalid_argument("stop here"))
+        })
+        .unwrap_err();
+        assert_eq!((made, err.message()), (1, "stop here"));
+        assert!(events.lock().unwrap().is_empty());
+    }
+
+    #[test]
     fn backoff_follows_urllib3() {
         let b = Duration::from_millis(300);
         let waits: Vec<f64> = (1..=10)
