@@ -15,10 +15,14 @@
 //!   the same token (an auth error, no loop), the server's key changed (old
 //!   token answered 500) on a GET and on a POST, a wrong password;
 //! - answers: a Flask HTML error page, invalid JSON, missing fields, a body
-//!   over `MAX_BODY_BYTES`, a task number outside the run, 204 (no task left);
+//!   over `MAX_BODY_BYTES`, a task number outside the run (one table of
+//!   cases, [`bad_answers`], each a route, its answer, the call and what it
+//!   must say), 204 (no task left);
 //! - transport: an answer slower than the timeout (GET retried, POST not),
 //!   a connection closed mid-answer or without answer (GET/PUT retried, POST
-//!   not), nothing listening, one keep-alive connection for a whole worker
+//!   not), nothing listening, a connect that never completes (a POST
+//!   repeated: nothing was sent; through the Rust API, the one test that does
+//!   not use the C ABI), one keep-alive connection for a whole worker
 //!   session, a kept-alive connection closed by the server before a POST;
 //! - for every failure: the exact status, the HTTP status, a message that
 //!   names the function, what was asked (method and endpoint), the HTTP status
@@ -50,7 +54,7 @@ use std::time::{Duration, Instant};
 use common::fault_server::*;
 use serde_json::{json, Value};
 use taskfarm_worker::client::transport::MAX_BODY_BYTES;
-use taskfarm_worker::ffi::last_error::{tf_last_error, tf_last_http_status};
+use taskfarm_worker::ffi::last_error::tf_last_http_status;
 use taskfarm_worker::ffi::run_list::tf_runs_json;
 use taskfarm_worker::ffi::status::tf_status::{self, *};
 use taskfarm_worker::ffi::strings::tf_string_free;
@@ -313,17 +317,13 @@ fn new_worker(server: &FaultServer, retries: u32) -> *mut tf_worker {
 }
 
 fn token(tf: *const tf_taskfarm) -> String {
-    unsafe { CStr::from_ptr(tf_taskfarm_token(tf)) }
-        .to_str()
-        .unwrap()
-        .to_owned()
+    common::c_abi::borrowed(tf_taskfarm_token(tf))
 }
 
 /// `tf_last_error()`, checked to hold no password and no token.
+/// The last error (`common::c_abi::last_error`), checked to hold no secret.
 fn last_error() -> String {
-    let message = unsafe { CStr::from_ptr(tf_last_error()) }
-        .to_string_lossy()
-        .into_owned();
+    let message = common::c_abi::last_error();
     for secret in SECRETS {
         assert!(
             !message.contains(secret),
@@ -344,21 +344,43 @@ fn assert_failure(
     http: c_int,
     parts: &[&str],
 ) -> String {
+    check_failure("", got, want, function, http, parts)
+}
+
+/// As [`assert_failure`], every assertion message starting with `case` (when
+/// not empty).
+#[track_caller]
+fn check_failure(
+    case: &str,
+    got: tf_status,
+    want: tf_status,
+    function: &str,
+    http: c_int,
+    parts: &[&str],
+) -> String {
+    let case = if case.is_empty() {
+        String::new()
+    } else {
+        format!("{case}: ")
+    };
     let message = last_error();
-    assert_eq!(got, want, "{message}");
-    assert_eq!(tf_last_http_status(), http, "{message}");
+    assert_eq!(got, want, "{case}{message}");
+    assert_eq!(tf_last_http_status(), http, "{case}{message}");
     assert!(
         message.starts_with(&format!("{function}: ")),
-        "names the function: {message}"
+        "{case}names the function: {message}"
     );
     if http != 0 {
         assert!(
             message.contains(&format!("HTTP {http}")),
-            "names the HTTP status: {message}"
+            "{case}names the HTTP status: {message}"
         );
     }
     for part in parts {
-        assert!(message.contains(part), "{part:?} missing in: {message}");
+        assert!(
+            message.contains(part),
+            "{case}{part:?} missing in: {message}"
+        );
     }
     message
 }
@@ -695,182 +717,288 @@ fn a_wrong_password_is_an_auth_error_that_never_shows_the_password() {
 
 // ------------------------------------------------------------------ answers
 
-#[test]
-fn a_flask_html_404_on_open_says_there_is_no_such_run() {
-    let server = serve(|req| is(req, "GET", &run_path(), "").then(|| Action::html(404, FLASK_404)));
-    let mut tf = sentinel_ptr();
-    let message = assert_failure(
-        Args::new(&server.url()).open(&mut tf),
-        TF_ERR_NOT_FOUND,
-        "tf_taskfarm_open",
-        404,
-        &[
-            &format!("no run {RUN} on {}", server.url()),
-            &format!("GET runs/{RUN} answered HTTP 404 Not Found"),
-        ],
-    );
-    // Flask's boilerplate says nothing the message does not.
-    assert!(
-        !message.contains(FLASK_404_TEXT) && !message.contains('<'),
-        "{message}"
-    );
-    assert_eq!(tf, sentinel_ptr());
-    assert_eq!(
-        hits(&server, "GET", &run_path(), ""),
-        1,
-        "a 404 is not retried"
-    );
+/// The call a bad-answer case makes, its out-pointer pre-filled with a sentinel.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    /// `tf_taskfarm_open`.
+    Open,
+    /// `tf_taskfarm_status` on an open handle.
+    Status,
+    /// `tf_taskfarm_percent_done` on an open handle.
+    PercentDone,
+    /// `tf_worker_task` of a registered worker.
+    WorkerTask,
+    /// `tf_runs_json`.
+    RunsJson,
 }
 
-#[test]
-fn invalid_json_with_200_is_a_protocol_error_quoting_the_body() {
-    let server = serve(|req| {
-        is(req, "GET", &run_path(), "info=").then(|| {
-            Action::raw(
-                200,
-                "application/json",
-                "{\"numTasks\": 10, \"numDone\": oops",
-            )
-        })
-    });
-    let tf = open(&server, 3);
-    let mut out = SENTINEL_STATUS;
-    assert_failure(
-        tf_taskfarm_status(tf, &mut out),
-        TF_ERR_PROTOCOL,
-        "tf_taskfarm_status",
-        200,
-        &[
-            &format!("GET runs/{RUN}?info="),
-            "{\"numTasks\": 10, \"numDone\": oops",
-        ],
-    );
-    assert_eq!(out, SENTINEL_STATUS);
-    assert_eq!(
-        hits(&server, "GET", &run_path(), "info="),
-        1,
-        "a bad answer is not retried"
-    );
-    tf_taskfarm_free(tf);
+/// A route answered badly, and what the call that asks it must say.
+struct BadAnswer {
+    name: &'static str,
+    /// The route: method, path relative to the API base, query.
+    route: (&'static str, String, &'static str),
+    /// What the server answers there.
+    answer: fn() -> Action,
+    call: Call,
+    status: tf_status,
+    /// `tf_last_http_status()`: the answer behind the failure.
+    http: c_int,
+    /// In the message (`{url}`: the server's base URL).
+    parts: Vec<String>,
+    /// Not in the message.
+    absent: &'static [&'static str],
 }
 
-#[test]
-fn a_missing_percent_done_is_a_protocol_error() {
-    let server = serve(|req| {
-        is(req, "GET", &run_path(), "info=percentDone")
-            .then(|| Action::json(200, &json!({"numDone": 3})))
-    });
-    let tf = open(&server, 3);
-    let mut percent = SENTINEL_F64;
-    assert_failure(
-        tf_taskfarm_percent_done(tf, &mut percent),
-        TF_ERR_PROTOCOL,
-        "tf_taskfarm_percent_done",
-        200,
-        &[
-            &format!("GET runs/{RUN}?info=percentDone"),
-            "\"percentDone\"",
-            "{\"numDone\":3}",
-        ],
-    );
-    assert_eq!(percent, SENTINEL_F64);
-    assert_eq!(hits(&server, "GET", &run_path(), "info=percentDone"), 1);
-    tf_taskfarm_free(tf);
+/// The route answers of [`bad_answers_are_errors_that_are_not_retried`].
+fn bad_answers() -> Vec<BadAnswer> {
+    let task_at = |bad: &str| {
+        vec![
+            format!("POST runs/{RUN}/task"),
+            bad.to_owned(),
+            "10 tasks".to_owned(),
+        ]
+    };
+    let post_task = ("POST", task_path(), "");
+    vec![
+        BadAnswer {
+            name: "a Flask HTML 404 on open says there is no such run",
+            route: ("GET", run_path(), ""),
+            answer: || Action::html(404, FLASK_404),
+            call: Call::Open,
+            status: TF_ERR_NOT_FOUND,
+            http: 404,
+            parts: vec![
+                format!("no run {RUN} on {{url}}"),
+                format!("GET runs/{RUN} answered HTTP 404 Not Found"),
+            ],
+            // Flask's boilerplate says nothing the message does not.
+            absent: &[FLASK_404_TEXT, "<"],
+        },
+        BadAnswer {
+            name: "invalid JSON with 200 is a protocol error quoting the body",
+            route: ("GET", run_path(), "info="),
+            answer: || {
+                Action::raw(
+                    200,
+                    "application/json",
+                    "{\"numTasks\": 10, \"numDone\": oops",
+                )
+            },
+            call: Call::Status,
+            status: TF_ERR_PROTOCOL,
+            http: 200,
+            parts: vec![
+                format!("GET runs/{RUN}?info="),
+                "{\"numTasks\": 10, \"numDone\": oops".to_owned(),
+            ],
+            absent: &[],
+        },
+        BadAnswer {
+            name: "a missing percentDone is a protocol error",
+            route: ("GET", run_path(), "info=percentDone"),
+            answer: || Action::json(200, &json!({"numDone": 3})),
+            call: Call::PercentDone,
+            status: TF_ERR_PROTOCOL,
+            http: 200,
+            parts: vec![
+                format!("GET runs/{RUN}?info=percentDone"),
+                "\"percentDone\"".to_owned(),
+                "{\"numDone\":3}".to_owned(),
+            ],
+            absent: &[],
+        },
+        BadAnswer {
+            name: "a task answer without its number is a protocol error",
+            route: post_task.clone(),
+            answer: || {
+                Action::json(
+                    201,
+                    &json!({"id": 1, "percentCompleted": 0.0, "status": "computing"}),
+                )
+            },
+            call: Call::WorkerTask,
+            status: TF_ERR_PROTOCOL,
+            http: 201,
+            parts: vec![
+                format!("POST runs/{RUN}/task answered HTTP 201"),
+                "missing field `task`".to_owned(),
+                "\"status\":\"computing\"".to_owned(),
+            ],
+            absent: &[],
+        },
+        BadAnswer {
+            name: "a body over the cap is a protocol error",
+            route: ("GET", "runs".to_owned(), ""),
+            answer: || {
+                let size = usize::try_from(MAX_BODY_BYTES).unwrap() + 1024 * 1024;
+                Action::raw(200, "application/json", vec![b' '; size])
+            },
+            call: Call::RunsJson,
+            status: TF_ERR_PROTOCOL,
+            // The server did answer (200): that answer is behind the failure.
+            http: 200,
+            parts: vec![
+                "GET runs".to_owned(),
+                format!("limit of {MAX_BODY_BYTES} bytes"),
+            ],
+            absent: &[],
+        },
+        // A task number outside the run (10 tasks), or a percentage over 100:
+        // the answer behind the failure was a 201.
+        BadAnswer {
+            name: "task 99 is outside the run",
+            route: post_task.clone(),
+            answer: || task_answer(99),
+            call: Call::WorkerTask,
+            status: TF_ERR_PROTOCOL,
+            http: 201,
+            parts: task_at("task 99 at 0 %"),
+            absent: &[],
+        },
+        BadAnswer {
+            name: "task -1 is outside the run",
+            route: post_task.clone(),
+            answer: || task_answer(-1),
+            call: Call::WorkerTask,
+            status: TF_ERR_PROTOCOL,
+            http: 201,
+            parts: task_at("task -1 at 0 %"),
+            absent: &[],
+        },
+        BadAnswer {
+            name: "task 10 is outside the run",
+            route: post_task.clone(),
+            answer: || task_answer(10),
+            call: Call::WorkerTask,
+            status: TF_ERR_PROTOCOL,
+            http: 201,
+            parts: task_at("task 10 at 0 %"),
+            absent: &[],
+        },
+        BadAnswer {
+            name: "a task at 150 % is outside the run",
+            route: post_task,
+            answer: || {
+                Action::json(
+                    201,
+                    &json!({"id": 3, "task": 2, "percentCompleted": 150.0, "status": "computing"}),
+                )
+            },
+            call: Call::WorkerTask,
+            status: TF_ERR_PROTOCOL,
+            http: 201,
+            parts: task_at("task 2 at 150 %"),
+            absent: &[],
+        },
+    ]
 }
 
-#[test]
-fn a_task_answer_without_its_number_is_a_protocol_error() {
-    let server = serve(|req| {
-        is(req, "POST", &task_path(), "").then(|| {
-            Action::json(
-                201,
-                &json!({"id": 1, "percentCompleted": 0.0, "status": "computing"}),
-            )
-        })
-    });
-    let w = new_worker(&server, 3);
-    let mut task = SENTINEL_I64;
-    assert_failure(
-        tf_worker_task(w, &mut task),
-        TF_ERR_PROTOCOL,
-        "tf_worker_task",
-        201,
-        &[
-            &format!("POST runs/{RUN}/task answered HTTP 201"),
-            "missing field `task`",
-            "\"status\":\"computing\"",
-        ],
-    );
-    assert_eq!(task, SENTINEL_I64);
-    assert_eq!(hits(&server, "POST", &task_path(), ""), 1);
-    tf_worker_free(w);
+/// The handle a bad-answer case made its call on, freed after the checks.
+enum Handle {
+    None,
+    Taskfarm(*mut tf_taskfarm),
+    Worker(*mut tf_worker),
 }
 
-#[test]
-fn a_body_over_the_cap_is_a_protocol_error_and_not_retried() {
-    let size = usize::try_from(MAX_BODY_BYTES).unwrap() + 1024 * 1024;
-    let server = serve(move |req| {
-        is(req, "GET", "runs", "").then(|| Action::raw(200, "application/json", vec![b' '; size]))
-    });
-    let args = Args::new(&server.url());
-    let mut json = sentinel_ptr();
-    let started = Instant::now();
-    assert_failure(
-        tf_runs_json(
-            args.user.as_ptr(),
-            args.password.as_ptr(),
-            args.url.as_ptr(),
-            &mut json,
-        ),
-        TF_ERR_PROTOCOL,
-        "tf_runs_json",
-        // The server did answer (200): that answer is behind the failure.
-        200,
-        &["GET runs", &format!("limit of {MAX_BODY_BYTES} bytes")],
-    );
-    assert_eq!(json, sentinel_ptr());
-    assert_eq!(hits(&server, "GET", "runs", ""), 1, "not retried");
-    assert!(started.elapsed() < Duration::from_secs(3));
-}
-
-#[test]
-fn a_task_number_outside_the_run_is_a_protocol_error() {
-    let answers = Counter::default();
-    let a = answers.clone();
-    let server = serve(move |req| {
-        is(req, "POST", &task_path(), "").then(|| match a.next() {
-            0 => task_answer(99),
-            1 => task_answer(-1),
-            2 => task_answer(10),
-            _ => Action::json(
-                201,
-                &json!({"id": 3, "task": 2, "percentCompleted": 150.0, "status": "computing"}),
-            ),
-        })
-    });
-    let w = new_worker(&server, 3);
-    for bad in [
-        "task 99 at 0 %",
-        "task -1 at 0 %",
-        "task 10 at 0 %",
-        "task 2 at 150 %",
-    ] {
-        let mut task = SENTINEL_I64;
-        assert_failure(
-            tf_worker_task(w, &mut task),
-            TF_ERR_PROTOCOL,
-            "tf_worker_task",
-            // The answer behind the failure was a 201.
-            201,
-            &[&format!("POST runs/{RUN}/task"), bad, "10 tasks"],
-        );
-        assert_eq!(task, SENTINEL_I64);
+/// Makes `case`'s call against `server`: its status, whether the out-pointer
+/// still holds its sentinel, and the handle it used.
+fn make_call(case: &BadAnswer, server: &FaultServer) -> (tf_status, bool, Handle) {
+    match case.call {
+        Call::Open => {
+            let mut tf = sentinel_ptr();
+            let status = Args::new(&server.url()).open(&mut tf);
+            (status, tf == sentinel_ptr(), Handle::None)
+        }
+        Call::Status => {
+            let tf = open(server, 3);
+            let mut out = SENTINEL_STATUS;
+            let status = tf_taskfarm_status(tf, &mut out);
+            (status, out == SENTINEL_STATUS, Handle::Taskfarm(tf))
+        }
+        Call::PercentDone => {
+            let tf = open(server, 3);
+            let mut percent = SENTINEL_F64;
+            let status = tf_taskfarm_percent_done(tf, &mut percent);
+            (status, percent == SENTINEL_F64, Handle::Taskfarm(tf))
+        }
+        Call::WorkerTask => {
+            let w = new_worker(server, 3);
+            let mut task = SENTINEL_I64;
+            let status = tf_worker_task(w, &mut task);
+            (status, task == SENTINEL_I64, Handle::Worker(w))
+        }
+        Call::RunsJson => {
+            let args = Args::new(&server.url());
+            let mut json = sentinel_ptr();
+            let status = tf_runs_json(
+                args.user.as_ptr(),
+                args.password.as_ptr(),
+                args.url.as_ptr(),
+                &mut json,
+            );
+            (status, json == sentinel_ptr(), Handle::None)
+        }
     }
-    assert_eq!(hits(&server, "POST", &task_path(), ""), 4, "no retry");
-    // Nothing is held: an update sends nothing.
-    assert_ok(tf_worker_update(w, 10.0));
-    assert_eq!(server.count("PUT", ""), 0);
-    tf_worker_free(w);
+}
+
+#[test]
+fn bad_answers_are_errors_that_are_not_retried() {
+    for case in bad_answers() {
+        let name = case.name;
+        let (method, path, query) = case.route.clone();
+        let p = path.clone();
+        let answer = case.answer;
+        let server = serve(move |req| is(req, method, &p, query).then(answer));
+        let started = Instant::now();
+        let (status, untouched, handle) = make_call(&case, &server);
+        let elapsed = started.elapsed();
+        let url = server.url();
+        let parts: Vec<String> = case
+            .parts
+            .iter()
+            .map(|p| p.replace("{url}", &url))
+            .collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let message = check_failure(
+            name,
+            status,
+            case.status,
+            call_name(case.call),
+            case.http,
+            &parts,
+        );
+        for text in case.absent {
+            assert!(!message.contains(text), "{name}: {text:?} in: {message}");
+        }
+        assert!(untouched, "{name}: the out-pointer was written");
+        assert_eq!(
+            hits(&server, method, &path, query),
+            1,
+            "{name}: a bad answer is not retried"
+        );
+        assert!(elapsed < Duration::from_secs(3), "{name}: took {elapsed:?}");
+        match handle {
+            Handle::None => {}
+            Handle::Taskfarm(tf) => tf_taskfarm_free(tf),
+            Handle::Worker(w) => {
+                // Nothing is held: an update sends nothing.
+                assert_eq!(tf_worker_update(w, 10.0), TF_OK, "{name}: {}", last_error());
+                assert_eq!(server.count("PUT", ""), 0, "{name}: an update was sent");
+                tf_worker_free(w);
+            }
+        }
+    }
+}
+
+/// The C function a [`Call`] makes.
+fn call_name(call: Call) -> &'static str {
+    match call {
+        Call::Open => "tf_taskfarm_open",
+        Call::Status => "tf_taskfarm_status",
+        Call::PercentDone => "tf_taskfarm_percent_done",
+        Call::WorkerTask => "tf_worker_task",
+        Call::RunsJson => "tf_runs_json",
+    }
 }
 
 #[test]
@@ -1087,6 +1215,114 @@ fn nothing_listening_fails_to_connect_within_retries_times_backoff() {
     assert!(
         elapsed >= Duration::from_millis(60) && elapsed < Duration::from_secs(1),
         "{elapsed:?}"
+    );
+}
+
+/// A listener on loopback that accepts no connection: its accept queue (of
+/// length 1, `listen(fd, 0)`) holds one connection already, so the kernel
+/// drops every further SYN and a connect to it never completes, as to a host
+/// that drops packets.
+struct Blackhole {
+    listener: std::net::TcpListener,
+    _queued: std::net::TcpStream,
+}
+
+impl Blackhole {
+    fn start() -> Blackhole {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // SAFETY: a listening socket of ours; listen again only sets its backlog.
+        assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+        let queued = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // The queue is full once the kernel has queued that connection; for a
+        // listening socket TCP_INFO's tcpi_unacked is the queue's length.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Blackhole::queued(&listener) < 1 {
+            assert!(Instant::now() < deadline, "the connection was never queued");
+            std::thread::yield_now();
+        }
+        Blackhole {
+            listener,
+            _queued: queued,
+        }
+    }
+
+    /// The number of connections in the accept queue.
+    fn queued(listener: &std::net::TcpListener) -> u32 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcp_info is plain data; the kernel fills at most `len` bytes.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+        info.tcpi_unacked
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/api/", self.listener.local_addr().unwrap())
+    }
+}
+
+#[test]
+fn a_post_whose_connect_never_completes_is_repeated() {
+    // Through the Rust API: the C ABI has no POST without a GET before it
+    // (the token or the run), which would fail first.
+    use taskfarm_worker::client::retry::RetryObserver;
+    use taskfarm_worker::client::settings::TokenSource;
+    use taskfarm_worker::client::{ErrorKind, Run, Settings};
+    let blackhole = Blackhole::start();
+    let url = blackhole.url();
+    let mut settings = Settings::resolve_with(
+        TokenSource::Required(Some("tok1")),
+        None,
+        None,
+        Some(&url),
+        &|_| None,
+    )
+    .unwrap();
+    settings.timeout = Duration::from_millis(300);
+    settings.retries = 2;
+    settings.backoff = Duration::from_millis(10);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    settings.on_retry = Some(RetryObserver::new(move |event| {
+        s.lock()
+            .unwrap()
+            .push(format!("{}: {}", event.request, event.reason));
+    }));
+    let started = Instant::now();
+    let Err(error) = Run::create(&settings, 5) else {
+        panic!("nothing can answer, yet the run was created");
+    };
+    let elapsed = started.elapsed();
+    assert_eq!(error.kind(), ErrorKind::Connection, "{error}");
+    assert_eq!(error.http_status(), 0, "{error}");
+    assert_eq!(
+        error.message(),
+        format!("POST run to {url}: cannot connect within 0.3 s (after 3 attempts)")
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["POST run: cannot connect within 0.3 s"; 2],
+        "not a byte was sent: the POST is repeated"
+    );
+    // Three attempts of 0.3 s, waits of 0 and 20 ms.
+    assert!(
+        elapsed >= Duration::from_millis(850) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    assert_eq!(
+        Blackhole::queued(&blackhole.listener),
+        1,
+        "no connection of the library was queued"
     );
 }
 

@@ -7,8 +7,47 @@
 //! [`CoalescingConnector`] sits on top of ureq's own connectors (TCP, TLS) and
 //! holds what is written until ureq waits for the answer, or until
 //! [`HOLD_LIMIT`] bytes are waiting; then it sends all of it at once.
+//!
+//! Every byte of a request passes here (the connectors below it only open
+//! the connection: TCP, the proxy's `CONNECT`, the TLS handshake), so this is
+//! also where a [`SendWatch`] learns whether an attempt sent any of its
+//! request: a POST whose attempt failed before that may be repeated.
+
+use std::cell::Cell;
 
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
+
+thread_local! {
+    /// Whether a byte of a request was handed to a connection on this thread
+    /// since the last [`SendWatch::start`]. ureq's blocking calls do all
+    /// their I/O on the thread that makes the call.
+    static REQUEST_SENT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Tells whether the request of one attempt, made on this thread, sent any
+/// byte. Start it right before the attempt, read it right after.
+#[derive(Debug)]
+pub struct SendWatch(());
+
+impl SendWatch {
+    /// Starts watching: nothing sent so far.
+    pub fn start() -> SendWatch {
+        REQUEST_SENT.with(|sent| sent.set(false));
+        SendWatch(())
+    }
+
+    /// Whether a byte of the request was given to the connection since
+    /// [`SendWatch::start`] (counted when a send is tried, so a send that
+    /// failed half-way counts too).
+    pub fn request_sent(&self) -> bool {
+        REQUEST_SENT.with(Cell::get)
+    }
+}
+
+/// Notes that a byte of a request is about to be sent.
+fn note_sending() {
+    REQUEST_SENT.with(|sent| sent.set(true));
+}
 
 /// Above this many bytes waiting, they are sent without waiting for the end of
 /// the request: a large body is streamed, not held in memory.
@@ -47,6 +86,9 @@ impl<T: Transport> CoalescingTransport<T> {
     fn send_held(&mut self, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let mut result = Ok(());
         let mut sent = 0;
+        if !self.held.is_empty() {
+            note_sending();
+        }
         while sent < self.held.len() && result.is_ok() {
             let output = self.inner.buffers().output();
             let amount = output.len().min(self.held.len() - sent);
@@ -66,6 +108,7 @@ impl<T: Transport> Transport for CoalescingTransport<T> {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         if self.held.is_empty() && amount >= HOLD_LIMIT {
+            note_sending();
             return self.inner.transmit_output(amount, timeout);
         }
         let written = &self.inner.buffers().output()[..amount];
@@ -208,5 +251,45 @@ mod tests {
         t.inner.fail_sends = true;
         assert!(t.await_input(NextTimeout::default()).is_err());
         assert!(t.held.is_empty());
+    }
+
+    #[test]
+    fn a_send_watch_sees_whether_the_attempt_sent_a_byte() {
+        let watch = SendWatch::start();
+        assert!(!watch.request_sent(), "no connection yet");
+        let mut t = wrap(Recorder::new(64 * 1024));
+        write(&mut t, b"POST /api/worker HTTP/1.1\r\n\r\n").unwrap();
+        assert!(!watch.request_sent(), "held, not sent");
+        t.await_input(NextTimeout::default()).unwrap();
+        assert!(watch.request_sent());
+
+        // The next attempt on a kept-alive connection starts from nothing.
+        let watch = SendWatch::start();
+        assert!(!watch.request_sent());
+        t.maybe_await_input(NextTimeout::default()).unwrap();
+        assert!(!watch.request_sent(), "nothing held, nothing sent");
+
+        // A send that fails may have put bytes on the wire: it counts.
+        write(&mut t, b"POST /api/worker HTTP/1.1\r\n\r\n").unwrap();
+        t.inner.fail_sends = true;
+        assert!(t.await_input(NextTimeout::default()).is_err());
+        assert!(watch.request_sent());
+
+        // A large write goes straight through, and counts.
+        let watch = SendWatch::start();
+        t.inner.fail_sends = false;
+        write(&mut t, &vec![b'x'; HOLD_LIMIT]).unwrap();
+        assert!(watch.request_sent());
+
+        // Another thread's sends are not this thread's attempt.
+        let watch = SendWatch::start();
+        std::thread::spawn(|| {
+            let mut t = wrap(Recorder::new(1024));
+            write(&mut t, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+            t.await_input(NextTimeout::default()).unwrap();
+        })
+        .join()
+        .unwrap();
+        assert!(!watch.request_sent());
     }
 }

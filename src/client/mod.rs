@@ -3,9 +3,11 @@
 //! built on it.
 //!
 //! - [`settings`]: where the URL, credentials, timeout and retries come from.
-//! - [`transport`]: one keep-alive HTTP agent per handle, the token, the retry loop.
-//! - [`retry`]: which failures are retried and how long to wait.
-//! - `coalesce`: a request's head and body sent in one write.
+//! - [`transport`]: one keep-alive HTTP agent per handle, the token, one attempt.
+//! - [`retry`]: which failures may have reached the server, which are retried,
+//!   how long to wait, and the retry loop.
+//! - `coalesce`: a request's head and body sent in one write; whether an
+//!   attempt sent any of it.
 //! - [`proxy`]: which proxy, from the environment as the Python client reads it.
 //! - `resolve`: host names looked up once per minute, not once per request.
 //! - `scrub`: the password and token removed from every message and log line.

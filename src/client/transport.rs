@@ -1,6 +1,7 @@
 //! The HTTP transport of one handle: a keep-alive `ureq` agent, the token,
-//! and the retry loop. Every request of the library goes through
-//! [`Connection::call`] (token calls) or the token fetch in this file.
+//! and the attempts of a request. Every request of the library goes through
+//! [`Connection::call`] (token calls) or the token fetch in this file, both
+//! repeated by the retry loop of [`retry`], which also sorts their failures.
 //!
 //! Authentication (docs/PROTOCOL.md): the token is fetched once with the user name
 //! and password, or given by the caller (`TASKFARM_TOKEN`: no `GET token`,
@@ -26,11 +27,11 @@ use serde::Serialize;
 use ureq::unversioned::transport::{Connector, DefaultConnector};
 use ureq::Agent;
 
-use super::coalesce::CoalescingConnector;
+use super::coalesce::{CoalescingConnector, SendWatch};
 use super::error::{Error, ErrorKind, Result};
 use super::proxy;
 use super::resolve::CachingResolver;
-use super::retry::{self, Method, RetryEvent, RetryObserver, TransportFailure};
+use super::retry::{self, Attempted, Classified, Method, Policy, RetryObserver, TlsMismatch};
 use super::scrub::{self, Registration};
 use super::settings::{Credentials, Secret, Settings};
 use super::tls;
@@ -121,16 +122,6 @@ impl Reply {
             )
         })
     }
-}
-
-/// How one attempt failed before an answer was read to its end.
-#[derive(Debug)]
-struct AttemptError {
-    /// The status of an answer whose body could not be kept (0: no answer).
-    http_status: u16,
-    failure: TransportFailure,
-    kind: ErrorKind,
-    detail: String,
 }
 
 /// The connection of one handle to the server. Safe to share between threads.
@@ -250,37 +241,44 @@ impl Connection {
             .map_err(|e| Error::invalid_argument(format!("cannot encode the request: {e}")))?;
         let mut token = Arc::clone(&self.lock_token());
         let mut token_checked = false;
-        let mut retry = 0;
-        loop {
-            let authorization = token.authorization.expose();
-            let outcome = self.attempt(method, endpoint, authorization, body.as_deref());
-            if let Ok(reply) = &outcome {
-                if !token_checked && matches!(reply.status, 401 | 500) {
-                    token_checked = true;
-                    if self.credentials.is_none() {
-                        if self.token_refused(reply.status, &token) {
-                            return Err(refused_token(method, endpoint, reply.status));
-                        }
-                    } else {
-                        let fresh = self.fetch_token()?;
-                        if fresh != token.token {
-                            let fresh = Arc::new(TokenHeader::new(fresh));
-                            *self.lock_token() = Arc::clone(&fresh);
-                            token = fresh;
-                            self.log_line(format_args!(
-                                "{} {endpoint}: new token, repeating",
-                                method.as_str()
-                            ));
-                            continue;
-                        }
-                    }
+        let log = |line: std::fmt::Arguments<'_>| self.log_line(line);
+        retry::with_retries(&self.policy(&log), method, endpoint, || {
+            let outcome = self.attempt(
+                method,
+                endpoint,
+                token.authorization.expose(),
+                body.as_deref(),
+            );
+            let status = match &outcome {
+                Ok(reply) if !token_checked && matches!(reply.status, 401 | 500) => reply.status,
+                _ => return Ok(outcome),
+            };
+            token_checked = true;
+            if self.credentials.is_none() {
+                if self.token_refused(status, &token) {
+                    return Err(refused_token(method, endpoint, status));
                 }
+                return Ok(outcome);
             }
-            match self.next_retry(method, endpoint, &outcome, &mut retry) {
-                Some(wait) => std::thread::sleep(wait),
-                None => return self.finish(method, endpoint, outcome, retry),
+            let fresh = self.fetch_token()?;
+            if fresh == token.token {
+                return Ok(outcome);
             }
-        }
+            let fresh = Arc::new(TokenHeader::new(fresh));
+            *self.lock_token() = Arc::clone(&fresh);
+            token = fresh;
+            self.log_line(format_args!(
+                "{} {endpoint}: new token, repeating",
+                method.as_str()
+            ));
+            // Not a retry: the same attempt again, with the new token.
+            Ok(self.attempt(
+                method,
+                endpoint,
+                token.authorization.expose(),
+                body.as_deref(),
+            ))
+        })
     }
 
     /// Whether the server refused `token`, which got `status` (401 or 500)
@@ -325,14 +323,10 @@ impl Connection {
         };
         let authorization =
             basic_authorization(&credentials.username, credentials.password.expose());
-        let mut retry = 0;
-        let reply = loop {
-            let outcome = self.attempt(Method::Get, "token", &authorization, None);
-            match self.next_retry(Method::Get, "token", &outcome, &mut retry) {
-                Some(wait) => std::thread::sleep(wait),
-                None => break self.finish(Method::Get, "token", outcome, retry)?,
-            }
-        };
+        let log = |line: std::fmt::Arguments<'_>| self.log_line(line);
+        let reply = retry::with_retries(&self.policy(&log), Method::Get, "token", || {
+            Ok(self.attempt(Method::Get, "token", &authorization, None))
+        })?;
         let reply = reply.expect(&[200]).map_err(|e| match e.kind() {
             ErrorKind::Auth => e.context_after(&format!(
                 " (the server refused user {:?} and its password)",
@@ -378,77 +372,24 @@ impl Connection {
         Ok(Secret::new(answer.token))
     }
 
-    /// Decides whether the outcome of an attempt is tried again; if so counts
-    /// the retry and gives the wait before it.
-    fn next_retry(
-        &self,
-        method: Method,
-        endpoint: &str,
-        outcome: &std::result::Result<Reply, AttemptError>,
-        retry: &mut u32,
-    ) -> Option<Duration> {
-        let retryable = match outcome {
-            Ok(reply) => retry::may_retry_status(method, reply.status),
-            Err(e) => retry::may_retry_failure(method, e.failure),
-        };
-        if !retryable || *retry >= self.retries() {
-            return None;
+    /// How this handle repeats its requests, as the retry loop needs it.
+    fn policy<'a>(&'a self, log: &'a dyn Fn(std::fmt::Arguments<'_>)) -> Policy<'a> {
+        Policy {
+            retries: self.retries(),
+            backoff: self.backoff,
+            base_url: &self.base_url,
+            observer: self.on_retry.as_ref(),
+            log,
         }
-        *retry += 1;
-        let wait = retry::backoff_delay(self.backoff, *retry);
-        self.log_line(format_args!(
-            "{} {endpoint}: retry {} of {} in {:.1} s",
-            method.as_str(),
-            *retry,
-            self.retries(),
-            wait.as_secs_f64()
-        ));
-        if let Some(observer) = &self.on_retry {
-            // Cleaned as the log lines are: a failure's text may echo a secret.
-            let reason = scrub::clean(&match outcome {
-                Ok(reply) => format!("answered HTTP {}", status_line(reply.status)),
-                Err(e) => e.detail.clone(),
-            });
-            observer.notify(&RetryEvent {
-                request: &format!("{} {endpoint}", method.as_str()),
-                base_url: &self.base_url,
-                reason: &reason,
-                retry: *retry,
-                retries: self.retries(),
-                wait,
-            });
-        }
-        Some(wait)
     }
 
-    /// Turns the last outcome into the caller's result.
-    fn finish(
-        &self,
-        method: Method,
-        endpoint: &str,
-        outcome: std::result::Result<Reply, AttemptError>,
-        retries: u32,
-    ) -> Result<Reply> {
-        let outcome = outcome.map(|reply| Reply {
-            attempts: retries + 1,
-            ..reply
-        });
-        outcome.map_err(|e| {
-            let attempts = match retries {
-                0 => String::new(),
-                n => format!(" (after {} attempts)", n + 1),
-            };
-            Error::with_http_status(
-                e.kind,
-                e.http_status,
-                format!(
-                    "{} {endpoint} to {}: {}{attempts}",
-                    method.as_str(),
-                    self.base_url,
-                    e.detail
-                ),
-            )
-        })
+    /// What classifying a failure of an attempt needs besides the error.
+    fn attempted(&self, watch: &SendWatch) -> Attempted<'_> {
+        Attempted {
+            request_sent: watch.request_sent(),
+            timeout: self.timeout(),
+            proxy: self.proxy_name.as_deref(),
+        }
     }
 
     /// One attempt: send the request, read the whole answer.
@@ -458,8 +399,9 @@ impl Connection {
         endpoint: &str,
         authorization: &str,
         body: Option<&[u8]>,
-    ) -> std::result::Result<Reply, AttemptError> {
+    ) -> std::result::Result<Reply, Classified> {
         let started = Instant::now();
+        let watch = SendWatch::start();
         let url = self.url(endpoint);
         let timeout = Some(self.timeout());
         let sent = match method {
@@ -496,7 +438,7 @@ impl Connection {
             }
         };
         let outcome = sent
-            .map_err(|e| self.classify_unanswered(e))
+            .map_err(|e| self.unanswered(&e, &watch))
             .and_then(|mut response| {
                 let status = response.status().as_u16();
                 let redirect = (300..400).contains(&status).then(|| {
@@ -518,14 +460,7 @@ impl Connection {
                         attempts: 1,
                         redirect,
                     })
-                    .map_err(|e| {
-                        let mut e = self.classify(e);
-                        if e.kind == ErrorKind::Protocol {
-                            e.http_status = status;
-                            e.detail = format!("answered HTTP {status}, but {}", e.detail);
-                        }
-                        e
-                    })
+                    .map_err(|e| retry::classify(&e, &self.attempted(&watch)).after_answer(status))
             });
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         match &outcome {
@@ -543,147 +478,26 @@ impl Connection {
         outcome
     }
 
-    /// As [`Connection::classify`], for a request that got no answer: an
-    /// `https://` URL whose server does not speak TLS says so.
-    fn classify_unanswered(&self, error: ureq::Error) -> AttemptError {
-        use std::io::ErrorKind as Io;
-        let plain_url = match self.base_url.strip_prefix("https://") {
-            Some(rest) => format!("http://{rest}"),
-            None => return self.classify(error),
+    /// The failure of a request that got no answer: as [`retry::classify`]
+    /// says, but an `https://` URL whose server does not speak TLS says so
+    /// (asking the server in plain HTTP when its hang-up leaves it open).
+    fn unanswered(&self, error: &ureq::Error, watch: &SendWatch) -> Classified {
+        let classified = retry::classify(error, &self.attempted(watch));
+        let Some(rest) = self.base_url.strip_prefix("https://") else {
+            return classified;
         };
-        let not_tls = match &error {
-            // rustls reading an HTTP answer where a TLS record should be.
-            ureq::Error::Io(io) if io.kind() == Io::InvalidData => {
-                io.to_string().contains("InvalidContentType")
-            }
-            // A server that hangs up on the TLS greeting: ask it in plain HTTP.
-            ureq::Error::Io(io) if matches!(io.kind(), Io::UnexpectedEof | Io::ConnectionReset) => {
+        let not_tls = match retry::tls_mismatch(error) {
+            TlsMismatch::No => false,
+            TlsMismatch::Certain => true,
+            TlsMismatch::IfPlainHttpAnswers => {
                 self.proxy_name.is_none() && answers_plain_http(&self.base_url, self.timeout())
             }
-            _ => false,
         };
-        let mut attempt = self.classify(error);
         if not_tls {
-            attempt.failure = TransportFailure::Permanent;
-            attempt.detail = format!(
-                "the server did not speak TLS ({}); if it serves plain HTTP, use {plain_url}",
-                attempt
-                    .detail
-                    .strip_prefix("the connection failed (")
-                    .and_then(|d| d.strip_suffix(')'))
-                    .unwrap_or(&attempt.detail)
-            );
+            classified.server_not_tls(&format!("http://{rest}"))
+        } else {
+            classified
         }
-        attempt
-    }
-
-    /// Sorts a transport error into what may be retried and what it means.
-    fn classify(&self, error: ureq::Error) -> AttemptError {
-        use std::io::ErrorKind as Io;
-        use ureq::Error as E;
-        use ureq::Timeout as T;
-        let (failure, kind, detail) = match &error {
-            E::Io(io) => match io.kind() {
-                Io::ConnectionRefused
-                | Io::AddrNotAvailable
-                | Io::NetworkUnreachable
-                | Io::HostUnreachable => (
-                    TransportFailure::NothingSent,
-                    ErrorKind::Connection,
-                    format!("cannot connect{} ({io})", self.to_proxy()),
-                ),
-                Io::InvalidData if io.to_string().contains("certificate") => (
-                    TransportFailure::Permanent,
-                    ErrorKind::Connection,
-                    format!("the server's TLS certificate does not verify ({io})"),
-                ),
-                _ => (
-                    TransportFailure::MaybeSent,
-                    ErrorKind::Connection,
-                    format!("the connection failed ({io})"),
-                ),
-            },
-            E::HostNotFound => (
-                TransportFailure::NothingSent,
-                ErrorKind::Connection,
-                match &self.proxy_name {
-                    Some(proxy) => format!("host not found ({proxy})"),
-                    None => "host not found".to_owned(),
-                },
-            ),
-            E::ConnectionFailed => (
-                TransportFailure::NothingSent,
-                ErrorKind::Connection,
-                format!("cannot connect{}", self.to_proxy()),
-            ),
-            E::Timeout(T::Connect | T::Resolve) => (
-                TransportFailure::NothingSent,
-                ErrorKind::Connection,
-                format!(
-                    "cannot connect{} within {:.1} s",
-                    self.to_proxy(),
-                    self.timeout().as_secs_f64()
-                ),
-            ),
-            E::Timeout(_) => (
-                TransportFailure::MaybeSent,
-                ErrorKind::Connection,
-                format!("no answer within {:.1} s", self.timeout().as_secs_f64()),
-            ),
-            E::BodyExceedsLimit(_) => (
-                TransportFailure::Permanent,
-                ErrorKind::Protocol,
-                format!("the answer's body is larger than the limit of {MAX_BODY_BYTES} bytes"),
-            ),
-            E::LargeResponseHeader(_, limit) => (
-                TransportFailure::Permanent,
-                ErrorKind::Protocol,
-                format!("the answer's head is larger than the limit of {limit} bytes"),
-            ),
-            E::Protocol(p) => (
-                TransportFailure::Permanent,
-                ErrorKind::Protocol,
-                format!("the answer is not valid HTTP ({p})"),
-            ),
-            E::ConnectProxyFailed(reason) => (
-                // "proxy server responded 403/403": a refusal (400-499) will
-                // not change on a retry; 502/503/504 or no answer may.
-                if reason.contains(" responded 4") {
-                    TransportFailure::Permanent
-                } else {
-                    TransportFailure::NothingSent
-                },
-                ErrorKind::Connection,
-                format!(
-                    "the proxy would not open a tunnel to the server ({reason}); \
-                     if the server is reachable directly, list its host in no_proxy"
-                ),
-            ),
-            E::Tls(t) => (
-                TransportFailure::Permanent,
-                ErrorKind::Connection,
-                format!("TLS failed ({t})"),
-            ),
-            other => (
-                TransportFailure::Permanent,
-                ErrorKind::Connection,
-                format!("the request failed ({other})"),
-            ),
-        };
-        AttemptError {
-            http_status: 0,
-            failure,
-            kind,
-            detail,
-        }
-    }
-
-    /// ` to the proxy HOST:PORT (from http_proxy)` when the handle goes
-    /// through one: then every connection is made to the proxy, not the server.
-    fn to_proxy(&self) -> String {
-        self.proxy_name
-            .as_ref()
-            .map_or(String::new(), |proxy| format!(" to {proxy}"))
     }
 
     fn lock_token(&self) -> std::sync::MutexGuard<'_, Arc<TokenHeader>> {
@@ -821,7 +635,7 @@ fn redirect_note(base_url: &str, endpoint: &str, location: Option<&str>) -> Stri
 }
 
 /// `404 Not Found`: the status with its reason phrase.
-fn status_line(status: u16) -> String {
+pub(crate) fn status_line(status: u16) -> String {
     match ureq::http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())

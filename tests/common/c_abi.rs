@@ -1,6 +1,6 @@
 //! The C ABI as the Rust tests call it: C strings going in, the library's
 //! strings coming out, and the last error of the calling thread. One copy
-//! for every test binary (tests/faults.rs still has its own).
+//! for every test binary.
 
 use std::ffi::{c_char, CStr, CString};
 
