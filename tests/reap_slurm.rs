@@ -203,6 +203,21 @@ fn reap_from_login_node(cluster: &SlurmCluster, run: &Run, dir: &Path) -> Value 
     serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout}"))
 }
 
+/// No file in `dir` holds the password or the token of `run`'s user.
+fn assert_no_secret(dir: &Path, run: &Run) {
+    let token = run.connection().token().expose().to_owned();
+    let password = &pg_server().password;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let name = entry.file_name();
+        assert!(
+            !text.contains(password.as_str()),
+            "{name:?} holds the password"
+        );
+        assert!(!text.contains(&token), "{name:?} holds the token");
+    }
+}
+
 /// The verdict and reason of the worker holding `task` in `pass`.
 fn verdict(pass: &Value, task: i64) -> (String, String) {
     let worker = pass["workers"]
@@ -337,6 +352,8 @@ fn an_array_element_killed_by_scancel_is_found_gone_through_slurm() {
         );
         assert_ne!(record.host, LOGIN_NODE);
     }
+
+    assert_no_secret(&journal_dir, &run);
 
     // Alive: Slurm says so; nothing is given back.
     let pass = reap_from_login_node(cluster, &run, &journal_dir);
