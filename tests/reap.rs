@@ -13,7 +13,7 @@
 //!    --max-attempts while the rest of the run finishes; --release gives it back.
 //! 3. The server stopped at the moment of a done, for longer than the
 //!    retries: the done is kept in the journal; once the server is back the
-//!    worker's next request delivers it, and `taskfarm reap` delivers that of
+//!    worker's next request (a "no task left" answer) delivers it, and `taskfarm reap` delivers that of
 //!    a worker killed meanwhile.
 //! 4. Journal files that are truncated, garbage, of another run, from the
 //!    future, or unreadable get a clear message and are left alone, and
@@ -468,7 +468,10 @@ fn a_task_that_kills_its_worker_every_time_is_set_aside() {
 #[test]
 fn a_done_the_server_missed_is_kept_and_delivered_later() {
     let server = TaskfarmServer::start_with(Db::Postgresql);
-    let run = Run::create(&settings(&server), 4).unwrap();
+    // Two tasks: A's next request after the restart is answered "no task
+    // left", the last request a worker makes at the end of a run; it
+    // delivers the kept done too.
+    let run = Run::create(&settings(&server), 2).unwrap();
     let dir = scratch("kept");
     let gate_a = dir.join("gate-a");
     let gate_b = dir.join("gate-b");
@@ -513,6 +516,16 @@ fn a_done_the_server_missed_is_kept_and_delivered_later() {
         assert_eq!(record.kept_done, vec![task]);
         assert_eq!(record.task, None);
     }
+    // Nothing secret in the journals: neither the password nor the token.
+    let token = run.connection().token().expose().to_owned();
+    for name in journal_files(&dir, run.uuid()) {
+        let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+        assert!(
+            !text.contains(&server.password),
+            "{name} holds the password"
+        );
+        assert!(!text.contains(&token), "{name} holds the token");
+    }
 
     server.restart(None);
     // Kept, not delivered yet: both are still computing on the server.
@@ -548,7 +561,7 @@ fn a_done_the_server_missed_is_kept_and_delivered_later() {
     assert!(status.success());
     assert_eq!(task_state(&run, task_a), TaskState::Done);
     let status = run.status().unwrap();
-    assert_eq!(status.num_done, 4);
+    assert_eq!(status.num_done, 2);
     assert!(journal_files(&dir, run.uuid()).is_empty());
 }
 

@@ -62,9 +62,16 @@ pub struct SlurmIds {
 impl SlurmIds {
     /// The ids of this process's environment; `None` outside Slurm.
     fn from_env() -> Option<SlurmIds> {
+        SlurmIds::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The ids from the environment variables `env` gives; `None` outside
+    /// Slurm. An array element's `SLURM_JOB_ID` is its own job id, which
+    /// names exactly that element to squeue; inside `srun`, `SLURM_STEP_ID`
+    /// is the step.
+    fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Option<SlurmIds> {
         let get = |name: &str| {
-            std::env::var(name)
-                .ok()
+            env(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty() && v.len() <= 64)
         };
@@ -732,6 +739,35 @@ mod tests {
         );
         journal.finish();
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn slurm_ids_name_the_array_element_and_the_step() {
+        // The environment of srun's step 0 in element 3 of array 40 (job 43).
+        let env: std::collections::HashMap<&str, &str> = [
+            ("SLURM_JOB_ID", "43"),
+            ("SLURM_JOBID", "43"),
+            ("SLURM_ARRAY_JOB_ID", "40"),
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_STEP_ID", "0"),
+            ("SLURM_CLUSTER_NAME", "big"),
+        ]
+        .into();
+        let ids = SlurmIds::from_lookup(|n| env.get(n).map(|v| v.to_string())).unwrap();
+        assert_eq!(
+            ids,
+            SlurmIds {
+                job_id: Some("43".into()),
+                array_job_id: Some("40".into()),
+                array_task_id: Some("3".into()),
+                step_id: Some("0".into()),
+                cluster: Some("big".into()),
+            }
+        );
+        // The batch step: no step id. Older names are read too.
+        let ids = SlurmIds::from_lookup(|n| (n == "SLURM_JOBID").then(|| " 9 ".into())).unwrap();
+        assert_eq!((ids.job_id.as_deref(), ids.step_id), (Some("9"), None));
+        assert_eq!(SlurmIds::from_lookup(|_| None), None);
     }
 
     #[test]

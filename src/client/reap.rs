@@ -84,30 +84,39 @@ pub trait Probe {
     fn boot_id(&self) -> Option<String>;
     /// Process `pid` on this machine.
     fn process(&self, pid: u32) -> ProcessState;
-    /// The job or step of `ids`.
+    /// The name of the Slurm cluster that `squeue` here answers for, when
+    /// known.
+    fn slurm_cluster(&self) -> Option<String>;
+    /// The job or step of `ids`, asked of this machine's Slurm.
     fn slurm(&self, ids: &SlurmIds) -> SlurmState;
 }
 
-/// The real machine, and Slurm through `squeue` when it is installed. One
-/// probe serves one pass: the answer for a job or step is asked once (the
-/// ranks of one MPI job share it).
+/// The real machine, and Slurm through `squeue` (and `scontrol show config`
+/// for the cluster's name) when it is installed. One probe serves one pass:
+/// the answer for a job or step is asked once (the ranks of one MPI job
+/// share it), the cluster's name once.
 #[derive(Debug, Default)]
 pub struct SystemProbe {
     slurm_answers: std::cell::RefCell<BTreeMap<(String, Option<String>), SlurmState>>,
+    cluster: std::cell::OnceCell<Option<String>>,
 }
 
-/// How long one `squeue` may take before Slurm counts as unknown.
-const SQUEUE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long one Slurm command may take before Slurm counts as unknown.
+const SLURM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Runs `squeue ARGS`, killed after [`SQUEUE_TIMEOUT`]; `(success, stdout, stderr)`.
-fn squeue(args: &[&str]) -> std::result::Result<(bool, String, String), String> {
-    let mut child = Command::new("squeue")
+/// Runs Slurm client `program ARGS`, killed after [`SLURM_TIMEOUT`];
+/// `(success, stdout, stderr)`.
+fn slurm_command(
+    program: &str,
+    args: &[&str],
+) -> std::result::Result<(bool, String, String), String> {
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run squeue: {e}"))?;
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
     let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
             let mut text = String::new();
@@ -119,7 +128,7 @@ fn squeue(args: &[&str]) -> std::result::Result<(bool, String, String), String> 
     };
     let out = read(child.stdout.take().map(|p| Box::new(p) as _));
     let err = read(child.stderr.take().map(|p| Box::new(p) as _));
-    let end = std::time::Instant::now() + SQUEUE_TIMEOUT;
+    let end = std::time::Instant::now() + SLURM_TIMEOUT;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -130,7 +139,7 @@ fn squeue(args: &[&str]) -> std::result::Result<(bool, String, String), String> 
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "squeue {} took more than {SQUEUE_TIMEOUT:?}",
+                    "{program} {} took more than {SLURM_TIMEOUT:?}",
                     args.join(" ")
                 ));
             }
@@ -156,6 +165,15 @@ impl Probe for SystemProbe {
         process_state(pid)
     }
 
+    fn slurm_cluster(&self) -> Option<String> {
+        self.cluster
+            .get_or_init(|| match slurm_command("scontrol", &["show", "config"]) {
+                Ok((true, stdout, _)) => cluster_name(&stdout),
+                _ => None,
+            })
+            .clone()
+    }
+
     fn slurm(&self, ids: &SlurmIds) -> SlurmState {
         let Some(job) = ids.job_id.clone() else {
             return SlurmState::Unknown("no Slurm job id".into());
@@ -164,29 +182,48 @@ impl Probe for SystemProbe {
         if let Some(answer) = self.slurm_answers.borrow().get(&key) {
             return answer.clone();
         }
-        let answer = ask_slurm(&key.0, key.1.as_deref());
+        let answer = name_element(ask_slurm(ids), ids);
         self.slurm_answers.borrow_mut().insert(key, answer.clone());
         answer
     }
 }
 
-/// The state of job `job` (and step `step`, when it is a number) from squeue.
-fn ask_slurm(job: &str, step: Option<&str>) -> SlurmState {
-    if job.is_empty() || !job.chars().all(|c| c.is_ascii_digit()) {
+/// `ClusterName` from the output of `scontrol show config`.
+pub fn cluster_name(config: &str) -> Option<String> {
+    config.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "ClusterName")
+            .then(|| value.trim().to_owned())
+            .filter(|v| !v.is_empty() && *v != "(null)")
+    })
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_digit())
+}
+
+/// The state of the job (and step, when it is a number) of `ids`, from
+/// squeue. The job is named by its own id (`SLURM_JOB_ID`): for an array
+/// element that is the element's id, but the element that got the array's
+/// id shares it with the whole array in `squeue -j`, so only the lines
+/// whose job id (`%A`) is the worker's count.
+fn ask_slurm(ids: &SlurmIds) -> SlurmState {
+    let job = ids.job_id.as_deref().unwrap_or_default();
+    if !is_number(job) {
         return SlurmState::Unknown(format!("Slurm job id {job:?} is not a number"));
     }
-    let job_state = match squeue(&["-h", "-t", "all", "-j", job, "-o", "%T"]) {
+    let job_state = match slurm_command("squeue", &["-h", "-t", "all", "-j", job, "-o", "%A %T"]) {
         Ok((success, stdout, stderr)) => slurm_job_state(success, &stdout, &stderr, job),
         Err(why) => return SlurmState::Unknown(why),
     };
     if job_state != SlurmState::Running {
         return job_state;
     }
-    let Some(step) = step.filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit())) else {
+    let Some(step) = ids.step_id.as_deref().filter(|s| is_number(s)) else {
         return SlurmState::Running;
     };
-    match squeue(&["-h", "-s", "-j", job, "-o", "%i"]) {
-        Ok((true, stdout, _)) => slurm_step_state(&stdout, job, step),
+    match slurm_command("squeue", &["-h", "-s", "-j", job, "-o", "%i"]) {
+        Ok((true, stdout, _)) => slurm_step_state(&stdout, ids, step),
         Ok((false, _, stderr)) => {
             SlurmState::Unknown(format!("squeue -s -j {job} failed: {}", stderr.trim()))
         }
@@ -194,7 +231,19 @@ fn ask_slurm(job: &str, step: Option<&str>) -> SlurmState {
     }
 }
 
-/// The job state from `squeue -h -t all -j JOB -o %T`.
+/// `SlurmState::Gone` of an array element names the element too.
+fn name_element(state: SlurmState, ids: &SlurmIds) -> SlurmState {
+    match (state, &ids.array_job_id, &ids.array_task_id) {
+        (SlurmState::Gone(why), Some(array), Some(index)) => {
+            SlurmState::Gone(format!("{why} (array element {array}_{index})"))
+        }
+        (state, _, _) => state,
+    }
+}
+
+/// The job state from `squeue -h -t all -j JOB -o "%A %T"` (lines `JOBID
+/// STATE`; the lines of other jobs, the other elements of an array, are
+/// not this job's).
 pub fn slurm_job_state(success: bool, stdout: &str, stderr: &str, job: &str) -> SlurmState {
     if !success {
         if stderr.contains("Invalid job id") {
@@ -202,25 +251,37 @@ pub fn slurm_job_state(success: bool, stdout: &str, stderr: &str, job: &str) -> 
         }
         return SlurmState::Unknown(format!("squeue -j {job} failed: {}", stderr.trim()));
     }
-    let states: Vec<&str> = stdout.split_whitespace().collect();
-    match states.as_slice() {
-        [] => SlurmState::Gone(format!("squeue no longer lists job {job}")),
-        [state, ..] => match *state {
+    let state = stdout.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some(job)).then(|| words.next().unwrap_or_default())
+    });
+    match state {
+        None => SlurmState::Gone(format!("squeue no longer lists job {job}")),
+        Some(
             "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "STOPPED"
-            | "RESIZING" | "SIGNALING" | "STAGE_OUT" | "REQUEUED" | "REQUEUE_HOLD"
-            | "REQUEUE_FED" | "RESV_DEL_HOLD" => SlurmState::Running,
-            other => SlurmState::Gone(format!("Slurm job {job} is {other}")),
-        },
+            | "RESIZING" | "SIGNALING" | "STAGE_OUT" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED"
+            | "RESV_DEL_HOLD",
+        ) => SlurmState::Running,
+        Some("") => SlurmState::Unknown(format!("squeue gave no state for job {job}")),
+        Some(other) => SlurmState::Gone(format!("Slurm job {job} is {other}")),
     }
 }
 
-/// The step state from `squeue -h -s -j JOB -o %i` (lines `JOB.STEP`).
-pub fn slurm_step_state(stdout: &str, job: &str, step: &str) -> SlurmState {
-    let want = format!("{job}.{step}");
-    if stdout.split_whitespace().any(|s| s == want) {
+/// The step state from `squeue -h -s -j JOB -o %i`: lines `JOB.STEP`, or
+/// `ARRAYJOB_TASK.STEP` for the steps of an array element.
+pub fn slurm_step_state(stdout: &str, ids: &SlurmIds, step: &str) -> SlurmState {
+    let job = ids.job_id.as_deref().unwrap_or_default();
+    let mut names = vec![format!("{job}.{step}")];
+    if let (Some(array), Some(index)) = (&ids.array_job_id, &ids.array_task_id) {
+        names.push(format!("{array}_{index}.{step}"));
+    }
+    if stdout
+        .split_whitespace()
+        .any(|s| names.iter().any(|n| n == s))
+    {
         SlurmState::Running
     } else {
-        SlurmState::Gone(format!("Slurm step {want} is no longer running"))
+        SlurmState::Gone(format!("Slurm step {job}.{step} is no longer running"))
     }
 }
 
@@ -237,6 +298,29 @@ pub enum Verdict {
         /// True when it died; false when its program freed it.
         crashed: bool,
     },
+}
+
+/// What this machine's Slurm says about the job of `ids`. A job of another
+/// cluster (its `SLURM_CLUSTER_NAME` is not the name of the cluster squeue
+/// here answers for, or that name is unknown) is not asked about: the same
+/// job id there is another job.
+fn slurm_here(ids: &SlurmIds, probe: &dyn Probe) -> SlurmState {
+    if let Some(theirs) = &ids.cluster {
+        match probe.slurm_cluster() {
+            Some(ours) if ours == *theirs => {}
+            Some(ours) => {
+                return SlurmState::Unknown(format!(
+                    "the worker ran on cluster {theirs}, squeue here answers for cluster {ours}"
+                ))
+            }
+            None => {
+                return SlurmState::Unknown(format!(
+                    "the worker ran on cluster {theirs}, and the cluster of squeue here is unknown"
+                ))
+            }
+        }
+    }
+    probe.slurm(ids)
 }
 
 /// Decides whether the worker of journal `record` is gone, at Unix time `now`.
@@ -272,7 +356,7 @@ pub fn decide(record: &Record, probe: &dyn Probe, now: f64, stale_secs: f64) -> 
     }
     let mut note = String::new();
     if let Some(ids) = record.slurm.as_ref().filter(|s| s.job_id.is_some()) {
-        match probe.slurm(ids) {
+        match slurm_here(ids, probe) {
             SlurmState::Gone(why) => return gone(why),
             SlurmState::Running => note = "; its Slurm job is running".into(),
             SlurmState::Unknown(why) => note = format!("; Slurm: {why}"),
@@ -763,6 +847,7 @@ mod tests {
         boot: Option<&'static str>,
         process: ProcessState,
         slurm: SlurmState,
+        cluster: Option<&'static str>,
     }
 
     impl Probe for Fake {
@@ -774,6 +859,9 @@ mod tests {
         }
         fn process(&self, _pid: u32) -> ProcessState {
             self.process
+        }
+        fn slurm_cluster(&self) -> Option<String> {
+            self.cluster.map(Into::into)
         }
         fn slurm(&self, _ids: &SlurmIds) -> SlurmState {
             self.slurm.clone()
@@ -808,6 +896,7 @@ mod tests {
             boot: Some("boot-a"),
             process,
             slurm: SlurmState::Unknown("none".into()),
+            cluster: None,
         }
     }
 
@@ -862,6 +951,7 @@ mod tests {
             boot: Some("boot-z"),
             process: ProcessState::Gone, // must not be consulted
             slurm,
+            cluster: None,
         };
         let unknown = elsewhere(SlurmState::Unknown("no squeue".into()));
         assert!(matches!(
@@ -900,16 +990,20 @@ mod tests {
 
     #[test]
     fn squeue_answers_are_read() {
+        let job7 = SlurmIds {
+            job_id: Some("7".into()),
+            ..SlurmIds::default()
+        };
         assert_eq!(
-            slurm_job_state(true, "RUNNING\n", "", "7"),
+            slurm_job_state(true, "7 RUNNING\n", "", "7"),
             SlurmState::Running
         );
         assert_eq!(
-            slurm_job_state(true, "COMPLETING\n", "", "7"),
+            slurm_job_state(true, "7 COMPLETING\n", "", "7"),
             SlurmState::Running
         );
         assert!(matches!(
-            slurm_job_state(true, "CANCELLED\n", "", "7"),
+            slurm_job_state(true, "7 CANCELLED\n", "", "7"),
             SlurmState::Gone(_)
         ));
         assert!(matches!(
@@ -930,17 +1024,116 @@ mod tests {
             SlurmState::Unknown(_)
         ));
         assert_eq!(
-            slurm_step_state("7.0\n7.1\n", "7", "1"),
+            slurm_step_state("7.0\n7.1\n", &job7, "1"),
             SlurmState::Running
         );
         assert!(matches!(
-            slurm_step_state("7.0\n", "7", "1"),
+            slurm_step_state("7.0\n", &job7, "1"),
             SlurmState::Gone(_)
         ));
         assert!(matches!(
-            slurm_step_state("17.1\n", "7", "1"),
+            slurm_step_state("17.1\n", &job7, "1"),
             SlurmState::Gone(_)
         ));
+    }
+
+    #[test]
+    fn an_array_element_is_told_apart_from_the_rest_of_its_array() {
+        // squeue -t all -j 1 of array 1 whose element 1 has job id 1 and
+        // element 0 job id 2: the master id lists every element.
+        let array = "2 CANCELLED\n1 RUNNING\n";
+        assert_eq!(slurm_job_state(true, array, "", "1"), SlurmState::Running);
+        assert_eq!(
+            slurm_job_state(true, array, "", "2"),
+            SlurmState::Gone("Slurm job 2 is CANCELLED".into())
+        );
+        assert_eq!(
+            slurm_job_state(true, "1 CANCELLED\n2 RUNNING\n", "", "1"),
+            SlurmState::Gone("Slurm job 1 is CANCELLED".into())
+        );
+        // Another element only: this one is no longer listed.
+        assert!(matches!(
+            slurm_job_state(true, "2 RUNNING\n", "", "1"),
+            SlurmState::Gone(_)
+        ));
+        assert!(matches!(
+            slurm_job_state(true, "1\n", "", "1"),
+            SlurmState::Unknown(_)
+        ));
+        // squeue -s names an element's steps ARRAYJOB_TASK.STEP.
+        let element = SlurmIds {
+            job_id: Some("1".into()),
+            array_job_id: Some("1".into()),
+            array_task_id: Some("1".into()),
+            step_id: Some("0".into()),
+            cluster: None,
+        };
+        let steps = "1_1.0\n1_1.batch\n1_0.0\n1_0.batch\n";
+        assert_eq!(slurm_step_state(steps, &element, "0"), SlurmState::Running);
+        assert!(matches!(
+            slurm_step_state("1_1.batch\n1_0.0\n", &element, "0"),
+            SlurmState::Gone(_)
+        ));
+        let gone = name_element(SlurmState::Gone("Slurm job 1 is FAILED".into()), &element);
+        assert_eq!(
+            gone,
+            SlurmState::Gone("Slurm job 1 is FAILED (array element 1_1)".into())
+        );
+        assert_eq!(
+            name_element(SlurmState::Running, &element),
+            SlurmState::Running
+        );
+    }
+
+    #[test]
+    fn a_journal_of_another_cluster_is_not_judged_by_the_local_squeue() {
+        let mut r = record();
+        r.slurm = Some(SlurmIds {
+            job_id: Some("77".into()),
+            cluster: Some("big".into()),
+            ..SlurmIds::default()
+        });
+        let on = |cluster| Fake {
+            host: "login1",
+            boot: None,
+            process: ProcessState::Gone,
+            // Job 77 of this cluster is another job, which has ended.
+            slurm: SlurmState::Gone("Slurm job 77 is COMPLETED".into()),
+            cluster,
+        };
+        for cluster in [Some("small"), None] {
+            let probe = on(cluster);
+            match decide(&r, &probe, 1100.0, 300.0) {
+                Verdict::Alive(why) => assert!(why.contains("cluster big"), "{why}"),
+                v => panic!("{cluster:?}: {v:?}"),
+            }
+            // The heartbeat still decides.
+            match decide(&r, &probe, 1400.0, 300.0) {
+                Verdict::Gone { why, crashed: true } => {
+                    assert!(why.contains("heartbeat"), "{why}")
+                }
+                v => panic!("{cluster:?}: {v:?}"),
+            }
+        }
+        // The same cluster: Slurm is asked.
+        match decide(&r, &on(Some("big")), 1100.0, 300.0) {
+            Verdict::Gone { why, crashed: true } => assert!(why.contains("COMPLETED"), "{why}"),
+            v => panic!("{v:?}"),
+        }
+        // A journal without a cluster name (an older Slurm): asked as well.
+        r.slurm.as_mut().unwrap().cluster = None;
+        assert!(is_gone(&decide(&r, &on(None), 1100.0, 300.0)));
+    }
+
+    #[test]
+    fn the_cluster_name_is_read_from_scontrol_show_config() {
+        let config = "Configuration data as of 2026-12-02T15:00:00\n\
+                      AccountingStorageType   = accounting_storage/none\n\
+                      ClusterName             = tf56f450\n\
+                      CompleteWait            = 0 sec\n";
+        assert_eq!(cluster_name(config), Some("tf56f450".into()));
+        assert_eq!(cluster_name("ClusterName = (null)\n"), None);
+        assert_eq!(cluster_name("garbage"), None);
     }
 
     #[test]

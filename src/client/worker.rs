@@ -235,8 +235,10 @@ impl Worker {
             if let Some(journal) = &self.journal {
                 journal.held(held.task, held.percent);
             }
-            let _ = self.deliver_kept();
         }
+        // A "no task left" answer is a successful request too: at the end
+        // of a run it is the last one a worker makes.
+        let _ = self.deliver_kept();
         // A stop caught while the task was asked for: it goes straight back.
         self.check_stop(None)?;
         Ok(held.map(|h| h.task))
