@@ -898,7 +898,7 @@ mod tests {
         ] {
             let err = reply(status).expect(&[200]).unwrap_err();
             assert_eq!(err.kind(), kind);
-            assert_eq!(err.http_status(), status);
+            assert_eq!(err.http_status(), Some(status));
             assert!(err.message().starts_with("GET runs answered HTTP"), "{err}");
             assert!(err.message().ends_with("nope"), "{err}");
         }

@@ -450,5 +450,6 @@ const KEPT_DONE: TaskUpdate = TaskUpdate {
 /// out after every retry, or still answering 500/502/503/504.
 pub fn server_away(error: &Error) -> bool {
     error.kind() == ErrorKind::Connection
-        || (error.kind() == ErrorKind::Http && matches!(error.http_status(), 500 | 502 | 503 | 504))
+        || (error.kind() == ErrorKind::Http
+            && matches!(error.http_status(), Some(500 | 502 | 503 | 504)))
 }
