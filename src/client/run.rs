@@ -187,6 +187,7 @@ impl Run {
         self.num_tasks
     }
 
+    #[doc(hidden)]
     /// The connection to the server.
     pub fn connection(&self) -> &Connection {
         &self.connection

@@ -112,6 +112,7 @@ impl Worker {
         Ok(())
     }
 
+    #[doc(hidden)]
     /// The journal, if any.
     pub fn journal(&self) -> Option<&Journal> {
         self.journal.as_ref()
@@ -160,6 +161,7 @@ impl Worker {
         Ok(())
     }
 
+    #[doc(hidden)]
     /// The pending progress of the held task and its sending, for the
     /// operations that end or hand back the task: [`Progress::settle`] before
     /// their request, [`Progress::restore`] when it failed.
