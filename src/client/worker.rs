@@ -21,10 +21,15 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// A worker registered with the server for one run. Its held task lives in a
-/// [`Slot`] that the stop watcher can reach (`stop.rs`), with the task's
-/// coalesced [`Progress`]. Dropping it sends the progress still pending (and
-/// ends its flusher thread).
+/// A worker registered with the server for one run: it holds at most one
+/// task at a time. [`Worker::tasks`] is the loop over the run's tasks; the
+/// methods below are the calls of the C ABI, one by one. Progress is sent at
+/// most once per update interval; dropping the worker sends what is still
+/// pending.
+///
+/// Inside, the held task lives in a [`Slot`] that the stop watcher can reach
+/// (`stop.rs`), with the task's coalesced [`Progress`]; dropping the worker
+/// also ends the progress flusher thread.
 #[derive(Debug)]
 pub struct Worker {
     run: Arc<Run>,
