@@ -26,12 +26,15 @@ build:
 header:
 	TASKFARM_BLESS_HEADER=1 $(CARGO) test --quiet --test header
 
-## lint: formatting and clippy, warnings are errors; ruff on the Python and
-## shellcheck on the shell scripts (mk/lint.sh)
+## lint: formatting, clippy and rustdoc (every public item documented, no
+## broken doc link), warnings are errors, with and without the `cli` feature;
+## ruff on the Python and shellcheck on the shell scripts (mk/lint.sh)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --no-default-features --lib -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --no-default-features --quiet
 	mk/lint.sh
 
 prerequisites:

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::server::TaskfarmServer;
 use serde_json::Value;
-use taskfarm_worker::client::{ErrorKind, Run, Settings, TaskState, Worker};
+use taskfarm_worker::internal::{ErrorKind, Run, Settings, TaskState, Worker};
 
 const EXIT_USAGE: i32 = 2;
 const EXIT_CONNECTION: i32 = 3;

@@ -18,8 +18,8 @@ use std::time::Duration;
 use common::fault_server::{token_ok, Action, FaultServer, RecordedRequest};
 use common::server::TaskfarmServer;
 use serde_json::{json, Value};
-use taskfarm_worker::client::settings::TokenSource;
-use taskfarm_worker::client::{ErrorKind, Run, Settings};
+use taskfarm_worker::internal::settings::TokenSource;
+use taskfarm_worker::internal::{ErrorKind, Run, Settings};
 
 const EXIT_USAGE: i32 = 2;
 const EXIT_CONNECTION: i32 = 3;

@@ -19,7 +19,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use common::server::TaskfarmServer;
-use taskfarm_worker::client::{Run, Settings};
+use taskfarm_worker::internal::{Run, Settings};
 
 /// How long any one step may take on a loaded machine before the test fails.
 const STEP: Duration = Duration::from_secs(60);

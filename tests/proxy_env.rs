@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use common::fault_server::{token_ok, FaultServer};
-use taskfarm_worker::client::error::ErrorKind;
-use taskfarm_worker::client::settings::Settings;
-use taskfarm_worker::client::transport::Connection;
+use taskfarm_worker::internal::error::ErrorKind;
+use taskfarm_worker::internal::settings::Settings;
+use taskfarm_worker::internal::transport::Connection;
 
 const PROXY_VARIABLES: [&str; 8] = [
     "http_proxy",
@@ -51,7 +51,7 @@ fn refusing_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
     (url, seen)
 }
 
-fn open(server: &FaultServer) -> Result<Connection, taskfarm_worker::client::error::Error> {
+fn open(server: &FaultServer) -> Result<Connection, taskfarm_worker::internal::error::Error> {
     let mut settings = Settings::resolve(Some("user"), Some("pw"), Some(&server.url())).unwrap();
     settings.retries = 0;
     Connection::open(&settings)

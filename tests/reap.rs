@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 use common::c_programs;
 use common::server::{Db, TaskfarmServer};
 use serde_json::Value;
-use taskfarm_worker::client::journal::{self, Journal, Record};
-use taskfarm_worker::client::{Run, Settings, TaskState, Worker};
+use taskfarm_worker::internal::journal::{self, Journal, Record};
+use taskfarm_worker::internal::{Run, Settings, TaskState, Worker};
 
 const DEADLINE: Duration = Duration::from_secs(240);
 

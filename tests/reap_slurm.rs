@@ -45,8 +45,8 @@ use common::c_programs;
 use common::jobs::{pg_server, scratch};
 use common::slurm::SlurmCluster;
 use serde_json::Value;
-use taskfarm_worker::client::journal::{self, Record};
-use taskfarm_worker::client::{Run, Settings, TaskState};
+use taskfarm_worker::internal::journal::{self, Record};
+use taskfarm_worker::internal::{Run, Settings, TaskState};
 
 const DEADLINE: Duration = Duration::from_secs(300);
 /// The reaper's host name (see the module documentation).
@@ -323,7 +323,7 @@ fn an_array_element_killed_by_scancel_is_found_gone_through_slurm() {
         .output()
         .unwrap();
     let cluster_name =
-        taskfarm_worker::client::reap::cluster_name(&String::from_utf8_lossy(&config.stdout))
+        taskfarm_worker::internal::reap::cluster_name(&String::from_utf8_lossy(&config.stdout))
             .expect("ClusterName in scontrol show config");
     let records = journals(&journal_dir, run.uuid());
     assert_eq!(records.len(), 2, "{records:?}");

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use common::c_programs::{self, compile, linking, root};
 use common::server::{Db, TaskfarmServer};
-use taskfarm_worker::client::{Run, Settings, TaskState, Worker};
+use taskfarm_worker::internal::{Run, Settings, TaskState, Worker};
 
 /// The hand-back must be over this long after the signal.
 const HAND_BACK_LIMIT: Duration = Duration::from_secs(2);

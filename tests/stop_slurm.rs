@@ -24,7 +24,7 @@ use std::time::Duration;
 use common::c_programs;
 use common::server::{Db, TaskfarmServer};
 use common::slurm::SlurmCluster;
-use taskfarm_worker::client::{Run, Settings};
+use taskfarm_worker::internal::{Run, Settings};
 
 const DEADLINE: Duration = Duration::from_secs(600);
 

@@ -31,12 +31,12 @@ use common::c_abi::{c, last_error};
 use common::c_programs;
 use common::server::{pid_alive, Db, TaskfarmServer};
 use serde_json::Value;
-use taskfarm_worker::client::settings::TokenSource;
-use taskfarm_worker::client::{ErrorKind, Run, RunInfoKey, Settings, TaskInfoKey, Worker};
 use taskfarm_worker::ffi::last_error::tf_last_http_status;
 use taskfarm_worker::ffi::status::tf_status::*;
 use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
+use taskfarm_worker::internal::settings::TokenSource;
+use taskfarm_worker::internal::{ErrorKind, Run, RunInfoKey, Settings, TaskInfoKey, Worker};
 
 const TOKEN_PATH: &str = "/api/token";
 
@@ -328,7 +328,7 @@ fn a_refused_token_is_replaced_with_credentials_and_an_auth_error_without() {
     let took = started.elapsed();
     assert_eq!(
         (err.kind(), err.http_status()),
-        (ErrorKind::Auth, 500),
+        (ErrorKind::Auth, Some(500)),
         "{err}"
     );
     for part in [
@@ -375,7 +375,7 @@ fn a_refused_token_is_replaced_with_credentials_and_an_auth_error_without() {
     let err = worker.task().unwrap_err();
     assert_eq!(
         (err.kind(), err.http_status()),
-        (ErrorKind::Http, 500),
+        (ErrorKind::Http, Some(500)),
         "{err}"
     );
     assert!(!err.message().contains("refused the token"), "{err}");

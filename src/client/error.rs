@@ -5,8 +5,10 @@ use std::fmt;
 
 use super::scrub;
 
-/// What went wrong, in the classes a caller can act on.
+/// What went wrong, in the classes a caller can act on. More kinds may come
+/// in a later version: a `match` needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// A bad argument: caught before anything was sent.
     InvalidArgument,
@@ -77,9 +79,10 @@ impl Error {
         self.kind
     }
 
-    /// The HTTP status of the answer that caused the error, 0 when there was none.
-    pub fn http_status(&self) -> u16 {
-        self.http_status
+    /// The HTTP status of the answer that caused the error; `None` when
+    /// there was no answer (a connection failure, a bad argument).
+    pub fn http_status(&self) -> Option<u16> {
+        (self.http_status != 0).then_some(self.http_status)
     }
 
     /// The message for people.

@@ -15,6 +15,7 @@
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
 //! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
 //! - [`stop`]: stop signals, and the registry of held tasks they hand back.
+//! - [`tasks`]: `for task in worker.tasks()`, a guard per task that is done or handed back.
 //! - [`deadline`]: wall time: no task taken that the time left cannot fit.
 //! - [`journal`]: the worker journal (`TASKFARM_JOURNAL`) and its heartbeat thread.
 //! - [`reap`]: what `taskfarm reap` decides: which workers are gone, what to give back.
@@ -35,6 +36,7 @@ pub mod run;
 mod scrub;
 pub mod settings;
 pub mod stop;
+pub mod tasks;
 mod tls;
 pub mod transport;
 pub mod wire;
@@ -43,5 +45,6 @@ pub mod worker;
 pub use error::{Error, ErrorKind, Result};
 pub use run::{list_runs, new_token, Run, RunInfoKey, TaskInfoKey};
 pub use settings::Settings;
+pub use tasks::{Task, Tasks};
 pub use wire::{RunStatus, RunSummary, TaskState};
 pub use worker::Worker;

@@ -332,7 +332,7 @@ impl Shared {
             }
             state.failure = Some(Error::with_http_status(
                 e.kind(),
-                e.http_status(),
+                e.http_status().unwrap_or(0),
                 format!(
                     "the progress update of task {} to {} % failed in the background: {}; \
                      it is kept and sent with the next update, flush, done or free",

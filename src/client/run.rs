@@ -187,6 +187,7 @@ impl Run {
         self.num_tasks
     }
 
+    #[doc(hidden)]
     /// The connection to the server.
     pub fn connection(&self) -> &Connection {
         &self.connection
@@ -386,7 +387,7 @@ impl Run {
 /// A 404 for one of a run's URLs means that the run is not there (a typo in
 /// its UUID, a deleted run): say that, rather than quote Flask's error page.
 fn no_such_run(error: Error, uuid: &str, base_url: &str) -> Error {
-    if error.kind() != ErrorKind::NotFound || error.http_status() != 404 {
+    if error.kind() != ErrorKind::NotFound || error.http_status() != Some(404) {
         return error;
     }
     let request = error.message().split(" answered").next().unwrap_or("");

@@ -101,9 +101,11 @@ pub struct Settings {
     pub log_requests: bool,
     /// The proxy to go through, from `http_proxy`/`https_proxy`/`all_proxy`
     /// and `no_proxy` as the Python client reads them; `None`: direct.
+    #[doc(hidden)]
     pub proxy: Option<ProxySetting>,
     /// Told of every retry before its wait; `None` by default (the
     /// command-line tool sets one to say what it is waiting for).
+    #[doc(hidden)]
     pub on_retry: Option<RetryObserver>,
     /// At most one progress request per worker per this interval
     /// (`TASKFARM_UPDATE_INTERVAL`; zero: every update at once).
@@ -125,6 +127,38 @@ pub enum TokenSource<'a> {
 }
 
 impl Settings {
+    /// Settings from the `TASKFARM_*` environment variables alone (see
+    /// [`Settings::resolve`]): the URL, then `TASKFARM_TOKEN` or
+    /// `TASKFARM_USER` and `TASKFARM_PASSWORD`, the timeout, retries,
+    /// backoff, CA file, log level and update interval.
+    pub fn from_env() -> Result<Settings> {
+        Settings::resolve(None, None, None)
+    }
+
+    /// The same settings with the timeout of one attempt set to `timeout`
+    /// (1 ms to about 11.5 days).
+    pub fn with_timeout(self, timeout: Duration) -> Result<Settings> {
+        let timeout = timeout_from_secs(timeout.as_secs_f64())?;
+        Ok(Settings { timeout, ..self })
+    }
+
+    /// The same settings with `retries` retries after the first attempt (at
+    /// most [`MAX_RETRIES`]).
+    pub fn with_retries(self, retries: u32) -> Result<Settings> {
+        let retries = check_retries(retries)?;
+        Ok(Settings { retries, ..self })
+    }
+
+    /// The same settings with the progress interval of the workers made on
+    /// them set to `interval` (zero: every update is sent at once; at most a day).
+    pub fn with_update_interval(self, interval: Duration) -> Result<Settings> {
+        let update_interval = progress::interval_from_secs(interval.as_secs_f64())?;
+        Ok(Settings {
+            update_interval,
+            ..self
+        })
+    }
+
     /// Settings from the caller's arguments, each falling back to its
     /// environment variable (`TASKFARM_USER`, `TASKFARM_PASSWORD`,
     /// `TASKFARM_URL`), plus the environment's token, timeout, retries,

@@ -274,7 +274,7 @@ fn watch(mut signals: Signals) {
 const EXIT_WAIT: Duration = Duration::from_secs(10);
 
 /// In [`StopMode::Exit`] after a stop: waits for the watcher to end the
-/// process (it hands every task back first), at most [`EXIT_WAIT`]; returns at
+/// process (it hands every task back first), at most `EXIT_WAIT`; returns at
 /// once in the other modes.
 pub fn await_exit() {
     if mode() != Some(StopMode::Exit) {
@@ -297,7 +297,9 @@ fn end_process(signal: c_int) -> ! {
 /// A task held by a worker and its last known percentage.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HeldTask {
+    /// The task number.
     pub task: i64,
+    /// Its last known percentage.
     pub percent: f64,
 }
 

@@ -11,7 +11,7 @@
 //! the call is repeated with the new one; when it is the same, the answer
 //! stands. Without credentials no new token can be fetched: a `401` means the
 //! token was refused, and a `500` is told apart from a failure of the server
-//! by two single requests (see [`Connection::token_refused`]); a refused
+//! by two single requests (see `Connection::token_refused`); a refused
 //! token is an authentication error that says so.
 //!
 //! A retry observer (`Settings::on_retry`) is told of every retry before its
@@ -712,7 +712,7 @@ mod tests {
         ] {
             let err = reply(status).expect(&[200]).unwrap_err();
             assert_eq!(err.kind(), kind);
-            assert_eq!(err.http_status(), status);
+            assert_eq!(err.http_status(), Some(status));
             assert!(err.message().starts_with("GET runs answered HTTP"), "{err}");
             assert!(err.message().ends_with("nope"), "{err}");
         }

@@ -14,16 +14,22 @@ use super::progress::Progress;
 use super::retry::Method;
 use super::run::{check_percentage, Run};
 use super::stop::{self, HeldTask, Slot};
+use super::tasks::Tasks;
 use super::wire::{RegisterWorker, RequestTask, TaskRecord, TaskState, TaskUpdate, WorkerAnswer};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// A worker registered with the server for one run. Its held task lives in a
-/// [`Slot`] that the stop watcher can reach (`stop.rs`), with the task's
-/// coalesced [`Progress`]. Dropping it sends the progress still pending (and
-/// ends its flusher thread).
+/// A worker registered with the server for one run: it holds at most one
+/// task at a time. [`Worker::tasks`] is the loop over the run's tasks; the
+/// methods below are the calls of the C ABI, one by one. Progress is sent at
+/// most once per update interval; dropping the worker sends what is still
+/// pending.
+///
+/// Inside, the held task lives in a [`Slot`] that the stop watcher can reach
+/// (`stop.rs`), with the task's coalesced [`Progress`]; dropping the worker
+/// also ends the progress flusher thread.
 #[derive(Debug)]
 pub struct Worker {
     run: Arc<Run>,
@@ -111,6 +117,7 @@ impl Worker {
         Ok(())
     }
 
+    #[doc(hidden)]
     /// The journal, if any.
     pub fn journal(&self) -> Option<&Journal> {
         self.journal.as_ref()
@@ -159,6 +166,7 @@ impl Worker {
         Ok(())
     }
 
+    #[doc(hidden)]
     /// The pending progress of the held task and its sending, for the
     /// operations that end or hand back the task: [`Progress::settle`] before
     /// their request, [`Progress::restore`] when it failed.
@@ -321,6 +329,17 @@ impl Worker {
     /// A pending progress value goes in the same request: `update(100)` then
     /// `done()` within the interval is one `PUT` of percentage and state.
     pub fn done(&mut self) -> Result<()> {
+        self.release(false)
+    }
+
+    /// Marks the held task done at 100 %, whatever percentage it was last
+    /// given; otherwise as [`Worker::done`] (a failure, the journal, a stop).
+    pub fn complete(&mut self) -> Result<()> {
+        self.release(true)
+    }
+
+    /// [`Worker::done`], or [`Worker::complete`] when `complete`.
+    fn release(&mut self, complete: bool) -> Result<()> {
         self.check_process()?;
         // A failed background send is superseded: its value is still
         // pending and goes in this call's own request, whose outcome is the
@@ -335,10 +354,14 @@ impl Worker {
             // The stop watcher took the task meanwhile.
             return self.deliver_kept();
         };
-        let finished = (held.percent - 100.0).abs() < 1e-6;
+        let finished = complete || (held.percent - 100.0).abs() < 1e-6;
         let pending = self.progress().settle();
         let update = TaskUpdate {
-            percent_completed: pending.map(|p| p.percent),
+            percent_completed: if complete {
+                Some(100.0)
+            } else {
+                pending.map(|p| p.percent)
+            },
             status: finished.then_some(TaskState::Done),
         };
         if update.percent_completed.is_some() || update.status.is_some() {
@@ -385,6 +408,29 @@ impl Worker {
         self.check_process()?;
         self.progress().take_failure()?;
         self.progress().flush()
+    }
+
+    /// Hands the held task back (`waiting`) at its latest percentage, sent or
+    /// pending, and forgets it, as the stop watcher does: another worker
+    /// carries on from there. If the server does not take it, the task stays
+    /// held, so that the call can be repeated. With no task held, nothing is sent.
+    pub fn hand_back(&mut self) -> Result<()> {
+        self.check_process()?;
+        // A failed background send is superseded: its value is still pending
+        // and goes in the hand-back.
+        let _ = self.progress().take_failure();
+        if self.slot.hand_back(None)? {
+            self.wall.task_released();
+            let _ = self.deliver_kept();
+        }
+        Ok(())
+    }
+
+    /// The tasks of the run, one guard at a time, until none is left; see
+    /// [`Tasks`]: a task whose guard is dropped without
+    /// [`Task::done`](super::tasks::Task::done) is handed back.
+    pub fn tasks(&mut self) -> Tasks<'_> {
+        Tasks::new(self)
     }
 
     /// Gives the held task back (`waiting`, 0 %) and forgets it, for a worker
@@ -452,5 +498,6 @@ const KEPT_DONE: TaskUpdate = TaskUpdate {
 /// out after every retry, or still answering 500/502/503/504.
 pub fn server_away(error: &Error) -> bool {
     error.kind() == ErrorKind::Connection
-        || (error.kind() == ErrorKind::Http && matches!(error.http_status(), 500 | 502 | 503 | 504))
+        || (error.kind() == ErrorKind::Http
+            && matches!(error.http_status(), Some(500 | 502 | 503 | 504)))
 }

@@ -13,7 +13,7 @@ use crate::client::Result;
 pub(crate) fn status_call(function: &str, body: impl FnOnce() -> Result<tf_status>) -> tf_status {
     guarded(function, tf_status::TF_ERR_INTERNAL, || {
         body().unwrap_or_else(|error| {
-            last_error::record(function, error.message(), error.http_status());
+            last_error::record(function, error.message(), error.http_status().unwrap_or(0));
             error.kind().into()
         })
     })
@@ -28,7 +28,7 @@ pub(crate) fn getter_call<T: Copy>(
 ) -> T {
     guarded(function, fallback, || {
         body().unwrap_or_else(|error| {
-            last_error::record(function, error.message(), error.http_status());
+            last_error::record(function, error.message(), error.http_status().unwrap_or(0));
             fallback
         })
     })

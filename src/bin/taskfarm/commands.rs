@@ -3,8 +3,8 @@
 //! three styles.
 
 use serde_json::{json, Value};
-use taskfarm_worker::client::wire::TaskRecord;
-use taskfarm_worker::client::{list_runs, new_token, Error, ErrorKind, Run, RunStatus, Settings};
+use taskfarm_worker::internal::wire::TaskRecord;
+use taskfarm_worker::internal::{list_runs, new_token, Error, ErrorKind, Run, RunStatus, Settings};
 
 use crate::failure::{Failure, EXIT_NOT_FOUND, EXIT_SERVER};
 use crate::format::{percent, python_str, table};

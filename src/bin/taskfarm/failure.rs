@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use taskfarm_worker::client::{Error, ErrorKind};
+use taskfarm_worker::internal::{Error, ErrorKind};
 
 /// Exit status of a local failure (the password cannot be read, stdout cannot
 /// be written).
@@ -52,9 +52,10 @@ pub fn exit_code(kind: ErrorKind) -> i32 {
         ErrorKind::Connection => EXIT_CONNECTION,
         ErrorKind::Auth => EXIT_AUTH,
         ErrorKind::NotFound => EXIT_NOT_FOUND,
-        ErrorKind::Http | ErrorKind::Protocol => EXIT_SERVER,
         // The tool installs no stop signals and sets no deadline.
         ErrorKind::Stopped => EXIT_INTERRUPTED,
+        // Http, Protocol, and any kind a later version adds: the server's answer.
+        _ => EXIT_SERVER,
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::io::IsTerminal;
 
-use taskfarm_worker::client::Settings;
+use taskfarm_worker::internal::Settings;
 
 use crate::cli::GlobalArgs;
 use crate::failure::{register_secret, Failure, EXIT_INTERRUPTED};

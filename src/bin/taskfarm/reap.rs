@@ -1,14 +1,14 @@
 //! `taskfarm reap UUID --journal DIR`: gives back the tasks of workers that
 //! are gone, delivers their kept `done`s, sets aside the tasks that killed
 //! `--max-attempts` workers, and says what it did. The decisions are the
-//! library's (`taskfarm_worker::client::reap`); this module is the command.
+//! library's (`taskfarm_worker::internal::reap`); this module is the command.
 
 use std::path::Path;
 use std::time::Duration;
 
-use taskfarm_worker::client::reap::{Options, Reaper, Report};
-use taskfarm_worker::client::worker::server_away;
-use taskfarm_worker::client::Settings;
+use taskfarm_worker::internal::reap::{Options, Reaper, Report};
+use taskfarm_worker::internal::worker::server_away;
+use taskfarm_worker::internal::Settings;
 
 use crate::commands::{explain, open};
 use crate::failure::Failure;

@@ -12,9 +12,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use taskfarm_worker::client::retry::{RetryEvent, RetryObserver};
-use taskfarm_worker::client::settings::{DEFAULT_RETRIES, VARIABLES};
-use taskfarm_worker::client::Settings;
+use taskfarm_worker::internal::retry::{RetryEvent, RetryObserver};
+use taskfarm_worker::internal::settings::{DEFAULT_RETRIES, VARIABLES};
+use taskfarm_worker::internal::Settings;
 
 use crate::cli::GlobalArgs;
 use crate::failure::{one_line, Failure};

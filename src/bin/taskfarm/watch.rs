@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
-use taskfarm_worker::client::{Result as ClientResult, Run, RunStatus, Settings};
+use taskfarm_worker::internal::{Result as ClientResult, Run, RunStatus, Settings};
 
 use crate::commands::{checked_status, explain, open, with_not_started};
 use crate::failure::{Failure, EXIT_INTERRUPTED};
