@@ -90,13 +90,19 @@ def signal_group(pgid, sig):
         pass
 
 
-def wait_group_gone(pgid, timeout):
+def _wait_until(done, timeout):
+    """Polls done() until it is true or timeout seconds have passed. True
+    when done."""
     deadline = time.monotonic() + timeout
-    while group_alive(pgid):
+    while not done():
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
     return True
+
+
+def wait_group_gone(pgid, timeout):
+    return _wait_until(lambda: not group_alive(pgid), timeout)
 
 
 def kill_group(pgid, timeout=STOP_TIMEOUT):
@@ -111,7 +117,59 @@ def kill_group(pgid, timeout=STOP_TIMEOUT):
 
 
 # --------------------------------------------------------------------------
-# State directory.
+# Single processes, by PID.
+
+
+def signal_process(pid, sig):
+    """Sends sig to pid; a process gone or not ours is no error."""
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def wait_gone(pids, timeout):
+    """Waits until none of pids is alive. True when all are gone."""
+    return _wait_until(lambda: not any(process_alive(p) for p in pids), timeout)
+
+
+def terminate(pids, timeout):
+    """SIGTERM, wait up to timeout, SIGKILL, wait. True when all are gone."""
+    pids = [p for p in pids if process_alive(p)]
+    for p in pids:
+        signal_process(p, signal.SIGTERM)
+    if wait_gone(pids, timeout):
+        return True
+    for p in pids:
+        if process_alive(p):
+            signal_process(p, signal.SIGKILL)
+    return wait_gone(pids, 5.0)
+
+
+def ancestors(pid):
+    """pid, its parent, and so on up to (not including) PID 1."""
+    seen = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        fields = stat_fields(pid)
+        if fields is None:
+            break
+        pid = int(fields[1])
+    return seen
+
+
+def environ(pid):
+    """The environment of pid as b"NAME=value" entries, [] when it cannot
+    be read (gone, or not ours)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+# --------------------------------------------------------------------------
+# CPU use of process groups.
 
 
 def group_cpu_seconds(pgids):
