@@ -20,11 +20,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 
 from .errors import HarnessError
 from .loopback import HOST, free_port
-from .process_groups import process_alive
+from .process_groups import process_alive, signal_process, wait_gone
 from .state import open_private
 
 PG_BIN_ENV = "TASKFARM_PG_BIN"
@@ -323,20 +322,11 @@ def pg_stop(pg, remove_external=True):
             pg_run(pg, "pg_ctl", ["-D", pg["data"], "-m", mode, "-w",
                                   "-t", str(PG_STOP_TIMEOUT), "stop"],
                    timeout=PG_STOP_TIMEOUT + 15)
-            deadline = time.monotonic() + 5.0
-            while process_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if not process_alive(pid):
+            if wait_gone([pid], 5.0):
                 break
         else:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + 5.0
-            while process_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if process_alive(pid):
+            signal_process(pid, signal.SIGKILL)
+            if not wait_gone([pid], 5.0):
                 raise HarnessError(
                     f"PostgreSQL (postmaster {pid}, {pg['data']}) is still "
                     "alive after pg_ctl stop -m fast, -m immediate and SIGKILL")
