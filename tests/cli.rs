@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::server::TaskfarmServer;
 use serde_json::Value;
-use taskfarm_worker::internal::{ErrorKind, Run, Settings, TaskState, Worker};
+use taskfarm_worker::internal::{ErrorKind, Run, TaskState, Worker};
 
 const EXIT_USAGE: i32 = 2;
 const EXIT_CONNECTION: i32 = 3;
@@ -137,17 +137,8 @@ fn cli_flags(server: &TaskfarmServer, args: &[&str]) -> Out {
     run(bare(), &all)
 }
 
-fn settings(server: &TaskfarmServer) -> Settings {
-    Settings::resolve(
-        Some(&server.user),
-        Some(&server.password),
-        Some(&server.url),
-    )
-    .unwrap()
-}
-
 fn create(server: &TaskfarmServer, num_tasks: i64) -> Arc<Run> {
-    Arc::new(Run::create(&settings(server), num_tasks).unwrap())
+    Arc::new(Run::create(&server.settings(), num_tasks).unwrap())
 }
 
 /// A run of `num_tasks` (at least 2): task 0 done at 100 %, task 1 computing
@@ -302,7 +293,7 @@ fn delete_spellings_remove_the_run() {
         all.push(run.uuid());
         let out = cli(server, &all).ok();
         assert_eq!(out.stdout.is_empty(), args[0] != "delete", "{out:?}");
-        let err = Run::open(&settings(server), run.uuid()).unwrap_err();
+        let err = Run::open(&server.settings(), run.uuid()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{args:?}");
         cli(server, &["info", run.uuid()]).fails(EXIT_NOT_FOUND);
     }
@@ -392,12 +383,12 @@ fn create_prints_the_new_uuid_only() {
         uuid.len() == 32 && uuid.chars().all(|c| c.is_ascii_hexdigit()),
         "{out:?}"
     );
-    assert_eq!(Run::open(&settings(server), uuid).unwrap().num_tasks(), 3);
+    assert_eq!(Run::open(&server.settings(), uuid).unwrap().num_tasks(), 3);
 
     let created = cli(server, &["--json", "create", "5"]).ok().json();
     let uuid = created["uuid"].as_str().unwrap();
     assert_eq!(created, serde_json::json!({"uuid": uuid, "numTasks": 5}));
-    assert_eq!(Run::open(&settings(server), uuid).unwrap().num_tasks(), 5);
+    assert_eq!(Run::open(&server.settings(), uuid).unwrap().num_tasks(), 5);
 
     for bad in ["0", "-3", "x", "2147483648"] {
         cli(server, &["create", bad]).fails(EXIT_USAGE);

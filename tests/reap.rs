@@ -37,6 +37,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::c_programs;
+use common::journals::journal_files;
 use common::server::{Db, TaskfarmServer};
 use serde_json::Value;
 use taskfarm_worker::internal::journal::{self, Journal, Record};
@@ -59,13 +60,10 @@ fn shared_pg() -> &'static TaskfarmServer {
     PG.get_or_init(|| TaskfarmServer::start_with(Db::Postgresql))
 }
 
+/// The server's settings with short retries: a test of a dead worker must
+/// not wait out the default backoff.
 fn settings(server: &TaskfarmServer) -> Settings {
-    let mut s = Settings::resolve(
-        Some(&server.user),
-        Some(&server.password),
-        Some(&server.url),
-    )
-    .unwrap();
+    let mut s = server.settings();
     s.retries = 3;
     s.backoff = Duration::from_millis(50);
     s
@@ -274,16 +272,6 @@ fn json_lines(out: &[u8]) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
         .collect()
-}
-
-fn journal_files(dir: &Path, run: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&journal::file_prefix(run)))
-        .collect();
-    names.sort();
-    names
 }
 
 fn read_journal_of(dir: &Path, run: &str, pid: u32) -> Option<Record> {

@@ -43,10 +43,11 @@ use std::time::{Duration, Instant};
 
 use common::c_programs;
 use common::jobs::{pg_server, scratch};
+use common::journals::journal_files;
 use common::slurm::SlurmCluster;
 use serde_json::Value;
 use taskfarm_worker::internal::journal::{self, Record};
-use taskfarm_worker::internal::{Run, Settings, TaskState};
+use taskfarm_worker::internal::{Run, TaskState};
 
 const DEADLINE: Duration = Duration::from_secs(300);
 /// The reaper's host name (see the module documentation).
@@ -111,13 +112,7 @@ fn task_after(text: &str, prefix: &str) -> Option<i64> {
 
 /// The journals of `run` in `dir`.
 fn journals(dir: &Path, run: &str) -> Vec<Record> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&journal::file_prefix(run)))
-        .collect();
-    names.sort();
-    names
+    journal_files(dir, run)
         .iter()
         .map(|n| {
             journal::read_record(&dir.join(n), run, journal::unix_now(), 120.0)
@@ -247,12 +242,7 @@ fn given_back(pass: &Value) -> Vec<i64> {
 fn an_array_element_killed_by_scancel_is_found_gone_through_slurm() {
     let cluster = SlurmCluster::shared();
     let server = pg_server();
-    let settings = Settings::resolve(
-        Some(&server.user),
-        Some(&server.password),
-        Some(&server.url),
-    )
-    .unwrap();
+    let settings = server.settings();
     let num_tasks = 6;
     let run = Run::create(&settings, num_tasks).unwrap();
     let dir = scratch("reap-slurm").join(run.uuid());

@@ -18,18 +18,9 @@ use common::jobs::{assert_each_task_once, assert_run_done, worker_tasks};
 use common::server::TaskfarmServer;
 use taskfarm_worker::{Error, ErrorKind, Run, Settings, TaskState, Worker};
 
-fn settings(server: &TaskfarmServer) -> Settings {
-    Settings::resolve(
-        Some(&server.user),
-        Some(&server.password),
-        Some(&server.url),
-    )
-    .unwrap()
-}
-
 /// A new run of `num_tasks` tasks and a worker registered on it.
 fn run_and_worker(num_tasks: i64) -> (Arc<Run>, Worker) {
-    let run = Arc::new(Run::create(&settings(TaskfarmServer::shared()), num_tasks).unwrap());
+    let run = Arc::new(Run::create(&TaskfarmServer::shared().settings(), num_tasks).unwrap());
     let worker = Worker::register(Arc::clone(&run)).unwrap();
     (run, worker)
 }
@@ -77,7 +68,7 @@ fn example() -> &'static PathBuf {
 fn the_example_worker_does_every_task_exactly_once() {
     let server = TaskfarmServer::shared();
     let num_tasks = 12;
-    let run = Run::create(&settings(server), num_tasks).unwrap();
+    let run = Run::create(&server.settings(), num_tasks).unwrap();
     let workers: Vec<_> = (0..2)
         .map(|_| {
             Command::new(example())
@@ -118,7 +109,7 @@ fn the_example_worker_does_every_task_exactly_once() {
 #[test]
 fn the_example_refuses_to_start_without_credentials() {
     let server = TaskfarmServer::shared();
-    let run = Run::create(&settings(server), 1).unwrap();
+    let run = Run::create(&server.settings(), 1).unwrap();
     let out = Command::new(example())
         .arg(run.uuid())
         .env_clear()
@@ -318,7 +309,7 @@ fn errors_have_kinds_and_http_statuses_and_no_secrets() {
     assert!(!error.to_string().contains(wrong), "{error}");
     assert!(!format!("{error:?}").contains(wrong), "{error:?}");
 
-    let error = Run::open(&settings(server), "0123456789abcdef0123456789abcdef").unwrap_err();
+    let error = Run::open(&server.settings(), "0123456789abcdef0123456789abcdef").unwrap_err();
     assert_eq!(
         (error.kind(), error.http_status()),
         (ErrorKind::NotFound, Some(404)),
@@ -329,7 +320,7 @@ fn errors_have_kinds_and_http_statuses_and_no_secrets() {
         "{error}"
     );
 
-    let error = Run::open(&settings(server), "../runs").unwrap_err();
+    let error = Run::open(&server.settings(), "../runs").unwrap_err();
     assert_eq!(
         (error.kind(), error.http_status()),
         (ErrorKind::InvalidArgument, None),
@@ -362,7 +353,7 @@ fn errors_have_kinds_and_http_statuses_and_no_secrets() {
 
 #[test]
 fn settings_setters_check_their_values() {
-    let s = settings(TaskfarmServer::shared());
+    let s = TaskfarmServer::shared().settings();
     let s = s
         .with_timeout(Duration::from_millis(1500))
         .unwrap()

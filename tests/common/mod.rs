@@ -1,7 +1,7 @@
 //! Test support shared by the integration tests: the C ABI helpers (C
 //! strings, the last error), the real taskfarm server harness, the requests
 //! in its access log, a recording proxy in front of it, the scripted fault
-//! server, the Slurm cluster harness and the support of the MPI and Slurm
+//! server, the worker journals of the reap tests, the Slurm cluster harness and the support of the MPI and Slurm
 //! tests.
 #![allow(dead_code)]
 
@@ -10,6 +10,7 @@ pub mod c_abi;
 pub mod c_programs;
 pub mod fault_server;
 pub mod jobs;
+pub mod journals;
 pub mod recording_proxy;
 pub mod server;
 pub mod slurm;

@@ -321,6 +321,13 @@ impl TaskfarmServer {
         );
     }
 
+    /// Settings for this server's user, authenticated by password, with the
+    /// library's default timeout and retries.
+    pub fn settings(&self) -> taskfarm_worker::Settings {
+        taskfarm_worker::Settings::resolve(Some(&self.user), Some(&self.password), Some(&self.url))
+            .unwrap()
+    }
+
     /// The current `server.json` of the server (changes with every restart).
     pub fn info(&self) -> serde_json::Value {
         let path = self.state_dir.join("server.json");
