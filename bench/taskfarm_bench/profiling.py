@@ -136,5 +136,5 @@ def syscalls_per_request(cfg, server, workers, env, workdir):
             report = Workers.parse(client, r.stdout, r.stderr, 0)
             runs.append((report["requests"], parse_strace_counts(out)))
         (r1, c1), (r2, c2) = runs
-        result[client] = {k: (c2.get(k, 0) - c1.get(k, 0)) / (r2 - r1) for k in set(c1) | set(c2)}
+        result[client] = {k: (c2.get(k, 0) - c1.get(k, 0)) / (r2 - r1) for k in sorted(set(c1) | set(c2))}
     return result

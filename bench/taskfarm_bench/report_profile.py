@@ -57,8 +57,10 @@ def section_profile(cfg, prof, sysc, canned, vs_wrk):
                    total_ir=f"{prof['total_ir']:,}", ir_per_request=f"{prof['ir_per_request']:,.0f}",
                    crates="\n".join(crates), functions="\n".join(functions))]
     if sysc:
+        # Most calls first, ties by name: a set's order changes with the
+        # string hash seed of each Python process, and the report must not.
         names = sorted(set(sysc["c"]) | set(sysc["python"]),
-                       key=lambda k: -(sysc["c"].get(k, 0) + sysc["python"].get(k, 0)))
+                       key=lambda k: (-(sysc["c"].get(k, 0) + sysc["python"].get(k, 0)), k))
         rows = [fill("profile", "syscall_row", name=k, c=f"{sysc['c'].get(k, 0):.2f}",
                      python=f"{sysc['python'].get(k, 0):.2f}")
                 for k in names if sysc["c"].get(k, 0) >= 0.05 or sysc["python"].get(k, 0) >= 0.05]
