@@ -3,7 +3,7 @@
 #   make bench         every scenario at full size, the start storm of 64
 #                      workers included; writes BENCHMARKS.md, bench/results.csv,
 #                      bench/figures.json and the plots (bench/*.svg); the
-#                      recorded run took 2,049 s on 2 shared cores
+#                      recorded run took 708 s on 2 quiet cores
 #   make bench-smoke   the same with tiny sizes into build/bench-smoke/, checking
 #                      correctness only (part of `make test`)
 #   make bench-unit    the unit tests of the benchmark's statistics and report

@@ -15,7 +15,9 @@
 //! - README.md "## Layout": every path it names exists, and every file or
 //!   directory at the levels it covers is named;
 //! - the repository stands alone: no file cites a document outside it (the
-//!   server's protocol is docs/PROTOCOL.md).
+//!   server's protocol is docs/PROTOCOL.md);
+//! - README.md "## Performance" quotes only figures that BENCHMARKS.md, the
+//!   report of the recorded `make bench`, holds.
 //!
 //! Each check collects every finding and fails once, listing them all. The
 //! checkers are also run on drifted text (the `*_is_caught` tests), which
@@ -789,9 +791,6 @@ fn a_member_without_its_c_function_is_caught() {
 // ---------------------------------------------------------------------------
 // README.md "## Layout"
 
-/// Paths that README names as outputs of a command, absent until it runs.
-const GENERATED: &[&str] = &["bench/figures.json"];
-
 /// The names .gitignore leaves out of the tree: `name`, `*.ext`, `/path`.
 fn ignored(relative: &Path, patterns: &[String]) -> bool {
     let name = relative.file_name().unwrap().to_string_lossy();
@@ -917,7 +916,7 @@ fn layout_names(readme: &str) -> (BTreeSet<PathBuf>, Vec<String>) {
                     }
                 }
             }
-            if found.is_empty() && !GENERATED.contains(&token.as_str()) {
+            if found.is_empty() {
                 findings.push(format!(
                     "README.md:{}: the Layout names `{token}`, which is not in the tree",
                     first_line + offset - 1
@@ -1088,5 +1087,83 @@ fn no_file_cites_a_document_outside_the_repository() {
     fail_on(
         &findings,
         "a file cites a document the repository does not hold",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// README.md "## Performance" against BENCHMARKS.md
+
+/// The numbers of `text` as written: digits with `,` or `.` between digit
+/// groups (`3,504`, `44.6`, `0.4.0`); a `.` or `,` that ends a sentence is
+/// not part of them, nor are the digits of a name (`e3`, `x86_64`).
+fn written_numbers(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut numbers = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit()
+            || (i > 0 && (chars[i - 1].is_ascii_alphanumeric() || chars[i - 1] == '_'))
+        {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len()
+            && (chars[i].is_ascii_digit()
+                || (matches!(chars[i], '.' | ',')
+                    && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit())))
+        {
+            i += 1;
+        }
+        numbers.push(chars[start..i].iter().collect());
+    }
+    numbers
+}
+
+/// The text of the section `heading` ("## Performance") of `markdown`.
+fn section<'a>(markdown: &'a str, heading: &str) -> &'a str {
+    let start = markdown
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("no {heading:?} section"));
+    let rest = &markdown[start + heading.len() + 2..];
+    &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+}
+
+/// Every number the Performance section of `readme` quotes that the report
+/// does not hold.
+fn performance_findings(readme: &str, report: &str) -> Vec<String> {
+    let held: BTreeSet<String> = written_numbers(report).into_iter().collect();
+    let mut findings: Vec<String> = written_numbers(section(readme, "## Performance"))
+        .into_iter()
+        .filter(|n| !held.contains(n))
+        .map(|n| {
+            format!("README.md's \"## Performance\" quotes {n}, which BENCHMARKS.md does not hold")
+        })
+        .collect();
+    findings.dedup();
+    findings
+}
+
+/// README.md quotes the recorded run: after a new `make bench`, the README's
+/// figures must be brought up to date with BENCHMARKS.md.
+#[test]
+fn the_readme_quotes_the_figures_of_the_recorded_benchmark() {
+    fail_on(
+        &performance_findings(&read("README.md"), &read("BENCHMARKS.md")),
+        "README.md quotes figures that are not the recorded run's",
+    );
+}
+
+#[test]
+fn a_figure_of_another_run_is_caught() {
+    let readme = "# x\n\n## Performance\n\nCPU 44.6 µs against 425.4 µs, 3,504 kB, taskfarm 0.4.0.\n\n## Next\n\n9.9\n";
+    let report = "| cpu | 44.6 | 425.0 |\n| rss | 3,504 kB |\n0.4.0 and 9.9\n";
+    assert_eq!(
+        performance_findings(readme, report),
+        ["README.md's \"## Performance\" quotes 425.4, which BENCHMARKS.md does not hold"]
+    );
+    assert_eq!(
+        written_numbers("e3, x86_64: 1,003.5 and 2.28 ms."),
+        ["1,003.5", "2.28"]
     );
 }

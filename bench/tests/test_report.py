@@ -47,6 +47,19 @@ class Templates(unittest.TestCase):
             template.fill("targets", "cpu", ours="1")
 
 
+class CommittedReport(unittest.TestCase):
+    """BENCHMARKS.md is what bench/figures.json renders (`make bench-render`),
+    as the committed header is what cbindgen makes: a change of the prose or
+    of the rendering must be rendered again and committed with its figures."""
+
+    def test_benchmarks_md_is_rendered_from_the_committed_figures(self):
+        root = Path(__file__).resolve().parents[2]
+        text, _ = render(load_figures(root / "bench" / "figures.json"))
+        committed = (root / "BENCHMARKS.md").read_text()
+        self.assertTrue(text == committed,
+                        "BENCHMARKS.md is not what bench/figures.json renders: run `make bench-render`")
+
+
 class Render(unittest.TestCase):
     def setUp(self):
         self.text, self.targets = render(load_figures(FIXTURE))
