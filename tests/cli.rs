@@ -101,10 +101,7 @@ fn without_taskfarm_variables(program: &str) -> Command {
 /// The tool, credentials and URL of `server` in the environment.
 fn tf(server: &TaskfarmServer) -> Command {
     let mut command = bare();
-    command
-        .env("TASKFARM_URL", &server.url)
-        .env("TASKFARM_USER", &server.user)
-        .env("TASKFARM_PASSWORD", &server.password);
+    command.envs(server.credentials_env());
     command
 }
 

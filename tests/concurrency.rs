@@ -203,9 +203,7 @@ impl Workers {
         let out = scratch().join(format!("{name}.out"));
         let err = scratch().join(format!("{name}.err"));
         let child = cmd
-            .env("TASKFARM_URL", &server.url)
-            .env("TASKFARM_USER", &server.user)
-            .env("TASKFARM_PASSWORD", &server.password)
+            .envs(server.credentials_env())
             .env("NO_PROXY", "127.0.0.1,localhost")
             .env("no_proxy", "127.0.0.1,localhost")
             .stdin(Stdio::null())

@@ -791,6 +791,18 @@ fn a_member_without_its_c_function_is_caught() {
 // ---------------------------------------------------------------------------
 // README.md "## Layout"
 
+/// The section `heading` ("## Layout") of `markdown`, from its heading line
+/// to the next `## ` heading, and the line number of its heading.
+fn section<'a>(markdown: &'a str, heading: &str) -> (usize, &'a str) {
+    let start = markdown
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("no {heading:?} section"))
+        + 1;
+    let rest = &markdown[start..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
+    (markdown[..start].lines().count() + 1, &rest[..end])
+}
+
 /// The names .gitignore leaves out of the tree: `name`, `*.ext`, `/path`.
 fn ignored(relative: &Path, patterns: &[String]) -> bool {
     let name = relative.file_name().unwrap().to_string_lossy();
@@ -897,12 +909,7 @@ fn path_tokens(text: &str) -> Vec<String> {
 /// not exist). A name is read against the directories named before it in
 /// the same list item (a file names its directory), then the root.
 fn layout_names(readme: &str) -> (BTreeSet<PathBuf>, Vec<String>) {
-    let start = readme
-        .find("\n## Layout\n")
-        .expect("README.md has no \"## Layout\" section");
-    let section = &readme[start + 1..];
-    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
-    let first_line = readme[..start + 1].lines().count() + 1;
+    let (first_line, section) = section(readme, "## Layout");
     let mut named = BTreeSet::new();
     let mut findings = Vec::new();
     for (offset, item) in markdown_units(section) {
@@ -1120,20 +1127,11 @@ fn written_numbers(text: &str) -> Vec<String> {
     numbers
 }
 
-/// The text of the section `heading` ("## Performance") of `markdown`.
-fn section<'a>(markdown: &'a str, heading: &str) -> &'a str {
-    let start = markdown
-        .find(&format!("\n{heading}\n"))
-        .unwrap_or_else(|| panic!("no {heading:?} section"));
-    let rest = &markdown[start + heading.len() + 2..];
-    &rest[..rest.find("\n## ").unwrap_or(rest.len())]
-}
-
 /// Every number the Performance section of `readme` quotes that the report
 /// does not hold.
 fn performance_findings(readme: &str, report: &str) -> Vec<String> {
     let held: BTreeSet<String> = written_numbers(report).into_iter().collect();
-    let mut findings: Vec<String> = written_numbers(section(readme, "## Performance"))
+    let mut findings: Vec<String> = written_numbers(section(readme, "## Performance").1)
         .into_iter()
         .filter(|n| !held.contains(n))
         .map(|n| {

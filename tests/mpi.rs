@@ -54,9 +54,7 @@ fn run_ranks(mpi: Mpi, program: &str) {
     cmd.args(["-n", &RANKS.to_string()])
         .arg(&binary)
         .arg(&uuid)
-        .env("TASKFARM_URL", &server.url)
-        .env("TASKFARM_USER", &server.user)
-        .env("TASKFARM_PASSWORD", &server.password)
+        .envs(server.credentials_env())
         .env_remove("TASKFARM_TOKEN")
         .env("WORKER_STEP_MS", "0");
     let name = format!("{flavour}-{program}");
@@ -92,9 +90,7 @@ fn mpi_worker_exits_1_when_rank_0_cannot_open_the_run() {
     cmd.args(["--allow-run-as-root", "--oversubscribe", "-n", "2"])
         .arg(examples().join("openmpi/mpi_worker"))
         .env("TASKFARM_RUN", "0123456789abcdef0123456789abcdef")
-        .env("TASKFARM_URL", &server.url)
-        .env("TASKFARM_USER", &server.user)
-        .env("TASKFARM_PASSWORD", &server.password)
+        .envs(server.credentials_env())
         .env_remove("TASKFARM_TOKEN");
     let end = run_with_deadline(cmd, &scratch("mpi"), "no-such-run", DEADLINE);
     assert_eq!(end.status.code(), Some(1), "{}{}", end.stdout, end.stderr);

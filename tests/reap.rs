@@ -93,9 +93,7 @@ impl WorkerProcess {
         let mut command = Command::new(c_worker());
         command
             .arg(run)
-            .env("TASKFARM_URL", &server.url)
-            .env("TASKFARM_USER", &server.user)
-            .env("TASKFARM_PASSWORD", &server.password)
+            .envs(server.credentials_env())
             .env("TASKFARM_JOURNAL", journal)
             .env("TASKFARM_JOURNAL_HEARTBEAT", "0.2")
             .env("TASKFARM_RETRIES", "3")
@@ -744,9 +742,7 @@ fn an_mpi_rank_killed_mid_task_loses_nothing_once_reap_runs() {
         .args(["--allow-run-as-root", "--oversubscribe", "-n", "4"])
         .arg(c_worker())
         .arg(run.uuid())
-        .env("TASKFARM_URL", &server.url)
-        .env("TASKFARM_USER", &server.user)
-        .env("TASKFARM_PASSWORD", &server.password)
+        .envs(server.credentials_env())
         .env("TASKFARM_JOURNAL", &dir)
         .env("TASKFARM_RETRIES", "3")
         .env("TASKFARM_BACKOFF", "0.05")

@@ -178,9 +178,7 @@ fn reap_from_login_node(cluster: &SlurmCluster, run: &Run, dir: &Path) -> Value 
         .args(["reap", run.uuid(), "--journal"])
         .arg(dir)
         .args(["--stale", "3600", "--json"])
-        .env("TASKFARM_URL", &server.url)
-        .env("TASKFARM_USER", &server.user)
-        .env("TASKFARM_PASSWORD", &server.password)
+        .envs(server.credentials_env())
         .env("TASKFARM_RETRIES", "3")
         .env_remove("TASKFARM_TOKEN")
         .env_remove("SLURM_CLUSTER_NAME")
@@ -255,9 +253,7 @@ fn an_array_element_killed_by_scancel_is_found_gone_through_slurm() {
     sbatch
         .current_dir(&dir)
         .args(["--array=0-1", "-o", "out-%A-%a.txt", "job.sh"])
-        .env("TASKFARM_URL", &server.url)
-        .env("TASKFARM_USER", &server.user)
-        .env("TASKFARM_PASSWORD", &server.password)
+        .envs(server.credentials_env())
         .env("TASKFARM_JOURNAL", &journal_dir)
         // Progress sent at once: the server has the 50 % when "holding" is
         // printed, and the give-back must keep it.

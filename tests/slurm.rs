@@ -58,9 +58,7 @@ fn sbatch(cluster: &SlurmCluster, server: &TaskfarmServer, dir: &Path) -> Comman
     let mut cmd = cluster.sbatch();
     cmd.current_dir(dir)
         .env("PATH", path)
-        .env("TASKFARM_URL", &server.url)
-        .env("TASKFARM_USER", &server.user)
-        .env("TASKFARM_PASSWORD", &server.password)
+        .envs(server.credentials_env())
         .env_remove("TASKFARM_TOKEN")
         .env("WORKER_STEP_MS", "0");
     cmd

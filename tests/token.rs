@@ -98,11 +98,7 @@ fn output(mut command: Command) -> (i32, String, String) {
 /// `taskfarm token` with the server's credentials in the environment.
 fn cli_token(server: &TaskfarmServer) -> String {
     let mut command = taskfarm();
-    command
-        .env("TASKFARM_URL", &server.url)
-        .env("TASKFARM_USER", &server.user)
-        .env("TASKFARM_PASSWORD", &server.password)
-        .arg("token");
+    command.envs(server.credentials_env()).arg("token");
     let (code, stdout, stderr) = output(command);
     assert_eq!((code, stderr.as_str()), (0, ""), "taskfarm token: {stdout}");
     let token = stdout
@@ -158,9 +154,7 @@ fn taskfarm_token_prints_the_token_that_the_commands_and_workers_use_without_a_p
     // --json, and a TASKFARM_TOKEN already set is not used (nor checked).
     let mut command = taskfarm();
     command
-        .env("TASKFARM_URL", &server.url)
-        .env("TASKFARM_USER", &server.user)
-        .env("TASKFARM_PASSWORD", &server.password)
+        .envs(server.credentials_env())
         .env("TASKFARM_TOKEN", "an old token")
         .args(["--json", "token"]);
     let (code, stdout, stderr) = output(command);

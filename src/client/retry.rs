@@ -214,18 +214,18 @@ pub(crate) fn classify(error: &ureq::Error, attempted: &Attempted<'_>) -> Classi
             ErrorKind::Connection,
             format!("cannot connect{to_proxy}"),
         ),
-        E::Timeout(T::Connect | T::Resolve) => (
-            false,
-            Phase::Connecting,
-            ErrorKind::Connection,
-            format!("cannot connect{to_proxy} within {seconds:.1} s"),
-        ),
-        E::Timeout(_) if !attempted.request_sent => (
-            false,
-            Phase::Connecting,
-            ErrorKind::Connection,
-            format!("cannot connect{to_proxy} within {seconds:.1} s"),
-        ),
+        // A timeout before a byte was sent is one of connecting, whatever
+        // stage ureq names.
+        E::Timeout(stage)
+            if matches!(stage, T::Connect | T::Resolve) || !attempted.request_sent =>
+        {
+            (
+                false,
+                Phase::Connecting,
+                ErrorKind::Connection,
+                format!("cannot connect{to_proxy} within {seconds:.1} s"),
+            )
+        }
         E::Timeout(_) => (
             false,
             Phase::Any,

@@ -11,7 +11,7 @@ use super::error::{Error, ErrorKind, Result};
 use super::identity;
 use super::journal::{self, Journal};
 use super::progress::Progress;
-use super::retry::Method;
+use super::retry::{is_retryable_status, Method};
 use super::run::{check_percentage, Run};
 use super::stop::{self, HeldTask, Slot};
 use super::tasks::Tasks;
@@ -498,6 +498,5 @@ const KEPT_DONE: TaskUpdate = TaskUpdate {
 /// out after every retry, or still answering 500/502/503/504.
 pub fn server_away(error: &Error) -> bool {
     error.kind() == ErrorKind::Connection
-        || (error.kind() == ErrorKind::Http
-            && matches!(error.http_status(), Some(500 | 502 | 503 | 504)))
+        || (error.kind() == ErrorKind::Http && error.http_status().is_some_and(is_retryable_status))
 }

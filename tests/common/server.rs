@@ -328,6 +328,16 @@ impl TaskfarmServer {
             .unwrap()
     }
 
+    /// `TASKFARM_URL`, `TASKFARM_USER` and `TASKFARM_PASSWORD` of this
+    /// server, for `Command::envs` of a worker process.
+    pub fn credentials_env(&self) -> [(&'static str, &str); 3] {
+        [
+            ("TASKFARM_URL", &self.url),
+            ("TASKFARM_USER", &self.user),
+            ("TASKFARM_PASSWORD", &self.password),
+        ]
+    }
+
     /// The current `server.json` of the server (changes with every restart).
     pub fn info(&self) -> serde_json::Value {
         let path = self.state_dir.join("server.json");
