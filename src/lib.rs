@@ -89,9 +89,9 @@ mod client;
 #[doc(hidden)]
 pub mod ffi;
 
-pub use client::settings::{Credentials, Secret};
-pub use client::stop::{stop_on_signals, stop_requested, StopMode};
+pub use client::http::credentials::{Credentials, Secret};
 pub use client::wire::{RunStatus, RunSummary, TaskRecord, TaskState, TaskUpdate};
+pub use client::worker::stop_signals::{stop_on_signals, stop_requested, StopMode};
 pub use client::{
     list_runs, new_token, Error, ErrorKind, Result, Run, RunInfoKey, Settings, Task, TaskInfoKey,
     Tasks, Worker,

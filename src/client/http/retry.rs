@@ -15,9 +15,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::{Error, ErrorKind, Result};
+use super::reply::{status_line, Reply, MAX_BODY_BYTES};
 use super::scrub;
-use super::transport::{status_line, Reply, MAX_BODY_BYTES};
+use crate::client::error::{Error, ErrorKind, Result};
 
 /// The HTTP methods of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
