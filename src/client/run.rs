@@ -124,7 +124,7 @@ pub fn check_run_uuid(uuid: &str) -> Result<&str> {
 /// Reads and writes that a worker's pending progress would change (the run's
 /// `percentDone`, a task's percentage or state, restart) first send the
 /// pending progress of every worker of this process on the run
-/// ([`progress::settle_run`]), so that they see it and are not overtaken by
+/// (`progress::settle_run`), so that they see it and are not overtaken by
 /// it. The counts of waiting, computing and done tasks do not depend on
 /// progress and are read at once.
 #[derive(Debug)]

@@ -65,7 +65,7 @@ pub enum TransportFailure {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Attempted<'a> {
     /// Whether any byte of the request was handed to the connection
-    /// (`coalesce::SendWatch`): when none was, the request cannot have
+    /// (`single_write::SendWatch`): when none was, the request cannot have
     /// reached the server, whatever the error says.
     pub request_sent: bool,
     /// The timeout of one attempt, for messages.

@@ -33,7 +33,7 @@ use super::reply::{status_line, Reply, MAX_BODY_BYTES};
 use super::resolve::CachingResolver;
 use super::retry::{self, Attempted, Classified, Method, Policy, RetryObserver, TlsMismatch};
 use super::scrub::{self, Registration};
-use super::single_write::{CoalescingConnector, SendWatch};
+use super::single_write::{SendWatch, SingleWriteConnector};
 use super::tls;
 use crate::client::error::{Error, ErrorKind, Result};
 use crate::client::settings::Settings;
@@ -89,7 +89,7 @@ impl Connection {
         let connection = Connection {
             agent: Agent::with_parts(
                 config.build(),
-                DefaultConnector::default().chain(CoalescingConnector),
+                DefaultConnector::default().chain(SingleWriteConnector),
                 CachingResolver::default(),
             ),
             base_url: settings.base_url.clone(),

@@ -1,5 +1,5 @@
 //! Stop signals: the process-wide record of a stop, and the watcher thread
-//! that hands every held task back ([`super::held_task`] keeps them).
+//! that hands every held task back (`held_task.rs` keeps them).
 //!
 //! A batch system ends a job with a signal (Slurm: SIGTERM at the time limit,
 //! SIGKILL `KillWait` seconds later). Without help, the task a worker holds
@@ -15,9 +15,9 @@
 //! - [`StopMode::Continue`]: nothing is sent by the library on its own; the
 //!   worker's next call sees [`stop_requested`] and hands its task back.
 //!
-//! Every worker keeps its held task in a [`Slot`](super::held_task::Slot)
-//! listed in `held_task.rs`, so that the watcher reaches the tasks of all
-//! workers, whichever thread holds them.
+//! Every worker keeps its held task in a `Slot` listed in `held_task.rs`,
+//! so that the watcher reaches the tasks of all workers, whichever thread
+//! holds them.
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};

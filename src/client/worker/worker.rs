@@ -1,6 +1,6 @@
 //! A worker working through a run (the Python `TaskFarmWorker`): it holds at
 //! most one task, reports progress on it and marks it done. Progress is
-//! coalesced ([`super::progress`]): at most one progress request per interval.
+//! coalesced (`progress.rs`): at most one progress request per interval.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,8 +27,8 @@ use crate::client::wire::{
 /// most once per update interval; dropping the worker sends what is still
 /// pending.
 ///
-/// Inside, the held task lives in a [`Slot`] that the stop watcher can reach
-/// (`held_task.rs`), with the task's coalesced [`Progress`]; dropping the worker
+/// Inside, the held task lives in a `Slot` that the stop watcher can reach
+/// (`held_task.rs`), with the task's coalesced `Progress`; dropping the worker
 /// also ends the progress flusher thread.
 #[derive(Debug)]
 pub struct Worker {
