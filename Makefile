@@ -11,7 +11,7 @@ RELEASE_DIR := target/release
 # Test targets run by `make test`, in this order, after lint and the Rust tests.
 TEST_TARGETS := c-tests
 
-.PHONY: all build header test demo lint rust-tests stress c-tests exports prerequisites clean
+.PHONY: all build header test demo lint rust-tests stress c-tests exports prerequisites demo-prerequisites clean
 
 all: build
 
@@ -40,6 +40,9 @@ lint:
 prerequisites:
 	@tests/prerequisites.sh
 
+demo-prerequisites:
+	@tests/prerequisites.sh demo
+
 # The concurrency tests compile a C worker against the release library.
 rust-tests: build
 	$(CARGO) test --no-fail-fast
@@ -66,8 +69,9 @@ test: prerequisites
 	$(MAKE) --no-print-directory lint rust-tests $(TEST_TARGETS) && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
 
-## demo: a local real server, a run, workers working through it
-demo: prerequisites build
+## demo: a local real server, a run, workers working through it (needs only
+## Rust, a C, C++ and Fortran compiler and Python: tests/prerequisites.sh demo)
+demo: demo-prerequisites build
 	examples/demo.sh
 
 clean:
