@@ -11,7 +11,7 @@ RELEASE_DIR := target/release
 # Test targets run by `make test`, in this order, after lint and the Rust tests.
 TEST_TARGETS := c-tests
 
-.PHONY: all build header test demo lint rust-tests stress c-tests exports prerequisites demo-prerequisites clean
+.PHONY: all build header reference test demo lint rust-tests stress c-tests exports prerequisites demo-prerequisites clean
 
 all: build
 
@@ -22,9 +22,16 @@ build:
 	ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/libtaskfarm_worker.so.0
 	mk/install/native-static-libs.sh $(RELEASE_DIR)
 
-## header: regenerate include/taskfarm_worker.h from the sources (commit it)
+## header: regenerate include/taskfarm_worker.h from the sources, and the
+## reference pages from it (commit both)
 header:
 	TASKFARM_BLESS_HEADER=1 $(CARGO) test --quiet --test header
+	$(MAKE) --no-print-directory reference
+
+## reference: docs/reference/, one page per C function, from the header's
+## comments (mk/reference.py; tests/docs.rs fails when it is stale)
+reference:
+	python3 mk/reference.py --markdown docs/reference
 
 ## lint: formatting, clippy and rustdoc (every public item documented, no
 ## broken doc link), warnings are errors, with and without the `cli` feature;

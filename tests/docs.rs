@@ -1369,3 +1369,68 @@ fn a_figure_of_another_run_is_caught() {
         ["1,003.5", "2.28"]
     );
 }
+
+// ---------------------------------------------------------------------------
+// docs/reference/ against the header
+
+/// `mk/reference.py --check DIR`: (success, what it says on stderr).
+fn reference_check(dir: &Path) -> (bool, String) {
+    let out = std::process::Command::new("python3")
+        .arg(root().join("mk/reference.py"))
+        .arg("--check")
+        .arg(dir)
+        .output()
+        .expect("run python3 mk/reference.py (python3 is a prerequisite)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The reference pages are made from the header's comments: after `make
+/// header`, `make reference` writes them again (commit them).
+#[test]
+fn the_reference_pages_are_what_the_header_makes() {
+    let dir = root().join("docs/reference");
+    let (fresh, says) = reference_check(&dir);
+    assert!(
+        fresh,
+        "{says}\n(make reference writes docs/reference/ from include/taskfarm_worker.h)"
+    );
+    let header = Header::committed();
+    for function in header.docs.keys() {
+        assert!(
+            dir.join(format!("{function}.md")).is_file(),
+            "docs/reference/{function}.md is missing"
+        );
+    }
+}
+
+#[test]
+fn a_stale_reference_page_is_caught() {
+    // A copy of the pages in this test process's own directory under target/tmp.
+    let copy = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("docs-reference-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(root().join("docs/reference")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    assert!(reference_check(&copy).0, "the copy should be fresh");
+    let page = copy.join("tf_worker_task.md");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(&page, text.replace("0..numTasks-1", "0..numTasks")).unwrap();
+    std::fs::remove_file(copy.join("tf_worker_done.md")).unwrap();
+    std::fs::write(copy.join("tf_worker_gone.md"), "# tf_worker_gone\n").unwrap();
+    let (fresh, says) = reference_check(&copy);
+    let _ = std::fs::remove_dir_all(&copy);
+    assert!(!fresh, "a drifted copy passed the check");
+    for finding in [
+        "tf_worker_task.md differs",
+        "tf_worker_done.md is missing",
+        "tf_worker_gone.md is not a function",
+    ] {
+        assert!(says.contains(finding), "{finding:?} not in: {says}");
+    }
+}
