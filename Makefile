@@ -9,9 +9,9 @@ CC ?= cc
 RELEASE_DIR := target/release
 
 # Test targets run by `make test`, in this order, after lint and the Rust tests.
-TEST_TARGETS := c-tests
+TEST_TARGETS := c-tests server-doc-tests
 
-.PHONY: all build header reference test demo lint rust-tests stress c-tests exports prerequisites demo-prerequisites clean
+.PHONY: all build header reference test demo lint rust-tests stress c-tests exports prerequisites demo-prerequisites server-doc-tests clean
 
 all: build
 
@@ -66,6 +66,11 @@ exports: build
 
 c-tests: build exports
 	tests/c/run.sh
+
+## server-doc-tests: docs/server.md followed command by command (gunicorn,
+## PostgreSQL, nginx with TLS), a C worker run through the result
+server-doc-tests: build
+	tests/server_doc/run.sh
 
 -include $(sort $(wildcard mk/*.mk))
 

@@ -1019,10 +1019,7 @@ fn the_layout_names_every_file_at_the_levels_it_covers() {
             } else {
                 "file"
             };
-            format!(
-                "the {kind} {} is not named in docs/layout.md",
-                p.display()
-            )
+            format!("the {kind} {} is not named in docs/layout.md", p.display())
         })
         .collect();
     fail_on(&findings, "docs/layout.md misses part of the tree");
@@ -1278,7 +1275,9 @@ fn every_link_of_the_manual_leads_somewhere() {
 #[test]
 fn a_broken_link_is_caught() {
     let pages = |path: &Path| match path.to_str() {
-        Some("docs/stopping.md") => Some("# Stopping: signals, time limits\n\n## What the tests prove\n".to_string()),
+        Some("docs/stopping.md") => {
+            Some("# Stopping: signals, time limits\n\n## What the tests prove\n".to_string())
+        }
         Some("README.md") => Some("# x\n## Using it from Rust\n".to_string()),
         _ => None,
     };
@@ -1289,9 +1288,14 @@ fn a_broken_link_is_caught() {
     let findings = link_findings("docs/README.md", page, &pages);
     assert_eq!(findings.len(), 3, "{findings:#?}");
     assert!(findings[0].starts_with("docs/README.md:6: links to `gone.md`, which is not"));
-    assert!(findings[1].contains("`stopping.md#what-the-code-proves`, but that page has no heading"));
+    assert!(
+        findings[1].contains("`stopping.md#what-the-code-proves`, but that page has no heading")
+    );
     assert!(findings[2].contains("`#nowhere`"));
-    assert_eq!(heading_anchor(" One password check per farm: `TASKFARM_TOKEN`"), "one-password-check-per-farm-taskfarm_token");
+    assert_eq!(
+        heading_anchor(" One password check per farm: `TASKFARM_TOKEN`"),
+        "one-password-check-per-farm-taskfarm_token"
+    );
 }
 
 // ---------------------------------------------------------------------------
