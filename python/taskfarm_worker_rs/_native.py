@@ -59,7 +59,7 @@ WorkerPtr = ctypes.POINTER(_Worker)
 OwnedString = ctypes.POINTER(ctypes.c_char)  # a char* to free: never c_char_p, which loses the pointer
 
 _lock = threading.Lock()
-_lib = None
+_loaded = {}  # "lib": the library once loaded
 
 
 def _candidates():
@@ -124,9 +124,8 @@ def _declare(lib):
 def load():
     """The library, loaded and declared on first use. ImportError when it
     cannot be loaded or is of another ABI than these declarations."""
-    global _lib
     with _lock:
-        if _lib is None:
+        if "lib" not in _loaded:
             path = _candidates()[0]
             try:
                 lib = ctypes.CDLL(path)
@@ -142,8 +141,8 @@ def load():
             version = lib.tf_version().decode()
             if version.split(".")[0] != str(ABI_MAJOR):
                 raise ImportError(f"taskfarm_worker_rs: {path} is version {version}; this package needs {ABI_MAJOR}.x")
-            _lib = lib
-        return _lib
+            _loaded["lib"] = lib
+        return _loaded["lib"]
 
 
 def take_string(lib, pointer):

@@ -66,7 +66,8 @@ class TaskFarm:
         handle = _native.TaskFarmPtr()
         if uuid is None:
             if numTasks is None:
-                raise InvalidArgumentError("numTasks must be set when creating a new task", 2, "TF_ERR_INVALID_ARGUMENT", 0)
+                raise InvalidArgumentError("numTasks must be set when creating a new task",
+                                           _native.STATUS_INVALID_ARGUMENT, "TF_ERR_INVALID_ARGUMENT", 0)
             status = lib.tf_taskfarm_create(_arg(username), _arg(password), _arg(url_base),
                                             operator.index(numTasks), ctypes.byref(handle))
         else:
