@@ -91,6 +91,7 @@ done
 bg_pids+=("${pids[@]}")
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+bg_pids=() # all waited for: nothing left to kill on exit
 check "Python and C workers on one run: every worker ended well" test "$status" = 0
 sed -n 's/^\(worker [0-9a-f]*: \)\{0,1\}task \([0-9]*\) done$/\2/p' "$tmp"/mixed-*.out | sort -n >"$tmp/mixed.tasks"
 check "Python and C workers on one run: each of the 40 tasks done exactly once" diff <(seq 0 39) "$tmp/mixed.tasks"
