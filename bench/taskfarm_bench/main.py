@@ -27,7 +27,8 @@ from .report import render
 from .results import MEDIAN_FIELDS, load_figures, save_figures, write_csv
 from .scenario_canned import scenario_canned, scenario_wrk
 from .scenario_coalesced import scenario_coalesced
-from .scenario_python_rs import KEY as PYTHON_RS, run_python_rs
+from .scenario_python_rs import KEY as PYTHON_RS
+from .scenario_python_rs import run_python_rs
 from .scenario_real import scenario_real
 from .scenario_storm import scenario_storm
 from .stats import medians

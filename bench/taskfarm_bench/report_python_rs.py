@@ -85,7 +85,8 @@ def real_block(cfg, med, rows):
                      rss_python=fmt(m["python"].get("peak_rss_kb")), rss_rs=fmt(m["rs"].get("peak_rss_kb")))
         for name, client in (("python", "python"), ("rs", "rs"), ("coalesced", "rs-coalesced"), ("c", "c")):
             f = m[client]
-            cells.update({f"tps_{name}": fmt(f.get("tasks_per_s"), 1), f"rpt_{name}": fmt(f.get("requests_per_task"), 2),
+            cells.update({f"tps_{name}": fmt(f.get("tasks_per_s"), 1),
+                          f"rpt_{name}": fmt(f.get("requests_per_task"), 2),
                           f"cpt_{name}": fmt(f.get("client_cpu_ms_per_task"), 2),
                           f"spt_{name}": fmt(f.get("server_cpu_ms_per_task"), 1)})
         lines.append(fill("python_rs", "real_row", **cells))
