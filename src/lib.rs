@@ -79,6 +79,10 @@
 //!
 //! The modules `internal` and `ffi` are public only for the command-line
 //! tool, the C ABI and the tests: hidden here, with no semver promise.
+//! `internal` is the protocol client of `src/client/`: the connection's
+//! settings and the protocol at its root, the folders `http` (transport and
+//! retries), `worker` (a worker's life) and `scheduler` (Slurm queries). The
+//! reaper of `taskfarm reap` is part of the tool, not of this library.
 //!
 //! [taskfarm]: https://pypi.org/project/taskfarm/
 #![deny(missing_docs)]
@@ -89,9 +93,9 @@ mod client;
 #[doc(hidden)]
 pub mod ffi;
 
-pub use client::settings::{Credentials, Secret};
-pub use client::stop::{stop_on_signals, stop_requested, StopMode};
+pub use client::http::credentials::{Credentials, Secret};
 pub use client::wire::{RunStatus, RunSummary, TaskRecord, TaskState, TaskUpdate};
+pub use client::worker::stop_signals::{stop_on_signals, stop_requested, StopMode};
 pub use client::{
     list_runs, new_token, Error, ErrorKind, Result, Run, RunInfoKey, Settings, Task, TaskInfoKey,
     Tasks, Worker,

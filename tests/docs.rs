@@ -954,11 +954,18 @@ fn layout_names(readme: &str) -> (BTreeSet<PathBuf>, Vec<String>) {
 /// The files and directories the Layout covers, one level each.
 fn covered_entries() -> Vec<PathBuf> {
     let mut covered = Vec::new();
-    for dir in ["src/client", "src/ffi"] {
+    for dir in [
+        "src/client",
+        "src/client/http",
+        "src/client/worker",
+        "src/client/scheduler",
+        "src/ffi",
+        "src/bin/taskfarm/reap",
+    ] {
         covered.extend(
             entries(dir)
                 .into_iter()
-                .filter(|p| p.extension().is_some_and(|e| e == "rs")),
+                .filter(|p| p.extension().is_some_and(|e| e == "rs") || root().join(p).is_dir()),
         );
     }
     covered.extend(

@@ -66,7 +66,7 @@ use taskfarm_worker::ffi::worker::{
     tf_worker, tf_worker_done, tf_worker_free, tf_worker_new, tf_worker_task, tf_worker_taskfarm,
     tf_worker_update,
 };
-use taskfarm_worker::internal::transport::MAX_BODY_BYTES;
+use taskfarm_worker::internal::http::reply::MAX_BODY_BYTES;
 
 /// The run every test works on (10 tasks).
 const RUN: &str = "5f0c6a2e9b8d4e1fa3c7b2d90e4f6a81";
@@ -1275,7 +1275,7 @@ impl Blackhole {
 fn a_post_whose_connect_never_completes_is_repeated() {
     // Through the Rust API: the C ABI has no POST without a GET before it
     // (the token or the run), which would fail first.
-    use taskfarm_worker::internal::retry::RetryObserver;
+    use taskfarm_worker::internal::http::retry::RetryObserver;
     use taskfarm_worker::internal::settings::TokenSource;
     use taskfarm_worker::internal::{ErrorKind, Run, Settings};
     let blackhole = Blackhole::start();

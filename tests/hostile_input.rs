@@ -29,7 +29,7 @@ use serde_json::json;
 use taskfarm_worker::ffi::status::tf_status::{self, *};
 use taskfarm_worker::ffi::taskfarm::{tf_taskfarm, tf_taskfarm_free, tf_taskfarm_open};
 use taskfarm_worker::ffi::worker::{tf_worker, tf_worker_free, tf_worker_new};
-use taskfarm_worker::internal::transport::MAX_TOKEN_BYTES;
+use taskfarm_worker::internal::http::credentials::MAX_TOKEN_BYTES;
 
 const RUN: &str = "5f0c6a2e9b8d4e1fa3c7b2d90e4f6a81";
 const USER: &str = "alice";

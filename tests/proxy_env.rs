@@ -14,8 +14,8 @@ use std::thread;
 
 use common::fault_server::{token_ok, FaultServer};
 use taskfarm_worker::internal::error::ErrorKind;
+use taskfarm_worker::internal::http::transport::Connection;
 use taskfarm_worker::internal::settings::Settings;
-use taskfarm_worker::internal::transport::Connection;
 
 const PROXY_VARIABLES: [&str; 8] = [
     "http_proxy",

@@ -40,7 +40,8 @@ use common::c_programs;
 use common::journals::journal_files;
 use common::server::{Db, TaskfarmServer};
 use serde_json::Value;
-use taskfarm_worker::internal::journal::{self, Journal, Record};
+use taskfarm_worker::internal::clock::unix_now;
+use taskfarm_worker::internal::worker::journal::{self, Journal, Record};
 use taskfarm_worker::internal::{Run, Settings, TaskState, Worker};
 
 const DEADLINE: Duration = Duration::from_secs(240);
@@ -274,7 +275,7 @@ fn json_lines(out: &[u8]) -> Vec<Value> {
 
 fn read_journal_of(dir: &Path, run: &str, pid: u32) -> Option<Record> {
     journal_files(dir, run).iter().find_map(|name| {
-        let record = journal::read_record(&dir.join(name), run, journal::unix_now(), 120.0).ok()?;
+        let record = journal::read_record(&dir.join(name), run, unix_now(), 120.0).ok()?;
         (record.pid == pid).then_some(record)
     })
 }
@@ -572,7 +573,7 @@ fn bad_journal_files_are_reported_and_left_alone() {
     let mut child = Command::new("true").spawn().unwrap();
     let dead_pid = child.id();
     child.wait().unwrap();
-    record.heartbeat = journal::unix_now();
+    record.heartbeat = unix_now();
     let write = |worker: &str, record: &Record| {
         let record = Record {
             worker: worker.into(),
@@ -593,7 +594,7 @@ fn bad_journal_files_are_reported_and_left_alone() {
         &Record {
             host: "node-elsewhere".into(),
             boot_id: None,
-            heartbeat: journal::unix_now() - 1000.0,
+            heartbeat: unix_now() - 1000.0,
             task: Some(2),
             ..record.clone()
         },
@@ -622,7 +623,7 @@ fn bad_journal_files_are_reported_and_left_alone() {
     write(
         "bad04",
         &Record {
-            heartbeat: journal::unix_now() + 86_400.0,
+            heartbeat: unix_now() + 86_400.0,
             ..record.clone()
         },
     );
@@ -764,9 +765,7 @@ fn an_mpi_rank_killed_mid_task_loses_nothing_once_reap_runs() {
         .unwrap();
     let records: Vec<Record> = journal_files(&dir, run.uuid())
         .iter()
-        .map(|n| {
-            journal::read_record(&dir.join(n), run.uuid(), journal::unix_now(), 120.0).unwrap()
-        })
+        .map(|n| journal::read_record(&dir.join(n), run.uuid(), unix_now(), 120.0).unwrap())
         .collect();
     let rank2 = records
         .iter()

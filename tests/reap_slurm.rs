@@ -35,6 +35,11 @@
 //! after MinJobAge, is the proof.
 
 mod common;
+// The reaper's parser of `scontrol show config`, which lives in the
+// command-line tool (the library runs no `scontrol`); `ask` is not used here.
+#[allow(dead_code)]
+#[path = "../src/bin/taskfarm/reap/cluster_name.rs"]
+mod cluster_name;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +51,8 @@ use common::jobs::{pg_server, scratch};
 use common::journals::journal_files;
 use common::slurm::SlurmCluster;
 use serde_json::Value;
-use taskfarm_worker::internal::journal::{self, Record};
+use taskfarm_worker::internal::clock::unix_now;
+use taskfarm_worker::internal::worker::journal::{self, Record};
 use taskfarm_worker::internal::{Run, TaskState};
 
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -115,7 +121,7 @@ fn journals(dir: &Path, run: &str) -> Vec<Record> {
     journal_files(dir, run)
         .iter()
         .map(|n| {
-            journal::read_record(&dir.join(n), run, journal::unix_now(), 120.0)
+            journal::read_record(&dir.join(n), run, unix_now(), 120.0)
                 .unwrap_or_else(|e| panic!("journal {n}: {e:?}"))
         })
         .collect()
@@ -308,9 +314,8 @@ fn an_array_element_killed_by_scancel_is_found_gone_through_slurm() {
         .args(["show", "config"])
         .output()
         .unwrap();
-    let cluster_name =
-        taskfarm_worker::internal::reap::cluster_name(&String::from_utf8_lossy(&config.stdout))
-            .expect("ClusterName in scontrol show config");
+    let cluster_name = cluster_name::cluster_name(&String::from_utf8_lossy(&config.stdout))
+        .expect("ClusterName in scontrol show config");
     let records = journals(&journal_dir, run.uuid());
     assert_eq!(records.len(), 2, "{records:?}");
     for (task, job, index, step) in [(task0, &job0, "0", None), (task1, &job1, "1", Some("0"))] {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::scrub;
+use super::http::scrub;
 
 /// What went wrong, in the classes a caller can act on. More kinds may come
 /// in a later version: a `match` needs a `_` arm.

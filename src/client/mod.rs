@@ -2,49 +2,40 @@
 //! in plain Rust. The C ABI in [`crate::ffi`] and the command-line tool are
 //! built on it.
 //!
-//! - [`settings`]: where the URL, credentials, timeout and retries come from.
-//! - [`transport`]: one keep-alive HTTP agent per handle, the token, one attempt.
-//! - [`retry`]: which failures may have reached the server, which are retried,
-//!   how long to wait, and the retry loop.
-//! - `coalesce`: a request's head and body sent in one write; whether an
-//!   attempt sent any of it.
-//! - [`proxy`]: which proxy, from the environment as the Python client reads it.
-//! - `resolve`: host names looked up once per minute, not once per request.
-//! - `scrub`: the password and token removed from every message and log line.
+//! At the root, the connection's settings and the protocol:
+//! - [`settings`]: where the URL, credentials, timeout, retries and update
+//!   interval come from, and their checks.
+//! - `env`: every `TASKFARM_*` variable the library reads, read in one place.
+//! - [`error`]: the error kinds the C layer maps to statuses.
 //! - [`wire`]: the JSON messages of the protocol, as typed structs.
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
-//! - [`worker`]: a worker working through a run (the Python `TaskFarmWorker`).
-//! - [`stop`]: stop signals, and the registry of held tasks they hand back.
-//! - [`tasks`]: `for task in worker.tasks()`, a guard per task that is done or handed back.
-//! - [`deadline`]: wall time: no task taken that the time left cannot fit.
-//! - [`journal`]: the worker journal (`TASKFARM_JOURNAL`) and its heartbeat thread.
-//! - [`reap`]: what `taskfarm reap` decides: which workers are gone, what to give back.
-//! - [`progress`]: a worker's progress updates, at most one request per interval.
+//! - [`clock`]: Unix time now.
+//!
+//! In folders, the machinery:
+//! - [`http`]: the HTTP transport, its retries, proxy, TLS and the scrubbing
+//!   of secrets (its `mod.rs` maps it).
+//! - [`worker`]: a worker's life: its tasks, progress, stop signals,
+//!   deadline and journal.
+//! - [`scheduler`]: what the library and `taskfarm reap` ask the batch
+//!   system (Slurm).
+//!
+//! No file imports another that imports it back, directly or through
+//! others: `cargo test --test import_graph` checks the `use` lines of
+//! `src/client` and `src/ffi` and names any circle.
 
-mod coalesce;
-pub mod deadline;
-mod endpoint;
+pub mod clock;
+mod env;
 pub mod error;
-mod identity;
-pub mod journal;
-pub mod progress;
-pub mod proxy;
-pub mod reap;
-mod resolve;
-pub mod retry;
+pub mod http;
 pub mod run;
-mod scrub;
+pub mod scheduler;
 pub mod settings;
-pub mod stop;
-pub mod tasks;
-mod tls;
-pub mod transport;
 pub mod wire;
 pub mod worker;
 
 pub use error::{Error, ErrorKind, Result};
 pub use run::{list_runs, new_token, Run, RunInfoKey, TaskInfoKey};
 pub use settings::Settings;
-pub use tasks::{Task, Tasks};
 pub use wire::{RunStatus, RunSummary, TaskState};
-pub use worker::Worker;
+pub use worker::tasks::{Task, Tasks};
+pub use worker::worker::Worker;

@@ -6,11 +6,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::error::{Error, ErrorKind, Result};
-use super::progress;
-use super::retry::Method;
-use super::settings::{Secret, Settings};
-use super::transport::{Connection, Reply};
+use super::http::credentials::Secret;
+use super::http::reply::{describe_body, Reply};
+use super::http::retry::Method;
+use super::http::transport::Connection;
+use super::settings::Settings;
 use super::wire::{CreateRun, RunList, RunStatus, RunSummary, TaskRecord, TaskState, TaskUpdate};
+use super::worker::progress::{self, ProgressTarget};
 
 /// The largest number of tasks a run may have: the server keeps task numbers
 /// in a 32-bit integer column.
@@ -122,7 +124,7 @@ pub fn check_run_uuid(uuid: &str) -> Result<&str> {
 /// Reads and writes that a worker's pending progress would change (the run's
 /// `percentDone`, a task's percentage or state, restart) first send the
 /// pending progress of every worker of this process on the run
-/// ([`progress::settle_run`]), so that they see it and are not overtaken by
+/// (`progress::settle_run`), so that they see it and are not overtaken by
 /// it. The counts of waiting, computing and done tasks do not depend on
 /// progress and are read at once.
 #[derive(Debug)]
@@ -245,7 +247,7 @@ impl Run {
                 format!(
                     "{} answered counts that no run can have ({why}): {}",
                     reply.what,
-                    super::transport::describe_body(&reply.body)
+                    describe_body(&reply.body)
                 ),
             )
         })?;
@@ -276,30 +278,44 @@ impl Run {
     /// 0..100 for `percentCompleted`, `"waiting"`, `"computing"` or `"done"`
     /// for `status`.
     pub fn set_task_info(&self, task: i64, key: TaskInfoKey, value: &Value) -> Result<()> {
-        let update = match key {
-            TaskInfoKey::PercentCompleted => TaskUpdate {
-                percent_completed: Some(
-                    value
-                        .as_f64()
-                        .ok_or_else(|| {
-                            Error::invalid_argument(format!(
-                                "percentCompleted must be a number, not {value}"
-                            ))
-                        })
-                        .and_then(check_percentage)?,
-                ),
-                status: None,
-            },
-            TaskInfoKey::Status => TaskUpdate {
-                percent_completed: None,
-                status: Some(serde_json::from_value(value.clone()).map_err(|_| {
+        match key {
+            TaskInfoKey::PercentCompleted => {
+                let percent = value.as_f64().ok_or_else(|| {
+                    Error::invalid_argument(format!(
+                        "percentCompleted must be a number, not {value}"
+                    ))
+                })?;
+                self.set_task_percent(task, percent)
+            }
+            TaskInfoKey::Status => {
+                let status = serde_json::from_value(value.clone()).map_err(|_| {
                     Error::invalid_argument(format!(
                         "status must be \"waiting\", \"computing\" or \"done\", not {value}"
                     ))
-                })?),
+                })?;
+                self.update_task(
+                    task,
+                    &TaskUpdate {
+                        percent_completed: None,
+                        status: Some(status),
+                    },
+                )
+            }
+        }
+    }
+
+    /// Sets a task's percentage completed, a number in 0..100 (one `PUT`),
+    /// after the pending progress of this process's workers on that task.
+    pub fn set_task_percent(&self, task: i64, percent: f64) -> Result<()> {
+        check_percentage(percent)?;
+        self.check_task(task)?;
+        self.settle_and_put(
+            task,
+            &TaskUpdate {
+                percent_completed: Some(percent),
+                status: None,
             },
-        };
-        self.update_task(task, &update)
+        )
     }
 
     /// Sets a task's percentage and/or state (one `PUT`), after the pending
@@ -309,17 +325,22 @@ impl Run {
         if let Some(p) = update.percent_completed {
             check_percentage(p)?;
         }
+        self.settle_and_put(task, update)
+    }
+
+    /// The pending progress of this process's workers on `task` sent, then
+    /// `update` (checked by the caller).
+    fn settle_and_put(&self, task: i64, update: &TaskUpdate) -> Result<()> {
         progress::settle_run(self, Some(task));
         self.put_task(task, update)
     }
 
     /// The `PUT` of [`Run::update_task`] alone, for a worker on its own
-    /// task (it has settled its own progress).
+    /// task (it has settled its own progress). The percentage was checked
+    /// where it came in ([`Run::update_task`], `Worker::update`): a worker's
+    /// hand-back and `done` carry the latest percentage it was given.
     pub(crate) fn put_task(&self, task: i64, update: &TaskUpdate) -> Result<()> {
         self.check_task(task)?;
-        if let Some(p) = update.percent_completed {
-            check_percentage(p)?;
-        }
         self.connection
             .call(
                 Method::Put,
@@ -398,6 +419,20 @@ fn no_such_run(error: Error, uuid: &str, base_url: &str) -> Error {
     )
 }
 
+impl ProgressTarget for Run {
+    fn put_progress(&self, task: i64, update: &TaskUpdate) -> Result<()> {
+        self.put_task(task, update)
+    }
+
+    fn run_uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    fn base_url(&self) -> &str {
+        self.connection.base_url()
+    }
+}
+
 /// The list of runs on the server (the Python `tfRuns`): `GET token`, then
 /// `GET runs` with the token.
 pub fn list_runs(settings: &Settings) -> Result<Vec<RunSummary>> {
@@ -441,7 +476,7 @@ fn bad_field(reply: &Reply, key: &str, expected: &str) -> Error {
             "{} answered HTTP {} without {key:?} being {expected}: {}",
             reply.what,
             reply.status,
-            super::transport::describe_body(&reply.body)
+            describe_body(&reply.body)
         ),
     )
 }

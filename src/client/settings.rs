@@ -1,15 +1,15 @@
 //! Where a handle's settings come from: the caller's arguments, then the
 //! `TASKFARM_*` environment variables, then the defaults of the Python client.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::endpoint::split_authority;
+use super::env;
 use super::error::{Error, Result};
-use super::progress;
-use super::proxy::{self, ProxySetting};
-use super::retry::RetryObserver;
+use super::http::credentials::{Credentials, Secret, MAX_TOKEN_BYTES};
+use super::http::endpoint::split_authority;
+use super::http::proxy::{self, ProxySetting};
+use super::http::retry::RetryObserver;
 
 /// The URL used when neither the caller nor `TASKFARM_URL` gives one.
 pub const DEFAULT_URL: &str = "http://localhost:5000/api/";
@@ -28,54 +28,23 @@ pub const MAX_RETRIES: u32 = 1000;
 /// The largest backoff factor accepted, in seconds.
 pub const MAX_BACKOFF_SECS: f64 = 120.0;
 
-/// The longest token accepted from the caller, in bytes: the same limit as
-/// for a token from `GET token` (see the transport).
-pub const MAX_TOKEN_BYTES: usize = super::transport::MAX_TOKEN_BYTES;
+/// The interval when neither `TASKFARM_UPDATE_INTERVAL` nor the program sets one.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest interval accepted, in seconds (one day).
+pub const MAX_INTERVAL_SECS: f64 = 86_400.0;
+
+/// Checks an update interval given in seconds: a number in [0, one day].
+pub fn interval_from_secs(seconds: f64) -> Result<Duration> {
+    if !seconds.is_finite() || !(0.0..=MAX_INTERVAL_SECS).contains(&seconds) {
+        return Err(Error::invalid_argument(format!(
+            "update interval {seconds:?} s is not a number of seconds in [0, {MAX_INTERVAL_SECS:?}]"
+        )));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
 
 /// The environment variables read by [`Settings::resolve`].
-pub const VARIABLES: [&str; 10] = [
-    "TASKFARM_URL",
-    "TASKFARM_USER",
-    "TASKFARM_PASSWORD",
-    "TASKFARM_TOKEN",
-    "TASKFARM_TIMEOUT",
-    "TASKFARM_RETRIES",
-    "TASKFARM_BACKOFF",
-    "TASKFARM_CA_FILE",
-    "TASKFARM_LOG",
-    "TASKFARM_UPDATE_INTERVAL",
-];
-
-/// A password or token: kept out of `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret string.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself: use it only to build a request.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
-
-/// A user name and its password, for `GET token`.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    /// The user name.
-    pub username: String,
-    /// The user's password.
-    pub password: Secret,
-}
+pub const VARIABLES: [&str; 10] = env::SETTINGS;
 
 /// Everything a handle needs to reach the server.
 #[derive(Debug, Clone)]
@@ -152,7 +121,7 @@ impl Settings {
     /// The same settings with the progress interval of the workers made on
     /// them set to `interval` (zero: every update is sent at once; at most a day).
     pub fn with_update_interval(self, interval: Duration) -> Result<Settings> {
-        let update_interval = progress::interval_from_secs(interval.as_secs_f64())?;
+        let update_interval = interval_from_secs(interval.as_secs_f64())?;
         Ok(Settings {
             update_interval,
             ..self
@@ -196,16 +165,8 @@ impl Settings {
         password: Option<&str>,
         url_base: Option<&str>,
     ) -> Result<Settings> {
-        for name in VARIABLES {
-            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {
-                return Err(Error::invalid_argument(format!(
-                    "the environment variable {name} is not valid UTF-8"
-                )));
-            }
-        }
-        Settings::resolve_with(token, username, password, url_base, &|name| {
-            std::env::var(name).ok()
-        })
+        env::check_unicode(&VARIABLES)?;
+        Settings::resolve_with(token, username, password, url_base, &env::var)
     }
 
     /// As [`Settings::resolve`] and its siblings, reading variables through
@@ -218,12 +179,12 @@ impl Settings {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings> {
         let token = match token_source {
-            TokenSource::Environment => env("TASKFARM_TOKEN")
+            TokenSource::Environment => env(env::TOKEN)
                 .map(|t| check_token(&t, "TASKFARM_TOKEN"))
                 .transpose()?,
             TokenSource::Required(Some(given)) => Some(check_token(given, "the token")?),
             TokenSource::Required(None) => {
-                let t = env("TASKFARM_TOKEN").ok_or_else(|| {
+                let t = env(env::TOKEN).ok_or_else(|| {
                     Error::invalid_argument(
                         "no token: pass one or set the environment variable TASKFARM_TOKEN",
                     )
@@ -232,10 +193,8 @@ impl Settings {
             }
             TokenSource::Fetch => None,
         };
-        let username = username.map(str::to_owned).or_else(|| env("TASKFARM_USER"));
-        let password = password
-            .map(str::to_owned)
-            .or_else(|| env("TASKFARM_PASSWORD"));
+        let username = username.map(str::to_owned).or_else(|| env(env::USER));
+        let password = password.map(str::to_owned).or_else(|| env(env::PASSWORD));
         if username.as_deref() == Some("") {
             return Err(Error::invalid_argument("the user name is empty"));
         }
@@ -268,29 +227,29 @@ impl Settings {
         };
         let url = match url_base {
             Some(u) => u.to_owned(),
-            None => env("TASKFARM_URL")
+            None => env(env::URL)
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| DEFAULT_URL.to_owned()),
         };
-        let timeout = match env("TASKFARM_TIMEOUT") {
+        let timeout = match env(env::TIMEOUT) {
             Some(v) => parse_seconds("TASKFARM_TIMEOUT", &v).and_then(check_timeout)?,
             None => DEFAULT_TIMEOUT,
         };
-        let retries = match env("TASKFARM_RETRIES") {
+        let retries = match env(env::RETRIES) {
             Some(v) => parse_retries(&v)?,
             None => DEFAULT_RETRIES,
         };
-        let backoff = match env("TASKFARM_BACKOFF") {
+        let backoff = match env(env::BACKOFF) {
             Some(v) => parse_seconds("TASKFARM_BACKOFF", &v).and_then(check_backoff)?,
             None => DEFAULT_BACKOFF,
         };
-        let update_interval = match env("TASKFARM_UPDATE_INTERVAL") {
+        let update_interval = match env(env::UPDATE_INTERVAL) {
             Some(v) => parse_seconds("TASKFARM_UPDATE_INTERVAL", &v).and_then(|s| {
-                progress::interval_from_secs(s).map_err(|e| e.context("TASKFARM_UPDATE_INTERVAL"))
+                interval_from_secs(s).map_err(|e| e.context("TASKFARM_UPDATE_INTERVAL"))
             })?,
-            None => progress::DEFAULT_INTERVAL,
+            None => DEFAULT_INTERVAL,
         };
-        let log_requests = env("TASKFARM_LOG").is_some_and(|v| v.eq_ignore_ascii_case("debug"));
+        let log_requests = env(env::LOG).is_some_and(|v| v.eq_ignore_ascii_case("debug"));
         let base_url = normalize_base_url(&url)?;
         Ok(Settings {
             proxy: proxy::choose(&base_url, env),
@@ -300,7 +259,7 @@ impl Settings {
             timeout,
             retries,
             backoff,
-            ca_file: env("TASKFARM_CA_FILE")
+            ca_file: env(env::CA_FILE)
                 .filter(|f| !f.is_empty())
                 .map(PathBuf::from),
             log_requests,
@@ -452,6 +411,7 @@ pub fn normalize_base_url(url: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::error::ErrorKind;
     use std::collections::HashMap;
 
     fn resolve(vars: &[(&str, &str)]) -> Result<Settings> {
@@ -696,5 +656,30 @@ mod tests {
             }
         }
         assert!(check_token(&"x".repeat(MAX_TOKEN_BYTES), "t").is_ok());
+    }
+
+    #[test]
+    fn intervals_are_checked() {
+        assert_eq!(interval_from_secs(0.0).unwrap(), Duration::ZERO);
+        assert_eq!(
+            interval_from_secs(0.25).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            interval_from_secs(MAX_INTERVAL_SECS).unwrap(),
+            Duration::from_secs(86_400)
+        );
+        for bad in [
+            -0.001,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            MAX_INTERVAL_SECS + 1.0,
+        ] {
+            let err = interval_from_secs(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}");
+            assert!(err.message().contains("update interval"), "{err}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Stopping: stop signals (`tf_stop_on_signals`, `tf_stop_requested`) and the
 //! worker's wall time (`tf_worker_set_deadline`, `tf_worker_held_percent`).
-//! The mechanism is in `client/stop.rs` and `client/deadline.rs`.
+//! The mechanism is in `client/worker/stop_signals.rs` and
+//! `client/worker/deadline.rs`.
 
 use std::ffi::c_int;
 
@@ -8,7 +9,7 @@ use super::args::{handle, out};
 use super::boundary::{getter_call, status_call};
 use super::status::tf_status;
 use super::worker::tf_worker;
-use crate::client::stop::{self, StopMode};
+use crate::client::worker::stop_signals::{self as stop, StopMode};
 use crate::client::Error;
 
 /// What the library does when a stop signal arrives (`tf_stop_on_signals`).

@@ -8,8 +8,9 @@ use super::args::{handle, number, optional_string, out, string};
 use super::boundary::{getter_call, status_call};
 use super::status::{task_state_from_c, tf_status, tf_task_state};
 use super::strings::{into_c_string, owned_c_string};
-use crate::client::run::{check_percentage, MAX_TASKS};
+use crate::client::run::MAX_TASKS;
 use crate::client::settings::{check_retries, timeout_from_secs};
+use crate::client::worker::stop_signals;
 use crate::client::{Error, Result, Run, RunInfoKey, Settings, TaskInfoKey};
 
 /// A run of tasks on the server, opened or created by this process. Calls on
@@ -60,7 +61,7 @@ pub(crate) fn settings_from_c(
 ) -> Result<Settings> {
     // Every handle is made from settings: the first one sets up
     // TASKFARM_STOP_SIGNALS, before anything is sent.
-    crate::client::stop::from_environment()?;
+    stop_signals::from_environment()?;
     Settings::resolve(
         optional_string(username, "username")?,
         optional_string(password, "password")?,
@@ -74,7 +75,7 @@ pub(crate) fn settings_with_token_from_c(
     token: *const c_char,
     url_base: *const c_char,
 ) -> Result<Settings> {
-    crate::client::stop::from_environment()?;
+    stop_signals::from_environment()?;
     Settings::resolve_with_token(
         optional_string(token, "token")?,
         optional_string(url_base, "url_base")?,
@@ -413,12 +414,9 @@ pub extern "C" fn tf_taskfarm_set_task_percent_completed(
 ) -> tf_status {
     status_call("tf_taskfarm_set_task_percent_completed", || {
         let taskfarm = handle(taskfarm, "taskfarm")?;
-        let percent = check_percentage(number(percent, "percent")?)?;
-        taskfarm.run.set_task_info(
-            task,
-            TaskInfoKey::PercentCompleted,
-            &serde_json::Value::from(percent),
-        )?;
+        taskfarm
+            .run
+            .set_task_percent(task, number(percent, "percent")?)?;
         Ok(tf_status::TF_OK)
     })
 }

@@ -9,7 +9,7 @@ use super::boundary::{getter_call, status_call};
 use super::status::tf_status;
 use super::strings::owned_c_string;
 use super::taskfarm::{settings_from_c, settings_with_token_from_c, tf_taskfarm};
-use crate::client::progress::interval_from_secs;
+use crate::client::settings::interval_from_secs;
 use crate::client::{Error, Result, Run, Settings, Worker};
 
 /// A worker registered with the server for one run. It holds at most one

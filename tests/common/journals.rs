@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use taskfarm_worker::internal::journal;
+use taskfarm_worker::internal::worker::journal;
 
 /// The names of the journal files of `run` in `dir`, sorted (other files,
 /// such as the reaper's state, are left out).

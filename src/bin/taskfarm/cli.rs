@@ -9,8 +9,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use taskfarm_worker::internal::reap::{Options, DEFAULT_MAX_ATTEMPTS, DEFAULT_STALE_SECS};
 use taskfarm_worker::internal::run::{check_run_uuid, MAX_TASKS};
+
+use crate::reap::{Options, DEFAULT_MAX_ATTEMPTS, DEFAULT_STALE_SECS};
 
 const AFTER_HELP: &str = "\
 Credentials and server (as in the library):

@@ -12,7 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use taskfarm_worker::internal::retry::{RetryEvent, RetryObserver};
+use taskfarm_worker::internal::http::retry::{RetryEvent, RetryObserver};
 use taskfarm_worker::internal::settings::{DEFAULT_RETRIES, VARIABLES};
 use taskfarm_worker::internal::Settings;
 

@@ -4,7 +4,7 @@
 //! and WAFs do), and their text goes into error messages: the body excerpt,
 //! a string field quoted, ureq's description of a malformed answer. So every
 //! handle registers its secrets here while it lives, and [`clean`] replaces
-//! each of them by `***`. [`Error`](super::Error)'s constructors clean every
+//! each of them by `***`. [`Error`](crate::client::Error)'s constructors clean every
 //! message, the `TASKFARM_LOG=debug` lines are cleaned, and the body excerpt
 //! is cleaned before it is cut (a secret cut in two would not match).
 //!

@@ -24,17 +24,15 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{Error, Result};
 use super::identity;
+use crate::client::clock::unix_now;
+use crate::client::env;
+use crate::client::error::{Error, Result};
 
-/// The environment variable naming the journal directory.
-pub const JOURNAL_ENV: &str = "TASKFARM_JOURNAL";
-/// The environment variable with the heartbeat interval in seconds.
-pub const HEARTBEAT_ENV: &str = "TASKFARM_JOURNAL_HEARTBEAT";
 /// The heartbeat interval when `TASKFARM_JOURNAL_HEARTBEAT` is not set.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 /// The format name written in every journal file.
@@ -62,7 +60,7 @@ pub struct SlurmIds {
 impl SlurmIds {
     /// The ids of this process's environment; `None` outside Slurm.
     fn from_env() -> Option<SlurmIds> {
-        SlurmIds::from_lookup(|name| std::env::var(name).ok())
+        SlurmIds::from_lookup(env::var)
     }
 
     /// The ids from the environment variables `env` gives; `None` outside
@@ -139,14 +137,6 @@ pub fn file_prefix(run: &str) -> String {
     format!("worker-{run}-")
 }
 
-/// Seconds since the Unix epoch, now.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// This machine's boot id, when Linux tells it.
 pub fn boot_id() -> Option<String> {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -208,7 +198,7 @@ fn own_start_time() -> Option<u64> {
 fn mpi_rank() -> Option<i64> {
     ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
         .iter()
-        .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
+        .find_map(|name| env::var(name)?.trim().parse().ok())
 }
 
 /// Writes `bytes` to `dir/name` atomically: a temporary file in the same
@@ -348,7 +338,7 @@ impl Shared {
 }
 
 fn log_failure(dir: &Path, name: &str, error: &io::Error) {
-    if std::env::var("TASKFARM_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug")) {
+    if env::log_debug() {
         eprintln!(
             "taskfarm: cannot write the journal {}: {error}",
             dir.join(name).display()
@@ -410,10 +400,10 @@ impl Journal {
 
     /// The journal from `TASKFARM_JOURNAL`, when it is set and not empty.
     pub fn from_env(run: &str, worker: &str) -> Result<Option<Journal>> {
-        match std::env::var_os(JOURNAL_ENV) {
+        match env::var_os(env::JOURNAL) {
             Some(dir) if !dir.is_empty() => Journal::start(Path::new(&dir), run, worker)
                 .map(Some)
-                .map_err(|e| e.context(&format!("{JOURNAL_ENV}={}", Path::new(&dir).display()))),
+                .map_err(|e| e.context(&format!("{}={}", env::JOURNAL, Path::new(&dir).display()))),
             _ => Ok(None),
         }
     }
@@ -521,7 +511,7 @@ impl Journal {
         }
     }
 
-    /// A second handle on this journal for the stop watcher (`stop.rs`),
+    /// A second handle on this journal for the stop watcher (`held_task.rs`),
     /// which hands tasks back on its own thread.
     pub fn releaser(&self) -> Releaser {
         Releaser(Journal {
@@ -561,8 +551,7 @@ impl Releaser {
 /// The heartbeat interval from `TASKFARM_JOURNAL_HEARTBEAT` (seconds, 0.05
 /// to 86400), else [`DEFAULT_HEARTBEAT`].
 pub fn heartbeat_interval() -> Duration {
-    std::env::var(HEARTBEAT_ENV)
-        .ok()
+    env::var(env::JOURNAL_HEARTBEAT)
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && (0.05..=86_400.0).contains(s))
         .map(Duration::from_secs_f64)

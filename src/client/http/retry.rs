@@ -15,9 +15,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::{Error, ErrorKind, Result};
+use super::reply::{status_line, Reply, MAX_BODY_BYTES};
 use super::scrub;
-use super::transport::{status_line, Reply, MAX_BODY_BYTES};
+use crate::client::error::{Error, ErrorKind, Result};
 
 /// The HTTP methods of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub enum TransportFailure {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Attempted<'a> {
     /// Whether any byte of the request was handed to the connection
-    /// (`coalesce::SendWatch`): when none was, the request cannot have
+    /// (`single_write::SendWatch`): when none was, the request cannot have
     /// reached the server, whatever the error says.
     pub request_sent: bool,
     /// The timeout of one attempt, for messages.
@@ -543,256 +543,41 @@ mod tests {
             (FINAL_UNSENT, "the request failed ("),
             (FINAL, "the request failed ("),
         );
+        #[rustfmt::skip] // one row per line: the table reads as one
         let mut rows = vec![
-            (
-                "Io ConnectionRefused",
-                io(Io::ConnectionRefused),
-                Connection,
-                refused,
-                refused,
-            ),
-            (
-                "Io AddrNotAvailable",
-                io(Io::AddrNotAvailable),
-                Connection,
-                refused,
-                refused,
-            ),
-            (
-                "Io NetworkUnreachable",
-                io(Io::NetworkUnreachable),
-                Connection,
-                refused,
-                refused,
-            ),
-            (
-                "Io HostUnreachable",
-                io(Io::HostUnreachable),
-                Connection,
-                refused,
-                refused,
-            ),
-            (
-                "Io ConnectionReset",
-                io(Io::ConnectionReset),
-                Connection,
-                failed.0,
-                failed.1,
-            ),
-            (
-                "Io ConnectionAborted",
-                io(Io::ConnectionAborted),
-                Connection,
-                failed.0,
-                failed.1,
-            ),
-            (
-                "Io BrokenPipe",
-                io(Io::BrokenPipe),
-                Connection,
-                failed.0,
-                failed.1,
-            ),
-            (
-                "Io TimedOut",
-                io(Io::TimedOut),
-                Connection,
-                failed.0,
-                failed.1,
-            ),
-            (
-                "Io UnexpectedEof",
-                io(Io::UnexpectedEof),
-                Connection,
-                failed.0,
-                failed.1,
-            ),
-            (
-                "Io NotConnected",
-                io(Io::NotConnected),
-                Connection,
-                failed.0,
-                failed.1,
-            ),
+            ("Io ConnectionRefused", io(Io::ConnectionRefused), Connection, refused, refused),
+            ("Io AddrNotAvailable", io(Io::AddrNotAvailable), Connection, refused, refused),
+            ("Io NetworkUnreachable", io(Io::NetworkUnreachable), Connection, refused, refused),
+            ("Io HostUnreachable", io(Io::HostUnreachable), Connection, refused, refused),
+            ("Io ConnectionReset", io(Io::ConnectionReset), Connection, failed.0, failed.1),
+            ("Io ConnectionAborted", io(Io::ConnectionAborted), Connection, failed.0, failed.1),
+            ("Io BrokenPipe", io(Io::BrokenPipe), Connection, failed.0, failed.1),
+            ("Io TimedOut", io(Io::TimedOut), Connection, failed.0, failed.1),
+            ("Io UnexpectedEof", io(Io::UnexpectedEof), Connection, failed.0, failed.1),
+            ("Io NotConnected", io(Io::NotConnected), Connection, failed.0, failed.1),
             ("Io Other", io(Io::Other), Connection, failed.0, failed.1),
-            (
-                "Io InvalidData (not TLS)",
-                ureq::Error::Io(std::io::Error::new(
-                    Io::InvalidData,
-                    "received corrupt message of type InvalidContentType",
-                )),
-                Connection,
-                failed.0,
-                failed.1,
-            ),
-            (
-                "Io InvalidData (certificate)",
-                ureq::Error::Io(std::io::Error::new(
-                    Io::InvalidData,
-                    "invalid peer certificate: UnknownIssuer",
-                )),
-                Connection,
-                (
-                    FINAL_UNSENT,
-                    "the server's TLS certificate does not verify (",
-                ),
-                (
-                    FINAL_UNSENT,
-                    "the server's TLS certificate does not verify (",
-                ),
-            ),
-            (
-                "Timeout Connect",
-                E::Timeout(T::Connect),
-                Connection,
-                no_connect,
-                no_connect,
-            ),
-            (
-                "Timeout Resolve",
-                E::Timeout(T::Resolve),
-                Connection,
-                no_connect,
-                no_connect,
-            ),
-            (
-                "Timeout Global",
-                E::Timeout(T::Global),
-                Connection,
-                late.0,
-                late.1,
-            ),
-            (
-                "Timeout PerCall",
-                E::Timeout(T::PerCall),
-                Connection,
-                late.0,
-                late.1,
-            ),
-            (
-                "Timeout PerRead",
-                E::Timeout(T::PerRead),
-                Connection,
-                late.0,
-                late.1,
-            ),
-            (
-                "Timeout PerWrite",
-                E::Timeout(T::PerWrite),
-                Connection,
-                late.0,
-                late.1,
-            ),
-            (
-                "Timeout SendRequest",
-                E::Timeout(T::SendRequest),
-                Connection,
-                late.0,
-                late.1,
-            ),
-            (
-                "Timeout Await100",
-                E::Timeout(T::Await100),
-                Connection,
-                late.0,
-                late.1,
-            ),
-            (
-                "Timeout SendBody",
-                E::Timeout(T::SendBody),
-                Connection,
-                late.0,
-                late.1,
-            ),
-            (
-                "Timeout RecvResponse",
-                E::Timeout(T::RecvResponse),
-                Connection,
-                late.0,
-                late.1,
-            ),
-            (
-                "Timeout RecvBody",
-                E::Timeout(T::RecvBody),
-                Connection,
-                late.0,
-                late.1,
-            ),
-            (
-                "HostNotFound",
-                E::HostNotFound,
-                Connection,
-                (UNSENT, "host not found"),
-                (UNSENT, "host not found"),
-            ),
-            (
-                "ConnectionFailed",
-                E::ConnectionFailed,
-                Connection,
-                (UNSENT, "cannot connect"),
-                (UNSENT, "cannot connect"),
-            ),
-            (
-                "ConnectProxyFailed 502",
-                E::ConnectProxyFailed("proxy server responded 502/Bad Gateway".into()),
-                Connection,
-                (UNSENT, "the proxy would not open a tunnel"),
-                (UNSENT, "the proxy would not open a tunnel"),
-            ),
-            (
-                "ConnectProxyFailed no answer",
-                E::ConnectProxyFailed("proxy server did not respond".into()),
-                Connection,
-                (UNSENT, "the proxy would not open a tunnel"),
-                (UNSENT, "the proxy would not open a tunnel"),
-            ),
-            (
-                "ConnectProxyFailed 403",
-                E::ConnectProxyFailed("proxy server responded 403/Forbidden".into()),
-                Connection,
-                (FINAL_UNSENT, "the proxy would not open a tunnel"),
-                (FINAL_UNSENT, "the proxy would not open a tunnel"),
-            ),
-            (
-                "Tls",
-                E::Tls("no root certificates"),
-                Connection,
-                (FINAL_UNSENT, "TLS failed ("),
-                (FINAL_UNSENT, "TLS failed ("),
-            ),
-            (
-                "BodyExceedsLimit",
-                E::BodyExceedsLimit(MAX_BODY_BYTES),
-                Protocol,
-                (
-                    FINAL_UNSENT,
-                    "the answer's body is larger than the limit of 8388608 bytes",
-                ),
-                (
-                    FINAL,
-                    "the answer's body is larger than the limit of 8388608 bytes",
-                ),
-            ),
-            (
-                "LargeResponseHeader",
-                E::LargeResponseHeader(70_000, 65_536),
-                Protocol,
-                (
-                    FINAL_UNSENT,
-                    "the answer's head is larger than the limit of 65536 bytes",
-                ),
-                (
-                    FINAL,
-                    "the answer's head is larger than the limit of 65536 bytes",
-                ),
-            ),
-            (
-                "Protocol",
-                E::Protocol(ureq_proto::Error::BadHeader("x".into())),
-                Protocol,
-                (FINAL_UNSENT, "the answer is not valid HTTP ("),
-                (FINAL, "the answer is not valid HTTP ("),
-            ),
+            ("Io InvalidData (not TLS)", ureq::Error::Io(std::io::Error::new(Io::InvalidData, "received corrupt message of type InvalidContentType")), Connection, failed.0, failed.1),
+            ("Io InvalidData (certificate)", ureq::Error::Io(std::io::Error::new(Io::InvalidData, "invalid peer certificate: UnknownIssuer")), Connection, (FINAL_UNSENT, "the server's TLS certificate does not verify ("), (FINAL_UNSENT, "the server's TLS certificate does not verify (")),
+            ("Timeout Connect", E::Timeout(T::Connect), Connection, no_connect, no_connect),
+            ("Timeout Resolve", E::Timeout(T::Resolve), Connection, no_connect, no_connect),
+            ("Timeout Global", E::Timeout(T::Global), Connection, late.0, late.1),
+            ("Timeout PerCall", E::Timeout(T::PerCall), Connection, late.0, late.1),
+            ("Timeout PerRead", E::Timeout(T::PerRead), Connection, late.0, late.1),
+            ("Timeout PerWrite", E::Timeout(T::PerWrite), Connection, late.0, late.1),
+            ("Timeout SendRequest", E::Timeout(T::SendRequest), Connection, late.0, late.1),
+            ("Timeout Await100", E::Timeout(T::Await100), Connection, late.0, late.1),
+            ("Timeout SendBody", E::Timeout(T::SendBody), Connection, late.0, late.1),
+            ("Timeout RecvResponse", E::Timeout(T::RecvResponse), Connection, late.0, late.1),
+            ("Timeout RecvBody", E::Timeout(T::RecvBody), Connection, late.0, late.1),
+            ("HostNotFound", E::HostNotFound, Connection, (UNSENT, "host not found"), (UNSENT, "host not found")),
+            ("ConnectionFailed", E::ConnectionFailed, Connection, (UNSENT, "cannot connect"), (UNSENT, "cannot connect")),
+            ("ConnectProxyFailed 502", E::ConnectProxyFailed("proxy server responded 502/Bad Gateway".into()), Connection, (UNSENT, "the proxy would not open a tunnel"), (UNSENT, "the proxy would not open a tunnel")),
+            ("ConnectProxyFailed no answer", E::ConnectProxyFailed("proxy server did not respond".into()), Connection, (UNSENT, "the proxy would not open a tunnel"), (UNSENT, "the proxy would not open a tunnel")),
+            ("ConnectProxyFailed 403", E::ConnectProxyFailed("proxy server responded 403/Forbidden".into()), Connection, (FINAL_UNSENT, "the proxy would not open a tunnel"), (FINAL_UNSENT, "the proxy would not open a tunnel")),
+            ("Tls", E::Tls("no root certificates"), Connection, (FINAL_UNSENT, "TLS failed ("), (FINAL_UNSENT, "TLS failed (")),
+            ("BodyExceedsLimit", E::BodyExceedsLimit(MAX_BODY_BYTES), Protocol, (FINAL_UNSENT, "the answer's body is larger than the limit of 8388608 bytes"), (FINAL, "the answer's body is larger than the limit of 8388608 bytes")),
+            ("LargeResponseHeader", E::LargeResponseHeader(70_000, 65_536), Protocol, (FINAL_UNSENT, "the answer's head is larger than the limit of 65536 bytes"), (FINAL, "the answer's head is larger than the limit of 65536 bytes")),
+            ("Protocol", E::Protocol(ureq_proto::Error::BadHeader("x".into())), Protocol, (FINAL_UNSENT, "the answer is not valid HTTP ("), (FINAL, "the answer is not valid HTTP (")),
         ];
         let others: Vec<(&'static str, ureq::Error)> = vec![
             ("StatusCode", E::StatusCode(500)),

@@ -8,8 +8,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::error::{Error, Result};
 use super::worker::Worker;
+use crate::client::error::{Error, Result};
 
 type Shared<'w> = Arc<Mutex<&'w mut Worker>>;
 
@@ -17,16 +17,25 @@ fn lock<'a, 'w>(worker: &'a Shared<'w>) -> MutexGuard<'a, &'w mut Worker> {
     worker.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+impl Worker {
+    /// The tasks of the run, one guard at a time, until none is left; see
+    /// [`Tasks`]: a task whose guard is dropped without
+    /// [`Task::done`] is handed back.
+    pub fn tasks(&mut self) -> Tasks<'_> {
+        Tasks::new(self)
+    }
+}
+
 /// The tasks of a run, for one worker: each item is the next task's guard,
 /// from [`Worker::tasks`]. The iteration ends when no task is left (`None`),
 /// and after the first error, which is yielded: a connection or server
 /// failure after every retry, or an error of kind
-/// [`Stopped`](super::ErrorKind::Stopped) once a stop signal was caught or the
+/// [`Stopped`](crate::client::ErrorKind::Stopped) once a stop signal was caught or the
 /// deadline leaves no time for another task.
 ///
 /// One guard at a time: asking for the next task while the previous guard is
 /// still alive (kept in a `Vec`, say) yields an error of kind
-/// [`InvalidArgument`](super::ErrorKind::InvalidArgument). A task whose
+/// [`InvalidArgument`](crate::client::ErrorKind::InvalidArgument). A task whose
 /// [`Task::done`] or [`Task::hand_back`] failed is still held by the worker:
 /// the next item is that task again.
 #[derive(Debug)]
@@ -36,7 +45,7 @@ pub struct Tasks<'w> {
 }
 
 impl<'w> Tasks<'w> {
-    pub(super) fn new(worker: &'w mut Worker) -> Tasks<'w> {
+    fn new(worker: &'w mut Worker) -> Tasks<'w> {
         Tasks {
             worker: Arc::new(Mutex::new(worker)),
             ended: false,
@@ -115,7 +124,7 @@ impl Task<'_> {
     /// Reports progress, as [`Worker::update`]: at most one request per
     /// update interval. After a stop signal the task is handed back at this
     /// percentage and the answer is an error of kind
-    /// [`Stopped`](super::ErrorKind::Stopped).
+    /// [`Stopped`](crate::client::ErrorKind::Stopped).
     pub fn update(&mut self, percent: f64) -> Result<()> {
         let mut worker = lock(&self.worker);
         let outcome = worker.update(percent);

@@ -1,18 +1,41 @@
 //! `taskfarm reap UUID --journal DIR`: gives back the tasks of workers that
 //! are gone, delivers their kept `done`s, sets aside the tasks that killed
-//! `--max-attempts` workers, and says what it did. The decisions are the
-//! library's (`taskfarm_worker::internal::reap`); this module is the command.
+//! `--max-attempts` workers, and says what it did. The library holds only
+//! the journal's format, which workers write; the reaper is here.
+//!
+//! - this file: the command: the request, the passes, what is printed;
+//! - `pass.rs`: one pass over a run's journals, and what it reports;
+//! - `deciding.rs`: whether a worker is gone, and why;
+//! - `state.rs`: the reaper's own state file (attempts, tasks set aside);
+//! - `cluster_name.rs`: the Slurm cluster `squeue` here answers for.
+//!
+//! A worker is gone when that is proved — on the same machine (same host name
+//! and boot id) its process no longer exists or its pid now belongs to a
+//! process that started later; the machine rebooted; under Slurm, `squeue`
+//! no longer shows its job or step running — or when its heartbeat is older
+//! than the `stale` limit. A worker freed by its program with a task still
+//! held is gone too (that give-back is not an attempt).
+//!
+//! The reaper's own state (attempts per task, the tasks set aside) is the
+//! file `DIR/reap-<run>.json`, replaced atomically. Run one reaper per run.
+
+mod cluster_name;
+mod deciding;
+mod pass;
+mod state;
 
 use std::path::Path;
 use std::time::Duration;
 
-use taskfarm_worker::internal::reap::{Options, Reaper, Report};
-use taskfarm_worker::internal::worker::server_away;
+use taskfarm_worker::internal::worker::worker::server_away;
 use taskfarm_worker::internal::Settings;
 
 use crate::commands::{explain, open};
 use crate::failure::Failure;
 use crate::output;
+
+pub use pass::{Options, DEFAULT_MAX_ATTEMPTS, DEFAULT_STALE_SECS};
+use pass::{Reaper, Report};
 
 /// What `taskfarm reap` was asked.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ pub(crate) fn new_worker_uuid() -> String {
 }
 
 /// The machine's host name, or `"unknown"` when it cannot be read.
-pub(crate) fn host_name() -> String {
+pub fn host_name() -> String {
     let mut buffer = [0u8; 256];
     // SAFETY: the buffer is valid for writes of its length.
     let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };

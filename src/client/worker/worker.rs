@@ -1,25 +1,25 @@
 //! A worker working through a run (the Python `TaskFarmWorker`): it holds at
 //! most one task, reports progress on it and marks it done. Progress is
-//! coalesced ([`super::progress`]): at most one progress request per interval.
+//! coalesced (`progress.rs`): at most one progress request per interval.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::deadline::WallTime;
-use super::error::{Error, ErrorKind, Result};
+use super::held_task::{HeldTask, Slot};
 use super::identity;
 use super::journal::{self, Journal};
 use super::progress::Progress;
-use super::retry::{is_retryable_status, Method};
-use super::run::{check_percentage, Run};
-use super::stop::{self, HeldTask, Slot};
-use super::tasks::Tasks;
-use super::wire::{RegisterWorker, RequestTask, TaskRecord, TaskState, TaskUpdate, WorkerAnswer};
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
+use super::stop_signals;
+use crate::client::env;
+use crate::client::error::{Error, ErrorKind, Result};
+use crate::client::http::reply::describe_body;
+use crate::client::http::retry::{is_retryable_status, Method};
+use crate::client::run::{check_percentage, Run};
+use crate::client::wire::{
+    RegisterWorker, RequestTask, TaskRecord, TaskState, TaskUpdate, WorkerAnswer,
+};
 
 /// A worker registered with the server for one run: it holds at most one
 /// task at a time. [`Worker::tasks`] is the loop over the run's tasks; the
@@ -27,8 +27,8 @@ fn env(name: &str) -> Option<String> {
 /// most once per update interval; dropping the worker sends what is still
 /// pending.
 ///
-/// Inside, the held task lives in a [`Slot`] that the stop watcher can reach
-/// (`stop.rs`), with the task's coalesced [`Progress`]; dropping the worker
+/// Inside, the held task lives in a `Slot` that the stop watcher can reach
+/// (`held_task.rs`), with the task's coalesced `Progress`; dropping the worker
 /// also ends the progress flusher thread.
 #[derive(Debug)]
 pub struct Worker {
@@ -45,7 +45,7 @@ impl Worker {
     /// host name and the process id). `TASKFARM_DEADLINE` and
     /// `TASKFARM_TASK_SECONDS` are read first.
     pub fn register(run: Arc<Run>) -> Result<Worker> {
-        let wall = WallTime::from_env(env)?;
+        let wall = WallTime::from_env(env::var)?;
         let uuid = identity::new_worker_uuid();
         let hostname = identity::host_name();
         let answer: WorkerAnswer = run
@@ -70,7 +70,7 @@ impl Worker {
         let journal = Journal::from_env(run.uuid(), &uuid)?;
         let slot = Slot::register(
             Arc::clone(&run),
-            Progress::new(Arc::clone(&run), run.update_interval()),
+            Progress::new(Arc::clone(&run) as _, run.update_interval()),
         );
         slot.set_journal(journal.as_ref().map(Journal::releaser));
         Ok(Worker {
@@ -207,14 +207,14 @@ impl Worker {
     /// mode the watcher hands back and ends the process: this call waits for
     /// that, so that the program cannot end otherwise first.
     fn check_stop(&mut self, percent: Option<f64>) -> Result<()> {
-        if stop::stop_requested() == 0 {
+        if stop_signals::stop_requested() == 0 {
             return Ok(());
         }
-        stop::await_exit();
+        stop_signals::await_exit();
         if self.slot.hand_back(percent)? {
             self.wall.task_released();
         }
-        Err(stop::stopped_error())
+        Err(stop_signals::stopped_error())
     }
 
     /// The held task, or a new one from the server (`POST runs/UUID/task`);
@@ -229,8 +229,8 @@ impl Worker {
         if let Some(held) = self.slot.held() {
             return Ok(Some(held.task));
         }
-        self.wall.check_fits(env)?;
-        self.slot.begin_request()?;
+        self.wall.check_fits(env::var)?;
+        self.slot.begin_request(stop_signals::stopped)?;
         let outcome = self.request_task();
         if let Ok(Some(_)) = outcome {
             self.progress().task_taken();
@@ -282,7 +282,7 @@ impl Worker {
                     record.percent_completed,
                     self.run.uuid(),
                     self.run.num_tasks(),
-                    super::transport::describe_body(&reply.body)
+                    describe_body(&reply.body)
                 ),
             ));
         }
@@ -424,13 +424,6 @@ impl Worker {
             let _ = self.deliver_kept();
         }
         Ok(())
-    }
-
-    /// The tasks of the run, one guard at a time, until none is left; see
-    /// [`Tasks`]: a task whose guard is dropped without
-    /// [`Task::done`](super::tasks::Task::done) is handed back.
-    pub fn tasks(&mut self) -> Tasks<'_> {
-        Tasks::new(self)
     }
 
     /// Gives the held task back (`waiting`, 0 %) and forgets it, for a worker

@@ -20,13 +20,12 @@
 //! sample it has, so a statistic that ignores the slow ones is wrong half the
 //! time. It also copes with tasks that grow along the run.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use super::error::{Error, ErrorKind, Result};
-
-/// How long `squeue` may take before the worker carries on without a deadline.
-const SQUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::client::clock::unix_now;
+use crate::client::env;
+use crate::client::error::{Error, ErrorKind, Result};
+use crate::client::scheduler::slurm;
 
 /// A worker's deadline and what it knows of its tasks' durations.
 #[derive(Debug, Clone, Default)]
@@ -43,13 +42,6 @@ pub struct WallTime {
     longest: Option<f64>,
     /// When the held task was handed out.
     started: Option<Instant>,
-}
-
-/// The current Unix time in seconds.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Checks a deadline given by the caller or `TASKFARM_DEADLINE`.
@@ -89,12 +81,12 @@ impl WallTime {
     /// `TASKFARM_TASK_SECONDS` (`env` reads a variable).
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<WallTime> {
         let mut wall = WallTime::default();
-        if let Some(value) = env("TASKFARM_TASK_SECONDS") {
+        if let Some(value) = env(env::TASK_SECONDS) {
             let seconds = parse_number("TASKFARM_TASK_SECONDS", &value)
                 .and_then(|s| check_task_seconds(s, "TASKFARM_TASK_SECONDS"))?;
             wall.first_estimate = (seconds > 0.0).then_some(seconds);
         }
-        if let Some(value) = env("TASKFARM_DEADLINE") {
+        if let Some(value) = env(env::DEADLINE) {
             let unix_time = parse_number("TASKFARM_DEADLINE", &value)
                 .and_then(|t| check_deadline(t, "TASKFARM_DEADLINE"))?;
             wall.deadline = Some(unix_time);
@@ -184,74 +176,15 @@ fn slurm_end_time(env: &impl Fn(&str) -> Option<String>) -> Option<f64> {
         }
     }
     let asked_at = unix_now();
-    match squeue_time_left(&job) {
+    match slurm::time_left(&job) {
         Ok(left) => left.map(|left| asked_at + left),
         Err(why) => {
-            if env("TASKFARM_LOG").is_some_and(|v| v.eq_ignore_ascii_case("debug")) {
+            if env(env::LOG).is_some_and(|v| v.eq_ignore_ascii_case("debug")) {
                 eprintln!("taskfarm: no deadline from Slurm job {job}: {why}");
             }
             None
         }
     }
-}
-
-/// Runs `squeue -h -j JOB -o %L`: the seconds left, `None` for no time limit.
-fn squeue_time_left(job: &str) -> std::result::Result<Option<f64>, String> {
-    let mut child = Command::new("squeue")
-        .args(["-h", "-j", job, "-o", "%L"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run squeue: {e}"))?;
-    let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if started.elapsed() < SQUEUE_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("squeue did not answer within {SQUEUE_TIMEOUT:?}"));
-            }
-            Err(e) => return Err(format!("waiting for squeue: {e}")),
-        }
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| format!("reading squeue: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("squeue failed ({})", output.status));
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    parse_time_left(text.trim())
-}
-
-/// Parses squeue's `%L`: `[[DAYS-]HOURS:]MINUTES:SECONDS`, or `UNLIMITED` /
-/// `NOT_SET` for a job without a time limit.
-pub fn parse_time_left(text: &str) -> std::result::Result<Option<f64>, String> {
-    if matches!(text, "UNLIMITED" | "NOT_SET" | "INFINITE") {
-        return Ok(None);
-    }
-    let bad = || format!("squeue printed {text:?}, not a time left");
-    let (days, clock) = match text.split_once('-') {
-        Some((d, rest)) => (d.parse::<u64>().map_err(|_| bad())?, rest),
-        None => (0, text),
-    };
-    let parts: Vec<u64> = clock
-        .split(':')
-        .map(|p| p.parse::<u64>().map_err(|_| bad()))
-        .collect::<std::result::Result<_, _>>()?;
-    let (hours, minutes, seconds) = match parts[..] {
-        [m, s] => (0, m, s),
-        [h, m, s] => (h, m, s),
-        _ => return Err(bad()),
-    };
-    Ok(Some(
-        (((days * 24 + hours) * 60 + minutes) * 60 + seconds) as f64,
-    ))
 }
 
 #[cfg(test)]
@@ -264,17 +197,6 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| (*v).to_owned())
         }
-    }
-
-    #[test]
-    fn squeue_time_left_formats() {
-        assert_eq!(parse_time_left("0:59"), Ok(Some(59.0)));
-        assert_eq!(parse_time_left("1:00:05"), Ok(Some(3605.0)));
-        assert_eq!(parse_time_left("2-03:04:05"), Ok(Some(183_845.0)));
-        assert_eq!(parse_time_left("UNLIMITED"), Ok(None));
-        assert!(parse_time_left("INVALID").is_err());
-        assert!(parse_time_left("").is_err());
-        assert!(parse_time_left("1:2:3:4").is_err());
     }
 
     #[test]

@@ -40,23 +40,19 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::error::{Error, ErrorKind, Result};
-use super::run::Run;
-use super::wire::TaskUpdate;
+use crate::client::error::{Error, ErrorKind, Result};
+use crate::client::wire::TaskUpdate;
 
-/// The interval when neither `TASKFARM_UPDATE_INTERVAL` nor the program sets one.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
-/// The longest interval accepted, in seconds (one day).
-pub const MAX_INTERVAL_SECS: f64 = 86_400.0;
-
-/// Checks an update interval given in seconds: a number in [0, one day].
-pub fn interval_from_secs(seconds: f64) -> Result<Duration> {
-    if !seconds.is_finite() || !(0.0..=MAX_INTERVAL_SECS).contains(&seconds) {
-        return Err(Error::invalid_argument(format!(
-            "update interval {seconds:?} s is not a number of seconds in [0, {MAX_INTERVAL_SECS:?}]"
-        )));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+/// Where a worker's progress goes: the run it works on ([`crate::client::Run`]
+/// implements it). A trait, so that this file does not depend on the run,
+/// which settles pending progress ([`settle_run`]) before its reads.
+pub trait ProgressTarget: std::fmt::Debug + Send + Sync {
+    /// Sends a task's progress: one `PUT` of `update` on `task`.
+    fn put_progress(&self, task: i64, update: &TaskUpdate) -> Result<()>;
+    /// The run's uuid.
+    fn run_uuid(&self) -> &str;
+    /// The server's base URL.
+    fn base_url(&self) -> &str;
 }
 
 /// A progress value not sent yet.
@@ -90,7 +86,7 @@ struct State {
 
 #[derive(Debug)]
 struct Shared {
-    run: Arc<Run>,
+    run: Arc<dyn ProgressTarget>,
     /// The process that made it.
     pid: u32,
     state: Mutex<State>,
@@ -108,7 +104,7 @@ pub struct Progress {
 
 impl Progress {
     /// The progress of a worker of `run`, sending at most once per `interval`.
-    pub fn new(run: Arc<Run>, interval: Duration) -> Progress {
+    pub fn new(run: Arc<dyn ProgressTarget>, interval: Duration) -> Progress {
         let shared = Arc::new(Shared {
             run,
             pid: std::process::id(),
@@ -306,13 +302,15 @@ impl Shared {
             percent_completed: Some(value.percent),
             status: None,
         };
-        let result = catch_unwind(AssertUnwindSafe(|| self.run.put_task(value.task, &update)))
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Protocol,
-                    "a progress update panicked (a bug in taskfarm_worker)",
-                ))
-            });
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.run.put_progress(value.task, &update)
+        }))
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Protocol,
+                "a progress update panicked (a bug in taskfarm_worker)",
+            ))
+        });
         let mut state = self.lock();
         state.in_flight = false;
         self.changed.notify_all();
@@ -396,48 +394,16 @@ fn lock_registry() -> MutexGuard<'static, Vec<Weak<Shared>>> {
 /// a read through the library after an update sees it, and a write does not
 /// get overtaken by it. A failure goes to the worker's next call, as for a
 /// background send.
-pub fn settle_run(run: &Run, task: Option<i64>) {
+pub fn settle_run(run: &dyn ProgressTarget, task: Option<i64>) {
     let pid = std::process::id();
     let same: Vec<Arc<Shared>> = lock_registry()
         .iter()
         .filter_map(Weak::upgrade)
         .filter(|s| {
-            s.pid == pid
-                && s.run.uuid() == run.uuid()
-                && s.run.connection().base_url() == run.connection().base_url()
+            s.pid == pid && s.run.run_uuid() == run.run_uuid() && s.run.base_url() == run.base_url()
         })
         .collect();
     for shared in same {
         shared.settle_for_reader(task);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intervals_are_checked() {
-        assert_eq!(interval_from_secs(0.0).unwrap(), Duration::ZERO);
-        assert_eq!(
-            interval_from_secs(0.25).unwrap(),
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            interval_from_secs(MAX_INTERVAL_SECS).unwrap(),
-            Duration::from_secs(86_400)
-        );
-        for bad in [
-            -0.001,
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            1e300,
-            MAX_INTERVAL_SECS + 1.0,
-        ] {
-            let err = interval_from_secs(bad).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}");
-            assert!(err.message().contains("update interval"), "{err}");
-        }
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 
-use super::error::{Error, Result};
+use crate::client::error::{Error, Result};
 
 /// The largest CA bundle read (4 MiB): Debian's bundle of every trusted
 /// root is about 220 KB. A bigger file, or one that is not a regular file

@@ -18,9 +18,9 @@
 
 use std::net::IpAddr;
 
+use super::credentials::Secret;
 use super::endpoint::{split_authority, Endpoint};
-use super::error::{Error, Result};
-use super::settings::Secret;
+use crate::client::error::{Error, Result};
 
 /// The proxy chosen for a handle: its URL (which may hold a password, so it
 /// is a [`Secret`]) and the variable it came from, for messages.

@@ -13,30 +13,19 @@
 //! - `format`, `output`: text and JSON on stdout;
 //! - `failure`: exit statuses and the one-line error messages.
 //!
-//! The modules live in `src/bin/taskfarm/` (hence the `#[path]`s: a crate
-//! root in `src/bin/` looks for its modules beside itself).
+//! The modules live beside this file in `src/bin/taskfarm/`; `reap/` is a
+//! folder of its own (its `mod.rs` maps it).
 
-#[path = "taskfarm/cli.rs"]
 mod cli;
-#[path = "taskfarm/commands.rs"]
 mod commands;
-#[path = "taskfarm/docs.rs"]
 mod docs;
-#[path = "taskfarm/failure.rs"]
 mod failure;
-#[path = "taskfarm/format.rs"]
 mod format;
-#[path = "taskfarm/login.rs"]
 mod login;
-#[path = "taskfarm/output.rs"]
 mod output;
-#[path = "taskfarm/password_prompt.rs"]
 mod password_prompt;
-#[path = "taskfarm/reap.rs"]
 mod reap;
-#[path = "taskfarm/session.rs"]
 mod session;
-#[path = "taskfarm/watch.rs"]
 mod watch;
 
 use clap::error::ErrorKind as ClapErrorKind;

@@ -4,7 +4,7 @@
 //! ureq hands its transport the head of a request and then its body as two
 //! separate writes, so a PUT or POST cost two system calls and two TCP
 //! segments, and woke the server twice (BENCHMARKS.md, "Where the time goes").
-//! [`CoalescingConnector`] sits on top of ureq's own connectors (TCP, TLS) and
+//! [`SingleWriteConnector`] sits on top of ureq's own connectors (TCP, TLS) and
 //! holds what is written until ureq waits for the answer, or until
 //! [`HOLD_LIMIT`] bytes are waiting; then it sends all of it at once.
 //!
@@ -53,19 +53,19 @@ fn note_sending() {
 /// the request: a large body is streamed, not held in memory.
 pub const HOLD_LIMIT: usize = 16 * 1024;
 
-/// Wraps each connection ureq opens in a [`CoalescingTransport`].
+/// Wraps each connection ureq opens in a [`SingleWriteTransport`].
 #[derive(Debug, Default)]
-pub struct CoalescingConnector;
+pub struct SingleWriteConnector;
 
-impl<In: Transport> Connector<In> for CoalescingConnector {
-    type Out = CoalescingTransport<In>;
+impl<In: Transport> Connector<In> for SingleWriteConnector {
+    type Out = SingleWriteTransport<In>;
 
     fn connect(
         &self,
         _details: &ConnectionDetails,
         chained: Option<In>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        Ok(chained.map(|inner| CoalescingTransport {
+        Ok(chained.map(|inner| SingleWriteTransport {
             inner,
             held: Vec::new(),
         }))
@@ -74,13 +74,13 @@ impl<In: Transport> Connector<In> for CoalescingConnector {
 
 /// A connection whose writes are held until the answer is awaited.
 #[derive(Debug)]
-pub struct CoalescingTransport<T> {
+pub struct SingleWriteTransport<T> {
     inner: T,
     /// Written by ureq, not sent yet.
     held: Vec<u8>,
 }
 
-impl<T: Transport> CoalescingTransport<T> {
+impl<T: Transport> SingleWriteTransport<T> {
     /// Sends what is held, through the inner transport's output buffer, and
     /// forgets it whether or not that worked (keeping the allocation).
     fn send_held(&mut self, timeout: NextTimeout) -> Result<(), ureq::Error> {
@@ -101,7 +101,7 @@ impl<T: Transport> CoalescingTransport<T> {
     }
 }
 
-impl<T: Transport> Transport for CoalescingTransport<T> {
+impl<T: Transport> Transport for SingleWriteTransport<T> {
     fn buffers(&mut self) -> &mut dyn Buffers {
         self.inner.buffers()
     }
@@ -182,13 +182,13 @@ mod tests {
     }
 
     /// Writes `bytes` the way ureq does: into the output buffer, then transmit.
-    fn write(t: &mut CoalescingTransport<Recorder>, bytes: &[u8]) -> Result<(), ureq::Error> {
+    fn write(t: &mut SingleWriteTransport<Recorder>, bytes: &[u8]) -> Result<(), ureq::Error> {
         t.buffers().output()[..bytes.len()].copy_from_slice(bytes);
         t.transmit_output(bytes.len(), NextTimeout::default())
     }
 
-    fn wrap(inner: Recorder) -> CoalescingTransport<Recorder> {
-        CoalescingTransport {
+    fn wrap(inner: Recorder) -> SingleWriteTransport<Recorder> {
+        SingleWriteTransport {
             inner,
             held: Vec::new(),
         }

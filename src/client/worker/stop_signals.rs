@@ -1,5 +1,5 @@
-//! Stop signals: the process-wide record of a stop, the registry of every
-//! live worker's held task, and the watcher thread that hands those tasks back.
+//! Stop signals: the process-wide record of a stop, and the watcher thread
+//! that hands every held task back (`held_task.rs` keeps them).
 //!
 //! A batch system ends a job with a signal (Slurm: SIGTERM at the time limit,
 //! SIGKILL `KillWait` seconds later). Without help, the task a worker holds
@@ -15,22 +15,21 @@
 //! - [`StopMode::Continue`]: nothing is sent by the library on its own; the
 //!   worker's next call sees [`stop_requested`] and hands its task back.
 //!
-//! Every worker keeps its held task in a [`Slot`] listed here, so that the
-//! watcher reaches the tasks of all workers, whichever thread holds them.
+//! Every worker keeps its held task in a `Slot` listed in `held_task.rs`,
+//! so that the watcher reaches the tasks of all workers, whichever thread
+//! holds them.
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use signal_hook::iterator::{Handle, Signals};
 use signal_hook::low_level;
 
-use super::error::{Error, ErrorKind, Result};
-use super::journal::Releaser;
-use super::progress::Progress;
-use super::run::Run;
-use super::wire::{TaskState, TaskUpdate};
+use super::held_task;
+use crate::client::env;
+use crate::client::error::{Error, ErrorKind, Result};
 
 /// What the library does when a stop signal arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +64,6 @@ const STOP_SIGNALS: &[(&str, c_int)] = &[
 pub const DEFAULT_STOP_SIGNALS: &[c_int] =
     &[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGXCPU];
 
-/// How long the watcher waits for a worker's request in flight (a task being
-/// handed out, a `done` being sent) before it hands back what it knows.
-const IN_FLIGHT_WAIT: Duration = Duration::from_millis(1000);
-
 /// The stop signal caught, 0 while none was. Written by the signal handler.
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
@@ -98,6 +93,11 @@ pub fn mode() -> Option<StopMode> {
         2 => Some(StopMode::Continue),
         _ => None,
     }
+}
+
+/// The error a worker answers with once a stop was requested, `None` before.
+pub fn stopped() -> Option<Error> {
+    (stop_requested() != 0).then(stopped_error)
 }
 
 /// The error a worker answers with once a stop was requested.
@@ -249,8 +249,8 @@ pub fn stop_on_signals(signals: &[c_int], mode: StopMode) -> Result<()> {
 /// call returns the same outcome (a bad value fails every handle).
 pub fn from_environment() -> Result<()> {
     static DONE: OnceLock<Result<()>> = OnceLock::new();
-    DONE.get_or_init(|| match std::env::var("TASKFARM_STOP_SIGNALS") {
-        Ok(value) if !value.trim().is_empty() => parse_signal_list(&value)
+    DONE.get_or_init(|| match env::var(env::STOP_SIGNALS) {
+        Some(value) if !value.trim().is_empty() => parse_signal_list(&value)
             .and_then(|signals| stop_on_signals(&signals, StopMode::Exit))
             .map_err(|e| e.context(&format!("TASKFARM_STOP_SIGNALS={value:?}"))),
         _ => Ok(()),
@@ -263,7 +263,7 @@ fn watch(mut signals: Signals) {
     for signal in signals.forever() {
         let _ = STOP_SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
         if mode() == Some(StopMode::Exit) {
-            hand_back_all(signal);
+            held_task::hand_back_all(&signal_name(signal));
             end_process(signal);
         }
     }
@@ -292,228 +292,6 @@ fn end_process(signal: c_int) -> ! {
     // Only reached if the signal did not end the process (it is blocked or
     // ignored in a way we cannot undo): end with the status a shell shows.
     low_level::exit(128 + signal)
-}
-
-/// A task held by a worker and its last known percentage.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HeldTask {
-    /// The task number.
-    pub task: i64,
-    /// Its last known percentage.
-    pub percent: f64,
-}
-
-/// A worker's held task, shared with the watcher thread, and the task's
-/// coalesced progress: a hand-back carries the latest percentage the program
-/// gave (sent or pending) in its one request, and leaves nothing pending for
-/// the flusher to send after it (the task may be another worker's by then).
-#[derive(Debug)]
-pub struct Slot {
-    run: Arc<Run>,
-    progress: Progress,
-    state: Mutex<SlotState>,
-    changed: Condvar,
-    /// The worker's journal, told of every hand-back (`journal.rs`).
-    journal: Mutex<Option<Releaser>>,
-}
-
-#[derive(Debug, Default)]
-struct SlotState {
-    held: Option<HeldTask>,
-    /// A request that changes what is held is in flight (a task asked for, a
-    /// `done` sent): the watcher waits for its outcome.
-    busy: bool,
-}
-
-/// Every live worker's slot.
-static LIVE: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
-
-impl Slot {
-    /// A slot for a worker of `run` with its `progress`, listed for the
-    /// watcher until dropped.
-    pub fn register(run: Arc<Run>, progress: Progress) -> Arc<Slot> {
-        let slot = Arc::new(Slot {
-            run,
-            progress,
-            state: Mutex::new(SlotState::default()),
-            changed: Condvar::new(),
-            journal: Mutex::new(None),
-        });
-        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-        live.retain(|w| w.strong_count() > 0);
-        live.push(Arc::downgrade(&slot));
-        slot
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SlotState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The progress of the held task.
-    pub fn progress(&self) -> &Progress {
-        &self.progress
-    }
-
-    /// For a hand-back of `held`: nothing pending or sent for it any more
-    /// (after a progress request under way), and the latest percentage the
-    /// program gave, which the hand-back carries.
-    fn close_progress(&self, held: HeldTask) -> HeldTask {
-        match self.progress.close(held.task) {
-            Some(percent) => HeldTask { percent, ..held },
-            None => held,
-        }
-    }
-
-    /// The journal to tell of hand-backs from now on (`None`: none).
-    pub fn set_journal(&self, journal: Option<Releaser>) {
-        *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = journal;
-    }
-
-    /// Hands `held` back on the server, the journal saying so first (so that
-    /// the reaper never gives it back a second time) and after.
-    fn send_hand_back(&self, held: HeldTask) -> Result<()> {
-        let journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(journal) = journal.as_ref() {
-            journal.releasing();
-        }
-        let sent = send_hand_back(&self.run, held);
-        if let Some(journal) = journal.as_ref() {
-            match sent {
-                Ok(()) => journal.released(),
-                Err(_) => journal.not_released(),
-            }
-        }
-        sent
-    }
-
-    /// The task held, if any.
-    pub fn held(&self) -> Option<HeldTask> {
-        self.lock().held
-    }
-
-    /// Records a new percentage for the held task `task` (if still held).
-    pub fn set_percent(&self, task: i64, percent: f64) {
-        let mut state = self.lock();
-        if let Some(held) = state.held.as_mut().filter(|h| h.task == task) {
-            held.percent = percent;
-        }
-    }
-
-    /// Marks a request for a task as in flight. Refused once a stop was
-    /// requested: no task is taken after a stop signal.
-    pub fn begin_request(&self) -> Result<()> {
-        let mut state = self.lock();
-        if stop_requested() != 0 {
-            return Err(stopped_error());
-        }
-        state.busy = true;
-        Ok(())
-    }
-
-    /// Marks a `done` of the held task as in flight, stop or not: the watcher
-    /// waits for its outcome rather than handing a finished task back. `None`
-    /// (and nothing marked) when the watcher took the task already.
-    pub fn begin_done(&self) -> Option<HeldTask> {
-        let mut state = self.lock();
-        state.busy = state.held.is_some();
-        state.held
-    }
-
-    /// Ends what [`begin_request`](Self::begin_request) or
-    /// [`begin_done`](Self::begin_done) began: `held` is what the
-    /// worker holds now.
-    pub fn end_change(&self, held: Option<HeldTask>) {
-        let mut state = self.lock();
-        state.held = held;
-        state.busy = false;
-        self.changed.notify_all();
-    }
-
-    /// Forgets the held task without telling the server.
-    pub fn forget(&self) {
-        self.lock().held = None;
-    }
-
-    /// Takes the held task, waiting until `deadline` for a change in flight.
-    fn take_for_watcher(&self, deadline: Instant) -> Option<HeldTask> {
-        let mut state = self.lock();
-        while state.busy {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            state = self
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        state.held.take()
-    }
-
-    /// Hands the held task back (`waiting`, at `percent` or the last known
-    /// percentage) and forgets it; `false` when nothing was held (the watcher
-    /// may have handed it back already). If the server does not take it, the
-    /// task stays held, so that the call can be repeated.
-    pub fn hand_back(&self, percent: Option<f64>) -> Result<bool> {
-        let Some(held) = self.lock().held.take() else {
-            return Ok(false);
-        };
-        let held = self.close_progress(held);
-        let held = HeldTask {
-            percent: percent.unwrap_or(held.percent),
-            ..held
-        };
-        if let Err(e) = self.send_hand_back(held) {
-            self.lock().held.get_or_insert(held);
-            return Err(e);
-        }
-        Ok(true)
-    }
-}
-
-fn send_hand_back(run: &Run, held: HeldTask) -> Result<()> {
-    // The worker's own progress is closed (`close_progress`): nothing to
-    // settle before this request.
-    run.put_task(
-        held.task,
-        &TaskUpdate {
-            percent_completed: Some(held.percent),
-            status: Some(TaskState::Waiting),
-        },
-    )
-}
-
-/// Hands back the task of every live worker of the process (the watcher, after
-/// `signal`), telling on stderr what became of each, for the job's log.
-fn hand_back_all(signal: c_int) {
-    let slots: Vec<Arc<Slot>> = LIVE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
-    let deadline = Instant::now() + IN_FLIGHT_WAIT;
-    let name = signal_name(signal);
-    for slot in slots {
-        let Some(held) = slot.take_for_watcher(deadline) else {
-            continue;
-        };
-        let held = slot.close_progress(held);
-        match slot.send_hand_back(held) {
-            Ok(()) => eprintln!(
-                "taskfarm: {name}: task {} of run {} handed back at {} %",
-                held.task,
-                slot.run.uuid(),
-                held.percent
-            ),
-            Err(e) => eprintln!(
-                "taskfarm: {name}: could not hand task {} of run {} back: {e}",
-                held.task,
-                slot.run.uuid()
-            ),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,434 @@
+//! One pass of the reaper over the journals of a run: each worker seen and
+//! decided on (`deciding.rs`), for those gone the held task given back, the
+//! kept `done`s delivered, an attempt recorded (`state.rs`), and the journal
+//! file removed; tasks that killed `max_attempts` workers are set aside
+//! instead.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use taskfarm_worker::internal::clock::unix_now;
+use taskfarm_worker::internal::wire::{RunStatus, TaskState, TaskUpdate};
+use taskfarm_worker::internal::worker::journal::{self, read_record, Record};
+use taskfarm_worker::internal::{Error, Result, Run};
+
+use super::deciding::{decide, Probe, SystemProbe, Verdict};
+use super::state::State;
+
+/// `--stale` when not given: ten default heartbeats.
+pub const DEFAULT_STALE_SECS: f64 = 300.0;
+/// `--max-attempts` when not given.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// A heartbeat later than now by more than this is "from the future".
+pub const FUTURE_SLACK_SECS: f64 = 120.0;
+
+/// How the reaper works.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A heartbeat older than this many seconds means the worker is gone.
+    pub stale_secs: f64,
+    /// A task that killed this many workers is set aside.
+    pub max_attempts: u32,
+    /// Say what would be done; change nothing.
+    pub dry_run: bool,
+    /// When no live worker is left, `restart(false)` the tasks computing
+    /// that no journal explains.
+    pub restart_orphans: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            stale_secs: DEFAULT_STALE_SECS,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            dry_run: false,
+            restart_orphans: false,
+        }
+    }
+}
+
+/// One journaled worker as the reaper saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerSeen {
+    /// The journal file's name.
+    pub file: String,
+    /// The worker uuid.
+    pub worker: String,
+    /// Host and pid.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// The task it holds, if any.
+    pub task: Option<i64>,
+    /// `alive` or `gone`.
+    pub verdict: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+/// A journal file left alone, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invalid {
+    /// The file's name.
+    pub file: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// A task the reaper gave back, delivered, or set aside.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskAction {
+    /// The task number.
+    pub task: i64,
+    /// The worker it came from.
+    pub worker: String,
+    /// The attempts counted for the task so far.
+    pub attempts: u32,
+}
+
+/// What one pass found and did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The run.
+    pub run: String,
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// The journaled workers.
+    pub workers: Vec<WorkerSeen>,
+    /// Journal files left alone.
+    pub invalid: Vec<Invalid>,
+    /// Tasks given back (waiting, percentage kept).
+    pub given_back: Vec<TaskAction>,
+    /// Kept `done`s delivered.
+    pub delivered: Vec<TaskAction>,
+    /// Tasks set aside in this pass.
+    pub newly_set_aside: Vec<TaskAction>,
+    /// Every task set aside (until released).
+    pub set_aside: Vec<i64>,
+    /// Tasks computing on the server that no journal explains, when no live
+    /// worker is left (else 0: live workers may hold them).
+    pub orphans: i64,
+    /// `restart(false)` was done for the orphans.
+    pub restarted: bool,
+    /// The run's counts after the pass.
+    pub status: RunStatus,
+    /// Every task is done or set aside.
+    pub finished: bool,
+    /// What happened, one line each, for people.
+    pub messages: Vec<String>,
+}
+
+/// The reaper of one run and journal directory.
+#[derive(Debug)]
+pub struct Reaper<'a> {
+    run: &'a Run,
+    dir: PathBuf,
+    options: Options,
+}
+
+impl<'a> Reaper<'a> {
+    /// A reaper of `run` for the journals in `dir`.
+    pub fn new(run: &'a Run, dir: &Path, options: Options) -> Result<Reaper<'a>> {
+        if !dir.is_dir() {
+            return Err(Error::invalid_argument(format!(
+                "journal directory {} is not a directory",
+                dir.display()
+            )));
+        }
+        if options.max_attempts == 0 || options.stale_secs.is_nan() || options.stale_secs <= 0.0 {
+            return Err(Error::invalid_argument(
+                "--max-attempts must be at least 1 and --stale more than 0",
+            ));
+        }
+        Ok(Reaper {
+            run,
+            dir: dir.to_path_buf(),
+            options,
+        })
+    }
+
+    /// Sets a task aside no more: its attempts are forgotten and, when the
+    /// server still shows it computing, it is given back (waiting,
+    /// percentage kept). Returns what was done.
+    pub fn release(&self, task: i64) -> Result<String> {
+        self.run.check_task(task)?;
+        let mut state = State::load(&self.dir, self.run.uuid())?;
+        let was = state.set_aside.remove(&task);
+        state.attempts.remove(&task);
+        let computing = self.run.task(task)?.status == TaskState::Computing;
+        if self.options.dry_run {
+            return Ok(format!(
+                "would release task {task}{}",
+                if was && computing {
+                    " and give it back"
+                } else {
+                    ""
+                }
+            ));
+        }
+        state.save(&self.dir)?;
+        if was && computing {
+            self.give_back(task)?;
+            Ok(format!("task {task} released and given back"))
+        } else if was {
+            Ok(format!("task {task} released (it is not computing)"))
+        } else {
+            Ok(format!(
+                "task {task} was not set aside; its attempts are forgotten"
+            ))
+        }
+    }
+
+    fn give_back(&self, task: i64) -> Result<()> {
+        self.run.update_task(
+            task,
+            &TaskUpdate {
+                percent_completed: None,
+                status: Some(TaskState::Waiting),
+            },
+        )
+    }
+
+    /// One pass over the journals with the real machine and Slurm.
+    pub fn pass(&self) -> Result<Report> {
+        self.pass_with(&SystemProbe::default())
+    }
+
+    /// One pass with `probe`.
+    pub fn pass_with(&self, probe: &dyn Probe) -> Result<Report> {
+        let run = self.run.uuid();
+        let mut state = State::load(&self.dir, run)?;
+        let dry = self.options.dry_run;
+        let would = if dry { "would " } else { "" };
+        let mut report = Report {
+            run: run.into(),
+            dry_run: dry,
+            workers: Vec::new(),
+            invalid: Vec::new(),
+            given_back: Vec::new(),
+            delivered: Vec::new(),
+            newly_set_aside: Vec::new(),
+            set_aside: Vec::new(),
+            orphans: 0,
+            restarted: false,
+            status: self.run.status()?,
+            finished: false,
+            messages: Vec::new(),
+        };
+        let prefix = journal::file_prefix(run);
+        let mut names: Vec<String> = fs::read_dir(&self.dir)
+            .map_err(|e| {
+                Error::invalid_argument(format!("cannot list {}: {e}", self.dir.display()))
+            })?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(".json"))
+            .collect();
+        names.sort();
+        let mut alive = 0usize;
+        for name in names {
+            let path = self.dir.join(&name);
+            let now = unix_now();
+            let record = match read_record(&path, run, now, FUTURE_SLACK_SECS) {
+                Ok(record) => record,
+                Err(invalid) => {
+                    report
+                        .messages
+                        .push(format!("left alone: {name} {}", invalid.0));
+                    report.invalid.push(Invalid {
+                        file: name,
+                        reason: invalid.0,
+                    });
+                    continue;
+                }
+            };
+            let verdict = decide(&record, probe, now, self.options.stale_secs);
+            let (word, reason, crashed) = match &verdict {
+                Verdict::Alive(why) => ("alive", why.clone(), false),
+                Verdict::Gone { why, crashed } => ("gone", why.clone(), *crashed),
+            };
+            report.workers.push(WorkerSeen {
+                file: name.clone(),
+                worker: record.worker.clone(),
+                host: record.host.clone(),
+                pid: record.pid,
+                task: record.task,
+                verdict: word,
+                reason: reason.clone(),
+            });
+            if word == "alive" {
+                alive += 1;
+                continue;
+            }
+            report.messages.push(format!(
+                "worker {} (host {}, pid {}) is gone: {reason}",
+                record.worker, record.host, record.pid
+            ));
+            if let Err(e) = self.settle(&record, crashed, &mut state, &mut report, would) {
+                report.messages.push(format!(
+                    "could not settle worker {}: {e}; its journal is kept for the next pass",
+                    record.worker
+                ));
+                continue;
+            }
+            if !dry {
+                let _ = fs::remove_file(&path);
+                remove_temporaries(&self.dir, &name);
+            }
+        }
+        report.status = self.run.status()?;
+        let set_aside_computing = state.set_aside.len() as i64;
+        if alive == 0 {
+            // A dry run changed nothing: the tasks it would give back or set
+            // aside are still computing, and explained.
+            let would = if dry {
+                (report.given_back.len() + report.newly_set_aside.len()) as i64
+            } else {
+                0
+            };
+            report.orphans = (report.status.num_computing - set_aside_computing - would).max(0);
+        }
+        if report.orphans > 0 {
+            report.messages.push(format!(
+                "{} task(s) computing that no journal explains, with no live journaled worker \
+                 (an answer lost in transit, or a worker without a journal)",
+                report.orphans
+            ));
+            if !self.options.restart_orphans {
+                report.messages.push(
+                    "  --restart-orphans gives them back (restart of the unfinished tasks), \
+                     when every worker of the run keeps a journal"
+                        .into(),
+                );
+            } else if !report.invalid.is_empty() {
+                report.messages.push(
+                    "  not restarted: journal files that could not be read may belong to live \
+                     workers"
+                        .into(),
+                );
+            } else if dry {
+                report
+                    .messages
+                    .push("  would restart the unfinished tasks".into());
+            } else {
+                self.run.restart(false)?;
+                // restart(false) set the set-aside tasks waiting too: set them aside again.
+                for &task in &state.set_aside {
+                    self.run.set_task_state(task, TaskState::Computing)?;
+                }
+                report.restarted = true;
+                report
+                    .messages
+                    .push("  restarted the unfinished tasks (restart(false))".into());
+                report.status = self.run.status()?;
+            }
+        }
+        report.set_aside = state.set_aside.iter().copied().collect();
+        report.finished = report.status.num_done + set_aside_computing >= report.status.num_tasks;
+        Ok(report)
+    }
+
+    /// Delivers the kept `done`s of a gone worker and gives back (or sets
+    /// aside) its task.
+    fn settle(
+        &self,
+        record: &Record,
+        crashed: bool,
+        state: &mut State,
+        report: &mut Report,
+        would: &str,
+    ) -> Result<()> {
+        let dry = self.options.dry_run;
+        for &task in &record.kept_done {
+            if !dry {
+                self.run.update_task(
+                    task,
+                    &TaskUpdate {
+                        percent_completed: Some(100.0),
+                        status: Some(TaskState::Done),
+                    },
+                )?;
+            }
+            report
+                .messages
+                .push(format!("  {would}deliver its kept done of task {task}"));
+            report.delivered.push(TaskAction {
+                task,
+                worker: record.worker.clone(),
+                attempts: 0,
+            });
+        }
+        let Some(task) = record.task else {
+            return Ok(());
+        };
+        self.run.check_task(task)?;
+        let status = self.run.task(task)?.status;
+        if status != TaskState::Computing {
+            report.messages.push(format!(
+                "  its task {task} is {}: nothing to give back",
+                status.as_str()
+            ));
+            return Ok(());
+        }
+        if record.releasing {
+            report.messages.push(format!(
+                "  its task {task} was being given back by the worker itself when it ended: \
+                 not given back again (see orphans)"
+            ));
+            return Ok(());
+        }
+        if state.set_aside.contains(&task) {
+            report
+                .messages
+                .push(format!("  its task {task} is set aside: left computing"));
+            return Ok(());
+        }
+        let attempts = state.attempts.get(&task).copied().unwrap_or(0) + u32::from(crashed);
+        let action = TaskAction {
+            task,
+            worker: record.worker.clone(),
+            attempts,
+        };
+        if crashed && attempts >= self.options.max_attempts {
+            if !dry {
+                state.attempts.insert(task, attempts);
+                state.set_aside.insert(task);
+                state.save(&self.dir)?;
+            }
+            report.messages.push(format!(
+                "  {would}set task {task} aside: it was held by {attempts} worker(s) that died \
+                 (--max-attempts {}); release it with \
+                 `taskfarm reap {} --journal {} --release {task}`",
+                self.options.max_attempts,
+                self.run.uuid(),
+                self.dir.display()
+            ));
+            report.newly_set_aside.push(action);
+            return Ok(());
+        }
+        if !dry {
+            if crashed {
+                state.attempts.insert(task, attempts);
+                state.save(&self.dir)?;
+            }
+            self.give_back(task)?;
+        }
+        report.messages.push(format!(
+            "  {would}give back its task {task} (waiting, percentage kept; {attempts} attempt(s))"
+        ));
+        report.given_back.push(action);
+        Ok(())
+    }
+}
+
+/// Removes the temporary files a writer of journal `name` left behind.
+fn remove_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if let Some(n) = entry.file_name().to_str() {
+            if n.starts_with(&prefix) && n.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
