@@ -16,6 +16,12 @@ use crate::client::{Error, Result, Run, RunInfoKey, Settings, TaskInfoKey};
 /// A run of tasks on the server, opened or created by this process. Calls on
 /// one `tf_taskfarm` may come from several threads at once. Freed with
 /// `tf_taskfarm_free` (except the one borrowed from a worker).
+///
+/// After `fork()`, a `tf_taskfarm` belongs to the parent (its keep-alive
+/// connections are shared with it, and answers could cross): in the child
+/// every call that sends a request gives `TF_ERR_INVALID_ARGUMENT` before
+/// anything is sent, also on the one `tf_worker_taskfarm` lends, and
+/// `tf_taskfarm_free` releases nothing. A child opens its own handles.
 pub struct tf_taskfarm {
     run: Arc<Run>,
     uuid: CString,
@@ -178,13 +184,21 @@ pub extern "C" fn tf_taskfarm_open_with_token(
 
 /// Frees a handle from `tf_taskfarm_create` or `tf_taskfarm_open` (the run
 /// stays on the server). NULL does nothing. Never free the handle that
-/// `tf_worker_taskfarm` lends.
+/// `tf_worker_taskfarm` lends. In a child after `fork()`, releases nothing
+/// (the parent's connections).
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_free(taskfarm: *mut tf_taskfarm) {
     getter_call("tf_taskfarm_free", (), || {
         if !taskfarm.is_null() {
             // SAFETY: the pointer came from Box::into_raw in create/open and is freed once.
-            drop(unsafe { Box::from_raw(taskfarm) });
+            let taskfarm = unsafe { Box::from_raw(taskfarm) };
+            if taskfarm.run.connection().is_own() {
+                drop(taskfarm);
+            } else {
+                // The parent's: its connection pool's lock may be held by a
+                // thread that did not survive the fork.
+                std::mem::forget(taskfarm);
+            }
         }
         Ok(())
     })
