@@ -277,32 +277,6 @@ enum tf_status tf_stop_on_signals(const int *signals, size_t count, int mode);
 int tf_stop_requested(void);
 
 /**
- * Sets the worker's deadline, `unix_time` in seconds since 1970 (e.g. the
- * job's end time), and the seconds one task takes: `task_seconds` 0 means
- * "estimate": the longest task this worker completed so far (from hand-out
- * to `tf_worker_done`; the longest because a task cut by the deadline loses
- * all its work, while stopping early loses at most one task's time), and
- * before any completed, `TASKFARM_TASK_SECONDS`. `tf_worker_task` then
- * returns `TF_STOPPED` instead of taking a task that the time left cannot
- * fit. Without this call, `TASKFARM_DEADLINE`, then under Slurm the job's
- * end time (`SLURM_JOB_END_TIME`, else `squeue`, asked once per worker) set
- * the deadline. A deadline that is NaN, negative or already past, or a
- * negative or NaN `task_seconds`, gives `TF_ERR_INVALID_ARGUMENT` and
- * changes nothing. No request.
- */
-enum tf_status tf_worker_set_deadline(struct tf_worker *worker,
-                                      double unix_time,
-                                      double task_seconds);
-
-/**
- * The held task's percentage as last known (from the hand-out answer, which
- * for a handed-back task is where it stood, or from the last
- * `tf_worker_update`), without a request: a checkpointing code resumes from
- * it. `TF_NO_MORE_TASKS` when no task is held (`*out` untouched).
- */
-enum tf_status tf_worker_held_percent(const struct tf_worker *worker, double *out_percent);
-
-/**
  * Frees a string that the library returned as `char*` (JSON text, URLs).
  * NULL does nothing. Never pass it a string from elsewhere, nor a
  * `const char*` owned by a handle.
@@ -686,6 +660,32 @@ enum tf_status tf_worker_requeue(struct tf_worker *worker);
  * that does not exist or cannot be written gives `TF_ERR_INVALID_ARGUMENT`.
  */
 enum tf_status tf_worker_set_journal(struct tf_worker *worker, const char *dir);
+
+/**
+ * Sets the worker's deadline, `unix_time` in seconds since 1970 (e.g. the
+ * job's end time), and the seconds one task takes: `task_seconds` 0 means
+ * "estimate": the longest task this worker completed so far (from hand-out
+ * to `tf_worker_done`; the longest because a task cut by the deadline loses
+ * all its work, while stopping early loses at most one task's time), and
+ * before any completed, `TASKFARM_TASK_SECONDS`. `tf_worker_task` then
+ * returns `TF_STOPPED` instead of taking a task that the time left cannot
+ * fit. Without this call, `TASKFARM_DEADLINE`, then under Slurm the job's
+ * end time (`SLURM_JOB_END_TIME`, else `squeue`, asked once per worker) set
+ * the deadline. A deadline that is NaN, negative or already past, or a
+ * negative or NaN `task_seconds`, gives `TF_ERR_INVALID_ARGUMENT` and
+ * changes nothing. No request.
+ */
+enum tf_status tf_worker_set_deadline(struct tf_worker *worker,
+                                      double unix_time,
+                                      double task_seconds);
+
+/**
+ * The held task's percentage as last known (from the hand-out answer, which
+ * for a handed-back task is where it stood, or from the last
+ * `tf_worker_update`), without a request: a checkpointing code resumes from
+ * it. `TF_NO_MORE_TASKS` when no task is held (`*out` untouched).
+ */
+enum tf_status tf_worker_held_percent(const struct tf_worker *worker, double *out_percent);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,12 +6,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::server::TaskfarmServer;
+use common::server::{venv, TaskfarmServer};
 use serde_json::Value;
 use taskfarm_worker::internal::{ErrorKind, Run, TaskState, Worker};
 
@@ -164,10 +163,7 @@ fn id_of(server: &TaskfarmServer, uuid: &str) -> i64 {
 
 /// The real `manageTF` of the harness's venv (taskfarm-worker 0.4.0).
 fn manage_tf(server: &TaskfarmServer, args: &[&str]) -> String {
-    let venv = std::env::var_os("TASKFARM_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv"));
-    let output = Command::new(venv.join("bin/manageTF"))
+    let output = Command::new(venv().join("bin/manageTF"))
         .args([
             "-b",
             &server.url,

@@ -37,9 +37,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::c_abi::{c, last_error_with_http};
+use common::c_abi::{c, create_run, last_error_with_http, run_status, run_uuid, try_new_worker};
 use common::c_programs;
-use common::server::{pid_alive, Db, TaskfarmServer};
+use common::jobs;
+use common::server::{venv, Db, TaskfarmServer};
 use serde_json::Value;
 use taskfarm_worker::ffi::status::tf_status::*;
 use taskfarm_worker::ffi::strings::tf_string_free;
@@ -64,30 +65,11 @@ fn timeout() -> Duration {
     Duration::from_secs(size("TASKFARM_STRESS_TIMEOUT", 300) as u64)
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// This test process's scratch directory (worker binary, logs), kept for a
 /// look after a failure; those of test processes that are gone are removed.
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
-            let name = entry.file_name();
-            let owner = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("concurrency-"))
-                .and_then(|p| p.parse::<i32>().ok());
-            if owner.is_some_and(|pid| !pid_alive(pid)) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-        let dir = base.join(format!("concurrency-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the scratch directory");
-        dir
-    })
+    DIR.get_or_init(|| jobs::scratch("concurrency"))
 }
 
 /// tests/concurrency/worker.c, built once per test process against the tree
@@ -101,14 +83,6 @@ fn c_worker() -> &'static PathBuf {
     })
 }
 
-/// The python of the harness venv (built by the server harness already).
-fn venv_python() -> PathBuf {
-    std::env::var_os("TASKFARM_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv"))
-        .join("bin/python")
-}
-
 /// A run handle shared by threads: the API allows calls on one
 /// `tf_taskfarm` from several threads at once.
 struct SharedRun(*mut tf_taskfarm);
@@ -118,46 +92,15 @@ unsafe impl Sync for SharedRun {}
 
 impl SharedRun {
     fn create(server: &TaskfarmServer, num_tasks: usize) -> SharedRun {
-        let (user, password, url) = (c(&server.user), c(&server.password), c(&server.url));
-        let mut tf = ptr::null_mut();
-        let status = tf_taskfarm_create(
-            user.as_ptr(),
-            password.as_ptr(),
-            url.as_ptr(),
-            num_tasks as i64,
-            &mut tf,
-        );
-        assert_eq!(
-            status,
-            TF_OK,
-            "tf_taskfarm_create: {}",
-            last_error_with_http()
-        );
-        SharedRun(tf)
+        SharedRun(create_run(server, num_tasks as i64))
     }
 
     fn uuid(&self) -> String {
-        unsafe { CStr::from_ptr(tf_taskfarm_uuid(self.0)) }
-            .to_str()
-            .unwrap()
-            .to_owned()
+        run_uuid(self.0)
     }
 
     fn status(&self) -> Result<tf_run_status, String> {
-        let mut s = tf_run_status {
-            num_tasks: -1,
-            num_waiting: -1,
-            num_computing: -1,
-            num_done: -1,
-            percent_done: -1.0,
-        };
-        match tf_taskfarm_status(self.0, &mut s) {
-            TF_OK => Ok(s),
-            other => Err(format!(
-                "tf_taskfarm_status: {other:?}: {}",
-                last_error_with_http()
-            )),
-        }
+        run_status(self.0)
     }
 
     fn task_json(&self, task: i64) -> Result<Value, String> {
@@ -375,23 +318,7 @@ fn thread_worker(
     uuid: &str,
     run: &SharedRun,
 ) -> Result<ThreadLog, String> {
-    let (user, password, url, c_uuid) = (
-        c(&server.user),
-        c(&server.password),
-        c(&server.url),
-        c(uuid),
-    );
-    let mut w = ptr::null_mut();
-    let s = tf_worker_new(
-        user.as_ptr(),
-        password.as_ptr(),
-        url.as_ptr(),
-        c_uuid.as_ptr(),
-        &mut w,
-    );
-    if s != TF_OK {
-        return Err(format!("tf_worker_new: {s:?}: {}", last_error_with_http()));
-    }
+    let w = try_new_worker(server, &server.url, uuid)?;
     let result = (|| {
         let n = tf_taskfarm_num_tasks(run.0);
         let mut log = ThreadLog {
@@ -589,8 +516,8 @@ fn python_and_c_workers_share_a_run_and_do_every_task_once() {
     let mut workers = Workers::new();
     // Python first: it takes longer to start.
     for i in 0..py_procs {
-        let mut cmd = Command::new(venv_python());
-        cmd.arg(root().join("tests/concurrency/python_worker.py"))
+        let mut cmd = Command::new(venv().join("bin/python"));
+        cmd.arg(jobs::root().join("tests/concurrency/python_worker.py"))
             .arg(&uuid);
         workers.spawn(format!("run2-py-{i:02}"), cmd, &server);
     }

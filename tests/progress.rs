@@ -12,17 +12,17 @@
 
 mod common;
 
-use std::ffi::CStr;
 use std::ptr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::c_abi::{c, last_error};
+use common::c_abi::{
+    c, create_run, last_error, new_worker, open_run, run_uuid, take_string, worker_uuid,
+};
 use common::recording_proxy::{Mode, Record, RecordingProxy};
 use common::server::TaskfarmServer;
 use serde_json::{json, Value};
 use taskfarm_worker::ffi::status::tf_status::{self, *};
-use taskfarm_worker::ffi::strings::tf_string_free;
 use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
 
@@ -40,42 +40,12 @@ fn proxy() -> &'static RecordingProxy {
 /// not go through the proxy, and do not send the workers' pending progress:
 /// another base URL is another server for the library).
 fn create_direct(num_tasks: i64) -> (*mut tf_taskfarm, String) {
-    let server = TaskfarmServer::shared();
-    let (user, password, url) = (c(&server.user), c(&server.password), c(&server.url));
-    let mut tf = ptr::null_mut();
-    let status = tf_taskfarm_create(
-        user.as_ptr(),
-        password.as_ptr(),
-        url.as_ptr(),
-        num_tasks,
-        &mut tf,
-    );
-    assert_eq!(status, TF_OK, "{}", last_error());
-    let uuid = unsafe { CStr::from_ptr(tf_taskfarm_uuid(tf)) }
-        .to_str()
-        .unwrap()
-        .to_owned();
-    (tf, uuid)
+    let tf = create_run(TaskfarmServer::shared(), num_tasks);
+    (tf, run_uuid(tf))
 }
 
 fn open_via_proxy(uuid: &str) -> *mut tf_taskfarm {
-    let server = TaskfarmServer::shared();
-    let (user, password, url, uuid) = (
-        c(&server.user),
-        c(&server.password),
-        c(&proxy().url),
-        c(uuid),
-    );
-    let mut tf = ptr::null_mut();
-    let status = tf_taskfarm_open(
-        user.as_ptr(),
-        password.as_ptr(),
-        url.as_ptr(),
-        uuid.as_ptr(),
-        &mut tf,
-    );
-    assert_eq!(status, TF_OK, "{}", last_error());
-    tf
+    open_run(TaskfarmServer::shared(), &proxy().url, uuid)
 }
 
 /// A worker on `uuid` through the proxy, with the update interval `interval`.
@@ -84,18 +54,7 @@ fn worker_via_proxy(uuid: &str, interval: f64) -> *mut tf_worker {
 }
 
 fn worker_via(proxy: &RecordingProxy, uuid: &str, interval: f64) -> *mut tf_worker {
-    let server = TaskfarmServer::shared();
-    let (user, password, url, uuid) =
-        (c(&server.user), c(&server.password), c(&proxy.url), c(uuid));
-    let mut w = ptr::null_mut();
-    let status = tf_worker_new(
-        user.as_ptr(),
-        password.as_ptr(),
-        url.as_ptr(),
-        uuid.as_ptr(),
-        &mut w,
-    );
-    assert_eq!(status, TF_OK, "{}", last_error());
+    let w = new_worker(TaskfarmServer::shared(), &proxy.url, uuid);
     assert_eq!(tf_worker_set_update_interval(w, interval), TF_OK);
     w
 }
@@ -120,9 +79,7 @@ fn task_on_server(direct: *const tf_taskfarm, task: i64) -> Value {
         key.as_ptr(),
         &mut text,
     ));
-    let value = serde_json::from_str(unsafe { CStr::from_ptr(text) }.to_str().unwrap()).unwrap();
-    tf_string_free(text);
-    value
+    serde_json::from_str(&take_string(text)).unwrap()
 }
 
 /// `(method, tail of the path after the run's uuid, body)` of the records of
@@ -222,13 +179,6 @@ fn a_task_shorter_than_the_interval_costs_two_requests() {
     tf_taskfarm_free(direct);
 }
 
-fn worker_uuid(w: *const tf_worker) -> String {
-    unsafe { CStr::from_ptr(tf_worker_uuid(w)) }
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[test]
 fn an_update_reaches_the_server_within_the_interval_without_further_calls() {
     let (direct, uuid) = create_direct(2);
@@ -299,8 +249,7 @@ fn reads_through_the_library_see_pending_updates_and_writes_come_after_them() {
         key.as_ptr(),
         &mut text,
     ));
-    assert_eq!(unsafe { CStr::from_ptr(text) }.to_str().unwrap(), "25.0");
-    tf_string_free(text);
+    assert_eq!(take_string(text), "25.0");
     ok(tf_worker_update(a, 80.0));
     let mut percent = 0.0;
     ok(tf_taskfarm_percent_done(other, &mut percent));

@@ -10,17 +10,15 @@
 
 mod common;
 
-use std::ffi::CStr;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::ptr;
 
-use common::c_abi::{c, last_error};
-use common::server::TaskfarmServer;
+use common::c_abi::{c, create_run, new_worker, run_uuid, take_string};
+use common::server::{venv, TaskfarmServer};
 use serde_json::{json, Value};
 use taskfarm_worker::ffi::status::tf_status::{self, *};
-use taskfarm_worker::ffi::strings::tf_string_free;
 use taskfarm_worker::ffi::taskfarm::*;
 use taskfarm_worker::ffi::worker::*;
 
@@ -78,33 +76,14 @@ fn scenario() -> Value {
     ])
 }
 
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("TASKFARM_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv"));
-    venv.join("bin/python")
-}
-
-fn create_run(server: &TaskfarmServer) -> (*mut tf_taskfarm, String) {
-    let (user, password, url) = (c(&server.user), c(&server.password), c(&server.url));
-    let mut tf = ptr::null_mut();
-    let status = tf_taskfarm_create(
-        user.as_ptr(),
-        password.as_ptr(),
-        url.as_ptr(),
-        NUM_TASKS,
-        &mut tf,
-    );
-    assert_eq!(status, TF_OK, "{}", last_error());
-    let uuid = unsafe { CStr::from_ptr(tf_taskfarm_uuid(tf)) }
-        .to_str()
-        .unwrap()
-        .to_owned();
-    (tf, uuid)
+/// A new run of `NUM_TASKS` and its UUID.
+fn new_run(server: &TaskfarmServer) -> (*mut tf_taskfarm, String) {
+    let tf = create_run(server, NUM_TASKS);
+    (tf, run_uuid(tf))
 }
 
 fn play_in_python(server: &TaskfarmServer, uuid: &str, ops: &Value) -> Vec<Value> {
-    let mut child = Command::new(venv_python())
+    let mut child = Command::new(venv().join("bin/python"))
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/harness/parity_client.py"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -138,12 +117,7 @@ fn outcome(status: tf_status, value: impl FnOnce() -> Value) -> Value {
 }
 
 fn json_out(status: tf_status, text: *mut std::ffi::c_char) -> Value {
-    outcome(status, || {
-        let value =
-            serde_json::from_str(unsafe { CStr::from_ptr(text) }.to_str().unwrap()).unwrap();
-        tf_string_free(text);
-        value
-    })
+    outcome(status, || serde_json::from_str(&take_string(text)).unwrap())
 }
 
 /// `interval`: `None` keeps the environment's update interval, else the
@@ -154,21 +128,7 @@ fn play_in_c(
     ops: &Value,
     interval: Option<f64>,
 ) -> Vec<Value> {
-    let (user, password, url, c_uuid) = (
-        c(&server.user),
-        c(&server.password),
-        c(&server.url),
-        c(uuid),
-    );
-    let mut w = ptr::null_mut();
-    let status = tf_worker_new(
-        user.as_ptr(),
-        password.as_ptr(),
-        url.as_ptr(),
-        c_uuid.as_ptr(),
-        &mut w,
-    );
-    assert_eq!(status, TF_OK, "{}", last_error());
+    let w = new_worker(server, &server.url, uuid);
     if let Some(seconds) = interval {
         assert_eq!(tf_worker_set_update_interval(w, seconds), TF_OK);
     }
@@ -267,9 +227,9 @@ fn the_c_abi_behaves_as_the_python_client() {
     std::env::set_var("TASKFARM_UPDATE_INTERVAL", "0");
     let server = TaskfarmServer::shared();
     let ops = scenario();
-    let (python_tf, python_uuid) = create_run(server);
-    let (c_tf, c_uuid) = create_run(server);
-    let (coalesced_tf, coalesced_uuid) = create_run(server);
+    let (python_tf, python_uuid) = new_run(server);
+    let (c_tf, c_uuid) = new_run(server);
+    let (coalesced_tf, coalesced_uuid) = new_run(server);
 
     let python = play_in_python(server, &python_uuid, &ops);
     assert_eq!(python.len(), ops.as_array().unwrap().len());

@@ -7,10 +7,13 @@
 
 mod common;
 
-use std::ffi::{c_char, CString};
+use std::ffi::CString;
 use std::ptr;
 
-use common::c_abi::{borrowed, c, last_error, take_string};
+use common::c_abi::{
+    borrowed, c, create_run, last_error, new_worker, open_run, run_status, run_uuid, take_string,
+    worker_uuid,
+};
 use common::server::TaskfarmServer;
 use serde_json::Value;
 use taskfarm_worker::ffi::last_error::tf_last_http_status;
@@ -37,32 +40,15 @@ fn credentials() -> Credentials {
     }
 }
 
+/// A new run of `num_tasks` on the shared server.
 fn create(num_tasks: i64) -> *mut tf_taskfarm {
-    let cr = credentials();
-    let mut tf = ptr::null_mut();
-    let status = tf_taskfarm_create(
-        cr.user.as_ptr(),
-        cr.password.as_ptr(),
-        cr.url.as_ptr(),
-        num_tasks,
-        &mut tf,
-    );
-    assert_eq!(status, TF_OK, "{}", last_error());
-    tf
+    create_run(TaskfarmServer::shared(), num_tasks)
 }
 
-fn new_worker(uuid: *const c_char) -> *mut tf_worker {
-    let cr = credentials();
-    let mut w = ptr::null_mut();
-    let status = tf_worker_new(
-        cr.user.as_ptr(),
-        cr.password.as_ptr(),
-        cr.url.as_ptr(),
-        uuid,
-        &mut w,
-    );
-    assert_eq!(status, TF_OK, "{}", last_error());
-    w
+/// A new worker on the run of `tf`, on the shared server.
+fn worker_on(tf: *const tf_taskfarm) -> *mut tf_worker {
+    let server = TaskfarmServer::shared();
+    new_worker(server, &server.url, &run_uuid(tf))
 }
 
 fn info(tf: *const tf_taskfarm, key: &str) -> Value {
@@ -86,15 +72,7 @@ fn task_info(tf: *const tf_taskfarm, task: i64, key: &str) -> Value {
 }
 
 fn status_of(tf: *const tf_taskfarm) -> tf_run_status {
-    let mut s = tf_run_status {
-        num_tasks: -9,
-        num_waiting: -9,
-        num_computing: -9,
-        num_done: -9,
-        percent_done: -9.0,
-    };
-    assert_eq!(tf_taskfarm_status(tf, &mut s), TF_OK, "{}", last_error());
-    s
+    run_status(tf).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn state_of(tf: *const tf_taskfarm, task: i64) -> tf_task_state {
@@ -134,22 +112,13 @@ fn next_task(w: *mut tf_worker) -> Option<i64> {
 #[test]
 fn a_new_run_knows_its_uuid_and_size_and_can_be_opened_again() {
     let tf = create(5);
-    let uuid = borrowed(tf_taskfarm_uuid(tf));
+    let uuid = run_uuid(tf);
     assert_eq!(uuid.len(), 32, "{uuid}");
     assert_eq!(tf_taskfarm_num_tasks(tf), 5);
 
-    let cr = credentials();
-    let mut again = ptr::null_mut();
-    let c_uuid = c(&uuid);
-    let status = tf_taskfarm_open(
-        cr.user.as_ptr(),
-        cr.password.as_ptr(),
-        cr.url.as_ptr(),
-        c_uuid.as_ptr(),
-        &mut again,
-    );
-    assert_eq!(status, TF_OK, "{}", last_error());
-    assert_eq!(borrowed(tf_taskfarm_uuid(again)), uuid);
+    let server = TaskfarmServer::shared();
+    let again = open_run(server, &server.url, &uuid);
+    assert_eq!(run_uuid(again), uuid);
     assert_eq!(tf_taskfarm_num_tasks(again), 5);
     let s = status_of(again);
     assert_eq!(
@@ -235,8 +204,8 @@ fn unknown_runs_wrong_passwords_and_dead_servers_give_their_statuses() {
 #[test]
 fn a_worker_holds_its_task_until_done_as_the_python_client() {
     let tf = create(3);
-    let w = new_worker(tf_taskfarm_uuid(tf));
-    let worker_uuid = borrowed(tf_worker_uuid(w));
+    let w = worker_on(tf);
+    let worker_uuid = worker_uuid(w);
     assert_eq!(worker_uuid.len(), 32);
     assert!(worker_uuid.chars().all(|c| c.is_ascii_hexdigit()));
 
@@ -305,8 +274,8 @@ fn a_worker_holds_its_task_until_done_as_the_python_client() {
 #[test]
 fn a_whole_run_is_done_exactly_once_by_two_workers() {
     let tf = create(8);
-    let w1 = new_worker(tf_taskfarm_uuid(tf));
-    let w2 = new_worker(tf_taskfarm_uuid(tf));
+    let w1 = worker_on(tf);
+    let w2 = worker_on(tf);
     let mut seen = Vec::new();
     // Alternate the workers (one thread: SQLite has no row locks).
     loop {
@@ -351,7 +320,7 @@ fn a_whole_run_is_done_exactly_once_by_two_workers() {
 #[test]
 fn run_information_is_the_bare_value_or_the_whole_object() {
     let tf = create(4);
-    let w = new_worker(tf_taskfarm_uuid(tf));
+    let w = worker_on(tf);
     next_task(w).unwrap();
     assert_eq!(tf_worker_update(w, 100.0), TF_OK);
     assert_eq!(tf_worker_done(w), TF_OK);
@@ -362,7 +331,7 @@ fn run_information_is_the_bare_value_or_the_whole_object() {
     assert_eq!(info(tf, "numWaiting"), Value::from(0));
     assert_eq!(info(tf, "percentDone").as_f64(), Some(25.0));
     let whole = info(tf, "");
-    assert_eq!(whole["uuid"], Value::from(borrowed(tf_taskfarm_uuid(tf))));
+    assert_eq!(whole["uuid"], Value::from(run_uuid(tf)));
     assert_eq!(whole["numTasks"], Value::from(4));
     assert_eq!(whole["numDone"], Value::from(1));
     let mut json = ptr::null_mut();
@@ -387,7 +356,7 @@ fn run_information_is_the_bare_value_or_the_whole_object() {
 #[test]
 fn task_information_can_be_read_and_written() {
     let tf = create(3);
-    let w = new_worker(tf_taskfarm_uuid(tf));
+    let w = worker_on(tf);
     let task = next_task(w).unwrap();
 
     assert_eq!(task_info(tf, task, "status"), Value::from("computing"));
@@ -467,7 +436,7 @@ fn task_information_can_be_read_and_written() {
 /// Drives a run to: task 0 done, task 1 at 40 % computing, task 2 waiting at 0 %.
 fn run_with_mixed_tasks() -> (*mut tf_taskfarm, *mut tf_worker) {
     let tf = create(3);
-    let w = new_worker(tf_taskfarm_uuid(tf));
+    let w = worker_on(tf);
     assert_eq!(next_task(w), Some(0));
     assert_eq!(tf_worker_update(w, 100.0), TF_OK);
     assert_eq!(tf_worker_done(w), TF_OK);
@@ -488,7 +457,7 @@ fn restart_puts_unfinished_tasks_back_and_keeps_their_percentage() {
 
     // A new worker gets the restarted task with its percentage: done at once
     // does not mark it done (the last known percentage is 40).
-    let w = new_worker(tf_taskfarm_uuid(tf));
+    let w = worker_on(tf);
     assert_eq!(next_task(w), Some(1));
     assert_eq!(tf_worker_done(w), TF_OK);
     assert_eq!(state_of(tf, 1), tf_task_state::TF_TASK_COMPUTING);
@@ -514,13 +483,9 @@ fn restart_of_everything_resets_every_task_to_zero() {
 #[test]
 fn a_deleted_run_is_gone_but_its_handle_stays_valid() {
     let tf = create(2);
-    let uuid = borrowed(tf_taskfarm_uuid(tf));
+    let uuid = run_uuid(tf);
     assert_eq!(tf_taskfarm_delete(tf), TF_OK, "{}", last_error());
-    assert_eq!(
-        borrowed(tf_taskfarm_uuid(tf)),
-        uuid,
-        "the handle stays valid"
-    );
+    assert_eq!(run_uuid(tf), uuid, "the handle stays valid");
     let mut n = -1;
     assert_eq!(tf_taskfarm_num_done(tf, &mut n), TF_ERR_NOT_FOUND);
     assert_eq!(n, -1);
@@ -544,7 +509,7 @@ fn a_deleted_run_is_gone_but_its_handle_stays_valid() {
 #[test]
 fn the_run_list_holds_new_runs() {
     let tf = create(6);
-    let uuid = borrowed(tf_taskfarm_uuid(tf));
+    let uuid = run_uuid(tf);
     let cr = credentials();
 
     let mut list = ptr::null_mut();
@@ -622,12 +587,9 @@ fn url_token_timeout_and_retries_of_a_handle() {
     assert_eq!(tf_taskfarm_num_done(tf, &mut n), TF_OK, "still works");
 
     // A worker lends its run: the same functions work on it.
-    let w = new_worker(tf_taskfarm_uuid(tf));
+    let w = worker_on(tf);
     let borrowed_tf = tf_worker_taskfarm(w);
-    assert_eq!(
-        borrowed(tf_taskfarm_uuid(borrowed_tf)),
-        borrowed(tf_taskfarm_uuid(tf))
-    );
+    assert_eq!(run_uuid(borrowed_tf), run_uuid(tf));
     assert_eq!(tf_taskfarm_num_tasks(borrowed_tf), 1);
     assert_eq!(tf_taskfarm_set_retries(borrowed_tf, 2), TF_OK);
     tf_worker_free(w);
@@ -667,7 +629,7 @@ fn one_taskfarm_serves_many_threads_at_once() {
                 })
             })
             .collect();
-        let w = new_worker(tf_taskfarm_uuid(tf));
+        let w = worker_on(tf);
         while next_task(w).is_some() {
             assert_eq!(tf_worker_update(w, 100.0), TF_OK, "{}", last_error());
             assert_eq!(tf_worker_done(w), TF_OK, "{}", last_error());

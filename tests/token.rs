@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use common::access_log::{self, count_requests, parse_line};
 use common::c_abi::{c, last_error};
 use common::c_programs;
-use common::server::{pid_alive, Db, TaskfarmServer};
+use common::jobs;
+use common::server::{Db, TaskfarmServer};
 use serde_json::Value;
 use taskfarm_worker::ffi::last_error::tf_last_http_status;
 use taskfarm_worker::ffi::status::tf_status::*;
@@ -381,22 +382,7 @@ fn a_refused_token_is_replaced_with_credentials_and_an_auth_error_without() {
 /// This test process's scratch directory (the worker binary, its logs).
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
-            let name = entry.file_name();
-            let owner = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("token-"))
-                .and_then(|p| p.parse::<i32>().ok());
-            if owner.is_some_and(|pid| !pid_alive(pid)) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-        let dir = base.join(format!("token-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    })
+    DIR.get_or_init(|| jobs::scratch("token"))
 }
 
 /// tests/concurrency/worker.c built against the tree

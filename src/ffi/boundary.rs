@@ -20,8 +20,9 @@ pub(crate) fn status_call(function: &str, body: impl FnOnce() -> Result<tf_statu
 }
 
 /// Runs the body of an exported function that returns a value (a pointer, a
-/// count) and `fallback` (NULL, -1, 0) when it fails; the failure is recorded.
-pub(crate) fn getter_call<T: Copy>(
+/// count, nothing for a `_free`), and returns `fallback` (NULL, -1, 0) when
+/// the body fails or panics; the failure is recorded.
+pub(crate) fn value_call<T: Copy>(
     function: &str,
     fallback: T,
     body: impl FnOnce() -> Result<T>,
@@ -92,7 +93,7 @@ mod tests {
         let status = status_call("tf_example", || panic!("boom {}", 42));
         assert_eq!(status, tf_status::TF_ERR_INTERNAL);
         assert!(last_error().ends_with("boom 42"), "{}", last_error());
-        let value = getter_call("tf_getter", -1i64, || panic!("static"));
+        let value = value_call("tf_getter", -1i64, || panic!("static"));
         assert_eq!(value, -1);
         assert!(last_error().starts_with("tf_getter: internal error"));
     }

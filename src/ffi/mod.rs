@@ -3,7 +3,10 @@
 //! Every exported function is thin: check its arguments ([`args`]), call the
 //! protocol client, map the result to a [`status::tf_status`] and record the
 //! failure for `tf_last_error` ([`last_error`]). The body of each runs inside
-//! the panic boundary of [`boundary`], so no panic reaches C.
+//! the panic boundary of [`boundary`], so no panic reaches C. How C holds
+//! an opaque type (`tf_taskfarm`, `tf_worker`, `tf_run_list`) is written once
+//! in `handle.rs`: every constructor hands its handle out there, every
+//! `_free` and every borrow of a handle goes through it.
 //!
 //! Raw pointers from C are checked for NULL and then trusted: a pointer that
 //! is not NULL must point to what the header says. That is why the module
@@ -15,6 +18,7 @@
 
 pub mod args;
 pub mod boundary;
+mod handle;
 pub mod last_error;
 pub mod run_list;
 pub mod status;

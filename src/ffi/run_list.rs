@@ -3,8 +3,9 @@
 use std::ffi::{c_char, CString};
 use std::ptr;
 
-use super::args::{handle, out};
-use super::boundary::{getter_call, status_call};
+use super::args::out;
+use super::boundary::{status_call, value_call};
+use super::handle::{borrow, free, hand_out, Boxed, Handle};
 use super::status::tf_status;
 use super::strings::{into_c_string, owned_c_string};
 use super::taskfarm::settings_from_c;
@@ -14,6 +15,10 @@ use crate::client::{list_runs, Error, Result, RunSummary};
 /// `tf_run_list_free`.
 pub struct tf_run_list {
     runs: Vec<(RunSummary, CString)>,
+}
+
+impl Handle for tf_run_list {
+    type Held = Boxed;
 }
 
 impl tf_run_list {
@@ -47,7 +52,7 @@ pub extern "C" fn tf_runs(
                 Ok((run, uuid))
             })
             .collect::<Result<Vec<_>>>()?;
-        out_list.write(Box::into_raw(Box::new(tf_run_list { runs })));
+        hand_out(out_list, tf_run_list { runs });
         Ok(tf_status::TF_OK)
     })
 }
@@ -76,16 +81,16 @@ pub extern "C" fn tf_runs_json(
 /// The number of runs in the list; 0 when `list` is NULL.
 #[no_mangle]
 pub extern "C" fn tf_run_list_len(list: *const tf_run_list) -> usize {
-    getter_call("tf_run_list_len", 0, || {
-        Ok(handle(list, "list")?.runs.len())
+    value_call("tf_run_list_len", 0, || {
+        Ok(borrow(list, "list")?.runs.len())
     })
 }
 
 /// The database id of run `index`; -1 when `list` is NULL or `index` is past the end.
 #[no_mangle]
 pub extern "C" fn tf_run_list_id(list: *const tf_run_list, index: usize) -> i64 {
-    getter_call("tf_run_list_id", -1, || {
-        Ok(handle(list, "list")?.get(index)?.0.id)
+    value_call("tf_run_list_id", -1, || {
+        Ok(borrow(list, "list")?.get(index)?.0.id)
     })
 }
 
@@ -93,8 +98,8 @@ pub extern "C" fn tf_run_list_id(list: *const tf_run_list, index: usize) -> i64 
 /// NULL when `list` is NULL or `index` is past the end.
 #[no_mangle]
 pub extern "C" fn tf_run_list_uuid(list: *const tf_run_list, index: usize) -> *const c_char {
-    getter_call("tf_run_list_uuid", ptr::null(), || {
-        Ok(handle(list, "list")?.get(index)?.1.as_ptr())
+    value_call("tf_run_list_uuid", ptr::null(), || {
+        Ok(borrow(list, "list")?.get(index)?.1.as_ptr())
     })
 }
 
@@ -102,19 +107,13 @@ pub extern "C" fn tf_run_list_uuid(list: *const tf_run_list, index: usize) -> *c
 /// past the end.
 #[no_mangle]
 pub extern "C" fn tf_run_list_num_tasks(list: *const tf_run_list, index: usize) -> i64 {
-    getter_call("tf_run_list_num_tasks", -1, || {
-        Ok(handle(list, "list")?.get(index)?.0.num_tasks)
+    value_call("tf_run_list_num_tasks", -1, || {
+        Ok(borrow(list, "list")?.get(index)?.0.num_tasks)
     })
 }
 
 /// Frees a list from `tf_runs`. NULL does nothing.
 #[no_mangle]
 pub extern "C" fn tf_run_list_free(list: *mut tf_run_list) {
-    getter_call("tf_run_list_free", (), || {
-        if !list.is_null() {
-            // SAFETY: the pointer came from Box::into_raw in tf_runs and is freed once.
-            drop(unsafe { Box::from_raw(list) });
-        }
-        Ok(())
-    })
+    free("tf_run_list_free", list);
 }

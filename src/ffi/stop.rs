@@ -1,14 +1,12 @@
-//! Stopping: stop signals (`tf_stop_on_signals`, `tf_stop_requested`) and the
-//! worker's wall time (`tf_worker_set_deadline`, `tf_worker_held_percent`).
-//! The mechanism is in `client/worker/stop_signals.rs` and
-//! `client/worker/deadline.rs`.
+//! Stop signals (`tf_stop_on_signals`, `tf_stop_requested`); the mechanism
+//! is in `client/worker/stop_signals.rs`. A worker's wall time
+//! (`tf_worker_set_deadline`) is in `worker.rs`, with the other `tf_worker_*`
+//! functions.
 
 use std::ffi::c_int;
 
-use super::args::{handle, out};
-use super::boundary::{getter_call, status_call};
+use super::boundary::{status_call, value_call};
 use super::status::tf_status;
-use super::worker::tf_worker;
 use crate::client::worker::stop_signals::{self as stop, StopMode};
 use crate::client::Error;
 
@@ -76,53 +74,5 @@ pub extern "C" fn tf_stop_on_signals(
 /// An atomic read, no request: cheap enough to poll in a computation.
 #[no_mangle]
 pub extern "C" fn tf_stop_requested() -> c_int {
-    getter_call("tf_stop_requested", 0, || Ok(stop::stop_requested()))
-}
-
-/// Sets the worker's deadline, `unix_time` in seconds since 1970 (e.g. the
-/// job's end time), and the seconds one task takes: `task_seconds` 0 means
-/// "estimate": the longest task this worker completed so far (from hand-out
-/// to `tf_worker_done`; the longest because a task cut by the deadline loses
-/// all its work, while stopping early loses at most one task's time), and
-/// before any completed, `TASKFARM_TASK_SECONDS`. `tf_worker_task` then
-/// returns `TF_STOPPED` instead of taking a task that the time left cannot
-/// fit. Without this call, `TASKFARM_DEADLINE`, then under Slurm the job's
-/// end time (`SLURM_JOB_END_TIME`, else `squeue`, asked once per worker) set
-/// the deadline. A deadline that is NaN, negative or already past, or a
-/// negative or NaN `task_seconds`, gives `TF_ERR_INVALID_ARGUMENT` and
-/// changes nothing. No request.
-#[no_mangle]
-pub extern "C" fn tf_worker_set_deadline(
-    worker: *mut tf_worker,
-    unix_time: f64,
-    task_seconds: f64,
-) -> tf_status {
-    status_call("tf_worker_set_deadline", || {
-        handle(worker, "worker")?
-            .lock()?
-            .set_deadline(unix_time, task_seconds)?;
-        Ok(tf_status::TF_OK)
-    })
-}
-
-/// The held task's percentage as last known (from the hand-out answer, which
-/// for a handed-back task is where it stood, or from the last
-/// `tf_worker_update`), without a request: a checkpointing code resumes from
-/// it. `TF_NO_MORE_TASKS` when no task is held (`*out` untouched).
-#[no_mangle]
-pub extern "C" fn tf_worker_held_percent(
-    worker: *const tf_worker,
-    out_percent: *mut f64,
-) -> tf_status {
-    status_call("tf_worker_held_percent", || {
-        let worker = handle(worker, "worker")?;
-        let out_percent = out(out_percent, "out_percent")?;
-        match worker.lock()?.held_percent() {
-            Some(percent) => {
-                out_percent.write(percent);
-                Ok(tf_status::TF_OK)
-            }
-            None => Ok(tf_status::TF_NO_MORE_TASKS),
-        }
-    })
+    value_call("tf_stop_requested", 0, || Ok(stop::stop_requested()))
 }

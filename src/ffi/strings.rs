@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, CString};
 
-use super::boundary::getter_call;
+use super::boundary::value_call;
 use crate::client::{Error, Result};
 
 /// Moves `text` into a C string owned by the caller (freed with `tf_string_free`).
@@ -22,7 +22,7 @@ pub(crate) fn owned_c_string(text: &str, what: &str) -> Result<CString> {
 /// `const char*` owned by a handle.
 #[no_mangle]
 pub extern "C" fn tf_string_free(string: *mut c_char) {
-    getter_call("tf_string_free", (), || {
+    value_call("tf_string_free", (), || {
         if !string.is_null() {
             // SAFETY: the string came from `into_c_string` and is freed once.
             drop(unsafe { CString::from_raw(string) });

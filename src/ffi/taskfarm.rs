@@ -4,8 +4,9 @@ use std::ffi::{c_char, c_int, CString};
 use std::ptr;
 use std::sync::{Arc, Mutex};
 
-use super::args::{handle, number, optional_string, out, string};
-use super::boundary::{getter_call, status_call};
+use super::args::{number, optional_string, out, string};
+use super::boundary::{status_call, value_call};
+use super::handle::{borrow, free, hand_out, Boxed, Handle};
 use super::status::{task_state_from_c, tf_status, tf_task_state};
 use super::strings::{into_c_string, owned_c_string};
 use crate::client::run::MAX_TASKS;
@@ -26,6 +27,16 @@ pub struct tf_taskfarm {
     run: Arc<Run>,
     uuid: CString,
     token: Mutex<CString>,
+}
+
+impl Handle for tf_taskfarm {
+    type Held = Boxed;
+
+    /// Not in a child after `fork()`: the parent's connections (their
+    /// pool's lock may be held by a thread that did not survive the fork).
+    fn releasable(&self) -> bool {
+        self.run.connection().is_own()
+    }
 }
 
 impl tf_taskfarm {
@@ -120,7 +131,7 @@ pub extern "C" fn tf_taskfarm_create(
         }
         let settings = settings_from_c(username, password, url_base)?;
         let run = Run::create(&settings, num_tasks)?;
-        out_taskfarm.write(Box::into_raw(Box::new(tf_taskfarm::new(Arc::new(run))?)));
+        hand_out(out_taskfarm, tf_taskfarm::new(Arc::new(run))?);
         Ok(tf_status::TF_OK)
     })
 }
@@ -142,7 +153,7 @@ pub extern "C" fn tf_taskfarm_open(
         let uuid = string(uuid, "uuid")?;
         let settings = settings_from_c(username, password, url_base)?;
         let run = Run::open(&settings, uuid)?;
-        out_taskfarm.write(Box::into_raw(Box::new(tf_taskfarm::new(Arc::new(run))?)));
+        hand_out(out_taskfarm, tf_taskfarm::new(Arc::new(run))?);
         Ok(tf_status::TF_OK)
     })
 }
@@ -177,7 +188,7 @@ pub extern "C" fn tf_taskfarm_open_with_token(
         let uuid = string(uuid, "uuid")?;
         let settings = settings_with_token_from_c(token, url_base)?;
         let run = Run::open(&settings, uuid)?;
-        out_taskfarm.write(Box::into_raw(Box::new(tf_taskfarm::new(Arc::new(run))?)));
+        hand_out(out_taskfarm, tf_taskfarm::new(Arc::new(run))?);
         Ok(tf_status::TF_OK)
     })
 }
@@ -188,36 +199,23 @@ pub extern "C" fn tf_taskfarm_open_with_token(
 /// (the parent's connections).
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_free(taskfarm: *mut tf_taskfarm) {
-    getter_call("tf_taskfarm_free", (), || {
-        if !taskfarm.is_null() {
-            // SAFETY: the pointer came from Box::into_raw in create/open and is freed once.
-            let taskfarm = unsafe { Box::from_raw(taskfarm) };
-            if taskfarm.run.connection().is_own() {
-                drop(taskfarm);
-            } else {
-                // The parent's: its connection pool's lock may be held by a
-                // thread that did not survive the fork.
-                std::mem::forget(taskfarm);
-            }
-        }
-        Ok(())
-    })
+    free("tf_taskfarm_free", taskfarm);
 }
 
 /// The run's UUID (no request). Owned by the handle, valid while it lives;
 /// NULL when `taskfarm` is NULL.
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_uuid(taskfarm: *const tf_taskfarm) -> *const c_char {
-    getter_call("tf_taskfarm_uuid", ptr::null(), || {
-        Ok(handle(taskfarm, "taskfarm")?.uuid.as_ptr())
+    value_call("tf_taskfarm_uuid", ptr::null(), || {
+        Ok(borrow(taskfarm, "taskfarm")?.uuid.as_ptr())
     })
 }
 
 /// The run's number of tasks (no request); -1 when `taskfarm` is NULL.
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_num_tasks(taskfarm: *const tf_taskfarm) -> i64 {
-    getter_call("tf_taskfarm_num_tasks", -1, || {
-        Ok(handle(taskfarm, "taskfarm")?.run.num_tasks())
+    value_call("tf_taskfarm_num_tasks", -1, || {
+        Ok(borrow(taskfarm, "taskfarm")?.run.num_tasks())
     })
 }
 
@@ -229,7 +227,7 @@ pub extern "C" fn tf_taskfarm_percent_done(
     out_percent: *mut f64,
 ) -> tf_status {
     status_call("tf_taskfarm_percent_done", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let out_percent = out(out_percent, "out_percent")?;
         out_percent.write(taskfarm.run.percent_done()?);
         Ok(tf_status::TF_OK)
@@ -243,7 +241,7 @@ fn count(
     out_count: *mut i64,
 ) -> tf_status {
     status_call(function, || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let out_count = out(out_count, "out_count")?;
         out_count.write(taskfarm.run.count(key)?);
         Ok(tf_status::TF_OK)
@@ -300,7 +298,7 @@ pub extern "C" fn tf_taskfarm_status(
     out_status: *mut tf_run_status,
 ) -> tf_status {
     status_call("tf_taskfarm_status", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let out_status = out(out_status, "out_status")?;
         let s = taskfarm.run.status()?;
         out_status.write(tf_run_status {
@@ -327,7 +325,7 @@ pub extern "C" fn tf_taskfarm_info(
     out_json: *mut *mut c_char,
 ) -> tf_status {
     status_call("tf_taskfarm_info", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let out_json = out(out_json, "out_json")?;
         let key = match optional_string(info, "info")? {
             None | Some("") => None,
@@ -354,7 +352,7 @@ pub extern "C" fn tf_taskfarm_get_task_info(
     out_json: *mut *mut c_char,
 ) -> tf_status {
     status_call("tf_taskfarm_get_task_info", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let out_json = out(out_json, "out_json")?;
         let key = match optional_string(info, "info")? {
             None | Some("") => None,
@@ -378,7 +376,7 @@ pub extern "C" fn tf_taskfarm_set_task_info(
     json_value: *const c_char,
 ) -> tf_status {
     status_call("tf_taskfarm_set_task_info", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let key = TaskInfoKey::parse(string(info, "info")?)?;
         let text = string(json_value, "json_value")?;
         let value: serde_json::Value = serde_json::from_str(text)
@@ -397,7 +395,7 @@ pub extern "C" fn tf_taskfarm_task_percent_completed(
     out_percent: *mut f64,
 ) -> tf_status {
     status_call("tf_taskfarm_task_percent_completed", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let out_percent = out(out_percent, "out_percent")?;
         out_percent.write(taskfarm.run.task(task)?.percent_completed);
         Ok(tf_status::TF_OK)
@@ -412,7 +410,7 @@ pub extern "C" fn tf_taskfarm_task_state(
     out_state: *mut tf_task_state,
 ) -> tf_status {
     status_call("tf_taskfarm_task_state", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let out_state = out(out_state, "out_state")?;
         out_state.write(taskfarm.run.task(task)?.status.into());
         Ok(tf_status::TF_OK)
@@ -427,7 +425,7 @@ pub extern "C" fn tf_taskfarm_set_task_percent_completed(
     percent: f64,
 ) -> tf_status {
     status_call("tf_taskfarm_set_task_percent_completed", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         taskfarm
             .run
             .set_task_percent(task, number(percent, "percent")?)?;
@@ -445,7 +443,7 @@ pub extern "C" fn tf_taskfarm_set_task_state(
     state: c_int,
 ) -> tf_status {
     status_call("tf_taskfarm_set_task_state", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let state = task_state_from_c(state).ok_or_else(|| {
             Error::invalid_argument(format!("state {state} is not a tf_task_state"))
         })?;
@@ -461,7 +459,7 @@ pub extern "C" fn tf_taskfarm_set_task_state(
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_restart(taskfarm: *const tf_taskfarm, everything: bool) -> tf_status {
     status_call("tf_taskfarm_restart", || {
-        handle(taskfarm, "taskfarm")?.run.restart(everything)?;
+        borrow(taskfarm, "taskfarm")?.run.restart(everything)?;
         Ok(tf_status::TF_OK)
     })
 }
@@ -472,7 +470,7 @@ pub extern "C" fn tf_taskfarm_restart(taskfarm: *const tf_taskfarm, everything: 
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_delete(taskfarm: *const tf_taskfarm) -> tf_status {
     status_call("tf_taskfarm_delete", || {
-        handle(taskfarm, "taskfarm")?.run.delete()?;
+        borrow(taskfarm, "taskfarm")?.run.delete()?;
         Ok(tf_status::TF_OK)
     })
 }
@@ -486,7 +484,7 @@ pub extern "C" fn tf_taskfarm_url(
     out_url: *mut *mut c_char,
 ) -> tf_status {
     status_call("tf_taskfarm_url", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let endpoint = string(endpoint, "endpoint")?;
         let out_url = out(out_url, "out_url")?;
         out_url.write(into_c_string(
@@ -504,8 +502,8 @@ pub extern "C" fn tf_taskfarm_url(
 /// NULL when `taskfarm` is NULL.
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_token(taskfarm: *const tf_taskfarm) -> *const c_char {
-    getter_call("tf_taskfarm_token", ptr::null(), || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+    value_call("tf_taskfarm_token", ptr::null(), || {
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let current = taskfarm.run.connection().token();
         let mut cached = taskfarm.token.lock().unwrap_or_else(|e| e.into_inner());
         if cached.as_bytes() != current.expose().as_bytes() {
@@ -521,7 +519,7 @@ pub extern "C" fn tf_taskfarm_token(taskfarm: *const tf_taskfarm) -> *const c_ch
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_set_timeout(taskfarm: *const tf_taskfarm, seconds: f64) -> tf_status {
     status_call("tf_taskfarm_set_timeout", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         let timeout = timeout_from_secs(number(seconds, "seconds")?)?;
         taskfarm.run.connection().set_timeout(timeout);
         Ok(tf_status::TF_OK)
@@ -533,7 +531,7 @@ pub extern "C" fn tf_taskfarm_set_timeout(taskfarm: *const tf_taskfarm, seconds:
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_set_retries(taskfarm: *const tf_taskfarm, retries: u32) -> tf_status {
     status_call("tf_taskfarm_set_retries", || {
-        let taskfarm = handle(taskfarm, "taskfarm")?;
+        let taskfarm = borrow(taskfarm, "taskfarm")?;
         taskfarm
             .run
             .connection()

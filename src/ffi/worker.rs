@@ -1,11 +1,14 @@
-//! `tf_worker`: a worker working through a run (the Python `TaskFarmWorker`).
+//! `tf_worker`: a worker working through a run (the Python `TaskFarmWorker`):
+//! every `tf_worker_*` function (making and freeing one, its tasks and
+//! progress, its journal, its wall time).
 
 use std::ffi::{c_char, CString};
 use std::ptr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::args::{handle, number, optional_string, out, string};
-use super::boundary::{getter_call, status_call};
+use super::args::{number, optional_string, out, string};
+use super::boundary::{status_call, value_call};
+use super::handle::{borrow, free, hand_out, lend, Boxed, Handle};
 use super::status::tf_status;
 use super::strings::owned_c_string;
 use super::taskfarm::{settings_from_c, settings_with_token_from_c, tf_taskfarm};
@@ -30,6 +33,17 @@ pub struct tf_worker {
     uuid: CString,
     /// The process that made it.
     pid: u32,
+}
+
+impl Handle for tf_worker {
+    type Held = Boxed;
+
+    /// Only in the process that made it: in a child after `fork()` its
+    /// connections, task and flusher are the parent's, and nothing of it is
+    /// dropped or freed.
+    fn releasable(&self) -> bool {
+        self.pid == std::process::id()
+    }
 }
 
 impl tf_worker {
@@ -66,7 +80,7 @@ pub extern "C" fn tf_worker_new(
         let out_worker = out(out_worker, "out_worker")?;
         let uuid = string(uuid, "uuid")?;
         let settings = settings_from_c(username, password, url_base)?;
-        out_worker.write(Box::into_raw(Box::new(new_worker(&settings, uuid)?)));
+        hand_out(out_worker, new_worker(&settings, uuid)?);
         Ok(tf_status::TF_OK)
     })
 }
@@ -90,7 +104,7 @@ pub extern "C" fn tf_worker_new_with_token(
         let out_worker = out(out_worker, "out_worker")?;
         let uuid = string(uuid, "uuid")?;
         let settings = settings_with_token_from_c(token, url_base)?;
-        out_worker.write(Box::into_raw(Box::new(new_worker(&settings, uuid)?)));
+        hand_out(out_worker, new_worker(&settings, uuid)?);
         Ok(tf_status::TF_OK)
     })
 }
@@ -118,27 +132,15 @@ fn new_worker(settings: &Settings, uuid: &str) -> Result<tf_worker> {
 /// after `fork()`, sends nothing and releases nothing (the parent's worker).
 #[no_mangle]
 pub extern "C" fn tf_worker_free(worker: *mut tf_worker) {
-    getter_call("tf_worker_free", (), || {
-        if !worker.is_null() {
-            // SAFETY: the pointer came from Box::into_raw in tf_worker_new and is freed once.
-            let worker = unsafe { Box::from_raw(worker) };
-            if worker.pid == std::process::id() {
-                drop(worker);
-            } else {
-                // The parent's: its connections, task and flusher are not ours.
-                std::mem::forget(worker);
-            }
-        }
-        Ok(())
-    })
+    free("tf_worker_free", worker);
 }
 
 /// The worker's UUID, 32 lowercase hex digits (no request). Owned by the
 /// worker, valid while it lives; NULL when `worker` is NULL.
 #[no_mangle]
 pub extern "C" fn tf_worker_uuid(worker: *const tf_worker) -> *const c_char {
-    getter_call("tf_worker_uuid", ptr::null(), || {
-        Ok(handle(worker, "worker")?.uuid.as_ptr())
+    value_call("tf_worker_uuid", ptr::null(), || {
+        Ok(borrow(worker, "worker")?.uuid.as_ptr())
     })
 }
 
@@ -147,9 +149,8 @@ pub extern "C" fn tf_worker_uuid(worker: *const tf_worker) -> *const c_char {
 /// freed by the caller. NULL when `worker` is NULL.
 #[no_mangle]
 pub extern "C" fn tf_worker_taskfarm(worker: *const tf_worker) -> *mut tf_taskfarm {
-    getter_call("tf_worker_taskfarm", ptr::null_mut(), || {
-        let worker = handle(worker, "worker")?;
-        Ok(ptr::from_ref(&worker.taskfarm).cast_mut())
+    value_call("tf_worker_taskfarm", ptr::null_mut(), || {
+        Ok(lend(&borrow(worker, "worker")?.taskfarm))
     })
 }
 
@@ -165,7 +166,7 @@ pub extern "C" fn tf_worker_taskfarm(worker: *const tf_worker) -> *mut tf_taskfa
 #[no_mangle]
 pub extern "C" fn tf_worker_task(worker: *mut tf_worker, out_task: *mut i64) -> tf_status {
     status_call("tf_worker_task", || {
-        let worker = handle(worker, "worker")?;
+        let worker = borrow(worker, "worker")?;
         let out_task = out(out_task, "out_task")?;
         match worker.lock()?.task()? {
             Some(task) => {
@@ -202,7 +203,7 @@ pub extern "C" fn tf_worker_task(worker: *mut tf_worker, out_task: *mut i64) -> 
 #[no_mangle]
 pub extern "C" fn tf_worker_update(worker: *mut tf_worker, percentage: f64) -> tf_status {
     status_call("tf_worker_update", || {
-        let worker = handle(worker, "worker")?;
+        let worker = borrow(worker, "worker")?;
         let percentage = number(percentage, "percentage")?;
         worker.lock()?.update(percentage)?;
         Ok(tf_status::TF_OK)
@@ -217,7 +218,7 @@ pub extern "C" fn tf_worker_update(worker: *mut tf_worker, percentage: f64) -> t
 #[no_mangle]
 pub extern "C" fn tf_worker_set_update_interval(worker: *mut tf_worker, seconds: f64) -> tf_status {
     status_call("tf_worker_set_update_interval", || {
-        let worker = handle(worker, "worker")?;
+        let worker = borrow(worker, "worker")?;
         let interval = interval_from_secs(seconds)?;
         worker.lock()?.set_update_interval(interval)?;
         Ok(tf_status::TF_OK)
@@ -231,7 +232,7 @@ pub extern "C" fn tf_worker_set_update_interval(worker: *mut tf_worker, seconds:
 #[no_mangle]
 pub extern "C" fn tf_worker_flush(worker: *mut tf_worker) -> tf_status {
     status_call("tf_worker_flush", || {
-        handle(worker, "worker")?.lock()?.flush()?;
+        borrow(worker, "worker")?.lock()?.flush()?;
         Ok(tf_status::TF_OK)
     })
 }
@@ -251,7 +252,7 @@ pub extern "C" fn tf_worker_flush(worker: *mut tf_worker) -> tf_status {
 #[no_mangle]
 pub extern "C" fn tf_worker_done(worker: *mut tf_worker) -> tf_status {
     status_call("tf_worker_done", || {
-        handle(worker, "worker")?.lock()?.done()?;
+        borrow(worker, "worker")?.lock()?.done()?;
         Ok(tf_status::TF_OK)
     })
 }
@@ -263,7 +264,7 @@ pub extern "C" fn tf_worker_done(worker: *mut tf_worker) -> tf_status {
 #[no_mangle]
 pub extern "C" fn tf_worker_requeue(worker: *mut tf_worker) -> tf_status {
     status_call("tf_worker_requeue", || {
-        handle(worker, "worker")?.lock()?.requeue()?;
+        borrow(worker, "worker")?.lock()?.requeue()?;
         Ok(tf_status::TF_OK)
     })
 }
@@ -286,9 +287,57 @@ pub extern "C" fn tf_worker_requeue(worker: *mut tf_worker) -> tf_status {
 #[no_mangle]
 pub extern "C" fn tf_worker_set_journal(worker: *mut tf_worker, dir: *const c_char) -> tf_status {
     status_call("tf_worker_set_journal", || {
-        let worker = handle(worker, "worker")?;
+        let worker = borrow(worker, "worker")?;
         let dir = optional_string(dir, "dir")?.filter(|d| !d.is_empty());
         worker.lock()?.set_journal(dir.map(std::path::Path::new))?;
         Ok(tf_status::TF_OK)
+    })
+}
+
+/// Sets the worker's deadline, `unix_time` in seconds since 1970 (e.g. the
+/// job's end time), and the seconds one task takes: `task_seconds` 0 means
+/// "estimate": the longest task this worker completed so far (from hand-out
+/// to `tf_worker_done`; the longest because a task cut by the deadline loses
+/// all its work, while stopping early loses at most one task's time), and
+/// before any completed, `TASKFARM_TASK_SECONDS`. `tf_worker_task` then
+/// returns `TF_STOPPED` instead of taking a task that the time left cannot
+/// fit. Without this call, `TASKFARM_DEADLINE`, then under Slurm the job's
+/// end time (`SLURM_JOB_END_TIME`, else `squeue`, asked once per worker) set
+/// the deadline. A deadline that is NaN, negative or already past, or a
+/// negative or NaN `task_seconds`, gives `TF_ERR_INVALID_ARGUMENT` and
+/// changes nothing. No request.
+#[no_mangle]
+pub extern "C" fn tf_worker_set_deadline(
+    worker: *mut tf_worker,
+    unix_time: f64,
+    task_seconds: f64,
+) -> tf_status {
+    status_call("tf_worker_set_deadline", || {
+        borrow(worker, "worker")?
+            .lock()?
+            .set_deadline(unix_time, task_seconds)?;
+        Ok(tf_status::TF_OK)
+    })
+}
+
+/// The held task's percentage as last known (from the hand-out answer, which
+/// for a handed-back task is where it stood, or from the last
+/// `tf_worker_update`), without a request: a checkpointing code resumes from
+/// it. `TF_NO_MORE_TASKS` when no task is held (`*out` untouched).
+#[no_mangle]
+pub extern "C" fn tf_worker_held_percent(
+    worker: *const tf_worker,
+    out_percent: *mut f64,
+) -> tf_status {
+    status_call("tf_worker_held_percent", || {
+        let worker = borrow(worker, "worker")?;
+        let out_percent = out(out_percent, "out_percent")?;
+        match worker.lock()?.held_percent() {
+            Some(percent) => {
+                out_percent.write(percent);
+                Ok(tf_status::TF_OK)
+            }
+            None => Ok(tf_status::TF_NO_MORE_TASKS),
+        }
     })
 }

@@ -5,17 +5,14 @@
 //! done exactly once.
 
 use std::collections::BTreeMap;
-use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::ptr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use taskfarm_worker::ffi::status::tf_status::TF_OK;
 use taskfarm_worker::ffi::taskfarm::*;
 
-use super::c_abi::{c, last_error_with_http};
+use super::c_abi::{create_run, open_run, run_status, run_uuid};
 use super::server::{pid_alive, Db, TaskfarmServer};
 
 pub fn root() -> PathBuf {
@@ -90,62 +87,18 @@ pub fn pg_server() -> &'static TaskfarmServer {
 
 /// Creates a run of `num_tasks` tasks on `server`; returns its UUID.
 pub fn new_run(server: &TaskfarmServer, num_tasks: i64) -> String {
-    let (user, password, url) = (c(&server.user), c(&server.password), c(&server.url));
-    let mut tf = ptr::null_mut();
-    let status = tf_taskfarm_create(
-        user.as_ptr(),
-        password.as_ptr(),
-        url.as_ptr(),
-        num_tasks,
-        &mut tf,
-    );
-    assert_eq!(
-        status,
-        TF_OK,
-        "tf_taskfarm_create: {}",
-        last_error_with_http()
-    );
-    let uuid = unsafe { CStr::from_ptr(tf_taskfarm_uuid(tf)) }
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let tf = create_run(server, num_tasks);
+    let uuid = run_uuid(tf);
     tf_taskfarm_free(tf);
     uuid
 }
 
 /// The server's count of the run: (numTasks, numWaiting, numComputing, numDone).
 pub fn run_counts(server: &TaskfarmServer, uuid: &str) -> (i64, i64, i64, i64) {
-    let (user, password, url, id) = (
-        c(&server.user),
-        c(&server.password),
-        c(&server.url),
-        c(uuid),
-    );
-    let mut tf = ptr::null_mut();
-    let status = tf_taskfarm_open(
-        user.as_ptr(),
-        password.as_ptr(),
-        url.as_ptr(),
-        id.as_ptr(),
-        &mut tf,
-    );
-    assert_eq!(
-        status,
-        TF_OK,
-        "tf_taskfarm_open: {}",
-        last_error_with_http()
-    );
-    let mut s = tf_run_status {
-        num_tasks: -1,
-        num_waiting: -1,
-        num_computing: -1,
-        num_done: -1,
-        percent_done: -1.0,
-    };
-    let status = tf_taskfarm_status(tf, &mut s);
-    let error = last_error_with_http();
+    let tf = open_run(server, &server.url, uuid);
+    let status = run_status(tf);
     tf_taskfarm_free(tf);
-    assert_eq!(status, TF_OK, "tf_taskfarm_status: {error}");
+    let s = status.unwrap_or_else(|e| panic!("{e}"));
     (s.num_tasks, s.num_waiting, s.num_computing, s.num_done)
 }
 

@@ -1,5 +1,6 @@
 //! Test support shared by the integration tests: the C ABI helpers (C
-//! strings, the last error), the real taskfarm server harness, the requests
+//! strings, the last error, a run or a worker opened), the real taskfarm
+//! server harness and the running of its scripts, the requests
 //! in its access log, a recording proxy in front of it, the scripted fault
 //! server, the worker journals of the reap tests, the Slurm cluster harness and the support of the MPI and Slurm
 //! tests.
@@ -9,6 +10,7 @@ pub mod access_log;
 pub mod c_abi;
 pub mod c_programs;
 pub mod fault_server;
+pub mod harness_script;
 pub mod jobs;
 pub mod journals;
 pub mod recording_proxy;

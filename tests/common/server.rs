@@ -36,9 +36,10 @@
 //! never skips because the server is missing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+
+use super::harness_script::HarnessScript;
 
 /// The database (and so the server) a [`TaskfarmServer`] runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,31 +97,20 @@ pub struct TaskfarmServer {
 static SHARED: OnceLock<TaskfarmServer> = OnceLock::new();
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The harness's Python venv (`TASKFARM_VENV`, else `.venv` of the tree),
+/// with the taskfarm server and the reference Python client; `server.sh`
+/// builds it when it starts the first server.
+pub fn venv() -> PathBuf {
+    std::env::var_os("TASKFARM_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"))
+}
+
 /// `tests/harness/server.sh` of this repository.
-fn server_sh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/server.sh")
-}
-
-/// Runs `server.sh ARGS...` and returns its output; panics when it cannot be
-/// run at all.
-fn run_server_sh(args: &[&str]) -> Output {
-    let script = server_sh();
-    Command::new("bash")
-        .arg(&script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
-}
-
-/// Renders a failed harness call for a panic message.
-fn describe_failure(what: &str, out: &Output) -> String {
-    format!(
-        "taskfarm harness: `server.sh {what}` failed ({})\n--- stderr ---\n{}\n--- stdout ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim_end(),
-        String::from_utf8_lossy(&out.stdout).trim_end(),
-    )
-}
+const SERVER_SH: HarnessScript = HarnessScript {
+    file: "server.sh",
+    harness: "taskfarm harness",
+};
 
 const STATE_DIR_PREFIX: &str = "taskfarm-server-";
 
@@ -218,7 +208,7 @@ fn pid_field(info: &serde_json::Value) -> i32 {
 extern "C" fn stop_shared_at_exit() {
     let _ = std::panic::catch_unwind(|| {
         if let Some(server) = SHARED.get() {
-            let _ = run_server_sh(&["stop", &server.state_dir.to_string_lossy()]);
+            let _ = SERVER_SH.run(&["stop", &server.state_dir.to_string_lossy()]);
         }
     });
 }
@@ -255,9 +245,9 @@ impl TaskfarmServer {
             "--watch-pid",
             watch.as_str(),
         ];
-        let out = run_server_sh(&args);
+        let out = SERVER_SH.run(&args);
         if !out.status.success() {
-            panic!("{}", describe_failure(&args.join(" "), &out));
+            panic!("{}", SERVER_SH.describe_failure(&args.join(" "), &out));
         }
         let info = parse_info(&out.stdout);
         assert_eq!(
@@ -293,9 +283,12 @@ impl TaskfarmServer {
     /// Does nothing when it is already stopped. Panics when it cannot.
     pub fn stop(&self) {
         let dir = self.state_dir.to_string_lossy();
-        let out = run_server_sh(&["stop", &dir]);
+        let out = SERVER_SH.run(&["stop", &dir]);
         if !out.status.success() {
-            panic!("{}", describe_failure(&format!("stop {dir}"), &out));
+            panic!(
+                "{}",
+                SERVER_SH.describe_failure(&format!("stop {dir}"), &out)
+            );
         }
     }
 
@@ -309,9 +302,9 @@ impl TaskfarmServer {
         if let Some(key) = secret_key {
             args.extend(["--secret-key", key]);
         }
-        let out = run_server_sh(&args);
+        let out = SERVER_SH.run(&args);
         if !out.status.success() {
-            panic!("{}", describe_failure(&args.join(" "), &out));
+            panic!("{}", SERVER_SH.describe_failure(&args.join(" "), &out));
         }
         let info = parse_info(&out.stdout);
         assert_eq!(
@@ -376,19 +369,6 @@ impl TaskfarmServer {
 
 impl Drop for TaskfarmServer {
     fn drop(&mut self) {
-        let dir = self.state_dir.to_string_lossy().into_owned();
-        let out = run_server_sh(&["stop", &dir]);
-        if !out.status.success() {
-            let msg = describe_failure(&format!("stop {dir}"), &out);
-            if std::thread::panicking() {
-                eprintln!("{msg}");
-            } else {
-                panic!("{msg}");
-            }
-            return;
-        }
-        if !std::thread::panicking() && std::env::var_os("TASKFARM_KEEP_STATE").is_none() {
-            let _ = std::fs::remove_dir_all(&self.state_dir);
-        }
+        SERVER_SH.stop_and_remove(&self.state_dir);
     }
 }

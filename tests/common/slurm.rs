@@ -35,11 +35,12 @@
 //! never skips because Slurm is missing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::harness_script::HarnessScript;
 use super::server::pid_alive;
 
 /// A running single-node Slurm cluster (see the module documentation).
@@ -96,27 +97,11 @@ const STATE_DIR_PREFIX: &str = "slurm-cluster-";
 /// A unix socket path (munge's, in the state directory) holds 107 bytes.
 const MAX_STATE_DIR_LEN: usize = 70;
 
-fn slurm_sh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/slurm.sh")
-}
-
-fn run_slurm_sh(args: &[&str]) -> Output {
-    let script = slurm_sh();
-    Command::new("bash")
-        .arg(&script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
-}
-
-fn describe_failure(what: &str, out: &Output) -> String {
-    format!(
-        "Slurm harness: `slurm.sh {what}` failed ({})\n--- stderr ---\n{}\n--- stdout ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim_end(),
-        String::from_utf8_lossy(&out.stdout).trim_end(),
-    )
-}
+/// `tests/harness/slurm.sh` of this repository.
+const SLURM_SH: HarnessScript = HarnessScript {
+    file: "slurm.sh",
+    harness: "Slurm harness",
+};
 
 /// `target/tmp/` (or the system's temporary directory when that path is too
 /// long for munge's socket), with the directories of test processes that are
@@ -141,7 +126,7 @@ fn state_base() -> PathBuf {
                 .and_then(|rest| rest.split('-').next())
                 .and_then(|p| p.parse::<i32>().ok());
             if owner.is_some_and(|pid| !pid_alive(pid)) {
-                let _ = run_slurm_sh(&["stop", &entry.path().to_string_lossy()]);
+                let _ = SLURM_SH.run(&["stop", &entry.path().to_string_lossy()]);
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
@@ -152,7 +137,7 @@ fn state_base() -> PathBuf {
 extern "C" fn stop_shared_at_exit() {
     let _ = std::panic::catch_unwind(|| {
         if let Some(cluster) = SHARED.get() {
-            let _ = run_slurm_sh(&["stop", &cluster.state_dir.to_string_lossy()]);
+            let _ = SLURM_SH.run(&["stop", &cluster.state_dir.to_string_lossy()]);
         }
     });
 }
@@ -188,9 +173,9 @@ impl SlurmCluster {
         if let Some(n) = &cpus {
             args.extend(["--cpus", n.as_str()]);
         }
-        let out = run_slurm_sh(&args);
+        let out = SLURM_SH.run(&args);
         if !out.status.success() {
-            panic!("{}", describe_failure(&args.join(" "), &out));
+            panic!("{}", SLURM_SH.describe_failure(&args.join(" "), &out));
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text
@@ -357,29 +342,19 @@ impl SlurmCluster {
     /// left running afterwards. Panics when that fails.
     pub fn stop(&self) {
         let dir = self.state_dir.to_string_lossy();
-        let out = run_slurm_sh(&["stop", &dir]);
+        let out = SLURM_SH.run(&["stop", &dir]);
         if !out.status.success() {
-            panic!("{}", describe_failure(&format!("stop {dir}"), &out));
+            panic!(
+                "{}",
+                SLURM_SH.describe_failure(&format!("stop {dir}"), &out)
+            );
         }
     }
 }
 
 impl Drop for SlurmCluster {
     fn drop(&mut self) {
-        let dir = self.state_dir.to_string_lossy().into_owned();
-        let out = run_slurm_sh(&["stop", &dir]);
-        if !out.status.success() {
-            let msg = describe_failure(&format!("stop {dir}"), &out);
-            if std::thread::panicking() {
-                eprintln!("{msg}");
-            } else {
-                panic!("{msg}");
-            }
-            return;
-        }
-        if !std::thread::panicking() && std::env::var_os("TASKFARM_KEEP_STATE").is_none() {
-            let _ = std::fs::remove_dir_all(&self.state_dir);
-        }
+        SLURM_SH.stop_and_remove(&self.state_dir);
     }
 }
 
