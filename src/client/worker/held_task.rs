@@ -178,6 +178,9 @@ pub fn step(state: HeldState, event: Event, stopped: bool) -> (HeldState, Verdic
             V::Go,
             Some(Note::Percent(percent)),
         ),
+        // After a stop an unfinished task is handed back, never released
+        // to stay `computing` with nobody on it.
+        (S::Held(_), E::DoneSent { finished: false }) if stopped => same(V::Stopped),
         (S::Held(held), E::DoneSent { finished }) => (
             S::Finishing(held),
             V::Go,
@@ -407,17 +410,29 @@ impl Slot {
     /// Marks the release of the held task as in flight, `finished` (then its
     /// `done` goes to the journal first) when `complete` or the latest
     /// percentage is 100 (within 1e-6). `None`: no task held.
-    pub fn begin_done(&self, complete: bool) -> Option<(HeldTask, bool)> {
+    ///
+    /// `Err(())` when the task is unfinished and `stopped()` says a stop was
+    /// caught (asked under the lock): the caller hands it back instead.
+    pub fn begin_done(
+        &self,
+        complete: bool,
+        stopped: impl FnOnce() -> bool,
+    ) -> std::result::Result<Option<(HeldTask, bool)>, ()> {
         let mut state = self.lock();
         let HeldState::Held(held) = *state else {
             // Nothing held (`Nothing`), or the watcher has it (does not return).
             drop(state);
             self.apply(Event::DoneSent { finished: false });
-            return None;
+            return Ok(None);
         };
         let finished = complete || (held.percent - 100.0).abs() < 1e-6;
-        self.apply_locked(&mut state, Event::DoneSent { finished }, false);
-        Some((held, finished))
+        match self
+            .apply_locked(&mut state, Event::DoneSent { finished }, stopped())
+            .0
+        {
+            Verdict::Stopped => Err(()),
+            _ => Ok(Some((held, finished))),
+        }
     }
 
     /// The release's outcome.
@@ -730,6 +745,15 @@ mod tests {
             step(S::Idle, E::RequestSent, true),
             (S::Idle, V::Stopped, None)
         );
+        // An unfinished task is not released after a stop (it would stay
+        // computing with nobody on it); a finished one is still marked done.
+        let unfinished = E::DoneSent { finished: false };
+        assert_eq!(
+            step(S::Held(T), unfinished, true),
+            (S::Held(T), V::Stopped, None)
+        );
+        let done = E::DoneSent { finished: true };
+        assert_eq!(step(S::Held(T), done, true).0, S::Finishing(T));
         for (name, state) in states() {
             for (event_name, event) in events() {
                 for stopped in [false, true] {
@@ -839,7 +863,7 @@ mod tests {
         slot.begin_request(|| None).unwrap();
         slot.end_request(Some(T), false);
         slot.update(100.0);
-        let (held, finished) = slot.begin_done(false).unwrap();
+        let (held, finished) = slot.begin_done(false, || false).unwrap().unwrap();
         assert!(finished);
         let watcher = Arc::clone(&slot);
         let turn = std::thread::spawn(move || {

@@ -344,7 +344,16 @@ impl Worker {
         // Marked in flight (and, when it marks the task done, kept in the
         // journal first): the stop watcher waits for its outcome rather than
         // hand back a task being released. `None`: no task held.
-        let Some((held, finished)) = self.slot.begin_done(complete) else {
+        let begun = self
+            .slot
+            .begin_done(complete, || stop_signals::stop_requested() != 0);
+        let Ok(begun) = begun else {
+            // An unfinished task after a stop: handed back, not left
+            // `computing` (TF_STOP_EXIT: the watcher does it and this call
+            // waits for the process to end).
+            return self.check_stop(None);
+        };
+        let Some((held, finished)) = begun else {
             return self.deliver_kept();
         };
         let pending = self.progress().settle();
