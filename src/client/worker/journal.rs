@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::held_task::{Note, Notes};
 use super::identity;
 use crate::client::clock::unix_now;
 use crate::client::env;
@@ -525,26 +526,38 @@ impl Journal {
     }
 }
 
-/// What the stop watcher may do with a worker's journal: say that the held
-/// task is being handed back, and whether it was. It never finishes (removes)
-/// the journal: that stays with the worker.
+/// The journal as the held task's state machine (`held_task.rs`) tells it
+/// of each transition, under its lock, from whichever thread acts (the
+/// worker's, the stop watcher's). It never finishes (removes) the journal:
+/// that stays with the worker.
 #[derive(Debug)]
 pub struct Releaser(Journal);
 
-impl Releaser {
-    /// See [`Journal::releasing`].
-    pub fn releasing(&self) {
-        self.0.releasing();
-    }
-
-    /// See [`Journal::not_released`].
-    pub fn not_released(&self) {
-        self.0.not_released();
-    }
-
-    /// See [`Journal::released`].
-    pub fn released(&self) {
-        self.0.released();
+impl Notes for Releaser {
+    fn note(&self, note: Note) {
+        let journal = &self.0;
+        match note {
+            Note::Held(held) => journal.held(held.task, held.percent),
+            Note::Percent(percent) => journal.percent(percent),
+            // Kept before it is sent: the reaper delivers it if the process
+            // dies with the done in flight.
+            Note::DoneIntent(task) => journal.keep_done(task),
+            Note::Delivered(task) => journal.change(|r| {
+                r.kept_done.retain(|&t| t != task);
+                r.task = None;
+                r.percent = None;
+                r.releasing = false;
+            }),
+            Note::DoneNotSent(held) => journal.change(|r| {
+                r.kept_done.retain(|&t| t != held.task);
+                r.task = Some(held.task);
+                r.percent = Some(held.percent);
+                r.releasing = false;
+            }),
+            Note::Releasing => journal.releasing(),
+            Note::Released => journal.released(),
+            Note::NotReleased => journal.not_released(),
+        }
     }
 }
 

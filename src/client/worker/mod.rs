@@ -9,8 +9,8 @@
 //! - `progress.rs`: a worker's pending progress and its flusher thread,
 //!   *where an update waits*; it sends through a small trait that the run
 //!   implements.
-//! - `held_task.rs`: every live worker's held task, which a hand-back
-//!   carries with its latest percentage.
+//! - `held_task.rs`: each worker's held task as one state machine behind
+//!   one lock, which the worker, the stop watcher and the journal go through.
 //! - [`stop_signals`]: stop signals, and the watcher thread that hands every
 //!   held task back.
 //! - `deadline.rs`: wall time: no task taken that the time left cannot fit.
