@@ -295,7 +295,8 @@ fn parse_user(text: &str) -> Result<u32, String> {
     if let Ok(uid) = text.trim().parse::<u32>() {
         return Ok(uid);
     }
-    let name = std::ffi::CString::new(text.trim()).map_err(|_| format!("{text:?} is not a user"))?;
+    let name =
+        std::ffi::CString::new(text.trim()).map_err(|_| format!("{text:?} is not a user"))?;
     // SAFETY: getpwnam takes a valid NUL-terminated name; the entry it
     // returns is read at once, before any other call could reuse it.
     let entry = unsafe { libc::getpwnam(name.as_ptr()) };

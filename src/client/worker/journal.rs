@@ -773,10 +773,16 @@ mod tests {
         let dir = scratch("proofs");
         let journal = Journal::start(&dir, "abc123", "feed07").unwrap();
         let record = read_record(&journal.path(), "abc123").unwrap();
-        assert_eq!(record.pid_namespace, crate::client::worker::machine::pid_namespace());
+        assert_eq!(
+            record.pid_namespace,
+            crate::client::worker::machine::pid_namespace()
+        );
         assert!(record.pid_namespace.is_some());
         assert_eq!(record.boot_id, boot_id());
-        assert_eq!(record.heartbeat_interval, heartbeat_interval().as_secs_f64());
+        assert_eq!(
+            record.heartbeat_interval,
+            heartbeat_interval().as_secs_f64()
+        );
         journal.finish();
         let _ = fs::remove_dir_all(&dir);
     }
@@ -857,7 +863,11 @@ mod tests {
             ..journal.record()
         })
         .unwrap();
-        check("worker-abc123-feed99.json", Some(&out_of_range), "out of range");
+        check(
+            "worker-abc123-feed99.json",
+            Some(&out_of_range),
+            "out of range",
+        );
         check("worker-abc123-t6.json", None, "not a regular file");
         check(
             "worker-abc123-t7.json",

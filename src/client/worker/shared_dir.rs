@@ -289,7 +289,10 @@ mod tests {
         let dir = scratch("read");
         fs::write(dir.join("ok"), "12345").unwrap();
         let read = read_limited(&dir.join("ok"), 5).unwrap();
-        assert_eq!((read.bytes.as_slice(), read.owner), (&b"12345"[..], own_uid()));
+        assert_eq!(
+            (read.bytes.as_slice(), read.owner),
+            (&b"12345"[..], own_uid())
+        );
         assert!(matches!(
             read_limited(&dir.join("ok"), 4),
             Err(ReadRefused::TooLarge(5))

@@ -376,8 +376,18 @@ mod tests {
         let v = decide(&r, &here(running(1000)), Some(1.0e6), 300.0);
         assert!(matches!(v, Verdict::Alive(_)), "{v:?}");
         // The machine cannot tell: the heartbeat decides.
-        assert!(is_alive(&decide(&r, &here(ProcessState::Unknown), Some(100.0), 300.0)));
-        assert!(is_gone(&decide(&r, &here(ProcessState::Unknown), Some(400.0), 300.0)));
+        assert!(is_alive(&decide(
+            &r,
+            &here(ProcessState::Unknown),
+            Some(100.0),
+            300.0
+        )));
+        assert!(is_gone(&decide(
+            &r,
+            &here(ProcessState::Unknown),
+            Some(400.0),
+            300.0
+        )));
     }
 
     #[test]
@@ -397,7 +407,12 @@ mod tests {
             pid_namespace: None,
             ..record()
         };
-        assert!(is_alive(&decide(&older, &here(ProcessState::Gone), None, 300.0)));
+        assert!(is_alive(&decide(
+            &older,
+            &here(ProcessState::Gone),
+            None,
+            300.0
+        )));
         // hidepid=2: kill says the pid exists, /proc hides its start time.
         let hidden = here(ProcessState::Running { start: None });
         match decide(&r, &hidden, Some(10.0), 300.0) {
@@ -412,12 +427,22 @@ mod tests {
         // The same host name, another boot id (cloned VMs, nodes named
         // localhost, two clusters on one file system), a fresh heartbeat.
         let r = record();
-        let v = decide(&r, &elsewhere(SlurmState::Unknown("no squeue".into())), None, 300.0);
+        let v = decide(
+            &r,
+            &elsewhere(SlurmState::Unknown("no squeue".into())),
+            None,
+            300.0,
+        );
         match v {
             Verdict::Alive(why) => assert!(why.contains("another boot id"), "{why}"),
             v => panic!("{v:?}"),
         }
-        let v = decide(&r, &elsewhere(SlurmState::Unknown("x".into())), Some(1.0), 300.0);
+        let v = decide(
+            &r,
+            &elsewhere(SlurmState::Unknown("x".into())),
+            Some(1.0),
+            300.0,
+        );
         assert!(matches!(v, Verdict::Alive(_)), "{v:?}");
     }
 
@@ -459,10 +484,15 @@ mod tests {
         assert!(is_gone(&decide(&r, &running, Some(400.0), 300.0)));
         // Suspended: its processes cannot refresh the heartbeat. Alive, and
         // never called running.
-        let suspended = elsewhere(SlurmState::Suspended("its Slurm job 77 is SUSPENDED".into()));
+        let suspended = elsewhere(SlurmState::Suspended(
+            "its Slurm job 77 is SUSPENDED".into(),
+        ));
         match decide(&r, &suspended, Some(1.0e6), 300.0) {
             Verdict::Suspended(why) => {
-                assert!(why.contains("SUSPENDED") && !why.contains("running"), "{why}")
+                assert!(
+                    why.contains("SUSPENDED") && !why.contains("running"),
+                    "{why}"
+                )
             }
             v => panic!("{v:?}"),
         }

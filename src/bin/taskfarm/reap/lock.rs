@@ -269,7 +269,11 @@ mod tests {
         assert_eq!(took, None);
         let err = RunLock::acquire(&dir, "r1").unwrap_err();
         assert!(err.message().contains("another reaper"), "{err}");
-        assert!(err.message().contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.message()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         // Another run has its own lock.
         let (other, _) = RunLock::acquire(&dir, "r2").unwrap();
         drop(lock);
@@ -283,7 +287,8 @@ mod tests {
     fn a_lock_of_a_reaper_proved_dead_is_taken_over_and_no_other() {
         let dir = scratch("stale");
         let path = lock_path(&dir, "r1");
-        let write = |holder: &Holder| fs::write(&path, serde_json::to_vec(holder).unwrap()).unwrap();
+        let write =
+            |holder: &Holder| fs::write(&path, serde_json::to_vec(holder).unwrap()).unwrap();
         let dead = Holder {
             pid: dead_pid(),
             ..Holder::me()

@@ -284,9 +284,7 @@ impl<'a> Reaper<'a> {
             let record = match self.trusted(&path, &first_status) {
                 Ok(record) => record,
                 Err(reason) => {
-                    report
-                        .messages
-                        .push(format!("left alone: {name} {reason}"));
+                    report.messages.push(format!("left alone: {name} {reason}"));
                     report.invalid.push(Invalid {
                         file: name.clone(),
                         reason,

@@ -127,8 +127,8 @@ impl State {
                 own_uid()
             )));
         }
-        let state: State = serde_json::from_slice(&read.bytes)
-            .map_err(|e| refuse(format!("is broken ({e})")))?;
+        let state: State =
+            serde_json::from_slice(&read.bytes).map_err(|e| refuse(format!("is broken ({e})")))?;
         if state.format != STATE_FORMAT || state.version != 1 || state.run != run {
             return Err(refuse(format!(
                 "is not the reaper state (version 1) of run {run}"
@@ -176,7 +176,13 @@ impl State {
     /// Looks at the heartbeat of `worker` now (`now` on the reaper's
     /// monotonic clock of machine `clock`): how long the reaper has seen it
     /// stand still, `None` at a first look or when it changed.
-    pub fn look(&mut self, worker: &str, heartbeat: f64, clock: Option<&str>, now: f64) -> Option<f64> {
+    pub fn look(
+        &mut self,
+        worker: &str,
+        heartbeat: f64,
+        clock: Option<&str>,
+        now: f64,
+    ) -> Option<f64> {
         if clock.is_none() || self.clock.as_deref() != clock {
             // Another machine's clock (or none): earlier looks cannot be timed.
             self.looks.clear();
@@ -189,7 +195,13 @@ impl State {
             _ => None,
         };
         if still.is_none() {
-            self.looks.insert(worker.to_owned(), Look { heartbeat, since: now });
+            self.looks.insert(
+                worker.to_owned(),
+                Look {
+                    heartbeat,
+                    since: now,
+                },
+            );
         }
         still
     }
@@ -219,10 +231,8 @@ mod tests {
     use std::fs;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "taskfarm-reap-unit-{}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("taskfarm-reap-unit-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
