@@ -349,7 +349,7 @@ fn held_worker(
     run: &str,
     dir: &Path,
     wrapper: &[&str],
-) -> (std::process::Child, i64) {
+) -> (KillOnDrop, i64) {
     let (program, rest) = wrapper.split_first().unwrap();
     let mut child = Command::new(program)
         .args(rest)
@@ -371,7 +371,7 @@ fn held_worker(
             break t.trim().parse().unwrap();
         }
     };
-    (child, task)
+    (KillOnDrop(child), task)
 }
 
 #[test]
@@ -379,7 +379,7 @@ fn a_worker_in_its_own_pid_namespace_or_hidden_by_hidepid_is_not_reaped() {
     let server = shared_pg();
     let run = Run::create(&settings(server), 2).unwrap();
     let dir = group_dir("pidns");
-    let (mut child, task) = held_worker(
+    let (child, task) = held_worker(
         server,
         run.uuid(),
         &dir,
@@ -405,13 +405,13 @@ fn a_worker_in_its_own_pid_namespace_or_hidden_by_hidepid_is_not_reaped() {
 
     // A reaper of user 2001 with /proc mounted hidepid=2: kill(pid, 0) still
     // tells that the pid exists; the start time is hidden.
-    let (mut root_worker, root_task) = held_worker(server, run.uuid(), &dir, &["env"]);
+    let (root_worker, root_task) = held_worker(server, run.uuid(), &dir, &["env"]);
     let root_worker_id = wait_until("the second journal", || {
         let names = journal_files(&dir, run.uuid());
         (names.len() == 2).then_some(())?;
         names.iter().find_map(|n| {
             let r = journal::read_record(&dir.join(n), run.uuid()).ok()?;
-            (r.pid == root_worker.id()).then(|| r.worker)
+            (r.pid == root_worker.0.id()).then_some(r.worker)
         })
     });
     // The reaper state and lock must be user 2001's in that directory.
@@ -434,10 +434,7 @@ fn a_worker_in_its_own_pid_namespace_or_hidden_by_hidepid_is_not_reaped() {
     assert_eq!(word, "alive", "{reason}");
     assert!(reason.contains("hidepid"), "{reason}");
     assert_eq!(state(&run, root_task), TaskState::Computing);
-    for c in [&mut child, &mut root_worker] {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop((child, root_worker));
 }
 
 #[test]
@@ -509,7 +506,7 @@ fn journals_of_other_machines_are_judged_by_slurm_and_by_changes_of_their_heartb
             reap(server, run.uuid(), &dir, &["--stale", "0.3", "--json"]).env("PATH", &path),
         );
         passes.push(pass.clone());
-        (verdict(&pass, "running").0 == "gone" || pass["given_back"].as_array()?.len() > 0)
+        (verdict(&pass, "running").0 == "gone" || !pass["given_back"].as_array()?.is_empty())
             .then_some(pass)
     });
     let last = passes.last().unwrap();
@@ -542,29 +539,41 @@ fn journals_of_other_machines_are_judged_by_slurm_and_by_changes_of_their_heartb
     assert_eq!(verdict(&pass, "slow").0, "alive");
 }
 
+/// A child process killed when the test ends, failed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn one_reaper_per_run_and_a_worker_starting_during_a_pass_keeps_its_task() {
     let server = shared_pg();
     let run = Arc::new(Run::create(&settings(server), 3).unwrap());
     let dir = scratch("lock");
     // A reaper watching the run holds its lock; a second one is refused.
-    let mut first = reap(server, run.uuid(), &dir, &["--watch", "0.2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = KillOnDrop(
+        reap(server, run.uuid(), &dir, &["--watch", "0.2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let lock = dir.join(format!("reap-{}.lock", run.uuid()));
     wait_until("the first reaper's lock", || lock.exists().then_some(()));
     let out = output(&mut reap(server, run.uuid(), &dir, &[]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains(&format!("pid {}", first.id())) && err.contains("one reaper per run"),
+        err.contains(&format!("pid {}", first.0.id())) && err.contains("one reaper per run"),
         "{err}"
     );
     // Killed, it leaves the lock; its death is proved here: taken over.
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
     assert!(lock.exists());
     let pass = ok_json(&mut reap(server, run.uuid(), &dir, &["--json"]));
     assert!(

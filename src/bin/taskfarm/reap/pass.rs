@@ -270,7 +270,7 @@ impl<'a> Reaper<'a> {
             set_aside: Vec::new(),
             orphans: 0,
             restarted: false,
-            status: first_status.clone(),
+            status: first_status,
             finished: false,
             messages: Vec::new(),
             warnings: self.warnings.clone(),
