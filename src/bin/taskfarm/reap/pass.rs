@@ -186,7 +186,7 @@ impl<'a> Reaper<'a> {
     }
 
     /// The number of tasks the server has handed out: they are created in
-    /// order (PROTOCOL.md), so tasks `0..n` exist and no other may be read
+    /// order (docs/PROTOCOL.md), so tasks `0..n` exist and no other may be read
     /// or written (that would create it out of order).
     fn handed_out(status: &RunStatus) -> i64 {
         status.num_done + status.num_computing + status.num_waiting
