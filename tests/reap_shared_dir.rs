@@ -342,7 +342,8 @@ fn c_worker() -> &'static PathBuf {
     })
 }
 
-/// The C worker under `wrapper` (e.g. `unshare --pid --fork --mount-proc`),
+/// The C worker under `wrapper` (e.g. `unshare --pid --kill-child
+/// --mount-proc`: killing unshare kills the worker, pid 1 of its namespace),
 /// holding its first task; its stdout read until "holding N".
 fn held_worker(
     server: &TaskfarmServer,
@@ -383,7 +384,7 @@ fn a_worker_in_its_own_pid_namespace_or_hidden_by_hidepid_is_not_reaped() {
         server,
         run.uuid(),
         &dir,
-        &["unshare", "--pid", "--fork", "--mount-proc"],
+        &["unshare", "--pid", "--kill-child", "--mount-proc"],
     );
     wait_until("its journal", || {
         journal_files(&dir, run.uuid()).first().cloned()
