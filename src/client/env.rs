@@ -71,11 +71,6 @@ pub fn var_os(name: &str) -> Option<OsString> {
     std::env::var_os(name)
 }
 
-/// Whether `TASKFARM_LOG` asks for debug lines on stderr.
-pub fn log_debug() -> bool {
-    var(LOG).is_some_and(|v| v.eq_ignore_ascii_case("debug"))
-}
-
 /// Refuses a variable of `names` that is set but not valid UTF-8, naming it.
 pub fn check_unicode(names: &[&str]) -> Result<()> {
     for name in names {

@@ -17,6 +17,11 @@
 //! - [`journal`]: the worker journal's format, and the worker's writer with
 //!   its heartbeat thread (`taskfarm reap` reads it).
 //! - [`identity`]: a worker's UUID, host name and pid.
+//! - [`machine`]: what this machine proves about a process (boot id, PID
+//!   namespace, `kill(pid, 0)`), which the journal records and the reaper
+//!   checks.
+//! - [`shared_dir`]: files in a directory other users can write
+//!   (`mkstemp`-style creation, atomic replacement, reads with a limit).
 //!
 //! `cargo test --test import_graph` fails on any circle in the `use` lines.
 
@@ -24,7 +29,9 @@ pub(crate) mod deadline;
 pub(crate) mod held_task;
 pub mod identity;
 pub mod journal;
+pub mod machine;
 pub(crate) mod progress;
+pub mod shared_dir;
 pub mod stop_signals;
 pub mod tasks;
 // The folder is a worker's life; this file is the worker itself.

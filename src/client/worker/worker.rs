@@ -104,7 +104,10 @@ impl Worker {
             if let Some(new) = &new {
                 for task in old.kept_done() {
                     new.keep_done(task);
-                    old.delivered(task);
+                    // Moved only once the new file holds it.
+                    if new.done_is_kept(task) {
+                        old.delivered(task);
+                    }
                 }
             }
             old.finish();
@@ -372,6 +375,20 @@ impl Worker {
                 match &self.journal {
                     Some(journal) if finished && server_away(&error) => {
                         // The kept done sets 100 % too: nothing pending is lost.
+                        if !journal.done_is_kept(held.task) {
+                            // Its write failed (a full disk, a lost mount):
+                            // nothing is kept, the task stays held.
+                            if let Some(p) = pending {
+                                self.progress().restore(p);
+                            }
+                            self.slot.end_done(DoneOutcome::Failed);
+                            return Err(error.context_after(&format!(
+                                " (the done of task {} could not be kept either: the journal \
+                                 {} cannot be written; the task is still held, call done again)",
+                                held.task,
+                                journal.path().display()
+                            )));
+                        }
                         self.slot.end_done(DoneOutcome::Kept);
                         self.wall.task_released();
                         return Err(error.context_after(&format!(
