@@ -41,7 +41,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::c_abi::{c, last_error};
+use common::c_abi::{c, last_error, new_worker};
 use common::recording_proxy::{
     any_put_percent, any_put_status, put_status, task_request, Record, RecordingProxy,
 };
@@ -347,22 +347,7 @@ fn sigterm_during_a_requeue_sends_one_waiting() {
 /// A worker of the C ABI on `uuid` through the proxy, every update sent at
 /// once, no retries (a refused request fails at once).
 fn c_worker(uuid: &str) -> *mut tf_worker {
-    let server = TaskfarmServer::shared();
-    let (user, password, url, uuid) = (
-        c(&server.user),
-        c(&server.password),
-        c(&proxy().url),
-        c(uuid),
-    );
-    let mut w = ptr::null_mut();
-    let status = tf_worker_new(
-        user.as_ptr(),
-        password.as_ptr(),
-        url.as_ptr(),
-        uuid.as_ptr(),
-        &mut w,
-    );
-    assert_eq!(status, TF_OK, "{}", last_error());
+    let w = new_worker(TaskfarmServer::shared(), &proxy().url, uuid);
     assert_eq!(tf_worker_set_update_interval(w, 0.0), TF_OK);
     assert_eq!(tf_taskfarm_set_retries(tf_worker_taskfarm(w), 0), TF_OK);
     w
