@@ -857,6 +857,85 @@ mod tests {
         assert_eq!(slot.held(), Some(T));
     }
 
+    /// The worker's real journal behind a hook on its `Held` note: just
+    /// before the note is written, a second thread plays the stop watcher,
+    /// which acts only if it can see the task held at that moment. It can
+    /// when the task is published before the journal names it (as at
+    /// bfdd2f0, where `journal.held` came after the slot was published); the
+    /// watcher then hands the task back, and the late note names a task the
+    /// watcher already gave back (issue 25, finding 10).
+    #[derive(Debug)]
+    struct WatcherAtTheHeldNote {
+        journal: crate::client::worker::journal::Releaser,
+        slot: Weak<Slot>,
+        watcher_acted: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Notes for WatcherAtTheHeldNote {
+        fn note(&self, note: Note) {
+            if let Note::Held(_) = note {
+                let slot = self.slot.upgrade().unwrap();
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        // `Err`: the transition holds the lock, nobody sees it yet.
+                        let visible = matches!(slot.state.try_lock().as_deref(), Ok(S::Held(_)));
+                        if visible {
+                            slot.watcher_turn(
+                                Instant::now() + std::time::Duration::from_secs(600),
+                                "SIGTERM",
+                            );
+                            self.watcher_acted
+                                .store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    });
+                });
+            }
+            self.journal.note(note);
+        }
+    }
+
+    #[test]
+    fn the_journal_never_names_a_task_the_watcher_gave_back() {
+        use crate::client::worker::journal::{read_record, Journal};
+        let dir = std::env::temp_dir().join(format!(
+            "taskfarm-held-unit-{}-finding10",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let journal = Journal::start(&dir, "run10", "worker10").unwrap();
+        let (run, slot) = slot();
+        let watcher_acted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        slot.set_journal(Some(Box::new(WatcherAtTheHeldNote {
+            journal: journal.releaser(),
+            slot: Arc::downgrade(&slot),
+            watcher_acted: Arc::clone(&watcher_acted),
+        })));
+        slot.begin_request(|| None).unwrap();
+        slot.end_request(Some(T), false);
+        if !watcher_acted.load(std::sync::atomic::Ordering::SeqCst) {
+            // The signal comes right after the task was taken.
+            slot.watcher_turn(
+                Instant::now() + std::time::Duration::from_secs(600),
+                "SIGTERM",
+            );
+        }
+        assert_eq!(
+            run.puts.lock().unwrap().clone(),
+            vec![(7, Some(40.0), Some(TaskState::Waiting))],
+            "the watcher handed the task back once"
+        );
+        let record = read_record(&journal.path(), "run10").unwrap();
+        assert_eq!(
+            (record.task, record.releasing),
+            (None, false),
+            "the journal names task {:?}, which the watcher gave back",
+            record.task
+        );
+        journal.finish();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_watcher_waits_for_a_done_in_flight_and_hands_back_nothing() {
         let (run, slot) = slot();
