@@ -564,3 +564,35 @@ fn taskfarm_token_refuses_a_token_that_taskfarm_token_would_refuse() {
         assert!(!stderr.contains("Q7x"), "{stderr}");
     }
 }
+
+#[test]
+fn a_short_password_leaves_the_librarys_words_alone_and_is_removed_from_an_echo() {
+    setup();
+    // The password `server`, a word of the library's own messages; the
+    // server's answer echoes it (issue 26 point 13).
+    let server = FaultServer::start(|_, _| {
+        Action::text(401, "refused: the password server is wrong (server)")
+    });
+    let mut tf: *mut tf_taskfarm = ptr::null_mut();
+    let status = tf_taskfarm_open(
+        c(USER).as_ptr(),
+        c("server").as_ptr(),
+        c(&server.url()).as_ptr(),
+        c(RUN).as_ptr(),
+        &mut tf,
+    );
+    let message = last_error();
+    tf_taskfarm_free(tf);
+    assert_eq!(status, TF_ERR_AUTH, "{message}");
+    // The library's words read naturally ...
+    assert!(
+        message.contains("(the server refused user \"alice\" and its password)"),
+        "{message}"
+    );
+    // ... and the echo does not show the password.
+    assert!(
+        message.contains("refused: the password *** is wrong (***)"),
+        "{message}"
+    );
+    assert!(!message.contains("password server"), "{message}");
+}

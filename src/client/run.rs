@@ -151,7 +151,7 @@ impl Run {
         check_run_uuid(&created.uuid).map_err(|_| {
             Error::protocol(format!(
                 "POST run answered a run whose uuid {:?} is not a UUID",
-                created.uuid
+                crate::client::http::scrub::clean(&created.uuid)
             ))
         })?;
         Ok(Run {

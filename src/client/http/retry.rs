@@ -283,7 +283,8 @@ pub(crate) fn classify(error: &ureq::Error, attempted: &Attempted<'_>) -> Classi
         },
         reached,
         kind,
-        detail,
+        // ureq's, the OS's and the TLS library's words: foreign text.
+        detail: scrub::clean(&detail),
         http_status: 0,
     }
 }

@@ -64,7 +64,7 @@ impl Worker {
         if answer.uuid != uuid {
             return Err(Error::protocol(format!(
                 "POST worker registered uuid {:?}, not the {uuid:?} that was sent",
-                answer.uuid
+                crate::client::http::scrub::clean(&answer.uuid)
             )));
         }
         let journal = Journal::from_env(run.uuid(), &uuid)?;
