@@ -7,7 +7,9 @@
 //! handle is made; `worker/worker.rs` [`DEADLINE`] and [`TASK_SECONDS`] and
 //! `worker/journal.rs` [`JOURNAL`] and [`JOURNAL_HEARTBEAT`], when a worker
 //! is made; `worker/stop_signals.rs` [`STOP_SIGNALS`], when the first handle
-//! of the process is made.
+//! of the process is made; `worker/start_spread.rs` [`START_SPREAD`], when
+//! the first run is opened; `http/retry.rs` [`RETRY_JITTER`], before each
+//! retry's wait.
 
 use std::ffi::OsString;
 
@@ -43,6 +45,11 @@ pub const JOURNAL: &str = "TASKFARM_JOURNAL";
 pub const JOURNAL_HEARTBEAT: &str = "TASKFARM_JOURNAL_HEARTBEAT";
 /// The signals that become stop signals when the first handle is made.
 pub const STOP_SIGNALS: &str = "TASKFARM_STOP_SIGNALS";
+/// The window in seconds over which the workers of a job spread their
+/// first requests (`worker/start_spread.rs`).
+pub const START_SPREAD: &str = "TASKFARM_START_SPREAD";
+/// `none`: retry waits without jitter (`http/retry.rs`).
+pub const RETRY_JITTER: &str = "TASKFARM_RETRY_JITTER";
 
 /// The variables of a connection's settings, read by `Settings::resolve`.
 pub const SETTINGS: [&str; 10] = [

@@ -17,6 +17,8 @@
 //! - [`journal`]: the worker journal's format, and the worker's writer with
 //!   its heartbeat thread (`taskfarm reap` reads it).
 //! - [`identity`]: a worker's UUID, host name and pid.
+//! - [`start_spread`]: a process's share of its job's start window, waited
+//!   before its first request.
 //!
 //! `cargo test --test import_graph` fails on any circle in the `use` lines.
 
@@ -25,6 +27,7 @@ pub(crate) mod held_task;
 pub mod identity;
 pub mod journal;
 pub(crate) mod progress;
+pub mod start_spread;
 pub mod stop_signals;
 pub mod tasks;
 // The folder is a worker's life; this file is the worker itself.
