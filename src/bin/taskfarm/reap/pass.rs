@@ -217,19 +217,45 @@ impl<'a> Reaper<'a> {
             messages: Vec::new(),
         };
         let prefix = journal::file_prefix(run);
-        let mut names: Vec<String> = fs::read_dir(&self.dir)
+        let listed: Vec<String> = fs::read_dir(&self.dir)
             .map_err(|e| {
                 Error::invalid_argument(format!("cannot list {}: {e}", self.dir.display()))
             })?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        // Listed once: a pass reads the directory once, however many
+        // workers are gone.
+        let temporaries: Vec<&String> = listed
+            .iter()
+            .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+            .collect();
+        let mut names: Vec<String> = listed
+            .iter()
             .filter(|n| n.starts_with(&prefix) && n.ends_with(".json"))
+            .cloned()
             .collect();
         names.sort();
+        // Every journal read first, so that the probe learns of every Slurm
+        // job before it is asked about one (one squeue for the whole pass).
+        let read: Vec<_> = names
+            .into_iter()
+            .map(|name| {
+                let now = unix_now();
+                let record = read_record(&self.dir.join(&name), run, now, FUTURE_SLACK_SECS);
+                (name, now, record)
+            })
+            .collect();
+        probe.expect_slurm(
+            read.iter()
+                .filter_map(|(_, _, r)| r.as_ref().ok())
+                .filter(|r| !r.freed)
+                .filter_map(|r| r.slurm.clone())
+                .collect(),
+        );
         let mut alive = 0usize;
-        for name in names {
+        for (name, now, record) in read {
             let path = self.dir.join(&name);
-            let now = unix_now();
-            let record = match read_record(&path, run, now, FUTURE_SLACK_SECS) {
+            let record = match record {
                 Ok(record) => record,
                 Err(invalid) => {
                     report
@@ -273,7 +299,7 @@ impl<'a> Reaper<'a> {
             }
             if !dry {
                 let _ = fs::remove_file(&path);
-                remove_temporaries(&self.dir, &name);
+                remove_temporaries(&self.dir, &name, &temporaries);
             }
         }
         report.status = self.run.status()?;
@@ -421,14 +447,11 @@ impl<'a> Reaper<'a> {
     }
 }
 
-/// Removes the temporary files a writer of journal `name` left behind.
-fn remove_temporaries(dir: &Path, name: &str) {
+/// Removes the temporary files a writer of journal `name` left behind, of
+/// the `temporaries` the pass listed.
+fn remove_temporaries(dir: &Path, name: &str, temporaries: &[&String]) {
     let prefix = format!(".{name}.");
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if let Some(n) = entry.file_name().to_str() {
-            if n.starts_with(&prefix) && n.ends_with(".tmp") {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
+    for n in temporaries.iter().filter(|n| n.starts_with(&prefix)) {
+        let _ = fs::remove_file(dir.join(n));
     }
 }
