@@ -109,7 +109,14 @@ fn one_pass_over_a_thousand_journals_asks_squeue_twice_and_takes_seconds() {
 
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
-        .args(["-b", &server.url, "-u", &server.user, "-p", &server.password])
+        .args([
+            "-b",
+            &server.url,
+            "-u",
+            &server.user,
+            "-p",
+            &server.password,
+        ])
         .args(["reap", run.uuid(), "--journal"])
         .arg(&dir)
         .args(["--stale", "3600", "--json"])
@@ -149,7 +156,7 @@ fn one_pass_over_a_thousand_journals_asks_squeue_twice_and_takes_seconds() {
         .map(|w| u64::from_str_radix(w["worker"].as_str().unwrap(), 16).unwrap())
         .collect();
     let expected: Vec<u64> = (0..WORKERS)
-        .filter(|i| (FIRST_JOB + i) % 4 != 0)
+        .filter(|i| !(FIRST_JOB + i).is_multiple_of(4))
         .collect();
     assert_eq!(gone, expected);
     let mut given_back: Vec<i64> = report["given_back"]
@@ -187,5 +194,7 @@ fn one_pass_over_a_thousand_journals_asks_squeue_twice_and_takes_seconds() {
 }
 
 fn expected_gone_count() -> usize {
-    (0..WORKERS).filter(|i| (FIRST_JOB + i) % 4 != 0).count()
+    (0..WORKERS)
+        .filter(|i| !(FIRST_JOB + i).is_multiple_of(4))
+        .count()
 }

@@ -18,7 +18,7 @@ from .config import CLIENTS, SIZES
 from .library_size import library_size
 from .load import LoadSampler
 from .paths import DEFAULT_WORKER_BIN, LIB, ROOT
-from .plot import write_coalesced_svg, write_throughput_svg
+from .plot import write_coalesced_svg, write_retry_wave_svg, write_throughput_svg
 from .processes import CLEANUP, on_signal
 from .profiling import profile, syscalls_per_request
 from .real_server import RealServer, start_server
@@ -27,13 +27,14 @@ from .results import MEDIAN_FIELDS, load_figures, save_figures, write_csv
 from .scenario_canned import scenario_canned, scenario_wrk
 from .scenario_coalesced import scenario_coalesced
 from .scenario_real import scenario_real
+from .scenario_scale import scenario_scale
 from .scenario_storm import scenario_storm
 from .stats import medians
 from .targets import verdict
 from .tools import ensure_tools, machine, versions
 from .workers import Workers
 
-SKIPPABLE = ["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm", "profile", "coalesced"]
+SKIPPABLE = ["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm", "profile", "coalesced", "scale"]
 
 
 def parse_args(argv, description):
@@ -126,6 +127,20 @@ def run_real(cfg, skip, workers, env, workdir, fig, sampler, phases):
         log("scenario e: coalesced progress, PostgreSQL + gunicorn -w 4")
         fig["rows"] += scenario_coalesced(cfg, server, workers, env)
     CLEANUP.stop_server(state)
+    if "scale" not in skip:
+        # A server of its own: f2 kills and restarts it.
+        log(f"scenario f: {cfg['scale_workers']} workers at once (PostgreSQL)")
+        state = Path(workdir) / "server-scale"
+        info, err = start_server(state, "postgresql", sampler)
+        if info is None:
+            check(False, f"the harness could not start the PostgreSQL server for f: {err}")
+            return
+        server = RealServer(info, state)
+        server.login()
+        phases["f"] = [time.monotonic()]
+        fig["scale"] = scenario_scale(cfg, server, state, workers.worker_bin, env)
+        phases["f"].append(time.monotonic())
+        CLEANUP.stop_server(state)
 
 
 def write_outputs(out_dir, fig):
@@ -137,9 +152,11 @@ def write_outputs(out_dir, fig):
     write_csv(out_dir / "bench" / "results.csv", fig["rows"], med)
     write_throughput_svg(out_dir / "bench" / "throughput.svg", med, fig["pg_counts"])
     write_coalesced_svg(out_dir / "bench" / "coalesced.svg", med, fig["cfg"]["e_workers"])
+    if fig.get("scale"):
+        write_retry_wave_svg(out_dir / "bench" / "retry_wave.svg", fig["scale"])
     (out_dir / "BENCHMARKS.md").write_text(text)
-    log(f"wrote {out_dir / 'BENCHMARKS.md'} and, in {out_dir / 'bench'}, results.csv, throughput.svg and "
-        "coalesced.svg")
+    log(f"wrote {out_dir / 'BENCHMARKS.md'} and, in {out_dir / 'bench'}, results.csv, throughput.svg, "
+        "coalesced.svg and retry_wave.svg")
     return targets
 
 

@@ -6,8 +6,9 @@
 //! library would itself send pending progress).
 //!
 //! For the error paths it can refuse requests (read the request, then close
-//! the connection without forwarding it) or hold the answers to `PUT`s for a
-//! while (a request in flight). std only: one accept thread plus one thread
+//! the connection without forwarding it), hold the answers to `PUT`s for a
+//! while (a request in flight), or answer 503 itself to every request (and
+//! record when each arrived: the retries' spacing). std only: one accept thread plus one thread
 //! per connection; one upstream connection per client connection.
 
 use std::io::{BufRead, BufReader, Write};
@@ -50,6 +51,9 @@ pub enum Mode {
     Refuse,
     /// Forward; hold the answer to each `PUT` this long before passing it on.
     HoldPuts(Duration),
+    /// Record the request and answer `503 Service Unavailable` itself,
+    /// forwarding nothing (a server that is away behind a front proxy).
+    Unavailable,
 }
 
 #[derive(Debug)]
@@ -201,6 +205,13 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
             path,
             body,
         });
+        if mode == Mode::Unavailable {
+            let answer = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+            if to_client.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         if server.is_none() {
             let stream = TcpStream::connect(upstream).unwrap();
             let reader = BufReader::new(stream.try_clone().unwrap());

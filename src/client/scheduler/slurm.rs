@@ -160,7 +160,11 @@ pub fn step_lists(jobs: &[&str]) -> std::result::Result<String, String> {
     let mut all = String::new();
     for chunk in jobs.chunks(MAX_JOBS_PER_CALL) {
         let list = chunk.join(",");
-        let output = run_with_time_limit("squeue", &["-h", "-s", "-j", &list, "-o", "%i"], STATE_LIMIT)?;
+        let output = run_with_time_limit(
+            "squeue",
+            &["-h", "-s", "-j", &list, "-o", "%i"],
+            STATE_LIMIT,
+        )?;
         if !output.success {
             return Err(format!("squeue -s -j failed: {}", output.stderr.trim()));
         }
