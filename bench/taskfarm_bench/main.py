@@ -5,6 +5,7 @@ import argparse
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,20 +134,34 @@ def run_real(cfg, skip, workers, env, workdir, fig, sampler, phases):
         log("scenario e: coalesced progress, PostgreSQL + gunicorn -w 4")
         fig["rows"] += scenario_coalesced(cfg, server, workers, env)
     CLEANUP.stop_server(state)
-    if "scale" not in skip:
-        # A server of its own: f2 kills and restarts it.
-        log(f"scenario f: {cfg['scale_workers']} workers at once (PostgreSQL)")
-        state = Path(workdir) / "server-scale"
-        info, err = start_server(state, "postgresql", sampler)
-        if info is None:
-            check(False, f"the harness could not start the PostgreSQL server for f: {err}")
-            return
-        server = RealServer(info, state)
-        server.login()
-        phases["f"] = [time.monotonic()]
-        fig["scale"] = scenario_scale(cfg, server, state, workers.worker_bin, env)
-        phases["f"].append(time.monotonic())
-        CLEANUP.stop_server(state)
+
+
+def run_scale(cfg, smoke, worker_bin, env, workdir, sampler):
+    """f on a PostgreSQL server of its own (f2 kills and restarts it); its
+    figures carry their own date and load, as a section run alone
+    (`--only scale`) is merged into a full run's figures."""
+    log(f"scenario f: {cfg['scale_workers']} workers at once (PostgreSQL)")
+    started, load_before, t0 = time.monotonic(), os.getloadavg(), time.monotonic()
+    uptime_before = uptime()
+    state = Path(workdir) / "server-scale"
+    info, err = start_server(state, "postgresql", sampler)
+    if info is None:
+        check(False, f"the harness could not start the PostgreSQL server for f: {err}")
+        return None
+    server = RealServer(info, state)
+    server.login()
+    fig = scenario_scale(cfg, server, state, worker_bin, env)
+    CLEANUP.stop_server(state)
+    fig.update(smoke=smoke, date=time.strftime("%Y-%m-%d %H:%M %Z"), elapsed=time.monotonic() - started,
+               load=sampler.summary(t0), load_before=load_before, uptime_before=uptime_before,
+               uptime_after=uptime())
+    return fig
+
+
+def uptime():
+    """What `uptime` says (the load of a shared machine, for the record)."""
+    r = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
+    return r.stdout.strip()
 
 
 def write_outputs(out_dir, fig):
@@ -196,6 +211,10 @@ def run(args):
         phases["c"] = [time.monotonic()]
         run_real(cfg, args.skip, workers, env, workdir, fig, sampler, phases)
         phases["c"].append(time.monotonic())
+        if "scale" not in args.skip:
+            phases["f"] = [time.monotonic()]
+            fig["scale"] = run_scale(cfg, args.smoke, args.worker_bin, env, workdir, sampler)
+            phases["f"].append(time.monotonic())
         if "python-rs" not in args.skip:
             phases["python-rs"] = [time.monotonic()]
             fig[PYTHON_RS] = run_python_rs(args.smoke, args.worker_bin, env, workdir, sampler)

@@ -1,8 +1,9 @@
 """Scenario f: many workers at once on the PostgreSQL server (issue 30).
 
 f1. The start storm of n C workers (one shared token), as the elements of a
-    Slurm array of n say they are: with the default start spread and with
-    none (TASKFARM_START_SPREAD=0): seconds until every worker holds a task,
+    Slurm array of n say they are: with the default start spread, with
+    none (TASKFARM_START_SPREAD=0) and with the windows of
+    cfg["scale_spreads"]: seconds until every worker holds a task,
     the server's 5xx answers, refused connections and timeouts, peak
     requests per second, the server's CPU; beside them the Python client at
     the largest count this machine's memory allows (it has no token: each
@@ -212,7 +213,11 @@ def scenario_scale(cfg, server, state, worker_bin, env):
 
     token_env = dict(TASKFARM_URL=server.url, TASKFARM_TOKEN=server.token)
     fig = dict(workers=n, storm={}, restart={})
-    for name, extra in (("default spread", {}), ("no spread", dict(TASKFARM_START_SPREAD="0"))):
+    # Beside the default window (DEFAULT_SECS_PER_WORKER per worker) and
+    # none, shorter and longer ones: what the default's choice rests on.
+    spreads = [("default spread", {}), ("no spread", dict(TASKFARM_START_SPREAD="0"))]
+    spreads += [(f"spread {s:g} s", dict(TASKFARM_START_SPREAD=f"{s:g}")) for s in cfg["scale_spreads"]]
+    for name, extra in spreads:
         log(f"scenario f1: {n} workers at once, {name}")
         fig["storm"][name] = _storm(server, worker_cmd, env, n, dict(token_env, **extra), timeout, name)
         log(f"  every worker holds a task after {fig['storm'][name]['all_hold_s']:.2f} s")
