@@ -38,7 +38,8 @@ from .targets import verdict
 from .tools import ensure_tools, machine, versions
 from .workers import Workers
 
-SKIPPABLE = ["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm", "profile", "coalesced", "python-rs", "scale"]
+SKIPPABLE = ["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm", "profile", "coalesced", "python-rs",
+             "scale"]
 
 
 def parse_args(argv, description):
@@ -177,8 +178,9 @@ def write_outputs(out_dir, fig):
     if fig.get("scale"):
         write_retry_wave_svg(out_dir / "bench" / "retry_wave.svg", fig["scale"])
     (out_dir / "BENCHMARKS.md").write_text(text)
+    wave = " and retry_wave.svg" if fig.get("scale") else ""
     log(f"wrote {out_dir / 'BENCHMARKS.md'} and, in {out_dir / 'bench'}, results.csv, throughput.svg, "
-        "coalesced.svg and retry_wave.svg")
+        f"coalesced.svg{wave}")
     return targets
 
 

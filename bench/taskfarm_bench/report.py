@@ -7,8 +7,8 @@ from .fmt import fmt
 from .report_canned import scale_notes, section_a, section_b
 from .report_coalesced import section_e
 from .report_profile import section_profile, section_size
-from .report_scale import section_f
 from .report_python_rs import section_python_rs
+from .report_scale import section_f
 from .report_server import section_c, section_d
 from .results import MEDIAN_FIELDS
 from .stats import medians, paired_vs_wrk
