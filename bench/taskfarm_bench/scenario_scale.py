@@ -85,6 +85,8 @@ def _reports(procs, timeout):
     reports = []
     deadline = time.monotonic() + timeout
     for p in procs:
+        if time.monotonic() >= deadline and p.poll() is None:
+            p.kill()  # past the deadline: every late one killed at once, not after a wait each
         try:
             out, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -226,7 +228,9 @@ def scenario_scale(cfg, server, state, worker_bin, env):
     fig["storm"]["python"] = _storm(server, worker_cmd, env, py,
                                     dict(TASKFARM_URL=server.url, TASKFARM_USER=server.user,
                                          TASKFARM_PASSWORD=server.password),
-                                    timeout + py, "python", client="python")
+                                    # A password check each, a few seconds of the server's
+                                    # CPU on a loaded machine: more time than the C workers.
+                                    timeout + 4 * py, "python", client="python")
     for name, extra in (("jitter", {}), ("no jitter", dict(TASKFARM_RETRY_JITTER="none"))):
         log(f"scenario f2: a server restart with {n} workers waiting, {name}")
         fig["restart"][name] = _restart_wave(server, state, worker_cmd, env, n, dict(token_env, **extra),
