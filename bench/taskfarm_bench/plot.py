@@ -144,6 +144,9 @@ def write_coalesced_svg(path, med, counts):
               step_power)
 
 
+WAVE_SKIP_BINS = 5  # the first 0.5 s after the release
+
+
 def write_retry_wave_svg(path, scale):
     """Scenario f2: the task requests' attempts per 100 ms after the workers
     were released against a dead server, with jitter and without (a linear
@@ -152,7 +155,11 @@ def write_retry_wave_svg(path, scale):
              (("no jitter", "#d62728"), ("jitter", "#1f77b4")) if name in scale["restart"]]
     w, h, right = WIDTH, HEIGHT, 150
     tmax = max([len(r["wave"]) / 10 for _, _, r in waves] + [1.0])
-    ymax = max([max(r["wave"], default=0) for _, _, r in waves] + [1])
+    # The release itself (every worker's first attempt and its immediate
+    # first retry, in the first bins) would flatten the wave: the axis is
+    # scaled to what comes after WAVE_SKIP_BINS, the release's bins cut off
+    # and their height written.
+    ymax = max([max(r["wave"][WAVE_SKIP_BINS:], default=0) for _, _, r in waves] + [1])
     step = step_decimal(ymax)
     ytop = step * (int(ymax / step) + 1)
     tstep = step_decimal(tmax)
@@ -183,9 +190,13 @@ def write_retry_wave_svg(path, scale):
     e.append(f'<text x="18" y="{(TOP + h - BOTTOM) / 2}" text-anchor="middle" '
              f'transform="rotate(-90 18 {(TOP + h - BOTTOM) / 2})">attempts per 100 ms</text>')
     ly = TOP + 10
-    for name, color, r in waves:
-        d = " ".join(f"{'M' if i == 0 else 'L'}{X(i / 10):.1f},{Y(v):.1f} L{X((i + 1) / 10):.1f},{Y(v):.1f}"
-                     for i, v in enumerate(r["wave"]))
+    for k, (name, color, r) in enumerate(waves):
+        d = " ".join(f"{'M' if i == 0 else 'L'}{X(i / 10):.1f},{Y(min(v, ytop)):.1f} "
+                     f"L{X((i + 1) / 10):.1f},{Y(min(v, ytop)):.1f}" for i, v in enumerate(r["wave"]))
+        cut = max(r["wave"][:WAVE_SKIP_BINS], default=0)
+        if cut > ytop:
+            e.append(f'<text x="{X(0.1) + 4:.1f}" y="{TOP + 14 + 14 * k}" fill="{color}" '
+                     f'font-size="11">release: {cut} in 100 ms (cut off)</text>')
         e.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.5"/>')
         back = r["outage_s"]
         e.append(f'<line x1="{X(back):.1f}" y1="{TOP}" x2="{X(back):.1f}" y2="{h - BOTTOM}" '

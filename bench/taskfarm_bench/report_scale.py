@@ -2,6 +2,7 @@
 figures; its prose is bench/report/scale.md."""
 
 from .fmt import fmt
+from .plot import WAVE_SKIP_BINS
 from .template import fill
 
 
@@ -21,8 +22,9 @@ def _storm_row(name, f):
 
 
 def _restart_row(name, f):
+    after = max(f["wave"][WAVE_SKIP_BINS:], default=0)
     return fill("scale", "restart_row", name=name, outage=fmt(f["outage_s"], 2), all_work=fmt(f["all_work_s"], 2),
-                attempts=f["attempts"], refused=f["refused"], peak=f["wave_peak"],
+                attempts=f["attempts"], refused=f["refused"], peak=f["wave_peak"], peak_after=after,
                 peak_rps=f["peak_rps"], failed=f["failed"])
 
 
