@@ -47,7 +47,9 @@ def section_f(fig, load_note):
     scale = fig.get("scale")
     if not scale:
         return []
-    storm = "\n".join(_storm_row(name, f) for name, f in scale["storm"].items())
+    # Ours first (as measured), the Python client last.
+    order = sorted(scale["storm"], key=lambda name: name == "python")
+    storm = "\n".join(_storm_row(name, scale["storm"][name]) for name in order)
     restart = "\n".join(_restart_row(name, f) for name, f in scale["restart"].items())
     return [fill("scale", "intro", n=scale["workers"], provenance=provenance(fig, scale, load_note)),
             fill("scale", "storm", rows=storm),
