@@ -22,6 +22,8 @@
 //!   checks.
 //! - [`shared_dir`]: files in a directory other users can write
 //!   (`mkstemp`-style creation, atomic replacement, reads with a limit).
+//! - [`start_spread`]: a process's share of its job's start window, waited
+//!   before its first request.
 //!
 //! `cargo test --test import_graph` fails on any circle in the `use` lines.
 
@@ -32,6 +34,7 @@ pub mod journal;
 pub mod machine;
 pub(crate) mod progress;
 pub mod shared_dir;
+pub mod start_spread;
 pub mod stop_signals;
 pub mod tasks;
 // The folder is a worker's life; this file is the worker itself.

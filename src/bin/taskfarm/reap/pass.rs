@@ -275,13 +275,26 @@ impl<'a> Reaper<'a> {
             messages: Vec::new(),
             warnings: self.warnings.clone(),
         };
-        let names = self.journal_names()?;
+        let (names, temporaries) = self.listing()?;
+        // Every journal read first, so that the probe learns of every Slurm
+        // job before it is asked about one (one squeue for the whole pass).
+        let read: Vec<_> = names
+            .iter()
+            .map(|name| (name, self.trusted(&self.dir.join(name), &first_status)))
+            .collect();
+        probe.expect_slurm(
+            read.iter()
+                .filter_map(|(_, r)| r.as_ref().ok())
+                .filter(|r| !r.freed)
+                .filter_map(|r| r.slurm.clone())
+                .collect(),
+        );
         let clock = clock_name();
         let mut alive = 0usize;
         let mut seen_workers = BTreeSet::new();
-        for name in &names {
+        for (name, record) in read {
             let path = self.dir.join(name);
-            let record = match self.trusted(&path, &first_status) {
+            let record = match record {
                 Ok(record) => record,
                 Err(reason) => {
                     report.messages.push(format!("left alone: {name} {reason}"));
@@ -334,7 +347,7 @@ impl<'a> Reaper<'a> {
             }
             if !dry {
                 let _ = fs::remove_file(&path);
-                remove_temporaries(&self.dir, name);
+                remove_temporaries(&self.dir, name, &temporaries);
                 seen_workers.remove(&record.worker);
             }
         }
@@ -418,16 +431,29 @@ impl<'a> Reaper<'a> {
 
     /// The names of the run's journal files, sorted.
     fn journal_names(&self) -> Result<Vec<String>> {
+        Ok(self.listing()?.0)
+    }
+
+    /// The names of the run's journal files, sorted, and the temporary
+    /// files in the directory: listed once, so that a pass reads the
+    /// directory once however many workers are gone.
+    fn listing(&self) -> Result<(Vec<String>, Vec<String>)> {
         let prefix = journal::file_prefix(self.run.uuid());
-        let mut names: Vec<String> = fs::read_dir(&self.dir)
+        let listed: Vec<String> = fs::read_dir(&self.dir)
             .map_err(|e| {
                 Error::invalid_argument(format!("cannot list {}: {e}", self.dir.display()))
             })?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(&prefix) && n.ends_with(".json"))
             .collect();
+        let (mut names, rest): (Vec<String>, Vec<String>) = listed
+            .into_iter()
+            .partition(|n| n.starts_with(&prefix) && n.ends_with(".json"));
         names.sort();
-        Ok(names)
+        let temporaries = rest
+            .into_iter()
+            .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+            .collect();
+        Ok((names, temporaries))
     }
 
     /// The journal at `path` when it may be acted on: a valid journal,
@@ -563,14 +589,11 @@ fn counts(status: &RunStatus) -> (i64, i64, i64) {
     (status.num_done, status.num_computing, status.num_waiting)
 }
 
-/// Removes the temporary files a writer of journal `name` left behind.
-fn remove_temporaries(dir: &Path, name: &str) {
+/// Removes the temporary files a writer of journal `name` left behind, of
+/// the `temporaries` the pass listed.
+fn remove_temporaries(dir: &Path, name: &str, temporaries: &[String]) {
     let prefix = format!(".{name}.");
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if let Some(n) = entry.file_name().to_str() {
-            if n.starts_with(&prefix) && n.ends_with(".tmp") {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
+    for n in temporaries.iter().filter(|n| n.starts_with(&prefix)) {
+        let _ = fs::remove_file(dir.join(n));
     }
 }
