@@ -237,7 +237,7 @@ fn a_worker_holds_its_task_until_done_as_the_python_client() {
     // done at 50 % releases the task without marking it done.
     assert_eq!(tf_worker_update(w, 50.0), TF_OK, "{}", last_error());
     assert_eq!(percent_of(tf, first), 50.0);
-    assert_eq!(tf_worker_done(w), TF_OK);
+    assert_eq!(tf_worker_done(w), TF_NOT_DONE);
     assert_eq!(state_of(tf, first), tf_task_state::TF_TASK_COMPUTING);
 
     // The next task; done at 100 % marks it done.

@@ -6,7 +6,7 @@
 //! Who reads what: `settings.rs` the connection's ten ([`SETTINGS`]), when a
 //! handle is made; `worker/worker.rs` [`DEADLINE`] and [`TASK_SECONDS`] and
 //! `worker/journal.rs` [`JOURNAL`] and [`JOURNAL_HEARTBEAT`], when a worker
-//! is made; `worker/stop_signals.rs` [`STOP_SIGNALS`], when the first handle
+//! is made; `worker/attempts.rs` [`MAX_ATTEMPTS`], when a task fails; `worker/stop_signals.rs` [`STOP_SIGNALS`], when the first handle
 //! of the process is made.
 
 use std::ffi::OsString;
@@ -43,6 +43,8 @@ pub const JOURNAL: &str = "TASKFARM_JOURNAL";
 pub const JOURNAL_HEARTBEAT: &str = "TASKFARM_JOURNAL_HEARTBEAT";
 /// The signals that become stop signals when the first handle is made.
 pub const STOP_SIGNALS: &str = "TASKFARM_STOP_SIGNALS";
+/// The failed attempts after which a task is set aside.
+pub const MAX_ATTEMPTS: &str = "TASKFARM_MAX_ATTEMPTS";
 
 /// The variables of a connection's settings, read by `Settings::resolve`.
 pub const SETTINGS: [&str; 10] = [

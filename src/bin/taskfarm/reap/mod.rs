@@ -7,6 +7,8 @@
 //! - `pass.rs`: one pass over a run's journals, and what it reports;
 //! - `deciding.rs`: whether a worker is gone, and why;
 //! - `state.rs`: the reaper's own state file (attempts, tasks set aside);
+//! - `attempts.rs`: the failed-attempt records of the journal directory
+//!   (crashes recorded, tasks released below 100 % given back);
 //! - `cluster_name.rs`: the Slurm cluster `squeue` here answers for.
 //!
 //! A worker is gone when that is proved — on the same machine (same host name
@@ -19,6 +21,7 @@
 //! The reaper's own state (attempts per task, the tasks set aside) is the
 //! file `DIR/reap-<run>.json`, replaced atomically. Run one reaper per run.
 
+mod attempts;
 mod cluster_name;
 mod deciding;
 mod pass;
@@ -36,6 +39,14 @@ use crate::output;
 
 pub use pass::{Options, DEFAULT_MAX_ATTEMPTS, DEFAULT_STALE_SECS};
 use pass::{Reaper, Report};
+
+/// The tasks the reaper set aside for run `run` (its state in `dir`).
+pub fn set_aside_tasks(
+    dir: &Path,
+    run: &str,
+) -> taskfarm_worker::internal::Result<std::collections::BTreeSet<i64>> {
+    Ok(state::State::load(dir, run)?.set_aside)
+}
 
 /// What `taskfarm reap` was asked.
 #[derive(Debug)]

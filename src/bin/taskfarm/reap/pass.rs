@@ -13,6 +13,7 @@ use taskfarm_worker::internal::wire::{RunStatus, TaskState, TaskUpdate};
 use taskfarm_worker::internal::worker::journal::{self, read_record, Record};
 use taskfarm_worker::internal::{Error, Result, Run};
 
+use super::attempts;
 use super::deciding::{decide, Probe, SystemProbe, Verdict};
 use super::state::State;
 
@@ -154,7 +155,8 @@ impl<'a> Reaper<'a> {
     pub fn release(&self, task: i64) -> Result<String> {
         self.run.check_task(task)?;
         let mut state = State::load(&self.dir, self.run.uuid())?;
-        let was = state.set_aside.remove(&task);
+        let records = attempts::records(&self.dir, self.run.uuid())?;
+        let was = state.set_aside.remove(&task) | attempts::set_aside(&records).contains(&task);
         state.attempts.remove(&task);
         let computing = self.run.task(task)?.status == TaskState::Computing;
         if self.options.dry_run {
@@ -168,6 +170,7 @@ impl<'a> Reaper<'a> {
             ));
         }
         state.save(&self.dir)?;
+        attempts_forget(&self.dir, self.run.uuid(), task)?;
         if was && computing {
             self.give_back(task)?;
             Ok(format!("task {task} released and given back"))
@@ -276,6 +279,18 @@ impl<'a> Reaper<'a> {
                 remove_temporaries(&self.dir, &name);
             }
         }
+        attempts::settle_not_done(
+            self.run,
+            &self.dir,
+            self.options.max_attempts,
+            dry,
+            &mut state,
+            &mut report,
+        )?;
+        // Tasks set aside by the reaper, and by workers (`tf_worker_fail`).
+        state
+            .set_aside
+            .extend(attempts::set_aside(&attempts::records(&self.dir, run)?));
         report.status = self.run.status()?;
         let set_aside_computing = state.set_aside.len() as i64;
         if alive == 0 {
@@ -383,7 +398,27 @@ impl<'a> Reaper<'a> {
                 .push(format!("  its task {task} is set aside: left computing"));
             return Ok(());
         }
-        let attempts = state.attempts.get(&task).copied().unwrap_or(0) + u32::from(crashed);
+        // Failed attempts recorded by workers, and crashes (each once).
+        let records = attempts::records(&self.dir, self.run.uuid())?;
+        let attempts = if crashed {
+            attempts::with_crash(&records, task, &record.worker)
+        } else {
+            attempts::count_in_records(&records, task)
+        };
+        if crashed && !dry {
+            attempts::record_crash(
+                &self.dir,
+                &records,
+                self.run.uuid(),
+                task,
+                &record.worker,
+                record.percent.unwrap_or(0.0),
+                &format!(
+                    "worker {} on host {}, pid {}",
+                    record.worker, record.host, record.pid
+                ),
+            )?;
+        }
         let action = TaskAction {
             task,
             worker: record.worker.clone(),
@@ -419,6 +454,11 @@ impl<'a> Reaper<'a> {
         report.given_back.push(action);
         Ok(())
     }
+}
+
+/// Forgets the failed-attempt records of `task` (a release).
+fn attempts_forget(dir: &Path, run: &str, task: i64) -> Result<()> {
+    taskfarm_worker::internal::worker::attempts::forget(dir, run, task).map(|_| ())
 }
 
 /// Removes the temporary files a writer of journal `name` left behind.
