@@ -2,8 +2,9 @@
 //! directory (`TASKFARM_JOURNAL`): one small record file per failed attempt.
 //!
 //! - [`Attempt`]: what one record holds (task, kind, worker, message, ...);
-//! - [`record`]: writes one, as `mkstemp` makes a file: a random name,
-//!   `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600, then renamed into place whole;
+//! - [`record`]: writes one through `shared_dir.rs` (a temporary file made
+//!   as `mkstemp` does, `O_CREAT|O_EXCL|O_NOFOLLOW`, renamed into place
+//!   whole under a random name, the rename checked); [`remove`] undoes it;
 //! - [`read_all`], [`count`]: the records of a run, and a task's attempts;
 //! - [`settle`], [`forget`]: what `taskfarm reap` does with them.
 //!
@@ -15,18 +16,20 @@
 //! then it is renamed `attempt-<run>-<random>.json` like the others.
 //!
 //! Shared file systems, shared directories: a record is read only when it is
-//! a regular file owned by this user (never through a symlink, never a FIFO
-//! or device), at most [`MAX_RECORD_BYTES`] long, of this format and run.
+//! a regular file owned by this user (or, for the reaper, a user of its
+//! `--owner`), read through `shared_dir::read_limited` (never through a
+//! symlink, never a FIFO or device), at most [`MAX_RECORD_BYTES`] long, of
+//! this format and run.
 //! Anything else is left alone and not counted.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::shared_dir::{self, ReadRefused};
 use crate::client::env;
 use crate::client::error::{Error, Result};
 
@@ -167,28 +170,27 @@ fn prefix(pending: bool) -> &'static str {
 }
 
 /// Writes `attempt` into `dir` under a fresh random name: a `not_done`
-/// record as pending, any other settled. Returns the file's name.
+/// record as pending, any other settled. Returns the file's name. Written
+/// as every file of a shared directory (`shared_dir.rs`): a temporary file
+/// made as `mkstemp` does (`O_CREAT|O_EXCL|O_NOFOLLOW`, unpredictable
+/// name), fsync'ed, renamed into place, and the rename checked.
 pub fn record(dir: &Path, attempt: &Attempt) -> io::Result<String> {
-    let random = uuid::Uuid::new_v4().simple().to_string();
     let pending = attempt.kind == Kind::NotDone;
-    let name = format!("{}{}-{random}.json", prefix(pending), attempt.run);
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let name = format!(
+        "{}{}-{}.json",
+        prefix(pending),
+        attempt.run,
+        uuid::Uuid::new_v4().simple()
+    );
     let bytes = serde_json::to_vec_pretty(attempt).map_err(io::Error::other)?;
-    let written = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, dir.join(&name))
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written.map(|()| name)
+    shared_dir::write_atomic(dir, &name, &bytes)?;
+    Ok(name)
+}
+
+/// Removes the record `file` that this process just wrote (its task's
+/// request failed: the attempt did not happen).
+pub fn remove(dir: &Path, file: &str) -> io::Result<()> {
+    fs::remove_file(dir.join(file))
 }
 
 /// A record file as read: its name, whether it is pending, and its content.
@@ -205,42 +207,28 @@ pub struct Found {
 /// A file of the records' name pattern that was not read: its name, and why.
 pub type LeftAlone = (String, String);
 
-/// Reads the record `path`: a regular file owned by this user, opened
-/// without following a symlink or blocking on a FIFO, at most
-/// [`MAX_RECORD_BYTES`], of this format, version and run. Else why not.
-pub fn read_one(path: &Path, run: &str) -> std::result::Result<Attempt, String> {
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| format!("cannot be opened: {e}"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    if !meta.file_type().is_file() {
-        return Err("is not a regular file".into());
-    }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
+/// Reads the record `path`: a regular file owned by this user or one of
+/// `owners`, read by `shared_dir::read_limited` (never through a symlink,
+/// never blocking on a FIFO), at most [`MAX_RECORD_BYTES`], of this format,
+/// version and run. Else why not.
+pub fn read_one(path: &Path, run: &str, owners: &[u32]) -> std::result::Result<Attempt, String> {
+    let read = match shared_dir::read_limited(path, MAX_RECORD_BYTES) {
+        Ok(read) => read,
+        Err(ReadRefused::TooLarge(_)) => {
+            return Err(format!("is longer than {MAX_RECORD_BYTES} bytes"))
+        }
+        Err(ReadRefused::NotRegular) => return Err("is not a regular file".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let me = shared_dir::own_uid();
+    if read.owner != me && !owners.contains(&read.owner) {
         return Err(format!(
             "belongs to user {}, not to this one ({me})",
-            meta.uid()
+            read.owner
         ));
     }
-    if meta.len() > MAX_RECORD_BYTES {
-        return Err(format!("is longer than {MAX_RECORD_BYTES} bytes"));
-    }
-    let mut bytes = Vec::new();
-    Read::by_ref(&mut file)
-        .take(MAX_RECORD_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    if bytes.len() as u64 > MAX_RECORD_BYTES {
-        return Err(format!("is longer than {MAX_RECORD_BYTES} bytes"));
-    }
-    let attempt: Attempt =
-        serde_json::from_slice(&bytes).map_err(|e| format!("is not an attempt record: {e}"))?;
+    let attempt: Attempt = serde_json::from_slice(&read.bytes)
+        .map_err(|e| format!("is not an attempt record: {e}"))?;
     if attempt.format != FORMAT || attempt.version != VERSION {
         return Err(format!("is not a {FORMAT} file of version {VERSION}"));
     }
@@ -253,10 +241,16 @@ pub fn read_one(path: &Path, run: &str) -> std::result::Result<Attempt, String> 
     Ok(attempt)
 }
 
-/// Every record of run `run` in `dir`, oldest first, and the files of its
-/// name pattern left alone with the reason. A directory that cannot be
-/// listed is an error.
+/// Every record of run `run` in `dir` that this user wrote, oldest first,
+/// and the files of its name pattern left alone with the reason. A
+/// directory that cannot be listed is an error.
 pub fn read_all(dir: &Path, run: &str) -> Result<(Vec<Found>, Vec<LeftAlone>)> {
+    read_all_of(dir, run, &[])
+}
+
+/// [`read_all`], trusting the records of the users `owners` too (the
+/// reaper's `--owner`).
+pub fn read_all_of(dir: &Path, run: &str, owners: &[u32]) -> Result<(Vec<Found>, Vec<LeftAlone>)> {
     let entries = fs::read_dir(dir).map_err(|e| {
         Error::invalid_argument(format!(
             "cannot list the journal directory {}: {e}",
@@ -279,7 +273,7 @@ pub fn read_all(dir: &Path, run: &str) -> Result<(Vec<Found>, Vec<LeftAlone>)> {
         if !name.ends_with(".json") {
             continue;
         }
-        match read_one(&dir.join(&name), run) {
+        match read_one(&dir.join(&name), run, owners) {
             Ok(attempt) => found.push(Found {
                 file: name,
                 pending,
@@ -494,15 +488,21 @@ mod tests {
                 .iter()
                 .any(|(f, why)| *f == foreign && why.contains("belongs to user 65534")));
         }
+        if as_root {
+            // The reaper's --owner trusts that user's records.
+            let (found, _) = read_all_of(&dir, run, &[65534]).unwrap();
+            assert_eq!(found.len(), 2);
+        }
         let invalid: Vec<_> = invalid.into_iter().filter(|(f, _)| *f != foreign).collect();
         let reasons: Vec<String> = invalid.iter().map(|(_, why)| why.clone()).collect();
         assert_eq!(invalid.len(), 4, "{reasons:?}");
-        assert!(
-            reasons.iter().any(|r| r.contains("cannot be opened")),
-            "{reasons:?}"
-        );
-        assert!(
-            reasons.iter().any(|r| r.contains("not a regular file")),
+        // The symlink and the FIFO.
+        assert_eq!(
+            reasons
+                .iter()
+                .filter(|r| r.contains("not a regular file"))
+                .count(),
+            2,
             "{reasons:?}"
         );
         assert!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::attempts::{self, Attempt, Kind};
 use super::deadline::WallTime;
-use super::held_task::{HeldTask, Slot};
+use super::held_task::{DoneOutcome, HeldTask, Notes, Slot};
 use super::identity;
 use super::journal::{self, Journal};
 use super::progress::Progress;
@@ -70,10 +70,10 @@ impl Worker {
         }
         let journal = Journal::from_env(run.uuid(), &uuid)?;
         let slot = Slot::register(
-            Arc::clone(&run),
+            Arc::clone(&run) as _,
             Progress::new(Arc::clone(&run) as _, run.update_interval()),
         );
-        slot.set_journal(journal.as_ref().map(Journal::releaser));
+        slot.set_journal(notes_of(journal.as_ref()));
         Ok(Worker {
             slot,
             run,
@@ -105,15 +105,16 @@ impl Worker {
             if let Some(new) = &new {
                 for task in old.kept_done() {
                     new.keep_done(task);
-                    old.delivered(task);
+                    // Moved only once the new file holds it.
+                    if new.done_is_kept(task) {
+                        old.delivered(task);
+                    }
                 }
             }
             old.finish();
         }
-        if let (Some(new), Some(held)) = (&new, self.slot.held()) {
-            new.held(held.task, held.percent);
-        }
-        self.slot.set_journal(new.as_ref().map(Journal::releaser));
+        // Names the held task in the new journal, under the slot's lock.
+        self.slot.set_journal(notes_of(new.as_ref()));
         self.journal = new;
         Ok(())
     }
@@ -231,19 +232,21 @@ impl Worker {
             return Ok(Some(held.task));
         }
         self.wall.check_fits(env::var)?;
-        self.slot.begin_request(stop_signals::stopped)?;
+        if let Err(stopped) = self.slot.begin_request(stop_signals::stopped) {
+            // A stop caught just now: in TF_STOP_EXIT the process is ending.
+            stop_signals::await_exit();
+            return Err(stopped);
+        }
         let outcome = self.request_task();
         if let Ok(Some(_)) = outcome {
             self.progress().task_taken();
         }
+        // The journal names the task before the stop watcher can see it.
         self.slot
-            .end_change(outcome.as_ref().ok().copied().flatten());
+            .end_request(outcome.as_ref().ok().copied().flatten(), outcome.is_err());
         let held = outcome?;
-        if let Some(held) = held {
+        if held.is_some() {
             self.wall.task_started();
-            if let Some(journal) = &self.journal {
-                journal.held(held.task, held.percent);
-            }
         }
         // A "no task left" answer is a successful request too: at the end
         // of a run it is the last one a worker makes.
@@ -305,15 +308,11 @@ impl Worker {
         self.check_process()?;
         self.check_stop(Some(percentage))?;
         self.progress().take_failure()?;
-        let Some(held) = self.slot.held() else {
-            return Ok(());
-        };
         // The slot and the journal know the latest value at once, sent or
         // pending: a hand-back after a stop, `done` and the reaper use it.
-        self.slot.set_percent(held.task, percentage);
-        if let Some(journal) = &self.journal {
-            journal.percent(percentage);
-        }
+        let Some(held) = self.slot.update(percentage) else {
+            return Ok(());
+        };
         self.progress().update(held.task, percentage)?;
         let _ = self.deliver_kept();
         Ok(())
@@ -395,60 +394,59 @@ impl Worker {
     /// failed`. Without a journal it is handed back and nothing is counted.
     /// If the server does not take it back, the task stays held and nothing
     /// is recorded. With no task held, nothing is done.
+    ///
+    /// Through the held task's state machine: a stop watcher waits for the
+    /// fail's outcome and never hands back a task being failed or set aside.
     pub fn fail(&mut self, message: &str) -> Result<Failed> {
         self.check_process()?;
         // A failed background send is superseded: its value goes in the
         // hand-back.
         let _ = self.progress().take_failure();
-        let Some(held) = self.slot.held() else {
+        let dir = self.journal_dir();
+        let max = match dir {
+            Some(_) => attempts::max_attempts()?,
+            None => u32::MAX,
+        };
+        let (run, worker) = (self.run.uuid().to_owned(), self.uuid.clone());
+        let mut attempt = 1;
+        let record = |held: HeldTask| -> Result<(bool, Option<String>)> {
+            let Some(dir) = &dir else {
+                return Ok((false, None));
+            };
+            attempt = attempts::count(dir, &run, held.task)?.saturating_add(1);
+            let mut record = Attempt::new(
+                &run,
+                held.task,
+                Kind::Failed,
+                &worker,
+                held.percent,
+                message,
+            );
+            record.set_aside = attempt >= max;
+            let file = attempts::record(dir, &record).map_err(|e| {
+                Error::invalid_argument(format!(
+                    "cannot record the failed attempt of task {} in {}: {e}",
+                    held.task,
+                    dir.display()
+                ))
+            })?;
+            Ok((record.set_aside, Some(file)))
+        };
+        let undo = |file: Option<String>| {
+            if let (Some(dir), Some(file)) = (&dir, file) {
+                let _ = attempts::remove(dir, &file);
+            }
+        };
+        let Some((_, set_aside)) = self.slot.fail(record, undo)? else {
             return Ok(Failed::NothingHeld);
         };
-        let Some(dir) = self.journal_dir() else {
-            self.hand_back()?;
-            return Ok(Failed::HandedBack { attempt: 1 });
-        };
-        let max = attempts::max_attempts()?;
-        let attempt = attempts::count(&dir, self.run.uuid(), held.task)?.saturating_add(1);
-        let percent = self.progress().close(held.task).unwrap_or(held.percent);
-        let mut record = Attempt::new(
-            self.run.uuid(),
-            held.task,
-            Kind::Failed,
-            &self.uuid,
-            percent,
-            message,
-        );
-        record.set_aside = attempt >= max;
-        let cannot_record = |e: std::io::Error| {
-            Error::invalid_argument(format!(
-                "cannot record the failed attempt of task {} in {}: {e}",
-                held.task,
-                dir.display()
-            ))
-        };
-        let file = attempts::record(&dir, &record).map_err(cannot_record)?;
-        if record.set_aside {
-            // Left computing at its latest percentage: no worker takes it.
-            let _ = self.run.put_task(
-                held.task,
-                &TaskUpdate {
-                    percent_completed: Some(percent),
-                    status: None,
-                },
-            );
-            self.slot.forget();
-            self.wall.task_released();
-            if let Some(journal) = &self.journal {
-                journal.released();
-            }
-            let _ = self.deliver_kept();
-            return Ok(Failed::SetAside { attempt });
-        }
-        if let Err(error) = self.hand_back() {
-            let _ = std::fs::remove_file(dir.join(file));
-            return Err(error);
-        }
-        Ok(Failed::HandedBack { attempt })
+        self.wall.task_released();
+        let _ = self.deliver_kept();
+        Ok(if set_aside {
+            Failed::SetAside { attempt }
+        } else {
+            Failed::HandedBack { attempt }
+        })
     }
 
     /// Marks the held task done at 100 %, whatever percentage it was last
@@ -465,19 +463,26 @@ impl Worker {
         // pending and goes in this call's own request, whose outcome is the
         // answer (with a journal and the server away, the done is kept).
         let _ = self.progress().take_failure();
-        if self.slot.held().is_none() {
-            return self.deliver_kept().map(|()| true);
-        }
-        // Marked in flight: the stop watcher waits for the outcome rather
-        // than handing back a task being released.
-        let Some(held) = self.slot.begin_done() else {
-            // The stop watcher took the task meanwhile.
+        // Marked in flight (and, when it marks the task done, kept in the
+        // journal first): the stop watcher waits for its outcome rather than
+        // hand back a task being released. `None`: no task held.
+        let begun = self
+            .slot
+            .begin_done(complete, || stop_signals::stop_requested() != 0);
+        let Ok(begun) = begun else {
+            // An unfinished task after a stop: handed back, not left
+            // `computing` (TF_STOP_EXIT: the watcher does it and this call
+            // waits for the process to end).
+            return self.check_stop(None).map(|()| false);
+        };
+        let Some((held, finished)) = begun else {
             return self.deliver_kept().map(|()| true);
         };
-        let finished = complete || (held.percent - 100.0).abs() < 1e-6;
         let pending = self.progress().settle();
+        // A finished task is recorded at 100 %, whatever became of the
+        // updates before (one may have failed and been dropped).
         let update = TaskUpdate {
-            percent_completed: if complete {
+            percent_completed: if finished {
                 Some(100.0)
             } else {
                 pending.map(|p| p.percent)
@@ -489,8 +494,21 @@ impl Worker {
                 match &self.journal {
                     Some(journal) if finished && server_away(&error) => {
                         // The kept done sets 100 % too: nothing pending is lost.
-                        journal.keep_done(held.task);
-                        self.slot.end_change(None);
+                        if !journal.done_is_kept(held.task) {
+                            // Its write failed (a full disk, a lost mount):
+                            // nothing is kept, the task stays held.
+                            if let Some(p) = pending {
+                                self.progress().restore(p);
+                            }
+                            self.slot.end_done(DoneOutcome::Failed);
+                            return Err(error.context_after(&format!(
+                                " (the done of task {} could not be kept either: the journal \
+                                 {} cannot be written; the task is still held, call done again)",
+                                held.task,
+                                journal.path().display()
+                            )));
+                        }
+                        self.slot.end_done(DoneOutcome::Kept);
                         self.wall.task_released();
                         return Err(error.context_after(&format!(
                             " (the done of task {} is kept in the journal {} and is \
@@ -503,20 +521,17 @@ impl Worker {
                         if let Some(p) = pending {
                             self.progress().restore(p);
                         }
-                        self.slot.end_change(Some(held));
+                        self.slot.end_done(DoneOutcome::Failed);
                         return Err(error);
                     }
                 }
             }
         }
-        self.slot.end_change(None);
+        self.slot.end_done(DoneOutcome::Answered);
         if finished {
             self.wall.task_completed();
         } else {
             self.wall.task_released();
-        }
-        if let Some(journal) = &self.journal {
-            journal.released();
         }
         let _ = self.deliver_kept();
         Ok(finished)
@@ -553,35 +568,12 @@ impl Worker {
         self.check_process()?;
         // A failed background send is superseded: this request sets 0 %.
         let _ = self.progress().take_failure();
-        let Some(held) = self.slot.held() else {
-            return Ok(());
-        };
-        if let Some(journal) = &self.journal {
-            journal.releasing();
+        // Through the held task's state machine, as every hand-back: the
+        // stop watcher waits for it, never sends a second `waiting`.
+        if self.slot.hand_back(Some(0.0))? {
+            self.wall.task_released();
+            let _ = self.deliver_kept();
         }
-        let pending = self.progress().settle();
-        let given_back = self.run.put_task(
-            held.task,
-            &TaskUpdate {
-                percent_completed: Some(0.0),
-                status: Some(TaskState::Waiting),
-            },
-        );
-        if let Err(error) = given_back {
-            if let Some(p) = pending {
-                self.progress().restore(p);
-            }
-            if let Some(journal) = &self.journal {
-                journal.not_released();
-            }
-            return Err(error);
-        }
-        self.slot.forget();
-        self.wall.task_released();
-        if let Some(journal) = &self.journal {
-            journal.released();
-        }
-        let _ = self.deliver_kept();
         Ok(())
     }
 }
@@ -640,4 +632,9 @@ pub fn finished_within_tolerance(percentage: f64) -> f64 {
 pub fn server_away(error: &Error) -> bool {
     error.kind() == ErrorKind::Connection
         || (error.kind() == ErrorKind::Http && error.http_status().is_some_and(is_retryable_status))
+}
+
+/// The journal's writer for the held task's state machine, if there is a journal.
+fn notes_of(journal: Option<&Journal>) -> Option<Box<dyn Notes>> {
+    journal.map(|j| Box::new(j.releaser()) as Box<dyn Notes>)
 }

@@ -15,9 +15,10 @@ use taskfarm_worker::internal::{Error, Result, Run};
 use super::pass::{Report, TaskAction};
 use super::state::State;
 
-/// The attempt records of `run` in `dir`.
-pub fn records(dir: &Path, run: &str) -> Result<Vec<Found>> {
-    Ok(attempts::read_all(dir, run)?.0)
+/// The attempt records of `run` in `dir` written by the reaper's user or
+/// one of `owners` (`--owner`).
+pub fn records(dir: &Path, run: &str, owners: &[u32]) -> Result<Vec<Found>> {
+    Ok(attempts::read_all_of(dir, run, owners)?.0)
 }
 
 /// The tasks that a record set aside (`tf_worker_fail` at the limit, or a
@@ -79,12 +80,13 @@ pub fn record_crash(
 pub fn settle_not_done(
     run: &Run,
     dir: &Path,
+    owners: &[u32],
     max_attempts: u32,
     dry: bool,
     state: &mut State,
     report: &mut Report,
 ) -> Result<()> {
-    let found = records(dir, run.uuid())?;
+    let found = records(dir, run.uuid(), owners)?;
     let would = if dry { "would " } else { "" };
     for pending in found.iter().filter(|f| f.pending) {
         let task = pending.attempt.task;
