@@ -689,8 +689,11 @@ enum tf_status tf_worker_done(struct tf_worker *worker);
  * takes it, and listed by `taskfarm failed`. Without a journal the task is
  * handed back and nothing is counted. If the server does not take it back,
  * the task stays held and nothing is recorded (the call can be repeated).
- * With no task held, does nothing. `message` NULL or invalid UTF-8 gives
- * `TF_ERR_INVALID_ARGUMENT`; a bad `TASKFARM_MAX_ATTEMPTS` too.
+ * With no task held, does nothing. A stop signal caught while the fail
+ * is in flight waits for its outcome (see `tf_stop_on_signals`): the task
+ * is never handed back twice, and a task set aside is never handed back.
+ * `message` NULL or invalid UTF-8 gives `TF_ERR_INVALID_ARGUMENT`; a bad
+ * `TASKFARM_MAX_ATTEMPTS` too.
  */
 enum tf_status tf_worker_fail(struct tf_worker *worker,
                               const char *message);

@@ -290,8 +290,11 @@ pub extern "C" fn tf_worker_done(worker: *mut tf_worker) -> tf_status {
 /// takes it, and listed by `taskfarm failed`. Without a journal the task is
 /// handed back and nothing is counted. If the server does not take it back,
 /// the task stays held and nothing is recorded (the call can be repeated).
-/// With no task held, does nothing. `message` NULL or invalid UTF-8 gives
-/// `TF_ERR_INVALID_ARGUMENT`; a bad `TASKFARM_MAX_ATTEMPTS` too.
+/// With no task held, does nothing. A stop signal caught while the fail
+/// is in flight waits for its outcome (see `tf_stop_on_signals`): the task
+/// is never handed back twice, and a task set aside is never handed back.
+/// `message` NULL or invalid UTF-8 gives `TF_ERR_INVALID_ARGUMENT`; a bad
+/// `TASKFARM_MAX_ATTEMPTS` too.
 #[no_mangle]
 pub extern "C" fn tf_worker_fail(worker: *mut tf_worker, message: *const c_char) -> tf_status {
     status_call("tf_worker_fail", || {
