@@ -151,7 +151,9 @@ fn install_stop_signals() -> Result<(), Failure> {
             .map_err(|e| Failure::usage(format!("TASKFARM_STOP_SIGNALS: {}", e.message())))?;
         signals.extend(extra);
     }
-    stop_on_signals(&signals, StopMode::Continue).map_err(Failure::from)
+    stop_on_signals(&signals, StopMode::Continue).map_err(Failure::from)?;
+    let _ = runner::STOP_SIGNALS.set(signals);
+    Ok(())
 }
 
 /// The exit status from what the runners did.
@@ -182,7 +184,10 @@ fn conclude(
         "taskfarm run: {} task(s) done, {} failed attempt(s), {} task(s) set aside (run {})",
         total.done, total.failed, total.set_aside, request.uuid
     );
-    let signal = stop_requested();
+    let signal = match stop_requested() {
+        0 => runner::command_stopped_by(),
+        signal => signal,
+    };
     if signal != 0 {
         end_as(signal);
     }

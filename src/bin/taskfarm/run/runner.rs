@@ -1,7 +1,8 @@
 //! One runner: a worker that takes a task at a time and runs the command on
 //! it until no task is left, a stop signal, the wall time or an error. The
 //! command's percentage comes from its progress file; its end decides the
-//! task: exit 0 done, anything else a failed attempt (the library's
+//! task: exit 0 done, killed by a stop signal a stop (the task handed back,
+//! no attempt counted), anything else a failed attempt (the library's
 //! `Worker::fail`: handed back, or set aside at `TASKFARM_MAX_ATTEMPTS`).
 
 use std::ffi::OsString;
@@ -9,6 +10,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use taskfarm_worker::internal::clock::unix_now;
@@ -26,6 +29,25 @@ use super::progress_file::ProgressDir;
 const TICK: Duration = Duration::from_millis(100);
 /// The lines of the command's stderr that end a failure's message.
 const STDERR_LINES: usize = 10;
+
+/// `taskfarm run`'s stop signals, set once when they are installed.
+pub static STOP_SIGNALS: OnceLock<Vec<libc::c_int>> = OnceLock::new();
+/// The stop signal that ended a command before `taskfarm run` itself got
+/// one (0: none).
+static COMMAND_STOPPED_BY: AtomicI32 = AtomicI32::new(0);
+
+/// The stop signal that ended a command from outside (a batch system
+/// signals every process of a job at its time limit, the command often
+/// first), 0 when none did: `taskfarm run` ends as that signal.
+pub fn command_stopped_by() -> libc::c_int {
+    COMMAND_STOPPED_BY.load(Ordering::SeqCst)
+}
+
+/// Whether the command was ended by one of the stop signals, sent by
+/// someone else than this runner: a stop, not a failure.
+fn stopped_from_outside(signal: Option<libc::c_int>) -> bool {
+    signal.is_some_and(|s| STOP_SIGNALS.get().is_some_and(|all| all.contains(&s)))
+}
 
 /// What every runner of one `taskfarm run` shares.
 #[derive(Debug)]
@@ -170,6 +192,17 @@ fn attempt(
     let outcome = match ending {
         Some((outcome, _)) => outcome,
         None if ended.exit == Some(0) => Outcome::Done,
+        // Killed by a stop signal that did not come from this runner (Slurm
+        // at a time limit signals every process of the job): a stop.
+        None if stopped_from_outside(ended.signal) => {
+            let _ = COMMAND_STOPPED_BY.compare_exchange(
+                0,
+                ended.signal.unwrap_or(libc::SIGTERM),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            Outcome::Stopped
+        }
         None => Outcome::Failed,
     };
     let mut message = None;
@@ -183,9 +216,13 @@ fn attempt(
             // Handed back at the last percentage it reported (the library
             // did already if a progress report met the stop).
             worker.hand_back().map_err(End::Server)?;
+            let signal = match stop_requested() {
+                0 => command_stopped_by(),
+                signal => signal,
+            };
             eprintln!(
                 "taskfarm run: {}: task {task} handed back",
-                signal_name(stop_requested())
+                signal_name(signal)
             );
             stop = Some(End::Stopped);
         }
