@@ -6,10 +6,11 @@
 //! Who reads what: `settings.rs` the connection's ten ([`SETTINGS`]), when a
 //! handle is made; `worker/worker.rs` [`DEADLINE`] and [`TASK_SECONDS`] and
 //! `worker/journal.rs` [`JOURNAL`] and [`JOURNAL_HEARTBEAT`], when a worker
-//! is made; `worker/stop_signals.rs` [`STOP_SIGNALS`] and [`STOP_BUDGET`], when the first handle
-//! of the process is made; `worker/start_spread.rs` [`START_SPREAD`], when
-//! the first run is opened; `http/retry.rs` [`RETRY_JITTER`], before each
-//! retry's wait.
+//! is made; `worker/attempts.rs` [`MAX_ATTEMPTS`], when a task fails;
+//! `worker/stop_signals.rs` [`STOP_SIGNALS`] and [`STOP_BUDGET`], when the
+//! first handle of the process is made; `worker/start_spread.rs`
+//! [`START_SPREAD`], when the first run is opened; `http/retry.rs`
+//! [`RETRY_JITTER`], before each retry's wait.
 
 use std::ffi::OsString;
 
@@ -45,6 +46,8 @@ pub const JOURNAL: &str = "TASKFARM_JOURNAL";
 pub const JOURNAL_HEARTBEAT: &str = "TASKFARM_JOURNAL_HEARTBEAT";
 /// The signals that become stop signals when the first handle is made.
 pub const STOP_SIGNALS: &str = "TASKFARM_STOP_SIGNALS";
+/// The failed attempts after which a task is set aside.
+pub const MAX_ATTEMPTS: &str = "TASKFARM_MAX_ATTEMPTS";
 /// The stop's budget, in seconds: every held task handed back and the
 /// process ended within it.
 pub const STOP_BUDGET: &str = "TASKFARM_STOP_BUDGET";

@@ -40,4 +40,4 @@ pub use run::{list_runs, new_token, Run, RunInfoKey, TaskInfoKey};
 pub use settings::Settings;
 pub use wire::{RunStatus, RunSummary, TaskState};
 pub use worker::tasks::{Task, Tasks};
-pub use worker::worker::Worker;
+pub use worker::worker::{Failed, Worker};

@@ -16,6 +16,8 @@
 //! - `deadline.rs`: wall time: no task taken that the time left cannot fit.
 //! - [`journal`]: the worker journal's format, and the worker's writer with
 //!   its heartbeat thread (`taskfarm reap` reads it).
+//! - [`attempts`]: failed attempts, one record file each in the journal
+//!   directory, counted across the workers of a run.
 //! - [`identity`]: a worker's UUID, host name and pid.
 //! - [`machine`]: what this machine proves about a process (boot id, PID
 //!   namespace, `kill(pid, 0)`), which the journal records and the reaper
@@ -27,6 +29,7 @@
 //!
 //! `cargo test --test import_graph` fails on any circle in the `use` lines.
 
+pub mod attempts;
 pub(crate) mod deadline;
 pub(crate) mod held_task;
 pub mod identity;

@@ -16,6 +16,7 @@ use taskfarm_worker::internal::worker::journal::{self, read_journal, Record};
 use taskfarm_worker::internal::worker::shared_dir::{check_directory, own_uid, DirectoryAccess};
 use taskfarm_worker::internal::{Error, Result, Run};
 
+use super::attempts;
 use super::deciding::{decide, Probe, SystemProbe, Verdict};
 use super::lock::RunLock;
 use super::state::{clock_name, monotonic_now, OrphanLook, State};
@@ -211,7 +212,8 @@ impl<'a> Reaper<'a> {
     pub fn release(&self, task: i64) -> Result<String> {
         self.check_handed_out(task, &self.run.status()?)?;
         let mut state = State::load(&self.dir, self.run.uuid())?;
-        let was = state.set_aside.contains(&task);
+        let records = attempts::records(&self.dir, self.run.uuid(), &self.options.owners)?;
+        let was = state.set_aside.contains(&task) | attempts::set_aside(&records).contains(&task);
         state.forget(task);
         let computing = self.run.task(task)?.status == TaskState::Computing;
         if self.options.dry_run {
@@ -225,6 +227,7 @@ impl<'a> Reaper<'a> {
             ));
         }
         state.save(&self.dir)?;
+        attempts_forget(&self.dir, self.run.uuid(), task)?;
         if was && computing {
             self.give_back(task)?;
             Ok(format!("task {task} released and given back"))
@@ -351,6 +354,23 @@ impl<'a> Reaper<'a> {
                 seen_workers.remove(&record.worker);
             }
         }
+        attempts::settle_not_done(
+            self.run,
+            &self.dir,
+            &self.options.owners,
+            self.options.max_attempts,
+            dry,
+            &mut state,
+            &mut report,
+        )?;
+        // Tasks set aside by the reaper, and by workers (`tf_worker_fail`).
+        state
+            .set_aside
+            .extend(attempts::set_aside(&attempts::records(
+                &self.dir,
+                run,
+                &self.options.owners,
+            )?));
         state.keep_looks_of(&seen_workers);
         report.status = self.run.status()?;
         let set_aside_computing = state.set_aside.len() as i64;
@@ -542,11 +562,31 @@ impl<'a> Reaper<'a> {
                 .push(format!("  its task {task} is set aside: left computing"));
             return Ok(());
         }
+        // Failed attempts recorded by workers, and crashes (each once). The
+        // reaper's own count of crashes is a floor: a record removed from a
+        // shared directory does not give a task its attempts back.
+        let records = attempts::records(&self.dir, self.run.uuid(), &self.options.owners)?;
         let attempts = if crashed {
-            state.attempts_with(task, &record.worker)
+            attempts::with_crash(&records, task, &record.worker)
+                .max(state.attempts_with(task, &record.worker))
         } else {
-            state.attempts.get(&task).copied().unwrap_or(0)
+            attempts::count_in_records(&records, task)
+                .max(state.attempts.get(&task).copied().unwrap_or(0))
         };
+        if crashed && !dry {
+            attempts::record_crash(
+                &self.dir,
+                &records,
+                self.run.uuid(),
+                task,
+                &record.worker,
+                record.percent.unwrap_or(0.0),
+                &format!(
+                    "worker {} on host {}, pid {}",
+                    record.worker, record.host, record.pid
+                ),
+            )?;
+        }
         let action = TaskAction {
             task,
             worker: record.worker.clone(),
@@ -582,6 +622,11 @@ impl<'a> Reaper<'a> {
         report.given_back.push(action);
         Ok(())
     }
+}
+
+/// Forgets the failed-attempt records of `task` (a release).
+fn attempts_forget(dir: &Path, run: &str, task: i64) -> Result<()> {
+    taskfarm_worker::internal::worker::attempts::forget(dir, run, task).map(|_| ())
 }
 
 /// Tasks done, computing and waiting.
