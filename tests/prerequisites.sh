@@ -14,6 +14,7 @@ need python3 "apt-get install -y python3 python3-venv"
 need flock "apt-get install -y util-linux"
 need unshare "apt-get install -y util-linux"   # tests/reap_slurm.rs: the reaper on another host name
 need hostname "apt-get install -y hostname"
+need faketime "apt-get install -y faketime"   # make chaos: a worker whose clock is off
 need nginx "apt-get install -y nginx"
 need openssl "apt-get install -y openssl"
 need cmake "apt-get install -y cmake"
