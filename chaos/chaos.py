@@ -23,6 +23,7 @@ again) and RELIABILITY.md is written from it.
 import argparse
 import json
 import os
+import signal
 import sys
 
 from taskfarm_chaos.config import CLIENTS, REPORT, from_environment
@@ -50,7 +51,7 @@ def add_figures(path, figures):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
-        data = {"runs": []}
+        data = {"runs": [], "findings": []}
     data["runs"] = [r for r in data["runs"]
                     if (r["seed"], r["client"], r["seconds"]) != (figures["seed"], figures["client"],
                                                                   figures["seconds"])]
@@ -88,6 +89,12 @@ def main(argv=None):
         os.execvp("unshare", ["unshare", "-m", "--propagation", "private", sys.executable,
                               os.path.abspath(__file__), *argv, "--seed", str(cfg.seed)])
     from taskfarm_chaos.soak import run_soak
+
+    def stop(signum, _frame):
+        raise SystemExit(f"chaos: stopped by signal {signum}")  # the soak's finally stops everything
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     figures, result = run_soak(cfg)
     counts = result["counts"]
     total = sum(counts.values())

@@ -111,6 +111,17 @@ def violations_text(runs):
             "build/chaos/c-seedS/history.json` prints them again):\n\n" + "\n".join(lines))
 
 
+def findings_text(figures):
+    """The causes, written down by whoever read the evidence of the soaks
+    (figures.json "findings": one paragraph each)."""
+    findings = figures.get("findings") or []
+    if not findings:
+        return "Nothing to explain." if not any(
+            sum(r["violations"].values()) for r in figures.get("runs", [])) else \
+            "Not analysed yet (figures.json has no \"findings\")."
+    return "\n".join(f"{i}. {text}" for i, text in enumerate(findings, 1))
+
+
 def python_table(c_runs, py_runs):
     if not py_runs:
         return "Not run yet: `make chaos-python`."
@@ -150,7 +161,7 @@ def render(figures):
     py_runs = [r for r in runs if r["client"] == "python"]
     text = Template(TEMPLATE.read_text()).substitute(
         setup=setup_text(c_runs), c_table=c_table(c_runs), fault_table=fault_table(c_runs),
-        violations=violations_text(c_runs), python_table=python_table(c_runs, py_runs),
+        violations=violations_text(c_runs), findings=findings_text(figures), python_table=python_table(c_runs, py_runs),
         duration=duration_text(c_runs))
     return text.rstrip() + "\n"
 

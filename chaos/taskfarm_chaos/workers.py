@@ -5,6 +5,7 @@ log (`w<slot>.<generation>`), pid, CLOCK_MONOTONIC start and end (ns), how it
 ended, its clock skew — in `processes.json`, which the oracle reads. Workers
 are our children, stopped by pid (SIGTERM, then SIGKILL) at the end."""
 
+import glob
 import json
 import os
 import signal
@@ -18,6 +19,14 @@ from .config import C_WORKER_BIN, PYTHON_WORKER
 # A worker that died within this time is replaced only this long after (a
 # worker that cannot start must not spin).
 RESPAWN_DELAY_NS = 1_000_000_000
+
+
+def faketime_library():
+    """libfaketime's multithreaded variant (Debian package faketime)."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
+    if not found:
+        raise RuntimeError("libfaketimeMT.so.1 not found: apt-get install -y faketime")
+    return found[0]
 
 
 def last_line(path):
@@ -65,8 +74,6 @@ class Supervisor:
             cmd = [str(C_WORKER_BIN), self.uuid]
         else:
             cmd = [sys.executable, str(PYTHON_WORKER), self.uuid]
-        if skew:
-            cmd = ["faketime", "-f", f"{skew:+.3f}s", *cmd]
         return cmd
 
     def spawn(self, slot):
@@ -84,8 +91,11 @@ class Supervisor:
                             "TASKFARM_STOP_SIGNALS": "TERM",
                             "TASKFARM_TIMEOUT": str(self.cfg.timeout)})
             if skew:
-                # The oracle's clock (CLOCK_MONOTONIC) stays true; the wall clock is off.
-                env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+                # libfaketime preloaded as faketime(1) does, but without its
+                # wrapper process: the pid we signal is the worker's. The
+                # oracle's clock (CLOCK_MONOTONIC) stays true; the wall clock is off.
+                env.update({"LD_PRELOAD": faketime_library(), "FAKETIME": f"{skew:+.3f}s",
+                            "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
             with open(self.out_dir / f"{name}.out", "wb") as out:
                 proc = subprocess.Popen(self._command(skew), env=env, stdin=subprocess.DEVNULL,
                                         stdout=out, stderr=subprocess.STDOUT)
