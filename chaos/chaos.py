@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 
-from taskfarm_chaos.config import CLIENTS, REPORT, from_environment
+from taskfarm_chaos.config import CLIENTS, REPORT, ROOT, from_environment
 from taskfarm_chaos.journal_disk import PARENT_NS_ENV, in_private_mount_namespace, mount_namespace
 from taskfarm_chaos.oracle import check, format_violation
 
@@ -43,6 +43,9 @@ def parse_args(argv):
     p.add_argument("--fail-on-violation", action="store_true")
     p.add_argument("--render", metavar="FILE", help="write RELIABILITY.md from FILE, run nothing")
     p.add_argument("--oracle", metavar="HISTORY", help="run the oracle on a history.json")
+    p.add_argument("--rejudge", metavar="FILE",
+                   help="the oracle again on the history of every soak in FILE (build/chaos/), "
+                        "its figures updated, RELIABILITY.md written")
     return p.parse_args(argv)
 
 
@@ -62,6 +65,25 @@ def add_figures(path, figures):
         f.write("\n")
 
 
+def rejudge(path, out_dir):
+    """The oracle, changed since, on the kept histories of the soaks in
+    figures file `path`; their oracle figures replaced."""
+    from taskfarm_chaos.report import write_report
+    from taskfarm_chaos.soak import judged_figures
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    for run in data["runs"]:
+        history_path = os.path.join(out_dir, f"{run['client']}-seed{run['seed']}", "history.json")
+        with open(history_path, encoding="utf-8") as f:
+            run.update(judged_figures(check(json.load(f))))
+        print(f"chaos: seed {run['seed']} ({run['client']}): {json.dumps(run['violations'])}")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    write_report(path, REPORT)
+    return 0
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.render:
@@ -69,6 +91,8 @@ def main(argv=None):
         write_report(args.render, REPORT)
         print(f"chaos: wrote {REPORT}")
         return 0
+    if args.rejudge:
+        return rejudge(args.rejudge, args.out_dir or str(ROOT / "build" / "chaos"))
     if args.oracle:
         with open(args.oracle, encoding="utf-8") as f:
             history = json.load(f)

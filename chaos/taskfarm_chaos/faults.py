@@ -137,6 +137,7 @@ class Faults:
         proc, rec = live
         self.sup.pending_skew[rec["slot"]] = fault["offset"]
         signal_process(proc.pid, signal.SIGTERM)
+        entry["signalled"] = time.monotonic_ns()
         entry.update({"target": rec["name"], "pid": proc.pid, "successor_slot": rec["slot"]})
 
     # ------------------------------------------------------------ server

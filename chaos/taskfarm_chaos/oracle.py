@@ -25,7 +25,9 @@ The violations (kinds, as printed):
   while the reaper ran on another host: a stopped process and a dead one look
   alike to a heartbeat, which is all that reaper has;
 - `recomputed`: a task computed again although the worker that computed it
-  before neither died nor gave it back first (same excuse as above);
+  before neither died nor gave it back first (a SIGTERM, a stop signal,
+  counts as giving it back: the library hands the task back before the
+  process ends), or after its done returned TF_OK (same excuse as above);
 - `done-below-100`: a task done with a percentage below 100.
 
 `check(history)` returns {"counts": ..., "violations": [...], ...}; each
@@ -118,6 +120,18 @@ def stops_of(faults):
     return stops
 
 
+def stop_signals_of(faults):
+    """worker name -> when it got a stop signal (SIGTERM: `term`, and the
+    SIGTERM that ends a worker before a `skew`). The library then hands its
+    task back before the process ends: a give-back the worker's own log
+    cannot show."""
+    signalled = {}
+    for f in faults:
+        if f.get("kind") in ("term", "skew") and f.get("target") and "signalled" in f:
+            signalled.setdefault(f["target"], f["signalled"])
+    return signalled
+
+
 def excused(first, later_start, stops, eras, stale_ns):
     """True when the first worker was SIGSTOPped longer than --stale, between
     the start of its computation and the other's start, while the reaper ran
@@ -144,6 +158,7 @@ def check(history):
     for c in comps:
         by_task[c["task"]].append(c)
     stops = stops_of(history.get("faults", []))
+    stop_signals = stop_signals_of(history.get("faults", []))
     eras = history.get("eras", [])
     audit_by_task = defaultdict(list)
     for row in history.get("audit", []):
@@ -198,6 +213,10 @@ def check(history):
                             f"its own done returned TF_OK", [a, b])
                     continue
                 overlapping = b["start"] < a["end"]
+                if stop_signals.get(a["worker"], INF) <= b["start"] and a["done"] != "TF_OK":
+                    # A stop signal hands the task back, then ends the
+                    # process: what runs in between is thrown away.
+                    continue
                 if overlapping:
                     if excused(a, b["start"], stops, eras, stale_ns):
                         excuses.append({"task": task, "workers": [a["worker"], b["worker"]]})
@@ -206,7 +225,8 @@ def check(history):
                         f"both alive", [a, b])
                     continue
                 a_dead = deaths.get(a["worker"]) is not None and deaths[a["worker"]] <= b["start"]
-                gave_back = a["requeued"] == "TF_OK" and a["requeue_t"] <= b["start"]
+                gave_back = (a["requeued"] == "TF_OK" and a["requeue_t"] <= b["start"]) or \
+                    stop_signals.get(a["worker"], INF) <= b["start"]
                 if a["done"] == "TF_OK":
                     add("recomputed", task, f"task {task} computed again by {b['worker']} after "
                         f"{a['worker']}'s done returned TF_OK", [a, b])

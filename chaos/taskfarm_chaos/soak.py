@@ -189,6 +189,19 @@ def run_soak(cfg):
             say(f"warning: stopping the server: {e}")
 
 
+def judged_figures(result):
+    """The figures that come from the oracle's result (also recomputed by
+    `chaos.py --rejudge` from a kept history)."""
+    return {
+        "done": result["done"], "done_percent": round(result["done_percent"], 2),
+        "stuck_computing": result["stuck_computing"], "computations": result["computations"],
+        "computed_again": result["computed_again"], "wrongly_reaped": result["wrongly_reaped"],
+        "violations": result["counts"],
+        "violation_examples": [{"kind": v["kind"], "task": v["task"], "message": v["message"]}
+                               for v in result["violations"][:20]],
+    }
+
+
 def _figures(cfg, schedule, faults, proxy, reapers, result, orphans, fault_period, finished_early,
              elapsed, forced, sup):
     landed = {}
@@ -211,10 +224,5 @@ def _figures(cfg, schedule, faults, proxy, reapers, result, orphans, fault_perio
         "reaper": reapers.totals() if reapers else None,
         "orphans": None if orphans is None else {"orphans": orphans.get("orphans"),
                                                  "restarted": orphans.get("restarted")},
-        "done": result["done"], "done_percent": round(result["done_percent"], 2),
-        "stuck_computing": result["stuck_computing"], "computations": result["computations"],
-        "computed_again": result["computed_again"], "wrongly_reaped": result["wrongly_reaped"],
-        "violations": result["counts"],
-        "violation_examples": [{"kind": v["kind"], "task": v["task"], "message": v["message"]}
-                               for v in result["violations"][:20]],
+        **judged_figures(result),
     }

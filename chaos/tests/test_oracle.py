@@ -132,6 +132,20 @@ class OracleTest(unittest.TestCase):
         kinds, _ = self.kinds(history(logs, [proc("w0.1", ended=50, status=1), proc("w1.1")]))
         self.assertEqual(kinds, {})
 
+    def test_a_task_handed_back_by_a_stop_signal_may_be_computed_again(self):
+        # w0.1 gets SIGTERM at 1.5 s; the library hands task 0 back; w1.1 takes
+        # it at 2 s, before w0.1's process has ended (2.5 s).
+        logs = {"w0.1": [line(1, "w0.1", "start", 0)],
+                "w1.1": task_lines("w1.1", 0, 2) + task_lines("w1.1", 1, 8)}
+        term = {"kind": "term", "at": 1.5, "target": "w0.1", "signalled": int(1.5 * S)}
+        processes = [proc("w0.1", ended=2.5, status=-15), proc("w1.1")]
+        kinds, _ = self.kinds(history(logs, processes, faults=[term]))
+        self.assertEqual(kinds, {})
+        # Without the signal, that is a recomputation while w0.1 lived... and
+        # an overlap, since w0.1's computation ends only with its process.
+        kinds, _ = self.kinds(history(logs, processes))
+        self.assertEqual(kinds, {"overlap": 1})
+
     def test_a_task_computed_again_after_done_ok_is_recomputed(self):
         logs = {"w0.1": task_lines("w0.1", 0, 1)[:-1] + [line(2.1, "w0.1", "done", 0, "TF_OK")],
                 "w1.1": task_lines("w1.1", 0, 6, status="TF_ERR_HTTP") + task_lines("w1.1", 1, 8)}
