@@ -151,8 +151,9 @@ def duration_text(runs):
             f"(the rest: server start, drain, orphans, final wave). The issue's target, 30 minutes "
             f"of faults and 10,000 tasks in all, is e.g. `make chaos CHAOS_SECONDS=600 "
             f"CHAOS_TASKS=3400` for three seeds: about {1800 / secs * took / 60:.0f} minutes of "
-            f"wall time on this machine at the rate measured here (the recorded soaks ran on 2 "
-            f"cores shared with other jobs).")
+            f"wall time on this machine at the rate measured here for our library, and about as long "
+            f"again for the Python client's side of each seed (`make chaos` runs both; the recorded "
+            f"soaks ran on 2 cores shared with other jobs, load average 20 to 30).")
 
 
 def render(figures):
