@@ -124,7 +124,7 @@ def main(argv=None):
     total = sum(counts.values())
     print(f"chaos: seed {cfg.seed} ({cfg.client}): {figures['done']} of {cfg.tasks} done "
           f"({figures['done_percent']:g} %), {figures['computed_again']} computed again, "
-          f"{figures['wrongly_reaped']} wrongly reaped (stopped > --stale, other host); "
+          f"{figures['wrongly_reaped']} wrongly reaped (a heartbeat-only verdict on a live worker); "
           f"violations: {total} {json.dumps(counts)}", flush=True)
     if args.figures:
         add_figures(args.figures, figures)

@@ -21,13 +21,17 @@ The violations (kinds, as printed):
   again);
 - `overlap`: two computations of one task at the same time by two workers
   that were both alive. Excused (counted as `wrongly-reaped`, not a
-  violation) only when the first worker was SIGSTOPped longer than --stale
-  while the reaper ran on another host: a stopped process and a dead one look
-  alike to a heartbeat, which is all that reaper has;
+  violation) only when a reaper's pass gave that task of that worker back on
+  a verdict that rested on the heartbeat alone ("its heartbeat stood still",
+  which only a reaper that cannot see the worker's pid gives): the guarantee
+  allows overlapping leases only there. Whether the worker was SIGSTOPped
+  longer than --stale at the time is recorded with the excuse (a running
+  worker judged dead would mean a heartbeat that fell behind);
 - `recomputed`: a task computed again although the worker that computed it
   before neither died nor gave it back first (a SIGTERM, a stop signal,
   counts as giving it back: the library hands the task back before the
-  process ends), or after its done returned TF_OK (same excuse as above);
+  process ends), or after its done returned TF_OK (the same excuse as for
+  an overlap, on the same evidence);
 - `done-below-100`: a task done with a percentage below 100.
 
 `check(history)` returns {"counts": ..., "violations": [...], ...}; each
@@ -132,18 +136,37 @@ def stop_signals_of(faults):
     return signalled
 
 
-def excused(first, later_start, stops, eras, stale_ns):
-    """True when the first worker was SIGSTOPped longer than --stale, between
-    the start of its computation and the other's start, while the reaper ran
-    on another host: the heartbeat-only verdict the guarantee allows."""
-    for stopped, continued in stops.get(first["worker"], ()):
-        if continued - stopped <= stale_ns or stopped > later_start or continued < first["start"]:
-            continue
-        for host, began, ended in eras:
-            ended = INF if ended is None else ended
-            if host == "other" and began < continued and ended > stopped:
-                return True
-    return False
+HEARTBEAT_ONLY = "its heartbeat stood still"
+
+
+def heartbeat_verdicts(history):
+    """(task, worker uuid) -> [time read] of every give-back whose verdict
+    on the worker rested on its heartbeat alone (the reapers' JSON passes,
+    `verdicts` in the history)."""
+    out = defaultdict(list)
+    for v in history.get("verdicts", []):
+        if v.get("verdict") == "gone" and str(v.get("reason", "")).startswith(HEARTBEAT_ONLY):
+            out[(int(v["task"]), v["worker"])].append(v["t"])
+    return out
+
+
+def excused(first, later, uuids, verdicts, stops, stale_ns):
+    """The excuse of an overlap or a recomputation, or None: a reaper's pass
+    gave the first worker's task back on a heartbeat-only verdict, read by
+    the soak after the first computation began and no later than 5 s after
+    the second one ended (the pass prints its report once it is over). The
+    excuse says whether the first worker was SIGSTOPped longer than --stale
+    around then."""
+    uuid = uuids.get(first["worker"])
+    end = later["end"] if later["end"] is not None else INF
+    for t in verdicts.get((first["task"], uuid), ()):
+        if first["start"] <= t <= end + 5 * 10**9:
+            stopped = any(continued - stopped_at > stale_ns and stopped_at <= t
+                          and continued >= first["start"]
+                          for stopped_at, continued in stops.get(first["worker"], ()))
+            return {"task": first["task"], "workers": [first["worker"], later["worker"]],
+                    "stopped_longer_than_stale": stopped}
+    return None
 
 
 def check(history):
@@ -159,7 +182,8 @@ def check(history):
         by_task[c["task"]].append(c)
     stops = stops_of(history.get("faults", []))
     stop_signals = stop_signals_of(history.get("faults", []))
-    eras = history.get("eras", [])
+    verdicts = heartbeat_verdicts(history)
+    uuids = {name: uuid for uuid, name in log_uuids(history).items()}
     audit_by_task = defaultdict(list)
     for row in history.get("audit", []):
         audit_by_task[int(row["task"])].append(row)
@@ -217,9 +241,10 @@ def check(history):
                     # A stop signal hands the task back, then ends the
                     # process: what runs in between is thrown away.
                     continue
+                excuse = excused(a, b, uuids, verdicts, stops, stale_ns)
                 if overlapping:
-                    if excused(a, b["start"], stops, eras, stale_ns):
-                        excuses.append({"task": task, "workers": [a["worker"], b["worker"]]})
+                    if excuse:
+                        excuses.append(excuse)
                         continue
                     add("overlap", task, f"task {task} computed by {a['worker']} and {b['worker']} at once, "
                         f"both alive", [a, b])
@@ -231,8 +256,8 @@ def check(history):
                     add("recomputed", task, f"task {task} computed again by {b['worker']} after "
                         f"{a['worker']}'s done returned TF_OK", [a, b])
                 elif not (a_dead or gave_back):
-                    if excused(a, b["start"], stops, eras, stale_ns):
-                        excuses.append({"task": task, "workers": [a["worker"], b["worker"]]})
+                    if excuse:
+                        excuses.append(excuse)
                         continue
                     add("recomputed", task, f"task {task} computed again by {b['worker']} while "
                         f"{a['worker']} (which computed it first) was alive and had not given it back", [a, b])
@@ -255,15 +280,21 @@ def _evidence(comps):
     return [f"{e['source']}.log: {e['line']}" for e in lines][:16]
 
 
-def worker_names(history):
-    """The server's worker ids -> the names of the oracle logs (through the
-    worker UUID each log's `begin` line gives and the workers table)."""
+def log_uuids(history):
+    """Worker UUID -> the name of its oracle log (each log's `begin` line)."""
     by_uuid = {}
     for name, lines in history.get("logs", {}).items():
         for raw in lines[:3]:
             e = parse_line(raw, name)
             if e and e["event"] == "begin" and e["args"]:
                 by_uuid[e["args"][0]] = name
+    return by_uuid
+
+
+def worker_names(history):
+    """The server's worker ids -> the names of the oracle logs (through the
+    worker UUID each log's `begin` line gives and the workers table)."""
+    by_uuid = log_uuids(history)
     return {str(w["id"]): by_uuid.get(w["uuid"], f"server worker {w['id']}")
             for w in history.get("workers", [])}
 

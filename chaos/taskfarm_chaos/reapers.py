@@ -5,8 +5,10 @@ alone. One reaper at a time, as the README asks ("one reaper per run"); the
 schedule's "reaper-swap" moves it from one host to the other. A reaper that
 exits before the end (a failed write on a full journal disk, a server away
 too long) is started again. Each reaper's JSON passes go to its own file;
-`eras` says which host reaped when (the oracle excuses a stopped worker
-reaped by heartbeat only while the other-host reaper ran)."""
+`eras` says which host reaped when; `verdicts` lists, with the time the soak
+read it, every task a pass gave back and the verdict on the worker that held
+it (the oracle excuses an overlap only when that verdict rested on the
+heartbeat alone)."""
 
 import json
 import signal
@@ -36,6 +38,7 @@ class Reapers:
         self.eras = []       # [host, start ns, end ns or None]
         self.restarts = 0
         self.running = False
+        self.verdicts = []   # {t, host, task, worker (uuid), verdict, reason}
 
     def command(self, host, *extra):
         cmd = [str(TASKFARM_BIN), "--json", "reap", self.uuid, "--journal", str(self.journal_dir),
@@ -49,11 +52,23 @@ class Reapers:
         out = open(self.dir / f"reaper-{self.count}-{host}.jsonl", "wb")
         err = open(self.dir / f"reaper-{self.count}-{host}.err", "wb")
         self.proc = subprocess.Popen(self.command(host, "--watch", "1"), env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        out.close()
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         err.close()
+        threading.Thread(target=self._read_passes, args=(self.proc.stdout, out, host),
+                         name="reaper-passes", daemon=True).start()
         self.host = host
         self.eras.append([host, time.monotonic_ns(), None])
+
+    def _read_passes(self, pipe, out, host):
+        """Copies a reaper's JSON passes to its file as they come, and keeps
+        each give-back with the verdict that caused it and the time it was
+        read (after the give-back was sent)."""
+        with pipe, out:
+            for raw in pipe:
+                t = time.monotonic_ns()
+                out.write(raw)
+                out.flush()
+                self.verdicts.extend(give_backs(raw, t, host))
 
     def _end_era(self):
         if self.eras and self.eras[-1][2] is None:
@@ -98,14 +113,25 @@ class Reapers:
     def alive(self):
         return self.proc is not None and process_alive(self.proc.pid)
 
-    def restart_orphans(self):
-        """One pass with --restart-orphans (no worker left: the moment the
-        README says it is safe). Returns its JSON report."""
-        r = subprocess.run(self.command("local", "--restart-orphans"), env=self.env,
-                           capture_output=True, text=True, timeout=600, check=False)
-        (self.dir / "restart-orphans.jsonl").write_text(r.stdout + r.stderr)
-        reports = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
-        return reports[-1] if reports else {"error": r.stderr.strip()[-500:]}
+    def restart_orphans(self, passes=3):
+        """Passes with --restart-orphans (no worker left: the moment the
+        README says it is safe), one a second, until one restarts the
+        orphans or finds none: a pass restarts only orphans the pass before
+        saw too (a worker that is starting may hold one). Returns the last
+        pass's JSON report."""
+        report = {"error": "no pass ran"}
+        with open(self.dir / "restart-orphans.jsonl", "a", encoding="utf-8") as log:
+            for i in range(passes):
+                if i:
+                    time.sleep(1.0)
+                r = subprocess.run(self.command("local", "--restart-orphans"), env=self.env,
+                                   capture_output=True, text=True, timeout=600, check=False)
+                log.write(r.stdout + r.stderr)
+                reports = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+                report = reports[-1] if reports else {"error": r.stderr.strip()[-500:]}
+                if report.get("restarted") or not report.get("orphans"):
+                    break
+        return report
 
     def totals(self):
         """Tasks given back, dones delivered and tasks set aside over every
@@ -125,3 +151,22 @@ class Reapers:
                 set_aside.update(report.get("set_aside") or [])
         return {"given_back": given_back, "delivered": delivered, "set_aside": sorted(set_aside),
                 "reaper_restarts": self.restarts, "reapers": self.count}
+
+
+def give_backs(raw, t, host):
+    """The tasks one JSON pass (a line of bytes) gave back, each with the
+    verdict on the worker that held it: [{t, host, task, worker, verdict,
+    reason}]."""
+    try:
+        report = json.loads(raw)
+    except ValueError:
+        return []
+    if not isinstance(report, dict):
+        return []
+    seen = {w.get("worker"): w for w in report.get("workers") or [] if isinstance(w, dict)}
+    out = []
+    for action in report.get("given_back") or []:
+        w = seen.get(action.get("worker"), {})
+        out.append({"t": t, "host": host, "task": action.get("task"), "worker": action.get("worker"),
+                    "verdict": w.get("verdict"), "reason": w.get("reason", "")})
+    return out

@@ -164,7 +164,8 @@ def run_soak(cfg):
             "seed": cfg.seed, "client": cfg.client, "num_tasks": cfg.tasks, "stale": cfg.stale,
             "t0": t0, "logs": _read_logs(sup.log_dir), "processes": sup.records,
             "faults": sorted(faults.log, key=lambda f: f["at"]),
-            "eras": reapers.eras if reapers else [], "tasks": state["tasks"], "audit": state["audit"],
+            "eras": reapers.eras if reapers else [],
+            "verdicts": reapers.verdicts if reapers else [], "tasks": state["tasks"], "audit": state["audit"],
             "workers": state["workers"],
         }
         (cfg.run_dir / "history.json").write_text(json.dumps(history))

@@ -23,14 +23,15 @@ def audit(task, old, new, pct=100.0, op="U", worker="1"):
             "old_percent": "", "new_percent": str(pct), "old_worker": worker, "new_worker": worker}
 
 
-def history(logs, processes, tasks=None, audit_rows=None, faults=(), eras=(), n=2):
+def history(logs, processes, tasks=None, audit_rows=None, faults=(), verdicts=(), n=2):
     if tasks is None:
         tasks = [{"task": str(t), "status": "done", "percent": "100"} for t in range(n)]
     if audit_rows is None:
         audit_rows = [r for t in range(n) for r in (audit(t, None, "computing", 0, op="I"),
                                                       audit(t, "computing", "done"))]
     return {"seed": 42, "num_tasks": n, "stale": 4.0, "logs": logs, "processes": processes,
-            "tasks": tasks, "audit": audit_rows, "faults": list(faults), "eras": list(eras), "workers": []}
+            "tasks": tasks, "audit": audit_rows, "faults": list(faults), "verdicts": list(verdicts),
+            "workers": []}
 
 
 def proc(name, started=0, ended=100, status=0):
@@ -98,24 +99,36 @@ class OracleTest(unittest.TestCase):
         self.assertEqual(kinds, {"overlap": 1})
         self.assertIn("at once", result["violations"][0]["message"])
 
-    def test_a_worker_stopped_longer_than_stale_under_a_remote_reaper_is_excused(self):
-        # w0.1 is stopped from 1.5 s to 11 s in the middle of task 0.
-        logs = {"w0.1": [line(1, "w0.1", "start", 0), line(11.5, "w0.1", "computed", 0),
-                         line(11.6, "w0.1", "done", 0, "TF_ERR_HTTP")] + task_lines("w0.1", 1, 20),
-                "w1.1": task_lines("w1.1", 0, 8)}
+    def test_only_a_heartbeat_only_verdict_on_that_worker_and_task_excuses_an_overlap(self):
+        # w0.1 is stopped from 1.5 s to 11 s in the middle of task 0; a reaper
+        # on another host gives task 0 back at 7 s, judging w0.1 by its heartbeat.
+        logs = {"w0.1": [line(0.5, "w0.1", "begin", "U0"), line(1, "w0.1", "start", 0),
+                         line(11.5, "w0.1", "computed", 0), line(11.6, "w0.1", "done", 0, "TF_ERR_HTTP")]
+                + task_lines("w0.1", 1, 20),
+                "w1.1": [line(0.5, "w1.1", "begin", "U1")] + task_lines("w1.1", 0, 8)}
         stop = {"kind": "stop-long", "at": 1.5, "target": "w0.1", "stopped": int(1.5 * S), "continued": int(11 * S)}
-        eras = [["local", 0, int(0.5 * S)], ["other", int(0.5 * S), None]]
-        kinds, result = self.kinds(history(logs, [proc("w0.1"), proc("w1.1")], faults=[stop], eras=eras))
+        verdict = {"t": int(7 * S), "host": "other", "task": 0, "worker": "U0", "verdict": "gone",
+                   "reason": "its heartbeat stood still for 4.2 s of this reaper's clock, more than 4.0 s"}
+        procs = [proc("w0.1"), proc("w1.1")]
+        kinds, result = self.kinds(history(logs, procs, faults=[stop], verdicts=[verdict]))
         self.assertEqual(kinds, {})
         self.assertEqual(result["wrongly_reaped"], 1)
-        # The same stop under a reaper on the workers' own host is no excuse.
-        kinds, _ = self.kinds(history(logs, [proc("w0.1"), proc("w1.1")], faults=[stop],
-                                      eras=[["local", 0, None]]))
+        self.assertTrue(result["excused"][0]["stopped_longer_than_stale"])
+        # The same stop without such a verdict is no excuse (a reaper on the
+        # workers' host sees the pid and keeps the task)...
+        kinds, _ = self.kinds(history(logs, procs, faults=[stop]))
         self.assertEqual(kinds, {"overlap": 1})
-        # Nor is a stop shorter than --stale.
-        short = dict(stop, continued=int(3 * S))
-        kinds, _ = self.kinds(history(logs, [proc("w0.1"), proc("w1.1")], faults=[short], eras=eras))
-        self.assertEqual(kinds, {"overlap": 1})
+        # ...nor is a verdict on the pid, one on another task or worker, or one
+        # read before the first computation began.
+        for other in (dict(verdict, reason="its process 100 is gone"), dict(verdict, task=1),
+                      dict(verdict, worker="U1"), dict(verdict, t=int(0.8 * S))):
+            kinds, _ = self.kinds(history(logs, procs, faults=[stop], verdicts=[other]))
+            self.assertEqual(kinds, {"overlap": 1}, other)
+        # A heartbeat-only verdict on a worker that was not stopped excuses it
+        # too (that is what the guarantee allows), and says so.
+        kinds, result = self.kinds(history(logs, procs, verdicts=[verdict]))
+        self.assertEqual(kinds, {})
+        self.assertFalse(result["excused"][0]["stopped_longer_than_stale"])
 
     def test_a_task_computed_again_while_its_first_worker_lived_is_recomputed(self):
         # w0.1's done failed; it lives on (and does task 1); w1.1 computes task 0 again.
