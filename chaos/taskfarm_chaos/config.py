@@ -39,11 +39,13 @@ class Config:
     # Mean seconds between two faults of the schedule.
     fault_interval: float = 2.5
     # After the faults: how long without progress before the run counts as
-    # stuck, and the longest drain.
+    # stuck, and the longest drain (long: on a loaded machine a drain that
+    # still makes progress is slow, not stuck, and a task it cut off would
+    # count as lost).
     drain_idle: float = 30.0
     # The last wave (after --restart-orphans) ends after this long.
     wave_max: float = 60.0
-    drain_max: float = 300.0
+    drain_max: float = 3600.0
     journal_fs_bytes: int = 2 * 1024 * 1024
     extra: dict = field(default_factory=dict)
 

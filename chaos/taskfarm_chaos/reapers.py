@@ -1,8 +1,9 @@
 """`taskfarm reap --watch` beside the workers, on this host or on "another
-host": the same command under `unshare -u` with another host name, so that
-the reaper cannot see the workers' processes and decides from heartbeats
-alone. One reaper at a time, as the README asks ("one reaper per run"); the
-schedule's "reaper-swap" moves it from one host to the other. A reaper that
+host": the same command under `unshare -u` with another host name (it
+shares the boot id and PID namespace, which is what the reaper judges pids
+by since issue 26, so it judges pids too: docs/chaos.md). One reaper at a
+time, as the README asks ("one reaper per run"); the schedule's
+"reaper-swap" moves it from one host to the other. A reaper that
 exits before the end (a failed write on a full journal disk, a server away
 too long) is started again. Each reaper's JSON passes go to its own file;
 `eras` says which host reaped when; `verdicts` lists, with the time the soak

@@ -197,6 +197,7 @@ def judged_figures(result):
         "done": result["done"], "done_percent": round(result["done_percent"], 2),
         "stuck_computing": result["stuck_computing"], "computations": result["computations"],
         "computed_again": result["computed_again"], "wrongly_reaped": result["wrongly_reaped"],
+        "wrongly_reaped_running": sum(1 for e in result["excused"] if not e["stopped_longer_than_stale"]),
         "violations": result["counts"],
         "violation_examples": [{"kind": v["kind"], "task": v["task"], "message": v["message"]}
                                for v in result["violations"][:20]],
@@ -220,6 +221,7 @@ def _figures(cfg, schedule, faults, proxy, reapers, result, orphans, fault_perio
         "faults_done": count_kinds(faults.log), "kills_landed": landed,
         "proxy_hits": dict(proxy.hits), "fault_errors": errors,
         "worker_processes": len(sup.records),
+        "load_average": _load_average(),
         "skewed_workers": sum(1 for r in sup.records if r.get("skew")),
         "forced_stops": len(forced),
         "reaper": reapers.totals() if reapers else None,
@@ -227,3 +229,13 @@ def _figures(cfg, schedule, faults, proxy, reapers, result, orphans, fault_perio
                                                  "restarted": orphans.get("restarted")},
         **judged_figures(result),
     }
+
+
+def _load_average():
+    """The machine's load average (1, 5, 15 min) as the soak ends: the
+    figures depend on how busy the machine was."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return [float(x) for x in f.read().split()[:3]]
+    except (OSError, ValueError):
+        return None
