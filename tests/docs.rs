@@ -994,7 +994,7 @@ fn covered_entries() -> Vec<PathBuf> {
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "rs") || root().join(p).is_dir()),
     );
-    for dir in ["mk", "bench", "examples"] {
+    for dir in ["mk", "bench", "chaos", "examples"] {
         covered.extend(entries(dir));
     }
     covered

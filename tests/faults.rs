@@ -20,7 +20,8 @@
 //!   must say), 204 (no task left);
 //! - transport: an answer slower than the timeout (GET retried, POST not),
 //!   a connection closed mid-answer or without answer (GET/PUT retried, POST
-//!   not), nothing listening, a connect that never completes (a POST
+//!   not; nor a hand-back's PUT, which sets the task `waiting`), nothing
+//!   listening, a connect that never completes (a POST
 //!   repeated: nothing was sent; through the Rust API, the one test that does
 //!   not use the C ABI), one keep-alive connection for a whole worker
 //!   session, a kept-alive connection closed by the server before a POST;
@@ -63,8 +64,8 @@ use taskfarm_worker::ffi::taskfarm::{
     tf_taskfarm_token,
 };
 use taskfarm_worker::ffi::worker::{
-    tf_worker, tf_worker_done, tf_worker_free, tf_worker_new, tf_worker_task, tf_worker_taskfarm,
-    tf_worker_update,
+    tf_worker, tf_worker_done, tf_worker_free, tf_worker_new, tf_worker_requeue, tf_worker_task,
+    tf_worker_taskfarm, tf_worker_update,
 };
 use taskfarm_worker::internal::http::reply::MAX_BODY_BYTES;
 
@@ -553,6 +554,39 @@ fn a_failed_done_keeps_the_task_held_until_it_succeeds() {
     assert_eq!(
         last.body_json(),
         json!({"percentCompleted": 100.0, "status": "done"})
+    );
+    tf_worker_free(w);
+}
+
+/// The chaos soak (seed 27) saw a give-back whose answer was lost land
+/// twice: its repeat set the task `waiting` again after another worker had
+/// taken it and marked it done. A PUT that sets a task `waiting` is
+/// therefore sent once when it may have reached the server, as a POST.
+#[test]
+fn a_hand_back_put_closed_without_answer_is_not_repeated() {
+    let server = serve(|req| {
+        (req.method == "PUT" && req.body_json()["status"] == "waiting")
+            .then_some(Action::CloseWithoutAnswer)
+    });
+    let w = new_worker(&server, 3);
+    let mut task = SENTINEL_I64;
+    assert_ok(tf_worker_task(w, &mut task));
+    assert_eq!(task, 0);
+    assert_ok(tf_worker_update(w, 40.0));
+    let put = format!("{}/tasks/0", run_path());
+    let before = hits(&server, "PUT", &put, "");
+    let requeued = tf_worker_requeue(w);
+    assert_eq!(requeued, TF_ERR_CONNECTION, "{}", last_error());
+    let hand_backs: Vec<Value> = server
+        .requests()
+        .iter()
+        .filter(|r| is(r, "PUT", &put, "") && r.body_json()["status"] == "waiting")
+        .map(|r| r.body_json())
+        .collect();
+    assert_eq!(
+        hand_backs,
+        [json!({"percentCompleted": 0.0, "status": "waiting"})],
+        "one hand-back PUT, not repeated (before it: {before} PUTs)"
     );
     tf_worker_free(w);
 }

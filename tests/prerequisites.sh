@@ -30,6 +30,7 @@ if [ "$mode" = test ]; then
   need valgrind "apt-get install -y valgrind"
   need unshare "apt-get install -y util-linux"   # tests/reap_slurm.rs: the reaper on another host name
   need hostname "apt-get install -y hostname"
+  need faketime "apt-get install -y faketime"   # the chaos soak (make chaos-short): a worker whose clock is off
   need nginx "apt-get install -y nginx"
   need openssl "apt-get install -y openssl"
   need cmake "apt-get install -y cmake"
@@ -54,6 +55,9 @@ if [ "$mode" = test ]; then
   need mpicc.mpich "apt-get install -y libmpich-dev"
   need mpif90.mpich "apt-get install -y libmpich-dev"
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=("PostgreSQL server (apt-get install -y postgresql)")
+  # The chaos soak (make chaos-short) mounts its journal's tmpfs in a mount
+  # namespace of its own and runs a reaper under another host name.
+  [ "$(id -u)" = 0 ] || missing+=("root, for the chaos soak's tmpfs and namespaces (make chaos-short): run make test as root, e.g. sudo make test")
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "prerequisites of make $mode missing — install them, then run again:" >&2

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::error::{Error, ErrorKind, Result};
 use super::http::credentials::Secret;
 use super::http::reply::{describe_body, Reply};
-use super::http::retry::Method;
+use super::http::retry::{Method, Repeat};
 use super::http::transport::Connection;
 use super::settings::Settings;
 use super::wire::{CreateRun, RunList, RunStatus, RunSummary, TaskRecord, TaskState, TaskUpdate};
@@ -346,9 +346,18 @@ impl Run {
     /// hand-back and `done` carry the latest percentage it was given.
     pub(crate) fn put_task(&self, task: i64, update: &TaskUpdate) -> Result<()> {
         self.check_task(task)?;
+        // A task set `waiting` (a hand-back, a give-back) may go to another
+        // worker the moment it lands: that PUT is not repeated once it may
+        // have reached the server (see `Repeat::OnlyIfNothingSent`).
+        let repeat = if update.status == Some(TaskState::Waiting) {
+            Repeat::OnlyIfNothingSent
+        } else {
+            Repeat::AsMethod
+        };
         self.connection
-            .call(
+            .call_as(
                 Method::Put,
+                repeat,
                 &format!("runs/{}/tasks/{task}", self.uuid),
                 Some(update),
             )?

@@ -53,6 +53,21 @@ impl Method {
     }
 }
 
+/// Whether a request may be sent again after an attempt that may have
+/// reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// As its method says: GET, PUT and DELETE are repeated, a POST only
+    /// when nothing was sent.
+    AsMethod,
+    /// Only when nothing was sent, whatever the method: a `PUT` that sets a
+    /// task `waiting` (a hand-back, a reaper's give-back). Repeated after
+    /// its first attempt reached the server, it lands after the server has
+    /// handed the task to another worker, and takes it from that worker or
+    /// undoes its `done` (found by the chaos soak, seed 27).
+    OnlyIfNothingSent,
+}
+
 /// How an attempt failed before an answer was read to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportFailure {
@@ -371,14 +386,32 @@ pub(crate) fn with_retries(
     policy: &Policy<'_>,
     method: Method,
     endpoint: &str,
+    attempt: impl FnMut() -> Result<std::result::Result<Reply, Classified>>,
+) -> Result<Reply> {
+    with_retries_as(policy, method, Repeat::AsMethod, endpoint, attempt)
+}
+
+/// [`with_retries`], with what `repeat` allows: with
+/// [`Repeat::OnlyIfNothingSent`] an answer (even 500 or 503: the server, or
+/// a proxy's back end, may have acted on it) and a failure after sending
+/// end the loop.
+pub(crate) fn with_retries_as(
+    policy: &Policy<'_>,
+    method: Method,
+    repeat: Repeat,
+    endpoint: &str,
     mut attempt: impl FnMut() -> Result<std::result::Result<Reply, Classified>>,
 ) -> Result<Reply> {
     let mut retry = 0;
     loop {
         let outcome = attempt()?;
-        let retryable = match &outcome {
-            Ok(reply) => may_retry_status(method, reply.status),
-            Err(failure) => may_retry_failure(method, failure.failure),
+        let retryable = match (&outcome, repeat) {
+            (Ok(reply), Repeat::AsMethod) => may_retry_status(method, reply.status),
+            (Err(failure), Repeat::AsMethod) => may_retry_failure(method, failure.failure),
+            (Ok(_), Repeat::OnlyIfNothingSent) => false,
+            (Err(failure), Repeat::OnlyIfNothingSent) => {
+                failure.failure == TransportFailure::NothingSent
+            }
         };
         if !retryable || retry >= policy.retries {
             return finish(policy, method, endpoint, outcome, retry);
@@ -833,6 +866,59 @@ mod tests {
         .unwrap_err();
         assert_eq!((made, err.message()), (1, "stop here"));
         assert!(events.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_put_that_sets_a_task_waiting_is_repeated_only_when_nothing_was_sent() {
+        let log = |_: fmt::Arguments<'_>| {};
+        let policy = Policy {
+            retries: 3,
+            backoff: Duration::ZERO,
+            base_url: "http://h/api/",
+            observer: None,
+            log: &log,
+        };
+        let failure = |failure| Classified {
+            failure,
+            reached: failure == TransportFailure::MaybeSent,
+            kind: ErrorKind::Connection,
+            detail: "reset".into(),
+            http_status: 0,
+        };
+        let answer = |status| Reply {
+            what: "PUT runs/r/tasks/0".into(),
+            status,
+            body: Vec::new(),
+            attempts: 1,
+            redirect: None,
+        };
+        let once = Repeat::OnlyIfNothingSent;
+        // The request may have reached the server: one attempt, where a
+        // progress PUT (Repeat::AsMethod) makes 1 + retries.
+        for (repeat, attempts) in [(once, 1), (Repeat::AsMethod, 4)] {
+            let mut made = 0;
+            let err = with_retries_as(&policy, Method::Put, repeat, "runs/r/tasks/0", || {
+                made += 1;
+                Ok(Err(failure(TransportFailure::MaybeSent)))
+            })
+            .unwrap_err();
+            assert_eq!((made, err.kind()), (attempts, ErrorKind::Connection));
+        }
+        // An answer, even a 503, is kept: the server may have acted on it.
+        let mut made = 0;
+        let got = with_retries_as(&policy, Method::Put, once, "runs/r/tasks/0", || {
+            made += 1;
+            Ok(Ok(answer(503)))
+        })
+        .unwrap();
+        assert_eq!((made, got.status), (1, 503));
+        // Nothing sent: repeated as any request.
+        let mut made = 0;
+        let _ = with_retries_as(&policy, Method::Put, once, "runs/r/tasks/0", || {
+            made += 1;
+            Ok(Err(failure(TransportFailure::NothingSent)))
+        });
+        assert_eq!(made, 4);
     }
 
     #[test]

@@ -31,7 +31,9 @@ use super::endpoint::Endpoint;
 use super::proxy;
 use super::reply::{status_line, Reply, MAX_BODY_BYTES};
 use super::resolve::CachingResolver;
-use super::retry::{self, Attempted, Classified, Method, Policy, RetryObserver, TlsMismatch};
+use super::retry::{
+    self, Attempted, Classified, Method, Policy, Repeat, RetryObserver, TlsMismatch,
+};
 use super::scrub::{self, Registration};
 use super::single_write::{SendWatch, SingleWriteConnector};
 use super::tls;
@@ -181,6 +183,18 @@ impl Connection {
         endpoint: &str,
         body: Option<&B>,
     ) -> Result<Reply> {
+        self.call_as(method, Repeat::AsMethod, endpoint, body)
+    }
+
+    /// [`Connection::call`], repeated only as `repeat` allows (see
+    /// [`Repeat`]).
+    pub fn call_as<B: Serialize>(
+        &self,
+        method: Method,
+        repeat: Repeat,
+        endpoint: &str,
+        body: Option<&B>,
+    ) -> Result<Reply> {
         self.check_process()?;
         let body = body
             .map(|b| serde_json::to_vec(b))
@@ -189,7 +203,7 @@ impl Connection {
         let mut token = Arc::clone(&self.lock_token());
         let mut token_checked = false;
         let log = |line: std::fmt::Arguments<'_>| self.log_line(line);
-        retry::with_retries(&self.policy(&log), method, endpoint, || {
+        retry::with_retries_as(&self.policy(&log), method, repeat, endpoint, || {
             let outcome = self.attempt(
                 method,
                 endpoint,
