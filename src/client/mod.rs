@@ -19,6 +19,9 @@
 //! - [`deadline`]: wall time: no task taken that the time left cannot fit.
 //! - [`journal`]: the worker journal (`TASKFARM_JOURNAL`) and its heartbeat thread.
 //! - [`reap`]: what `taskfarm reap` decides: which workers are gone, what to give back.
+//! - `scheduler`: the batch schedulers beyond Slurm (PBS, Grid Engine, LSF,
+//!   Flux): which one the environment names, a job's time left, whether a
+//!   job is gone.
 //! - [`progress`]: a worker's progress updates, at most one request per interval.
 
 mod coalesce;
@@ -31,8 +34,11 @@ pub mod progress;
 pub mod proxy;
 pub mod reap;
 mod resolve;
+// Not called yet: wired into the deadline and the reaper next.
 pub mod retry;
 pub mod run;
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod scheduler;
 mod scrub;
 pub mod settings;
 pub mod stop;
