@@ -1,12 +1,14 @@
 //! Deciding whether a journaled worker is gone: on the same machine its
-//! process (and the boot id) decides; under Slurm, `squeue` here (the
-//! library's `scheduler::slurm`) when the journal is of this cluster; else
-//! the age of its heartbeat. [`Probe`] is where the reaper looks, a trait so
-//! that the decision is testable without processes or Slurm.
+//! process (and the boot id) decides; else the schedulers of the batch jobs
+//! the journal records (the library's `scheduler` modules: under Slurm
+//! `squeue` here when the journal is of this cluster; PBS, Grid Engine, LSF,
+//! Flux), a job ended or unknown to its scheduler proving the worker gone;
+//! else the age of its heartbeat. [`Probe`] is where the reaper looks, a
+//! trait so that the decision is testable without processes or schedulers.
 
 use std::collections::BTreeMap;
 
-use taskfarm_worker::internal::scheduler::slurm::{self, SlurmState};
+use taskfarm_worker::internal::scheduler::{slurm, JobId, JobState, Scheduler};
 use taskfarm_worker::internal::worker::identity;
 use taskfarm_worker::internal::worker::journal::{
     boot_id, process_state, ProcessState, Record, SlurmIds,
@@ -14,8 +16,8 @@ use taskfarm_worker::internal::worker::journal::{
 
 use super::cluster_name;
 
-/// Where the reaper looks: the machine it runs on and Slurm. A trait so that
-/// the decision is testable without processes or Slurm.
+/// Where the reaper looks: the machine it runs on and the schedulers. A
+/// trait so that the decision is testable without processes or schedulers.
 pub trait Probe {
     /// This machine's host name.
     fn host(&self) -> String;
@@ -27,16 +29,20 @@ pub trait Probe {
     /// known.
     fn slurm_cluster(&self) -> Option<String>;
     /// The job or step of `ids`, asked of this machine's Slurm.
-    fn slurm(&self, ids: &SlurmIds) -> SlurmState;
+    fn slurm(&self, ids: &SlurmIds) -> JobState;
+    /// Job `job`, asked of its scheduler's command here.
+    fn job(&self, job: &JobId) -> JobState;
 }
 
-/// The real machine, and Slurm through `squeue` (and `scontrol show config`
-/// for the cluster's name) when it is installed. One probe serves one pass:
-/// the answer for a job or step is asked once (the ranks of one MPI job
-/// share it), the cluster's name once.
+/// The real machine, and the schedulers through their commands: Slurm's
+/// `squeue` (and `scontrol show config` for the cluster's name), PBS's and
+/// Grid Engine's `qstat`, LSF's `bjobs`, `flux jobs`, when installed. One
+/// probe serves one pass: the answer for a job or step is asked once (the
+/// ranks of one MPI job share it), the cluster's name once.
 #[derive(Debug, Default)]
 pub struct SystemProbe {
-    slurm_answers: std::cell::RefCell<BTreeMap<(String, Option<String>), SlurmState>>,
+    slurm_answers: std::cell::RefCell<BTreeMap<(String, Option<String>), JobState>>,
+    job_answers: std::cell::RefCell<BTreeMap<JobId, JobState>>,
     cluster: std::cell::OnceCell<Option<String>>,
 }
 
@@ -57,9 +63,9 @@ impl Probe for SystemProbe {
         self.cluster.get_or_init(cluster_name::ask).clone()
     }
 
-    fn slurm(&self, ids: &SlurmIds) -> SlurmState {
+    fn slurm(&self, ids: &SlurmIds) -> JobState {
         let Some(job) = ids.job_id.clone() else {
-            return SlurmState::Unknown("no Slurm job id".into());
+            return JobState::Unknown("no Slurm job id".into());
         };
         let key = (job, ids.step_id.clone());
         if let Some(answer) = self.slurm_answers.borrow().get(&key) {
@@ -67,6 +73,17 @@ impl Probe for SystemProbe {
         }
         let answer = name_element(ask_slurm(ids), ids);
         self.slurm_answers.borrow_mut().insert(key, answer.clone());
+        answer
+    }
+
+    fn job(&self, job: &JobId) -> JobState {
+        if let Some(answer) = self.job_answers.borrow().get(job) {
+            return answer.clone();
+        }
+        let answer = job.state();
+        self.job_answers
+            .borrow_mut()
+            .insert(job.clone(), answer.clone());
         answer
     }
 }
@@ -80,17 +97,22 @@ fn is_number(s: &str) -> bool {
 /// element that is the element's id, but the element that got the array's
 /// id shares it with the whole array in `squeue -j`, so only the lines
 /// whose job id (`%A`) is the worker's count.
-fn ask_slurm(ids: &SlurmIds) -> SlurmState {
+fn ask_slurm(ids: &SlurmIds) -> JobState {
     let job = ids.job_id.as_deref().unwrap_or_default();
     if !is_number(job) {
-        return SlurmState::Unknown(format!("Slurm job id {job:?} is not a number"));
+        return JobState::Unknown(format!("Slurm job id {job:?} is not a number"));
     }
-    let job_state = slurm::job_state(job);
-    if job_state != SlurmState::Running {
+    let job_state = slurm::job_state(&JobId {
+        scheduler: Scheduler::Slurm,
+        job: job.to_owned(),
+        task: None,
+        instance: None,
+    });
+    let JobState::Alive(_) = job_state else {
         return job_state;
-    }
+    };
     let Some(step) = ids.step_id.as_deref().filter(|s| is_number(s)) else {
-        return SlurmState::Running;
+        return job_state;
     };
     let element = ids
         .array_job_id
@@ -99,11 +121,11 @@ fn ask_slurm(ids: &SlurmIds) -> SlurmState {
     slurm::step_state(job, step, element)
 }
 
-/// `SlurmState::Gone` of an array element names the element too.
-fn name_element(state: SlurmState, ids: &SlurmIds) -> SlurmState {
+/// `JobState::Gone` of an array element names the element too.
+fn name_element(state: JobState, ids: &SlurmIds) -> JobState {
     match (state, &ids.array_job_id, &ids.array_task_id) {
-        (SlurmState::Gone(why), Some(array), Some(index)) => {
-            SlurmState::Gone(format!("{why} (array element {array}_{index})"))
+        (JobState::Gone(why), Some(array), Some(index)) => {
+            JobState::Gone(format!("{why} (array element {array}_{index})"))
         }
         (state, _, _) => state,
     }
@@ -128,23 +150,52 @@ pub enum Verdict {
 /// cluster (its `SLURM_CLUSTER_NAME` is not the name of the cluster squeue
 /// here answers for, or that name is unknown) is not asked about: the same
 /// job id there is another job.
-fn slurm_here(ids: &SlurmIds, probe: &dyn Probe) -> SlurmState {
+fn slurm_here(ids: &SlurmIds, probe: &dyn Probe) -> JobState {
     if let Some(theirs) = &ids.cluster {
         match probe.slurm_cluster() {
             Some(ours) if ours == *theirs => {}
             Some(ours) => {
-                return SlurmState::Unknown(format!(
+                return JobState::Unknown(format!(
                     "the worker ran on cluster {theirs}, squeue here answers for cluster {ours}"
                 ))
             }
             None => {
-                return SlurmState::Unknown(format!(
+                return JobState::Unknown(format!(
                     "the worker ran on cluster {theirs}, and the cluster of squeue here is unknown"
                 ))
             }
         }
     }
     probe.slurm(ids)
+}
+
+/// What the schedulers say of the batch jobs of `record`: `Err(why)` when
+/// one of them has ended or is unknown to its scheduler (the worker in it is
+/// gone); else `Ok` with a note for the verdict (each job running, or why
+/// its scheduler cannot tell). Slurm's job is asked with its step and
+/// cluster ([`slurm_here`]); every other recorded job of its scheduler.
+fn ask_schedulers(record: &Record, probe: &dyn Probe) -> Result<String, String> {
+    let mut note = String::new();
+    let slurm_ids = record.slurm.as_ref().filter(|s| s.job_id.is_some());
+    if let Some(ids) = slurm_ids {
+        match slurm_here(ids, probe) {
+            JobState::Gone(why) => return Err(why),
+            JobState::Alive(_) => note.push_str("; its Slurm job is running"),
+            JobState::Unknown(why) => note.push_str(&format!("; Slurm: {why}")),
+        }
+    }
+    let others = record
+        .jobs
+        .iter()
+        .filter(|job| !(slurm_ids.is_some() && job.scheduler == Scheduler::Slurm));
+    for job in others {
+        match probe.job(job) {
+            JobState::Gone(why) => return Err(why),
+            JobState::Alive(_) => note.push_str(&format!("; its {} is running", job.describe())),
+            JobState::Unknown(why) => note.push_str(&format!("; {}: {why}", job.scheduler.name())),
+        }
+    }
+    Ok(note)
 }
 
 /// Decides whether the worker of journal `record` is gone, at Unix time `now`.
@@ -178,14 +229,10 @@ pub fn decide(record: &Record, probe: &dyn Probe, now: f64, stale_secs: f64) -> 
             ProcessState::Unknown => {}
         }
     }
-    let mut note = String::new();
-    if let Some(ids) = record.slurm.as_ref().filter(|s| s.job_id.is_some()) {
-        match slurm_here(ids, probe) {
-            SlurmState::Gone(why) => return gone(why),
-            SlurmState::Running => note = "; its Slurm job is running".into(),
-            SlurmState::Unknown(why) => note = format!("; Slurm: {why}"),
-        }
-    }
+    let note = match ask_schedulers(record, probe) {
+        Ok(note) => note,
+        Err(why) => return gone(why),
+    };
     let age = now - record.heartbeat;
     if age > stale_secs {
         gone(format!(
@@ -205,8 +252,18 @@ mod tests {
         host: &'static str,
         boot: Option<&'static str>,
         process: ProcessState,
-        slurm: SlurmState,
+        slurm: JobState,
         cluster: Option<&'static str>,
+    }
+
+    /// What the fake schedulers other than Slurm answer: a verdict per job
+    /// id, unknown for any other.
+    fn other_scheduler(job: &JobId) -> JobState {
+        match job.job.as_str() {
+            "ended" => JobState::Gone(format!("{} is F (ended)", job.describe())),
+            "running" => JobState::Alive(format!("{} is R", job.describe())),
+            _ => JobState::Unknown("cannot tell".into()),
+        }
     }
 
     impl Probe for Fake {
@@ -222,8 +279,11 @@ mod tests {
         fn slurm_cluster(&self) -> Option<String> {
             self.cluster.map(Into::into)
         }
-        fn slurm(&self, _ids: &SlurmIds) -> SlurmState {
+        fn slurm(&self, _ids: &SlurmIds) -> JobState {
             self.slurm.clone()
+        }
+        fn job(&self, job: &JobId) -> JobState {
+            other_scheduler(job)
         }
     }
 
@@ -238,6 +298,7 @@ mod tests {
             pid: 42,
             process_start: Some(1000),
             slurm: None,
+            jobs: vec![],
             mpi_rank: None,
             task: Some(5),
             percent: Some(10.0),
@@ -254,7 +315,7 @@ mod tests {
             host: "node1",
             boot: Some("boot-a"),
             process,
-            slurm: SlurmState::Unknown("none".into()),
+            slurm: JobState::Unknown("none".into()),
             cluster: None,
         }
     }
@@ -312,7 +373,7 @@ mod tests {
             slurm,
             cluster: None,
         };
-        let unknown = elsewhere(SlurmState::Unknown("no squeue".into()));
+        let unknown = elsewhere(JobState::Unknown("no squeue".into()));
         assert!(matches!(
             decide(&r, &unknown, 1100.0, 300.0),
             Verdict::Alive(_)
@@ -322,12 +383,12 @@ mod tests {
             job_id: Some("77".into()),
             ..SlurmIds::default()
         });
-        let ended = elsewhere(SlurmState::Gone("Slurm job 77 is CANCELLED".into()));
+        let ended = elsewhere(JobState::Gone("Slurm job 77 is CANCELLED".into()));
         match decide(&r, &ended, 1001.0, 300.0) {
             Verdict::Gone { why, crashed: true } => assert!(why.contains("CANCELLED"), "{why}"),
             v => panic!("{v:?}"),
         }
-        let running = elsewhere(SlurmState::Running);
+        let running = elsewhere(JobState::Alive("Slurm job 77 is RUNNING".into()));
         assert!(matches!(
             decide(&r, &running, 1100.0, 300.0),
             Verdict::Alive(_)
@@ -360,7 +421,7 @@ mod tests {
             boot: None,
             process: ProcessState::Gone,
             // Job 77 of this cluster is another job, which has ended.
-            slurm: SlurmState::Gone("Slurm job 77 is COMPLETED".into()),
+            slurm: JobState::Gone("Slurm job 77 is COMPLETED".into()),
             cluster,
         };
         for cluster in [Some("small"), None] {
@@ -396,14 +457,82 @@ mod tests {
             step_id: Some("0".into()),
             cluster: None,
         };
-        let gone = name_element(SlurmState::Gone("Slurm job 1 is FAILED".into()), &element);
+        let gone = name_element(JobState::Gone("Slurm job 1 is FAILED".into()), &element);
         assert_eq!(
             gone,
-            SlurmState::Gone("Slurm job 1 is FAILED (array element 1_1)".into())
+            JobState::Gone("Slurm job 1 is FAILED (array element 1_1)".into())
         );
         assert_eq!(
-            name_element(SlurmState::Running, &element),
-            SlurmState::Running
+            name_element(JobState::Alive("Slurm job 77 is RUNNING".into()), &element),
+            JobState::Alive("Slurm job 77 is RUNNING".into())
         );
+    }
+
+    #[test]
+    fn on_another_host_a_recorded_job_of_any_scheduler_decides() {
+        let job = |scheduler, id: &str| JobId {
+            scheduler,
+            job: id.into(),
+            task: None,
+            instance: None,
+        };
+        let elsewhere = Fake {
+            host: "login1",
+            boot: None,
+            process: ProcessState::Gone, // must not be consulted
+            slurm: JobState::Unknown("no squeue".into()),
+            cluster: None,
+        };
+        for scheduler in [
+            Scheduler::Pbs,
+            Scheduler::GridEngine,
+            Scheduler::Lsf,
+            Scheduler::Flux,
+        ] {
+            let mut r = record();
+            r.jobs = vec![job(scheduler, "ended")];
+            match decide(&r, &elsewhere, 1001.0, 300.0) {
+                Verdict::Gone { why, crashed: true } => assert!(why.contains("ended"), "{why}"),
+                v => panic!("{scheduler:?}: {v:?}"),
+            }
+            r.jobs = vec![job(scheduler, "running")];
+            match decide(&r, &elsewhere, 1100.0, 300.0) {
+                Verdict::Alive(why) => assert!(why.contains("is running"), "{why}"),
+                v => panic!("{scheduler:?}: {v:?}"),
+            }
+            // Running, but the heartbeat is stale: the heartbeat decides.
+            assert!(is_gone(&decide(&r, &elsewhere, 1400.0, 300.0)));
+            r.jobs = vec![job(scheduler, "garbled")];
+            match decide(&r, &elsewhere, 1100.0, 300.0) {
+                Verdict::Alive(why) => assert!(why.contains("cannot tell"), "{why}"),
+                v => panic!("{scheduler:?}: {v:?}"),
+            }
+        }
+        // Flux inside a running Slurm job: the Flux job's end decides.
+        let mut r = record();
+        r.slurm = Some(SlurmIds {
+            job_id: Some("77".into()),
+            ..SlurmIds::default()
+        });
+        r.jobs = vec![job(Scheduler::Slurm, "77"), job(Scheduler::Flux, "ended")];
+        let slurm_running = Fake {
+            slurm: JobState::Alive("Slurm job 77 is RUNNING".into()),
+            ..elsewhere
+        };
+        assert!(is_gone(&decide(&r, &slurm_running, 1001.0, 300.0)));
+        // The Slurm entry of "jobs" is asked through the Slurm ids (with the
+        // cluster check), not a second time as "ended" would say.
+        r.jobs = vec![job(Scheduler::Slurm, "ended")];
+        assert!(matches!(
+            decide(&r, &slurm_running, 1001.0, 300.0),
+            Verdict::Alive(_)
+        ));
+        // On the same host the process still decides first.
+        let mut r = record();
+        r.jobs = vec![job(Scheduler::Pbs, "ended")];
+        assert!(matches!(
+            decide(&r, &here(ProcessState::Running(1000)), 1001.0, 300.0),
+            Verdict::Alive(_)
+        ));
     }
 }
