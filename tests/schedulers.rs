@@ -241,6 +241,10 @@ fn loop_in_job(fake: &Fake, answer: &str, task_seconds: u32) -> (LoopOutcome, Ar
     let started = Instant::now();
     let (status, stdout, stderr) = run_to_end(command);
     let took = started.elapsed();
+    eprintln!(
+        "{} {answer}, tasks of {task_seconds} s: {took:?}",
+        fake.scheduler.name()
+    );
     assert!(status.success(), "{stdout}\n{stderr}");
     let mut lines = stdout.lines();
     let outcome = LoopOutcome {
@@ -415,6 +419,7 @@ fn reaper(fake: &Fake) {
         let started = Instant::now();
         let (status, stdout, stderr) = run_to_end(command);
         let took = started.elapsed();
+        eprintln!("{what}: taskfarm reap: {took:?}");
         assert!(status.success(), "{what}: {stdout}\n{stderr}");
         let pass: Value = serde_json::from_str(stdout.lines().next().unwrap_or_default())
             .unwrap_or_else(|e| panic!("{what}: {e}: {stdout}"));
