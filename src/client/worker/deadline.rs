@@ -307,4 +307,17 @@ mod tests {
         assert!(outside.check_fits(env_of(&[])).is_ok());
         assert_eq!(outside.deadline, None);
     }
+
+    #[test]
+    fn a_job_whose_scheduler_cannot_answer_does_not_hide_another_jobs_end() {
+        // Flux inside a Slurm allocation whose end has passed: the Slurm end
+        // counts, whatever Flux says (here: no flux command, no answer).
+        let env = env_of(&[
+            ("SLURM_JOB_ID", "1"),
+            ("SLURM_JOB_END_TIME", "1000"),
+            ("FLUX_JOB_ID", "f2Jm5fqM7"),
+            ("FLUX_URI", "local:///nonexistent/taskfarm-test"),
+        ]);
+        assert_eq!(scheduler_end_time(&env), Some(1000.0));
+    }
 }
