@@ -9,9 +9,9 @@ CC ?= cc
 RELEASE_DIR := target/release
 
 # Test targets run by `make test`, in this order, after lint and the Rust tests.
-TEST_TARGETS := c-tests
+TEST_TARGETS := c-tests server-doc-tests
 
-.PHONY: all build header test demo lint rust-tests stress c-tests exports prerequisites clean
+.PHONY: all build header reference test demo lint rust-tests stress c-tests exports prerequisites demo-prerequisites server-doc-tests clean
 
 all: build
 
@@ -22,9 +22,16 @@ build:
 	ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/libtaskfarm_worker.so.0
 	mk/install/native-static-libs.sh $(RELEASE_DIR)
 
-## header: regenerate include/taskfarm_worker.h from the sources (commit it)
+## header: regenerate include/taskfarm_worker.h from the sources, and the
+## reference pages from it (commit both)
 header:
 	TASKFARM_BLESS_HEADER=1 $(CARGO) test --quiet --test header
+	$(MAKE) --no-print-directory reference
+
+## reference: docs/reference/, one page per C function, from the header's
+## comments (mk/reference.py; tests/docs.rs fails when it is stale)
+reference:
+	python3 mk/reference.py --markdown docs/reference
 
 ## lint: formatting, clippy and rustdoc (every public item documented, no
 ## broken doc link), warnings are errors, with and without the `cli` feature;
@@ -39,6 +46,9 @@ lint:
 
 prerequisites:
 	@tests/prerequisites.sh
+
+demo-prerequisites:
+	@tests/prerequisites.sh demo
 
 # The concurrency tests compile a C worker against the release library.
 rust-tests: build
@@ -57,6 +67,11 @@ exports: build
 c-tests: build exports
 	tests/c/run.sh
 
+## server-doc-tests: docs/server.md followed command by command (gunicorn,
+## PostgreSQL, nginx with TLS), a C worker run through the result
+server-doc-tests: build
+	tests/server_doc/run.sh
+
 -include $(sort $(wildcard mk/*.mk))
 
 ## test: every test (lint, header check, Rust unit and integration tests
@@ -66,8 +81,9 @@ test: prerequisites
 	$(MAKE) --no-print-directory lint rust-tests $(TEST_TARGETS) && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
 
-## demo: a local real server, a run, workers working through it
-demo: prerequisites build
+## demo: a local real server, a run, workers working through it (needs only
+## Rust, a C, C++ and Fortran compiler and Python: tests/prerequisites.sh demo)
+demo: demo-prerequisites build
 	examples/demo.sh
 
 clean:

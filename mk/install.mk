@@ -24,6 +24,8 @@
 #   share/bash-completion/completions/taskfarm, share/zsh/site-functions/_taskfarm,
 #   share/fish/vendor_completions.d/taskfarm.fish, share/man/man1/taskfarm.1
 #       the tool's completions and man page (mk/install/cli_docs.sh)
+#   share/man/man3/tf_*.3   a man page per C function, from the header's
+#       comments (mk/reference.py, as docs/reference/; needs python3)
 #   share/taskfarm_worker/install_manifest.txt     every file and link above
 #
 # Fortran .mod files only work with the compiler (and major version) that

@@ -72,7 +72,7 @@
 //! timeout, retries, backoff, CA file, log, update interval), and
 //! [`Worker::register`] reads `TASKFARM_DEADLINE`, `TASKFARM_TASK_SECONDS`
 //! and `TASKFARM_JOURNAL`; `TASKFARM_STOP_SIGNALS` is read when the first
-//! handle of the C ABI is made. The README's "Configuration by environment"
+//! handle of the C ABI is made. The manual's `docs/configuration.md`
 //! lists them all with their defaults, the same for every language.
 //!
 //! # What is not the API

@@ -5,19 +5,24 @@
 //!   src/ffi) states each range once, in the comment of its function. A
 //!   range in a comment of the C++ wrapper or the Fortran module must be the
 //!   header's range of the C function that comment names, written exactly as
-//!   the header writes it; a range in README.md must have the same numbers as
-//!   the header's range of a function (or of its environment variable) named
-//!   in the same paragraph, list item or table row;
+//!   the header writes it; a range in README.md or a page of the manual
+//!   (docs/, its reference pages included) must have the same numbers as the
+//!   header's range of a function (or of its environment variable) named in
+//!   the same paragraph, list item or table row;
 //! - names: every `tf_*` name in a wrapper comment exists in the header (or
 //!   in the wrapper itself), every wrapper member that calls a C function
 //!   names it in its comment, every `See tf_x` is declared there, and every C
 //!   function is bound by both wrappers;
-//! - README.md "## Layout": every path it names exists, and every file or
+//! - docs/layout.md: every path it names exists, and every file or
 //!   directory at the levels it covers is named;
 //! - the repository stands alone: no file cites a document outside it (the
 //!   server's protocol is docs/PROTOCOL.md);
-//! - README.md "## Performance" quotes only figures that BENCHMARKS.md, the
-//!   report of the recorded `make bench`, holds.
+//! - docs/performance.md quotes only figures that BENCHMARKS.md, the report
+//!   of the recorded `make bench`, holds;
+//! - links: every relative link of README.md and the manual leads to a file
+//!   of the repository and, with a `#fragment`, to a heading of that file;
+//! - the reference pages (docs/reference/, written by mk/reference.py from
+//!   the header's comments) are what the committed header makes now.
 //!
 //! Each check collects every finding and fails once, listing them all. The
 //! checkers are also run on drifted text (the `*_is_caught` tests), which
@@ -669,17 +674,46 @@ fn ranges_in_the_wrappers_are_the_headers() {
 }
 
 #[test]
-fn ranges_in_the_readme_are_the_headers() {
+fn ranges_in_the_readme_and_the_manual_are_the_headers() {
     let header = Header::committed();
-    let (findings, checked) = markdown_range_findings(&header, "README.md", &read("README.md"));
+    let mut findings = Vec::new();
+    let mut checked_per_file = BTreeMap::new();
+    for file in manual_files() {
+        let (found, checked) = markdown_range_findings(&header, &file, &read(&file));
+        findings.extend(found);
+        checked_per_file.insert(file, checked);
+    }
     fail_on(
         &findings,
-        "README.md states a range that the C header does not",
+        "README.md or a page of docs/ states a range that the C header does not",
     );
+    let checked: usize = checked_per_file.values().sum();
     assert!(
         checked >= 4,
-        "only {checked} ranges of README.md were compared with the header"
+        "only {checked} ranges of README.md and docs/ were compared with the header: {checked_per_file:?}"
     );
+}
+
+/// README.md and every Markdown page under docs/ (relative paths, sorted).
+fn manual_files() -> Vec<String> {
+    fn walk(dir: &str, found: &mut Vec<String>) {
+        for path in entries(dir) {
+            let name = path.to_string_lossy().into_owned();
+            if root().join(&path).is_dir() {
+                walk(&name, found);
+            } else if name.ends_with(".md") {
+                found.push(name);
+            }
+        }
+    }
+    let mut found = vec!["README.md".to_string()];
+    walk("docs", &mut found);
+    assert!(
+        found.len() > 12,
+        "only {} Markdown files found: {found:?}",
+        found.len()
+    );
+    found
 }
 
 #[test]
@@ -789,19 +823,7 @@ fn a_member_without_its_c_function_is_caught() {
 }
 
 // ---------------------------------------------------------------------------
-// README.md "## Layout"
-
-/// The section `heading` ("## Layout") of `markdown`, from its heading line
-/// to the next `## ` heading, and the line number of its heading.
-fn section<'a>(markdown: &'a str, heading: &str) -> (usize, &'a str) {
-    let start = markdown
-        .find(&format!("\n{heading}\n"))
-        .unwrap_or_else(|| panic!("no {heading:?} section"))
-        + 1;
-    let rest = &markdown[start..];
-    let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
-    (markdown[..start].lines().count() + 1, &rest[..end])
-}
+// docs/layout.md
 
 /// The names .gitignore leaves out of the tree: `name`, `*.ext`, `/path`.
 fn ignored(relative: &Path, patterns: &[String]) -> bool {
@@ -905,14 +927,14 @@ fn path_tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// What README.md's Layout names: (named paths, findings for names that do
-/// not exist). A name is read against the directories named before it in
-/// the same list item (a file names its directory), then the root.
-fn layout_names(readme: &str) -> (BTreeSet<PathBuf>, Vec<String>) {
-    let (first_line, section) = section(readme, "## Layout");
+/// What the layout page `file` (its text: `layout`) names: (named paths,
+/// findings for names that do not exist). A name is read against the
+/// directories named before it in the same list item (a file names its
+/// directory), then the root.
+fn layout_names(file: &str, layout: &str) -> (BTreeSet<PathBuf>, Vec<String>) {
     let mut named = BTreeSet::new();
     let mut findings = Vec::new();
-    for (offset, item) in markdown_units(section) {
+    for (line, item) in markdown_units(layout) {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for token in path_tokens(&item) {
             let mut found = Vec::new();
@@ -925,8 +947,7 @@ fn layout_names(readme: &str) -> (BTreeSet<PathBuf>, Vec<String>) {
             }
             if found.is_empty() {
                 findings.push(format!(
-                    "README.md:{}: the Layout names `{token}`, which is not in the tree",
-                    first_line + offset - 1
+                    "{file}:{line}: the Layout names `{token}`, which is not in the tree"
                 ));
             }
             for path in &found {
@@ -979,10 +1000,13 @@ fn covered_entries() -> Vec<PathBuf> {
     covered
 }
 
+/// The layout page of the manual.
+const LAYOUT: &str = "docs/layout.md";
+
 #[test]
 fn every_path_the_layout_names_exists() {
-    let (named, findings) = layout_names(&read("README.md"));
-    fail_on(&findings, "README.md's Layout and the tree disagree");
+    let (named, findings) = layout_names(LAYOUT, &read(LAYOUT));
+    fail_on(&findings, "docs/layout.md and the tree disagree");
     assert!(
         named.len() > 50,
         "only {} paths found in the Layout",
@@ -992,7 +1016,7 @@ fn every_path_the_layout_names_exists() {
 
 #[test]
 fn the_layout_names_every_file_at_the_levels_it_covers() {
-    let (named, _) = layout_names(&read("README.md"));
+    let (named, _) = layout_names(LAYOUT, &read(LAYOUT));
     let findings: Vec<String> = covered_entries()
         .into_iter()
         .filter(|p| !named.contains(p))
@@ -1002,34 +1026,36 @@ fn the_layout_names_every_file_at_the_levels_it_covers() {
             } else {
                 "file"
             };
-            format!(
-                "the {kind} {} is not named in README.md's \"## Layout\"",
-                p.display()
-            )
+            format!("the {kind} {} is not named in docs/layout.md", p.display())
         })
         .collect();
-    fail_on(&findings, "README.md's Layout misses part of the tree");
+    fail_on(&findings, "docs/layout.md misses part of the tree");
 }
 
 #[test]
 fn a_layout_that_drifted_is_caught() {
     let (named, findings) = layout_names(
-        "# x\n\n## Layout\n\n- `src/client/`: `settings.rs`, `nowhere.rs`.\n- `mk/`: `lint.sh`, `tests/gone/`.\n\n## Next\n\n`src/ffi/`\n",
+        "drifted.md",
+        "# Layout\n\n- `src/client/`: `settings.rs`, `nowhere.rs`.\n- `mk/`: `lint.sh`, `tests/gone/`.\n\n## More\n\n`src/ffi/`, `docs/gone.md`\n",
     );
-    assert_eq!(findings.len(), 2, "{findings:#?}");
+    assert_eq!(findings.len(), 3, "{findings:#?}");
     assert!(
-        findings[0].starts_with("README.md:5: the Layout names `nowhere.rs`"),
+        findings[0].starts_with("drifted.md:3: the Layout names `nowhere.rs`"),
         "{findings:#?}"
     );
     assert!(
-        findings[1].starts_with("README.md:6: the Layout names `tests/gone/`"),
+        findings[1].starts_with("drifted.md:4: the Layout names `tests/gone/`"),
+        "{findings:#?}"
+    );
+    assert!(
+        findings[2].starts_with("drifted.md:8: the Layout names `docs/gone.md`"),
         "{findings:#?}"
     );
     assert!(named.contains(Path::new("src/client/settings.rs")));
     assert!(named.contains(Path::new("mk/lint.sh")));
     assert!(
-        !named.contains(Path::new("src/ffi")),
-        "a name after the Layout section counted"
+        named.contains(Path::new("src/ffi")),
+        "a name in a later section of the page did not count"
     );
 }
 
@@ -1090,7 +1116,12 @@ fn no_file_cites_a_document_outside_the_repository() {
                 }
             }
             for (at, _) in line.match_indices("PROTOCOL.md") {
-                if !line[..at].ends_with("docs/") && file != Path::new("docs/PROTOCOL.md") {
+                // A page of docs/ links to it as a sibling: `](PROTOCOL.md)`.
+                let sibling_link = file.starts_with("docs") && line[..at].ends_with("](");
+                if !line[..at].ends_with("docs/")
+                    && !sibling_link
+                    && file != Path::new("docs/PROTOCOL.md")
+                {
                     findings.push(format!(
                         "{place}: says PROTOCOL.md where the file is docs/PROTOCOL.md"
                     ));
@@ -1105,7 +1136,177 @@ fn no_file_cites_a_document_outside_the_repository() {
 }
 
 // ---------------------------------------------------------------------------
-// README.md "## Performance" against BENCHMARKS.md
+// README.md and the manual: length, links
+
+/// The README gets a newcomer to a worker; the rest is the manual's.
+const README_MAX_LINES: usize = 300;
+
+#[test]
+fn the_readme_is_short() {
+    let lines = read("README.md").lines().count();
+    assert!(
+        lines <= README_MAX_LINES,
+        "README.md has {lines} lines, more than {README_MAX_LINES}: move the details into a chapter of docs/"
+    );
+}
+
+/// The anchor GitHub gives a heading: lower case, white space as `-`,
+/// punctuation other than `-` and `_` dropped.
+fn heading_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of the headings of a Markdown text (code blocks left out).
+fn anchors(markdown: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut in_code = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            found.insert(heading_anchor(line.trim_start_matches('#')));
+        }
+    }
+    found
+}
+
+/// The relative link targets of a Markdown text, `[text](target)`, each
+/// with its line number (code blocks and inline code left out; `http:`,
+/// `https:` and `mailto:` links are not the repository's).
+fn relative_links(markdown: &str) -> Vec<(usize, String)> {
+    let mut links = Vec::new();
+    let mut in_code = false;
+    for (n, line) in markdown.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        // Inline code spans are the odd pieces between backticks.
+        let prose: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+        for (at, _) in prose.match_indices("](") {
+            let rest = &prose[at + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let target = &rest[..end];
+            if !["http://", "https://", "mailto:"]
+                .iter()
+                .any(|s| target.starts_with(s))
+            {
+                links.push((n + 1, target.to_string()));
+            }
+        }
+    }
+    links
+}
+
+/// The links of page `file` (its text: `text`) that lead nowhere: to no
+/// file, or to a heading that the target page does not have.
+/// `read_page` gives the text of a repository file, None when it does not
+/// exist (a directory gives Some("")).
+fn link_findings(
+    file: &str,
+    text: &str,
+    read_page: &dyn Fn(&Path) -> Option<String>,
+) -> Vec<String> {
+    let dir = Path::new(file).parent().unwrap_or(Path::new(""));
+    let mut findings = Vec::new();
+    for (line, target) in relative_links(text) {
+        let (path, fragment) = match target.split_once('#') {
+            Some((path, fragment)) => (path, Some(fragment)),
+            None => (target.as_str(), None),
+        };
+        let page = if path.is_empty() {
+            Some(text.to_string())
+        } else {
+            // Lexically: `..` leaves a directory.
+            let mut resolved = PathBuf::new();
+            for part in dir.join(path).components() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        resolved.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => resolved.push(other),
+                }
+            }
+            read_page(&resolved)
+        };
+        match (page, fragment) {
+            (None, _) => findings.push(format!(
+                "{file}:{line}: links to `{target}`, which is not in the repository"
+            )),
+            (Some(page), Some(fragment)) if !anchors(&page).contains(fragment) => {
+                findings.push(format!(
+                    "{file}:{line}: links to `{target}`, but that page has no heading with the anchor `{fragment}`"
+                ))
+            }
+            _ => {}
+        }
+    }
+    findings
+}
+
+fn repository_page(path: &Path) -> Option<String> {
+    let on_disk = root().join(path);
+    if on_disk.is_dir() {
+        Some(String::new())
+    } else {
+        std::fs::read_to_string(on_disk).ok()
+    }
+}
+
+#[test]
+fn every_link_of_the_manual_leads_somewhere() {
+    let mut findings = Vec::new();
+    let mut links = 0;
+    for file in manual_files() {
+        let text = read(&file);
+        links += relative_links(&text).len();
+        findings.extend(link_findings(&file, &text, &repository_page));
+    }
+    fail_on(&findings, "a link of README.md or docs/ leads nowhere");
+    assert!(links > 80, "only {links} relative links found");
+}
+
+#[test]
+fn a_broken_link_is_caught() {
+    let pages = |path: &Path| match path.to_str() {
+        Some("docs/stopping.md") => {
+            Some("# Stopping: signals, time limits\n\n## What the tests prove\n".to_string())
+        }
+        Some("README.md") => Some("# x\n## Using it from Rust\n".to_string()),
+        _ => None,
+    };
+    let page = "# Index\n\n[a](stopping.md#what-the-tests-prove), [b](stopping.md#stopping-signals-time-limits),\n\
+                [c](../README.md#using-it-from-rust) `[d](gone.md)`\n\n\
+                [e](gone.md), [f](stopping.md#what-the-code-proves), [g](#index), [h](#nowhere)\n\n\
+                ```\n[i](gone.md)\n```\n[j](https://example.org/x)\n";
+    let findings = link_findings("docs/README.md", page, &pages);
+    assert_eq!(findings.len(), 3, "{findings:#?}");
+    assert!(findings[0].starts_with("docs/README.md:6: links to `gone.md`, which is not"));
+    assert!(
+        findings[1].contains("`stopping.md#what-the-code-proves`, but that page has no heading")
+    );
+    assert!(findings[2].contains("`#nowhere`"));
+    assert_eq!(
+        heading_anchor(" One password check per farm: `TASKFARM_TOKEN`"),
+        "one-password-check-per-farm-taskfarm_token"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// docs/performance.md against BENCHMARKS.md
 
 /// The numbers of `text` as written: digits with `,` or `.` between digit
 /// groups (`3,504`, `44.6`, `0.4.0`); a `.` or `,` that ends a sentence is
@@ -1134,41 +1335,113 @@ fn written_numbers(text: &str) -> Vec<String> {
     numbers
 }
 
-/// Every number the Performance section of `readme` quotes that the report
+/// Every number the page `file` (its text: `page`) quotes that the report
 /// does not hold.
-fn performance_findings(readme: &str, report: &str) -> Vec<String> {
+fn performance_findings(file: &str, page: &str, report: &str) -> Vec<String> {
     let held: BTreeSet<String> = written_numbers(report).into_iter().collect();
-    let mut findings: Vec<String> = written_numbers(section(readme, "## Performance").1)
+    let mut findings: Vec<String> = written_numbers(page)
         .into_iter()
         .filter(|n| !held.contains(n))
-        .map(|n| {
-            format!("README.md's \"## Performance\" quotes {n}, which BENCHMARKS.md does not hold")
-        })
+        .map(|n| format!("{file} quotes {n}, which BENCHMARKS.md does not hold"))
         .collect();
     findings.dedup();
     findings
 }
 
-/// README.md quotes the recorded run: after a new `make bench`, the README's
-/// figures must be brought up to date with BENCHMARKS.md.
+/// docs/performance.md quotes the recorded run: after a new `make bench`,
+/// its figures must be brought up to date with BENCHMARKS.md.
 #[test]
-fn the_readme_quotes_the_figures_of_the_recorded_benchmark() {
+fn the_performance_chapter_quotes_the_figures_of_the_recorded_benchmark() {
+    let page = "docs/performance.md";
+    let text = read(page);
+    assert!(
+        written_numbers(&text).len() > 30,
+        "{page}: too few figures found to compare"
+    );
     fail_on(
-        &performance_findings(&read("README.md"), &read("BENCHMARKS.md")),
-        "README.md quotes figures that are not the recorded run's",
+        &performance_findings(page, &text, &read("BENCHMARKS.md")),
+        "docs/performance.md quotes figures that are not the recorded run's",
     );
 }
 
 #[test]
 fn a_figure_of_another_run_is_caught() {
-    let readme = "# x\n\n## Performance\n\nCPU 44.6 µs against 425.4 µs, 3,504 kB, taskfarm 0.4.0.\n\n## Next\n\n9.9\n";
+    let page = "# Performance\n\nCPU 44.6 µs against 425.4 µs, 3,504 kB, taskfarm 0.4.0.\n\n## More\n\n9.9 and 1.5\n";
     let report = "| cpu | 44.6 | 425.0 |\n| rss | 3,504 kB |\n0.4.0 and 9.9\n";
     assert_eq!(
-        performance_findings(readme, report),
-        ["README.md's \"## Performance\" quotes 425.4, which BENCHMARKS.md does not hold"]
+        performance_findings("drifted.md", page, report),
+        [
+            "drifted.md quotes 425.4, which BENCHMARKS.md does not hold",
+            "drifted.md quotes 1.5, which BENCHMARKS.md does not hold"
+        ]
     );
     assert_eq!(
         written_numbers("e3, x86_64: 1,003.5 and 2.28 ms."),
         ["1,003.5", "2.28"]
     );
+}
+
+// ---------------------------------------------------------------------------
+// docs/reference/ against the header
+
+/// `mk/reference.py --check DIR`: (success, what it says on stderr).
+fn reference_check(dir: &Path) -> (bool, String) {
+    let out = std::process::Command::new("python3")
+        .arg(root().join("mk/reference.py"))
+        .arg("--check")
+        .arg(dir)
+        .output()
+        .expect("run python3 mk/reference.py (python3 is a prerequisite)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The reference pages are made from the header's comments: after `make
+/// header`, `make reference` writes them again (commit them).
+#[test]
+fn the_reference_pages_are_what_the_header_makes() {
+    let dir = root().join("docs/reference");
+    let (fresh, says) = reference_check(&dir);
+    assert!(
+        fresh,
+        "{says}\n(make reference writes docs/reference/ from include/taskfarm_worker.h)"
+    );
+    let header = Header::committed();
+    for function in header.docs.keys() {
+        assert!(
+            dir.join(format!("{function}.md")).is_file(),
+            "docs/reference/{function}.md is missing"
+        );
+    }
+}
+
+#[test]
+fn a_stale_reference_page_is_caught() {
+    // A copy of the pages in this test process's own directory under target/tmp.
+    let copy = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("docs-reference-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(root().join("docs/reference")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    assert!(reference_check(&copy).0, "the copy should be fresh");
+    let page = copy.join("tf_worker_task.md");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(&page, text.replace("0..numTasks-1", "0..numTasks")).unwrap();
+    std::fs::remove_file(copy.join("tf_worker_done.md")).unwrap();
+    std::fs::write(copy.join("tf_worker_gone.md"), "# tf_worker_gone\n").unwrap();
+    let (fresh, says) = reference_check(&copy);
+    let _ = std::fs::remove_dir_all(&copy);
+    assert!(!fresh, "a drifted copy passed the check");
+    for finding in [
+        "tf_worker_task.md differs",
+        "tf_worker_done.md is missing",
+        "tf_worker_gone.md is not a function",
+    ] {
+        assert!(says.contains(finding), "{finding:?} not in: {says}");
+    }
 }

@@ -500,7 +500,7 @@ fn wait_journal(dir: &Path, run: &str, pid: u32) -> Record {
     loop {
         let found = std::fs::read_dir(dir).unwrap().find_map(|entry| {
             let path = entry.ok()?.path();
-            let record = journal::read_record(&path, run, unix_now(), 60.0).ok()?;
+            let record = journal::read_record(&path, run).ok()?;
             (record.pid == pid).then_some(record)
         });
         if let Some(record) = found {

@@ -6,7 +6,7 @@
 //!    it: Slurm's SIGTERM at the limit makes every element hand its task
 //!    back; after the job, every task is done or waiting, none computing;
 //! 2. at the same time, a 2-minute job with `--signal=B:USR1@30` whose script
-//!    forwards USR1 to its worker (the README's recipe): the job ends before
+//!    forwards USR1 to its worker (the recipe of docs/stopping.md): the job ends before
 //!    its time limit, nothing computing;
 //! 3. the first job resubmitted (short steps) finishes its run: every task
 //!    done exactly once over both jobs.
@@ -127,7 +127,7 @@ export TASKFARM_STOP_SIGNALS=TERM
 srun --ntasks=1 "$WORKER" -s "$STEP_MS" "$RUN"
 "#;
 
-/// The README's recipe: the batch shell gets USR1 and passes it on.
+/// The recipe of docs/stopping.md: the batch shell gets USR1 and passes it on.
 const EARLY_WARNING_SCRIPT: &str = r#"#!/bin/bash
 export TASKFARM_STOP_SIGNALS=USR1,TERM
 trap 'kill -USR1 $pid' USR1

@@ -118,6 +118,12 @@ put 644 "$stage/taskfarm_workerConfigVersion.cmake" lib/cmake/taskfarm_worker/ta
 # The tool's shell completions and man page, laid out as under PREFIX (mk/install/cli_docs.sh).
 "$here/cli_docs.sh" "$release/taskfarm" "$stage/cli_docs"
 while IFS= read -r f; do put 644 "$stage/cli_docs/$f" "$f"; done < <(cd "$stage/cli_docs" && find . -type f -printf '%P\n' | sort)
+# A man page per C function (man 3 tf_worker_task), made from the header's
+# comments as docs/reference/ is (mk/reference.py).
+command -v python3 >/dev/null 2>&1 ||
+    die "python3 is missing (apt-get install -y python3): it writes the man pages of the C functions"
+python3 "$here/../reference.py" --man "$stage/reference"
+while IFS= read -r f; do put 644 "$stage/reference/man3/$f" "share/man/man3/$f"; done < <(cd "$stage/reference/man3" && find . -type f -printf '%P\n' | sort)
 
 # Files of a previous install that this one did not write (another version,
 # another Fortran compiler's module directory) go.

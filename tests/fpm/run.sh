@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/fpm/run.sh (`make fpm-tests`): a Fortran project built with fpm that
-# depends on this repository (its fpm.toml), as README.md's "Using it with
+# depends on this repository (its fpm.toml), as docs/install.md's "Using it with
 # fpm" tells a user to, run against a REAL taskfarm server.
 #
 #  1. fpm from PyPI, pinned in tests/harness/requirements.txt, from the
@@ -8,7 +8,7 @@
 #  2. `make install PREFIX=<temporary prefix>`: the C library the module binds;
 #  3. a new fpm project (its app: a copy of examples/worker.f90) whose
 #     fpm.toml has `taskfarm_worker = { path = "<relative path to this
-#     repository>" }`; `fpm build` with README's environment (PKG_CONFIG_PATH,
+#     repository>" }`; `fpm build` with the manual's environment (PKG_CONFIG_PATH,
 #     FPM_LDFLAGS from pkg-config): fpm compiles fortran/taskfarm_worker.f90
 #     and links -ltaskfarm_worker; the program loads the library from the
 #     prefix, not from target/;
@@ -87,7 +87,7 @@ version = "0.1.0"
 [dependencies]
 taskfarm_worker = { path = "$dep" }
 EOF
-# README's environment: the library found through its pkg-config file.
+# The manual's environment: the library found through its pkg-config file.
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 libdir=$(pkg-config --variable=libdir taskfarm_worker)
 ldflags="$(pkg-config --libs-only-L taskfarm_worker) -Wl,-rpath,$libdir"
@@ -112,7 +112,7 @@ echo "== 4. fpm run against a real taskfarm server"
 start_server "$server_dir"
 export WORKER_STEP_MS=10
 run_fpm() { FPM_FC=$FC FPM_LDFLAGS=$ldflags timeout 120 "$fpm" run "$@"; }
-# As in README: `fpm run` (fpm 0.12 may build again first, saying so on
+# As in docs/install.md: `fpm run` (fpm 0.12 may build again first, saying so on
 # stdout), then the program's UUID line.
 uuid=$(run_fpm 2>"$tmp/create.err" | tee "$tmp/create.out" | tail -n 1)
 if [[ $uuid =~ ^[0-9a-f-]{32,36}$ ]]; then

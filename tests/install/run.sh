@@ -113,6 +113,7 @@ expected=(
     lib/cmake/taskfarm_worker/taskfarm_workerConfigVersion.cmake
     share/bash-completion/completions/taskfarm share/zsh/site-functions/_taskfarm
     share/fish/vendor_completions.d/taskfarm.fish share/man/man1/taskfarm.1
+    share/man/man3/tf_worker_task.3 share/man/man3/tf_taskfarm_create.3
     share/taskfarm_worker/install_manifest.txt
 )
 missing=()
@@ -143,6 +144,35 @@ check "bin/taskfarm: the command-line tool runs from the prefix (--version says 
     bash -c "[ \"\$(env -i '$prefix/bin/taskfarm' --version)\" = 'taskfarm $version (library taskfarm_worker $version)' ]"
 check "the completions (bash, zsh, fish) and the man page work (tests/install/cli_docs.sh)" \
     tests/install/cli_docs.sh "$prefix"
+
+# The man pages of the C functions: one per function of the header, each
+# rendering without a warning; `man 3 tf_worker_task` finds and renders its
+# page with only PREFIX/bin added to PATH.
+man3_pages_ok() {
+    local want got page warnings
+    want=$(grep -oE '^[a-z0-9_ ]*[ *]tf_[a-z0-9_]+\(' include/taskfarm_worker.h | grep -oE 'tf_[a-z0-9_]+\($' | tr -d '(' | sort)
+    got=$(find "$prefix/share/man/man3" -type f -name '*.3' -printf '%f\n' | sed 's/\.3$//' | sort)
+    [ "$want" = "$got" ] || { diff <(echo "$want") <(echo "$got"); return 1; }
+    for page in "$prefix"/share/man/man3/*.3; do
+        warnings=$(groff -man -ww -z "$page" 2>&1)
+        [ -z "$warnings" ] || { echo "$page: $warnings"; return 1; }
+    done
+}
+check "share/man/man3: a page per C function of the header, each rendering without a warning (groff -ww)" \
+    man3_pages_ok
+man3_renders() {
+    local text found
+    found=$(env -u MANPATH PATH="$prefix/bin:/usr/bin:/bin" man -w 3 tf_worker_task 2>&1)
+    [ "$found" = "$prefix/share/man/man3/tf_worker_task.3" ] || { echo "man -w 3 tf_worker_task finds '$found'"; return 1; }
+    text=$(env -u MANPATH PATH="$prefix/bin:/usr/bin:/bin" MANWIDTH=80 man 3 tf_worker_task 2>&1) || { echo "$text"; return 1; }
+    if ! grep -q '^NAME' <<<"$text" ||
+        ! grep -q 'enum tf_status tf_worker_task(struct tf_worker \*worker, int64_t \*out_task);' <<<"$text" ||
+        ! grep -q 'stat = w%task(task)' <<<"$text"; then
+        echo "$text" | head -30
+        return 1
+    fi
+}
+check "man 3 tf_worker_task (PREFIX/bin on PATH) renders the page: synopsis, Fortran name" man3_renders
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 check "pkg-config: taskfarm_worker version $version" \

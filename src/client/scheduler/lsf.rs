@@ -80,7 +80,10 @@ fn answer_lines(output: &CommandOutput, job: &str) -> Result<Vec<(String, String
 /// smallest time left.
 pub fn parse_time_left(output: &CommandOutput, job: &str) -> Result<Option<f64>, String> {
     let lines = answer_lines(output, job).map_err(|state| match state {
-        JobState::Gone(why) | JobState::Unknown(why) | JobState::Alive(why) => why,
+        JobState::Gone(why)
+        | JobState::Unknown(why)
+        | JobState::Alive(why)
+        | JobState::Suspended(why) => why,
     })?;
     let mut least: Option<Option<f64>> = None;
     for (_, left) in &lines {
@@ -147,9 +150,10 @@ pub fn parse_job_state(output: &CommandOutput, job: &str) -> JobState {
     let verdicts: Vec<JobState> = lines
         .iter()
         .map(|(stat, _)| match stat.as_str() {
-            "PEND" | "PROV" | "PSUSP" | "RUN" | "USUSP" | "SSUSP" | "WAIT" => {
+            "PEND" | "PROV" | "PSUSP" | "RUN" | "WAIT" => {
                 JobState::Alive(format!("LSF job {job} is {stat}"))
             }
+            "USUSP" | "SSUSP" => JobState::Suspended(format!("LSF job {job} is {stat}")),
             "DONE" | "EXIT" | "POST_DONE" | "POST_ERR" => {
                 JobState::Gone(format!("LSF job {job} is {stat}"))
             }
@@ -277,9 +281,18 @@ mod tests {
     fn the_job_states_of_lsf_decide_the_verdict() {
         // Job states: "LSF terms and concepts"
         // (https://www.ibm.com/docs/vi/SSWRJV_10.1.0/lsf_admin/terms.html).
-        for stat in ["PEND", "PROV", "PSUSP", "RUN", "USUSP", "SSUSP", "WAIT"] {
+        for stat in ["PEND", "PROV", "PSUSP", "RUN", "WAIT"] {
             let verdict = parse_job_state(&output(true, &format!("{stat}|0:59 L\n"), ""), "111");
             assert!(matches!(verdict, JobState::Alive(_)), "{stat}: {verdict:?}");
+        }
+        // Suspended by its user (bstop) or by LSF: alive, its heartbeat
+        // standing still. PSUSP never ran: no worker's heartbeat to stand.
+        for stat in ["USUSP", "SSUSP"] {
+            let verdict = parse_job_state(&output(true, &format!("{stat}|0:59 L\n"), ""), "111");
+            assert!(
+                matches!(verdict, JobState::Suspended(_)),
+                "{stat}: {verdict:?}"
+            );
         }
         for stat in ["DONE", "EXIT", "POST_DONE", "POST_ERR"] {
             let verdict = parse_job_state(&output(true, &format!("{stat}|-\n"), ""), "111");

@@ -179,9 +179,14 @@ impl JobId {
 /// type of every scheduler module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
-    /// Running, suspended, held or queued, with what the scheduler said: no
-    /// proof either way for one worker in it.
+    /// Running, held or queued, with what the scheduler said: no proof
+    /// either way for one worker in it.
     Alive(String),
+    /// Suspended (Slurm's `scontrol suspend`, preemption or gang scheduling,
+    /// PBS's `qsig -s suspend`, LSF's `bstop` or a load threshold): its
+    /// processes live but cannot run, so their heartbeat stands still;
+    /// alive, with what the scheduler said.
+    Suspended(String),
     /// In a final state, or unknown to the scheduler: why.
     Gone(String),
     /// The scheduler could not tell (no command, the command failed, hung

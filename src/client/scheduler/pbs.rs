@@ -91,8 +91,11 @@ pub fn parse_job_state(output: &CommandOutput, job: &str) -> JobState {
     match attributes.get("job_state").and_then(Value::as_str) {
         Some(state @ ("F" | "X")) => JobState::Gone(format!("PBS job {job} is {state} (ended)")),
         Some("M") => JobState::Unknown(format!("PBS job {job} moved to another server")),
-        Some(state @ ("B" | "E" | "H" | "Q" | "R" | "S" | "T" | "U" | "W")) => {
+        Some(state @ ("B" | "E" | "H" | "Q" | "R" | "T" | "W")) => {
             JobState::Alive(format!("PBS job {job} is {state}"))
+        }
+        Some(state @ ("S" | "U")) => {
+            JobState::Suspended(format!("PBS job {job} is {state} (suspended)"))
         }
         Some(other) => JobState::Unknown(format!(
             "PBS job {job} is in state {:?}, which this library does not know",
@@ -251,7 +254,7 @@ mod tests {
     #[test]
     fn the_states_of_qstat_1b_decide_the_verdict() {
         // Job states: the S column of qstat(1B).
-        for state in ["B", "E", "H", "Q", "R", "S", "T", "U", "W"] {
+        for state in ["B", "E", "H", "Q", "R", "T", "W"] {
             let json = with(
                 "1.vbox",
                 state,
@@ -261,6 +264,20 @@ mod tests {
             let verdict = parse_job_state(&output(true, &json, ""), "1.vbox");
             assert!(
                 matches!(verdict, JobState::Alive(_)),
+                "{state}: {verdict:?}"
+            );
+        }
+        // S: suspended; U: suspended because its workstation became busy.
+        for state in ["S", "U"] {
+            let json = with(
+                "1.vbox",
+                state,
+                "\"walltime\":\"01:00:00\"",
+                "\"walltime\":\"0\"",
+            );
+            let verdict = parse_job_state(&output(true, &json, ""), "1.vbox");
+            assert!(
+                matches!(verdict, JobState::Suspended(_)),
                 "{state}: {verdict:?}"
             );
         }
