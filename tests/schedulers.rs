@@ -87,6 +87,8 @@ struct Fake {
     gone: &'static [&'static str],
     /// Answers of a running job.
     alive: &'static [&'static str],
+    /// Answers of a suspended job (alive whatever its heartbeat).
+    suspended: &'static [&'static str],
     /// Answers the reaper cannot read (a hanging command for one scheduler
     /// only: the time limit is the same code for all, and costs 30 s).
     garbled: &'static [&'static str],
@@ -112,6 +114,7 @@ const PBS: Fake = Fake {
     ],
     gone: &["finished", "unknown", "history"],
     alive: &["running"],
+    suspended: &["suspended"],
     garbled: &["garbage", "hang"],
 };
 
@@ -135,6 +138,7 @@ const GRID_ENGINE: Fake = Fake {
     ],
     gone: &["gone"],
     alive: &["running"],
+    suspended: &[],
     garbled: &["garbage"],
 };
 
@@ -158,6 +162,7 @@ const LSF: Fake = Fake {
     ],
     gone: &["gone", "done"],
     alive: &["running"],
+    suspended: &["suspended"],
     garbled: &["garbage"],
 };
 
@@ -183,6 +188,7 @@ const FLUX: Fake = Fake {
     ],
     gone: &["gone", "inactive"],
     alive: &["running"],
+    suspended: &[],
     garbled: &["garbage"],
 };
 
@@ -347,6 +353,7 @@ fn reaper(fake: &Fake) {
         .alive
         .iter()
         .map(|a| (*a, "alive"))
+        .chain(fake.suspended.iter().map(|a| (*a, "suspended")))
         .chain(fake.gone.iter().map(|a| (*a, "gone")))
         .chain(fake.garbled.iter().map(|a| (*a, "unknown")))
         .collect();
@@ -430,6 +437,16 @@ fn reaper(fake: &Fake) {
             "alive" => {
                 assert_eq!(seen["verdict"], "alive", "{what}: {seen}");
                 assert!(reason.contains("is running"), "{what}: {reason}");
+                assert_eq!(task_state(&run, task), TaskState::Computing, "{what}");
+            }
+            "suspended" => {
+                // Said by the scheduler, not the heartbeat's first look.
+                assert_eq!(seen["verdict"], "alive", "{what}: {seen}");
+                assert!(
+                    reason.contains("suspended") || reason.contains("SUSP"),
+                    "{what}: {reason}"
+                );
+                assert!(!reason.contains("heartbeat"), "{what}: {reason}");
                 assert_eq!(task_state(&run, task), TaskState::Computing, "{what}");
             }
             "gone" => {

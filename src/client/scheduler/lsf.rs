@@ -287,6 +287,12 @@ mod tests {
         }
         // Suspended by its user (bstop) or by LSF: alive, its heartbeat
         // standing still. PSUSP never ran: no worker's heartbeat to stand.
+        // The fake bjobs replays the first for a suspended job.
+        const SUSPENDED: &str = include_str!("../../../tests/fakes/lsf/answers/suspended.stdout");
+        assert!(matches!(
+            parse_job_state(&output(true, SUSPENDED, ""), "111"),
+            JobState::Suspended(_)
+        ));
         for stat in ["USUSP", "SSUSP"] {
             let verdict = parse_job_state(&output(true, &format!("{stat}|0:59 L\n"), ""), "111");
             assert!(

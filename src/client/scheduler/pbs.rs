@@ -268,6 +268,12 @@ mod tests {
             );
         }
         // S: suspended; U: suspended because its workstation became busy.
+        // The first is what the fake qstat replays for a suspended job.
+        const SUSPENDED: &str = include_str!("../../../tests/fakes/pbs/answers/suspended.stdout");
+        assert!(matches!(
+            parse_job_state(&output(true, SUSPENDED, ""), "1.vbox"),
+            JobState::Suspended(_)
+        ));
         for state in ["S", "U"] {
             let json = with(
                 "1.vbox",
