@@ -50,6 +50,14 @@ What it does (BENCHMARKS.md, which it writes, says it with the figures):
      `--merge python_rs FROM --render bench/figures.json` puts such a run
      into the full run's figures: `make bench-python-rs`).
 
+  Many workers at once (the report's section f, scenario_scale.py): 1,000 C
+     workers with a shared token started at once with the default start
+     spread, none, 2.5 s and 10 s, the Python client beside them; a server
+     restart with 1,000 workers waiting, with jitter and without
+     (bench/retry_wave.svg). `--only scale` runs it alone, `--merge scale
+     FROM --render bench/figures.json` puts it into the full run's figures:
+     `make bench-scale`.
+
 Both clients run in the same invocation, alternating (C first in even
 repetitions, Python first in odd ones); the tables give medians. In a and b
 the server (nginx) is pinned to one CPU and the client (C worker, Python

@@ -27,6 +27,9 @@
  *   BENCH_UPDATES    updates per task (default 10): 100·i/N for i = 1..N.
  *   BENCH_UPDATE_SLEEP_US  sleep before each update, in µs (default 0): the
  *                    "work" of a tight loop.
+ *   BENCH_TASK_AGAIN a task request that fails with TF_ERR_CONNECTION (its
+ *                    answer lost with a server that died) is made again up to
+ *                    this many times (default 0): a server restart's scenario.
  *
  * Figures (keys of the JSON line): tasks, requests (HTTP requests sent, all
  * of them: 3 to set up — GET token, GET runs/UUID, POST worker — then one per
@@ -139,6 +142,8 @@ int main(int argc, char **argv) {
     const char *updates_env = getenv("BENCH_UPDATES");
     long updates = updates_env != NULL ? strtol(updates_env, NULL, 10) : 10;
     if (updates < 1) updates = 10;
+    const char *again_env = getenv("BENCH_TASK_AGAIN");
+    long task_again = again_env != NULL ? strtol(again_env, NULL, 10) : 0;
     const char *sleep_env = getenv("BENCH_UPDATE_SLEEP_US");
     long sleep_us = sleep_env != NULL ? strtol(sleep_env, NULL, 10) : 0;
 
@@ -167,6 +172,12 @@ int main(int argc, char **argv) {
     while (max_tasks <= 0 || tasks < max_tasks) {
         s = tf_worker_task(w, &task);
         loop_requests++; /* POST runs/UUID/task (nothing is held here) */
+        /* A hand-out whose answer was lost (the server died with the request
+           in its queue): asked again, as docs/reliability.md advises. */
+        for (long again = 0; s == TF_ERR_CONNECTION && again < task_again; again++) {
+            s = tf_worker_task(w, &task);
+            loop_requests++;
+        }
         if (s == TF_NO_MORE_TASKS) break;
         if (s != TF_OK) return fail("tf_worker_task", s);
         if (first_task < 0) first_task = now_ns(CLOCK_MONOTONIC);

@@ -65,6 +65,7 @@ module taskfarm_worker
    integer, parameter, public :: TF_ERR_PROTOCOL = 7
    integer, parameter, public :: TF_ERR_INTERNAL = 8
    integer, parameter, public :: TF_STOPPED = 9
+   integer, parameter, public :: TF_NOT_DONE = 10
 
    !> Stop modes (`tf_stop_mode`), for `tf_stop_on_signals`.
    integer, parameter, public :: TF_STOP_EXIT = 0
@@ -150,6 +151,8 @@ module taskfarm_worker
       procedure :: update => worker_update
       procedure :: done => worker_done
       procedure :: requeue => worker_requeue
+      procedure :: fail => worker_fail
+      procedure :: attempt => worker_attempt
       procedure :: held_percent => worker_held_percent
       procedure :: set_deadline => worker_set_deadline
       procedure :: set_journal => worker_set_journal
@@ -499,6 +502,20 @@ module taskfarm_worker
          type(c_ptr), value :: worker
          integer(c_int) :: c_tf_worker_requeue
       end function c_tf_worker_requeue
+
+      function c_tf_worker_fail(worker, message) bind(c, name='tf_worker_fail')
+         import :: c_char, c_int, c_ptr
+         type(c_ptr), value :: worker
+         character(kind=c_char), intent(in) :: message(*)
+         integer(c_int) :: c_tf_worker_fail
+      end function c_tf_worker_fail
+
+      function c_tf_worker_attempt(worker, out_attempt) bind(c, name='tf_worker_attempt')
+         import :: c_int, c_int64_t, c_ptr
+         type(c_ptr), value :: worker
+         integer(c_int64_t), intent(inout) :: out_attempt
+         integer(c_int) :: c_tf_worker_attempt
+      end function c_tf_worker_attempt
 
       function c_tf_worker_held_percent(worker, out_percent) &
          bind(c, name='tf_worker_held_percent')
@@ -1038,6 +1055,25 @@ contains
       integer :: stat
       stat = int(c_tf_worker_requeue(self%handle))
    end function worker_requeue
+
+   !> See tf_worker_fail.
+   function worker_fail(self, message) result(stat)
+      class(tf_worker), intent(inout) :: self
+      character(*), intent(in) :: message
+      integer :: stat
+      stat = int(c_tf_worker_fail(self%handle, c_string(message)))
+   end function worker_fail
+
+   !> See tf_worker_attempt; `n` is left alone unless the result is TF_OK.
+   function worker_attempt(self, n) result(stat)
+      class(tf_worker), intent(in) :: self
+      integer(int64), intent(inout) :: n
+      integer :: stat
+      integer(c_int64_t) :: a
+      a = n
+      stat = int(c_tf_worker_attempt(self%handle, a))
+      if (stat == TF_OK) n = a
+   end function worker_attempt
 
    !> See tf_worker_held_percent.
    function worker_held_percent(self, percent) result(stat)

@@ -77,6 +77,14 @@ typedef enum tf_status {
      * says why.
      */
     TF_STOPPED = 9,
+    /**
+     * `tf_worker_done` released a held task whose percentage was below 100:
+     * it was not marked done and stays `computing` on the server (as with
+     * the Python client); with a journal the release is recorded and
+     * `taskfarm reap` gives the task back as a failed attempt. Not an error
+     * for the task loop: the worker holds no task and takes the next one.
+     */
+    TF_NOT_DONE = 10,
 } tf_status;
 
 /**
@@ -604,8 +612,9 @@ enum tf_status tf_worker_task(struct tf_worker *worker, int64_t *out_task);
 
 /**
  * Reports progress on the held task, a percentage in 0..100 (the Python
- * `update(percentage)`). NaN or a number outside 0..100 gives
- * `TF_ERR_INVALID_ARGUMENT`; with no task held nothing is sent and the
+ * `update(percentage)`). A value above 100 by at most 1e-6 is taken as 100
+ * (so that adding `100.0 / 7` seven times finishes a task); NaN or any other
+ * number outside 0..100 gives `TF_ERR_INVALID_ARGUMENT`; with no task held nothing is sent and the
  * result is `TF_OK`.
  *
  * At most one progress request per update interval: when the interval since
@@ -647,8 +656,14 @@ enum tf_status tf_worker_flush(struct tf_worker *worker);
 
 /**
  * Releases the held task (the Python `done()`): it is marked done on the
- * server only when its last reported percentage is 100; either way the
- * worker forgets it and the next `tf_worker_task` asks for a new one. If
+ * server only when its last reported percentage is 100 (within 1e-6);
+ * either way the worker forgets it and the next `tf_worker_task` asks for a
+ * new one. Below 100 the result is `TF_NOT_DONE`: the task stays
+ * `computing` on the server at its percentage, as with the Python client
+ * (with a journal the release is recorded in the journal directory and
+ * `taskfarm reap` gives the task back as a failed attempt; `tf_last_error`
+ * says which task at what percentage); a task that failed is better ended
+ * with `tf_worker_fail`. If
  * marking it done fails, the task stays held and the call can be repeated —
  * except with a journal (`tf_worker_set_journal`) when the server stayed
  * away after every retry: then the `done` is kept in the journal for later
@@ -662,6 +677,35 @@ enum tf_status tf_worker_flush(struct tf_worker *worker);
  * is one request.
  */
 enum tf_status tf_worker_done(struct tf_worker *worker);
+
+/**
+ * The held task failed here: `message` (UTF-8, kept up to 2 KiB) says why.
+ * The task is handed back (`waiting`, its latest percentage, sent or
+ * pending, kept) as a failed attempt, and the worker takes the next one. With a journal (`TASKFARM_JOURNAL`, `tf_worker_set_journal`)
+ * the attempt is recorded in the journal directory, where the attempts of
+ * every worker of the run are counted (failures, and deaths found by
+ * `taskfarm reap`); a task whose attempts reach `TASKFARM_MAX_ATTEMPTS`
+ * (default 3) is set aside instead: left `computing`, so that no worker
+ * takes it, and listed by `taskfarm failed`. Without a journal the task is
+ * handed back and nothing is counted. If the server does not take it back,
+ * the task stays held and nothing is recorded (the call can be repeated).
+ * With no task held, does nothing. A stop signal caught while the fail
+ * is in flight waits for its outcome (see `tf_stop_on_signals`): the task
+ * is never handed back twice, and a task set aside is never handed back.
+ * `message` NULL or invalid UTF-8 gives `TF_ERR_INVALID_ARGUMENT`; a bad
+ * `TASKFARM_MAX_ATTEMPTS` too.
+ */
+enum tf_status tf_worker_fail(struct tf_worker *worker,
+                              const char *message);
+
+/**
+ * The held task's attempt number, without a request: 1 + its failed or
+ * crashed attempts recorded in the journal directory by any worker of the
+ * run (1 without a journal). A code can change its approach on a later
+ * attempt (a smaller time step, say). `TF_NO_MORE_TASKS` when no task is
+ * held (`*out_attempt` untouched).
+ */
+enum tf_status tf_worker_attempt(const struct tf_worker *worker, int64_t *out_attempt);
 
 /**
  * Gives the held task back (state `waiting`, 0 %) and forgets it, for a

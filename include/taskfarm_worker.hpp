@@ -709,8 +709,32 @@ public:
     /** See tf_worker_flush (the destructor is tf_worker_free). */
     void flush() { detail::check(tf_worker_flush(handle())); }
 
-    /** See tf_worker_done. */
-    void done() { detail::check(tf_worker_done(handle())); }
+    /**
+     * See tf_worker_done; true when the task was marked done, false, without
+     * throwing, on `TF_NOT_DONE` (released below 100 %).
+     */
+    bool done() {
+        const Status result = tf_worker_done(handle());
+        if (result == TF_NOT_DONE) {
+            return false;
+        }
+        detail::check(result);
+        return true;
+    }
+
+    /** See tf_worker_fail. */
+    void fail(const std::string &message) { detail::check(tf_worker_fail(handle(), message.c_str())); }
+
+    /** See tf_worker_attempt; `std::nullopt` on `TF_NO_MORE_TASKS`. */
+    [[nodiscard]] std::optional<std::int64_t> attempt() const {
+        std::int64_t n = 0;
+        const Status result = tf_worker_attempt(handle(), &n);
+        if (result == TF_NO_MORE_TASKS) {
+            return std::nullopt;
+        }
+        detail::check(result);
+        return n;
+    }
 
     /** See tf_worker_requeue. */
     void requeue() { detail::check(tf_worker_requeue(handle())); }

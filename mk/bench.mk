@@ -12,6 +12,8 @@
 #                      against taskfarm-worker 0.4.0) alone at full size, merged
 #                      into bench/figures.json (the other figures kept) and
 #                      rendered: BENCHMARKS.md says it came from a run of its own
+#   make bench-scale   section f (many workers at once) alone at full size, merged
+#                      into bench/figures.json likewise
 #   make bench-render  BENCHMARKS.md, bench/results.csv and the plots again from
 #                      the figures of the last run (bench/figures.json), after a
 #                      change of the report's prose (bench/report/*.md)
@@ -25,7 +27,7 @@
 BENCH_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 BENCH_WORKER := build/bench/bench_worker
 
-.PHONY: bench bench-smoke bench-unit bench-render bench-python-rs
+.PHONY: bench bench-smoke bench-unit bench-render bench-python-rs bench-scale
 
 $(BENCH_WORKER): bench/bench_worker.c include/taskfarm_worker.h $(RELEASE_DIR)/libtaskfarm_worker.so
 	@mkdir -p $(dir $@)
@@ -51,6 +53,13 @@ bench-python-rs: build
 	@venv=$$(tests/harness/venv.sh) && \
 	"$$venv/bin/python" bench/bench.py --only python-rs --worker-bin $(BENCH_WORKER) --out-dir build/bench-python-rs && \
 	"$$venv/bin/python" bench/bench.py --merge python_rs build/bench-python-rs/bench/figures.json --render bench/figures.json
+
+## bench-scale: section f (many workers at once) alone, merged into bench/figures.json and BENCHMARKS.md
+bench-scale: build
+	@$(MAKE) --no-print-directory $(BENCH_WORKER)
+	@venv=$$(tests/harness/venv.sh) && \
+	"$$venv/bin/python" bench/bench.py --only scale --worker-bin $(BENCH_WORKER) --out-dir build/bench-scale && \
+	"$$venv/bin/python" bench/bench.py --merge scale build/bench-scale/bench/figures.json --render bench/figures.json
 
 ## bench-unit: the unit tests of the benchmark's statistics and report
 bench-unit:

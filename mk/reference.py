@@ -228,7 +228,7 @@ def named_functions(function, functions):
 def statuses(function):
     seen = []
     for name in re.findall(r"\b(TF_[A-Z_]+)\b", function.doc):
-        if name.startswith(("TF_ERR_", "TF_OK", "TF_NO_MORE", "TF_STOPPED")) and name not in seen:
+        if name.startswith(("TF_ERR_", "TF_OK", "TF_NO_MORE", "TF_STOPPED", "TF_NOT_DONE")) and name not in seen:
             seen.append(name)
     return seen
 

@@ -97,8 +97,8 @@ pub use client::http::credentials::{Credentials, Secret};
 pub use client::wire::{RunStatus, RunSummary, TaskRecord, TaskState, TaskUpdate};
 pub use client::worker::stop_signals::{stop_on_signals, stop_requested, StopMode};
 pub use client::{
-    list_runs, new_token, Error, ErrorKind, Result, Run, RunInfoKey, Settings, Task, TaskInfoKey,
-    Tasks, Worker,
+    list_runs, new_token, Error, ErrorKind, Failed, Result, Run, RunInfoKey, Settings, Task,
+    TaskInfoKey, Tasks, Worker,
 };
 
 /// The protocol client's modules, for the command-line tool `taskfarm` and

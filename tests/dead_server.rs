@@ -1,7 +1,9 @@
 //! A server that stays down: every call fails with `TF_ERR_CONNECTION` within
-//! the bound that `TASKFARM_RETRIES` and `TASKFARM_BACKOFF` give — no wait
-//! before the first retry, then backoff·2^(n-1) — and no sooner. The
-//! environment is process-wide, so this binary holds a single test.
+//! the bound that `TASKFARM_RETRIES` and `TASKFARM_BACKOFF` give. Without
+//! jitter (`TASKFARM_RETRY_JITTER=none`): no wait before the first retry,
+//! then backoff·2^(n-1), and no sooner. With it (the default) each wait is
+//! drawn between 0 and twice its step: never longer than twice the bound.
+//! The environment is process-wide, so this binary holds a single test.
 
 mod common;
 
@@ -58,7 +60,16 @@ fn a_dead_server_fails_every_call_within_retries_times_backoff() {
             }),
         ),
     ];
-    for (name, call) in calls {
+    for (jitter, (name, call)) in [false, true]
+        .into_iter()
+        .flat_map(|j| calls.iter().map(move |c| (j, c)))
+    {
+        // SAFETY (Rust 2024 rules): the only test of this binary, no other thread.
+        if jitter {
+            std::env::remove_var("TASKFARM_RETRY_JITTER");
+        } else {
+            std::env::set_var("TASKFARM_RETRY_JITTER", "none");
+        }
         let started = Instant::now();
         let status = call();
         let elapsed = started.elapsed();
@@ -68,12 +79,17 @@ fn a_dead_server_fails_every_call_within_retries_times_backoff() {
             message.contains("cannot connect") && message.contains("(after 5 attempts)"),
             "{message}"
         );
+        let (low, high) = if jitter {
+            (Duration::ZERO, 2 * bound)
+        } else {
+            (bound, bound)
+        };
         assert!(
-            elapsed >= bound && elapsed < bound + Duration::from_millis(600),
-            "{name} took {elapsed:?}, the bound is {bound:?}"
+            elapsed >= low && elapsed < high + Duration::from_millis(600),
+            "{name} (jitter: {jitter}) took {elapsed:?}, the bound is {bound:?}"
         );
         eprintln!(
-            "{name}: TF_ERR_CONNECTION after {:.2} s (bound {:.2} s)",
+            "{name} (jitter: {jitter}): TF_ERR_CONNECTION after {:.2} s (bound {:.2} s)",
             elapsed.as_secs_f64(),
             bound.as_secs_f64()
         );

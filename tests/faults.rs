@@ -105,6 +105,9 @@ fn setup() {
         std::env::set_var("TASKFARM_BACKOFF", "0.01");
         std::env::set_var("TASKFARM_RETRIES", "3");
         std::env::set_var("TASKFARM_TIMEOUT", "5");
+        // The waits these tests time are the steps themselves (the jitter is
+        // tested in tests/scale.rs and tests/dead_server.rs).
+        std::env::set_var("TASKFARM_RETRY_JITTER", "none");
         // These tests follow every request of the transport: each update is
         // sent at once (coalesced progress is tested in tests/progress.rs).
         std::env::set_var("TASKFARM_UPDATE_INTERVAL", "0");

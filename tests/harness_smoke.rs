@@ -477,3 +477,86 @@ fn postgresql_mode_without_postgresql_fails_loudly_with_the_apt_line() {
         "no install hint: {stderr}"
     );
 }
+
+#[test]
+fn postgresql_cluster_in_tmp_keeps_its_data_over_stop_and_restart() {
+    // A state directory whose socket path is too long: the cluster goes to
+    // /tmp/taskfarm-pg-* (as it does in a deep or 0700 checkout). A plain
+    // `stop` removed it, so a restart after `server.stop()` came up on an
+    // empty database: "no run" (issue 26 point 17).
+    let dir = scratch_dir(&format!("external-{}", "d".repeat(64)));
+    let d = dir.to_string_lossy().into_owned();
+    let me = std::process::id().to_string();
+    let (ok, stdout, stderr) = server_sh(
+        &["start", &d, "--db", "postgresql", "--watch-pid", &me],
+        &[],
+    );
+    assert!(ok, "start failed\n{stderr}\n{stdout}");
+    let info = json(
+        stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .expect("JSON"),
+    );
+    let pg_dir = info["postgresql"]["dir"].as_str().expect("dir").to_owned();
+    assert_eq!(info["postgresql"]["external"], true, "{info}");
+    assert!(pg_dir.starts_with("/tmp/taskfarm-pg-"), "{info}");
+    let url = info["url"].as_str().unwrap().to_owned();
+    let (user, password) = (
+        info["user"].as_str().unwrap().to_owned(),
+        info["password"].as_str().unwrap().to_owned(),
+    );
+    let (status, body) = get(&format!("{url}token"), &user, &password);
+    assert_eq!(status, 200, "{body}");
+    let tok = json(&body)["token"].as_str().unwrap().to_owned();
+    let (status, body) = post_json(
+        &format!("{url}run"),
+        &tok,
+        serde_json::json!({ "numTasks": 3 }),
+    );
+    assert_eq!(status, 201, "{body}");
+    let uuid = json(&body)["uuid"].as_str().unwrap().to_owned();
+
+    let (ok, _, stderr) = server_sh(&["stop", &d, "--keep-data"], &[]);
+    assert!(ok, "stop --keep-data: {stderr}");
+    assert!(Path::new(&pg_dir).join("data/PG_VERSION").is_file());
+    let (ok, stdout, stderr) = server_sh(&["restart", &d], &[]);
+    assert!(ok, "restart failed\n{stderr}\n{stdout}");
+    let (status, body) = get(&format!("{url}runs/{uuid}"), &tok, "");
+    let (stopped, _, stop_err) = server_sh(&["stop", &d], &[]);
+    assert_eq!(status, 200, "run lost by stop and restart: {body}");
+    // The final stop removes the cluster in /tmp.
+    assert!(stopped, "{stop_err}");
+    assert!(!Path::new(&pg_dir).exists(), "{pg_dir} left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn postgresql_stops_when_the_test_dies_even_if_its_state_dir_is_removed() {
+    // The test process killed (SIGKILL), and its state directory removed at
+    // once, as the next test binary removes those of dead test processes:
+    // the watchdog read server.json only then, found none, and PostgreSQL
+    // ran on (issue 26 point 17).
+    let mut test_process = Command::new("sleep")
+        .arg("120")
+        .spawn()
+        .expect("spawn sleep");
+    let server = TaskfarmServer::start_watching_with(Db::Postgresql, test_process.id() as i32);
+    token(&server);
+    let port = server.info()["port"].as_u64().expect("port");
+    let pids = server_processes(&server);
+    let postmaster = server.postgres_pid().expect("postmaster");
+    assert!(pids.contains(&postmaster), "{pids:?}");
+
+    test_process.kill().expect("SIGKILL the test process");
+    test_process.wait().expect("wait sleep");
+    std::fs::remove_dir_all(&server.state_dir).expect("remove the state dir");
+    let alive = wait_all_gone(&pids, Duration::from_secs(30));
+    assert!(
+        alive.is_empty(),
+        "still alive 30 s after the test process was killed: {alive:?}"
+    );
+    let left = leftovers(&server, port);
+    assert!(left.is_empty(), "processes left: {left:?}");
+}

@@ -10,6 +10,10 @@
 //! - a `done` in flight when SIGTERM comes is waited for, never followed by
 //!   a `waiting` ([`sigterm_while_a_done_is_in_flight_never_turns_it_back_to_waiting`]);
 //! - a requeue in flight is not doubled by the watcher ([`sigterm_during_a_requeue_sends_one_waiting`]);
+//! - a fail in flight (`tf_worker_fail`) is waited for: a task handed back
+//!   gets one `waiting` and one attempt, a task set aside is never handed
+//!   back ([`sigterm_during_a_fail_sends_one_waiting_and_counts_one_attempt`],
+//!   [`sigterm_while_a_fail_sets_a_task_aside_never_hands_it_back`]);
 //! - `done` carries the latest percentage even after a failed update, and a
 //!   failed hand-back leaves progress open ([`a_failed_update_100_still_records_the_done_task_at_100`],
 //!   [`after_a_failed_hand_back_progress_is_sent_again`]);
@@ -342,6 +346,115 @@ fn sigterm_during_a_requeue_sends_one_waiting() {
     assert_task(&run, task, TaskState::Waiting, 0.0);
 }
 
+// A fail in flight: the watcher waits for its outcome, hands back nothing.
+
+/// A fresh journal directory for a worker of this test binary.
+fn journal_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("taskfarm-held-tasks-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The attempt records of `run` in `dir` (as `taskfarm failed` reads them).
+fn attempt_records(dir: &std::path::Path, run: &str) -> Vec<serde_json::Value> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap();
+        if name.starts_with(&format!("attempt-{run}-")) && name.ends_with(".json") {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            found.push(serde_json::from_str(&text).unwrap());
+        }
+    }
+    found
+}
+
+/// The fail of the task held by scenario `fail` is held at `gate` (the
+/// server has acted, the worker has not heard); SIGTERM comes. The watcher
+/// must say it waits for the fail, and never send a `waiting` of its own.
+fn fail_meets_sigterm(
+    run: &Run,
+    gate: &common::recording_proxy::Gate,
+    journal: &std::path::Path,
+    max_attempts: &str,
+) -> (WorkerProcess, i64) {
+    let journal_text = journal.to_str().unwrap();
+    let mut worker = spawn(
+        "fail",
+        run.uuid(),
+        &[
+            ("TASKFARM_JOURNAL", journal_text),
+            ("TASKFARM_MAX_ATTEMPTS", max_attempts),
+            // The 40 % stays pending: the fail's own request is the first
+            // to carry it.
+            ("TASKFARM_UPDATE_INTERVAL", "3600"),
+        ],
+        None,
+    );
+    let task = number(&worker.said("failing "), 1);
+    gate.wait_held(1, EVENT);
+    worker.signal(libc::SIGTERM);
+    let uuid = run.uuid().to_owned();
+    let waits = worker.until("the watcher acts on SIGTERM", |w| {
+        if puts_with(&uuid, task, "waiting").len() > usize::from(max_attempts != "1") {
+            return Some(false);
+        }
+        w.stderr_now("its fail is in flight").map(|_| true)
+    });
+    assert!(
+        waits,
+        "the stop watcher sent a `waiting` of its own during the fail of task {task}: {:#?}",
+        puts_with(run.uuid(), task, "waiting")
+    );
+    gate.release();
+    let (status, _) = worker.wait_exit(EVENT);
+    worker.assert_died_of(status, libc::SIGTERM);
+    (worker, task)
+}
+
+#[test]
+fn sigterm_during_a_fail_sends_one_waiting_and_counts_one_attempt() {
+    let run = new_run(2);
+    let journal = journal_dir("fail-back");
+    let gate = proxy().hold(any_put_status(run.uuid(), "waiting"));
+    let (_worker, task) = fail_meets_sigterm(&run, &gate, &journal, "3");
+    let waiting = puts_with(run.uuid(), task, "waiting");
+    assert_eq!(waiting.len(), 1, "{waiting:#?}");
+    assert_eq!(waiting[0].json()["percentCompleted"], 40.0);
+    assert_task(&run, task, TaskState::Waiting, 40.0);
+    let records = attempt_records(&journal, run.uuid());
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(
+        (
+            &records[0]["kind"],
+            &records[0]["set_aside"],
+            &records[0]["task"]
+        ),
+        (&"failed".into(), &false.into(), &task.into())
+    );
+    let _ = std::fs::remove_dir_all(&journal);
+}
+
+#[test]
+fn sigterm_while_a_fail_sets_a_task_aside_never_hands_it_back() {
+    let run = new_run(2);
+    let journal = journal_dir("fail-aside");
+    // The set-aside's request: the pending 40 %, no state.
+    let gate = proxy().hold(any_put_percent(run.uuid(), 40.0));
+    let (_worker, task) = fail_meets_sigterm(&run, &gate, &journal, "1");
+    assert!(
+        puts_with(run.uuid(), task, "waiting").is_empty(),
+        "a task set aside was handed back: {:#?}",
+        proxy().records_of(run.uuid())
+    );
+    assert_task(&run, task, TaskState::Computing, 40.0);
+    let records = attempt_records(&journal, run.uuid());
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["set_aside"], true);
+    let _ = std::fs::remove_dir_all(&journal);
+}
+
 // Finding 3: `done` after a failed update(100); progress after a failed hand-back.
 
 /// A worker of the C ABI on `uuid` through the proxy, every update sent at
@@ -644,6 +757,18 @@ fn child() {
             let task = take_at(w, 40.0);
             say(&format!("requeueing {task}"));
             say(&format!("requeue {}", name(tf_worker_requeue(w))));
+            park();
+        }
+        "fail" => {
+            stop_on(&[libc::SIGTERM]);
+            let w = env_worker();
+            let task = take_at(w, 40.0);
+            say(&format!("failing {task}"));
+            let message = c("the solver diverged");
+            say(&format!(
+                "fail {}",
+                name(tf_worker_fail(w, message.as_ptr()))
+            ));
             park();
         }
         "request" => {

@@ -236,22 +236,41 @@ fn the_tool_prints_no_echoed_secret_nor_logs_one() {
 }
 
 #[test]
-fn a_user_name_with_a_colon_sends_nothing() {
+fn a_user_name_with_a_colon_sends_nothing_and_hides_what_follows_it() {
     setup();
     let server = FaultServer::start(|_, _| token_ok(TOKEN));
-    let (got, message) = open("al:ice", &server.url());
+    // The curl -u habit: user:password typed as the user name.
+    let typed = "alice:S3cretPassw0rd";
+    let (got, message) = open(typed, &server.url());
     assert_eq!(got, TF_ERR_INVALID_ARGUMENT, "{message}");
-    assert!(message.contains("\"al:ice\" holds a ':'"), "{message}");
-    let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
-        .args(["-b", &server.url(), "-u", "al:ice", "-p", PASSWORD, "-l"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("Basic authentication cannot carry"),
-        "{stderr}"
+        message.contains("\"alice\" is followed by a ':'"),
+        "{message}"
     );
+    assert!(!message.contains("S3cret"), "{message}");
+    // The command line, with and without -p (without, it would prompt).
+    for password in [Some(PASSWORD), None] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_taskfarm"));
+        command.args(["-b", &server.url(), "-u", typed, "-l"]);
+        command
+            .env_remove("TASKFARM_PASSWORD")
+            .env_remove("TASKFARM_TOKEN");
+        if let Some(password) = password {
+            command.args(["-p", password]);
+        }
+        let output = command.stdin(std::process::Stdio::null()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("Basic authentication cannot carry"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("S3cret") && !stdout.contains("S3cret"),
+            "{stderr}{stdout}"
+        );
+    }
     assert_eq!(server.connections(), 0);
 }
 
@@ -463,4 +482,117 @@ fn a_ca_file_that_is_not_a_sane_file_is_refused_before_connecting() {
         assert_eq!(connections.load(Ordering::SeqCst), 1, "{}", path.display());
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A server string carrying what a terminal obeys: an escape sequence (ESC
+/// and the 8-bit CSI), a carriage return that would overwrite the line, a
+/// line feed that would forge one, a bidirectional override.
+const TERMINAL_TRAP: &str = "run\u{1b}]0;owned\u{7}\u{1b}[2J\rFAKE\nid 9 \u{9b}31m\u{202e}evil";
+
+/// Fails when `text` holds a character a terminal would act on.
+fn assert_no_terminal_control(text: &str, what: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|&c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what} reaches the terminal with {bad:?}: {text:?}"
+    );
+}
+
+#[test]
+fn taskfarm_list_prints_a_servers_control_characters_visibly() {
+    setup();
+    let server = FaultServer::start(|request, _| {
+        if request.path.ends_with("/token") {
+            return token_ok(TOKEN);
+        }
+        Action::json(
+            200,
+            &json!({"data": [{"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3}]}),
+        )
+    });
+    // `list` (a table) and manageTF's `-l` (its lines).
+    for (how, lines_expected) in [("list", 2), ("-l", 1)] {
+        let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
+            .args(["-b", &server.url(), "-u", USER, "-p", PASSWORD, how])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert_no_terminal_control(&stdout, "taskfarm -l");
+        // One line per run (and the header): the LF did not forge a line.
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), lines_expected, "{how}: {stdout}");
+        // Written out, not dropped: the reader sees what the server sent.
+        assert!(
+            stdout.contains(
+                r"run\u{1b}]0;owned\u{7}\u{1b}[2J\u{d}FAKE\u{a}id 9 \u{9b}31m\u{202e}evil"
+            ),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn taskfarm_token_refuses_a_token_that_taskfarm_token_would_refuse() {
+    setup();
+    for (bad, kind) in [
+        ("Q7x\u{1b}[2Jz9", "a control character"),
+        ("Q7x z9", "white space"),
+        ("Q7x\r\nz9", "white space"),
+        ("Q7x\u{9b}z9", "a control character"),
+        ("Q7xéz9", "a character that is not ASCII"),
+    ] {
+        let server = FaultServer::start(move |_, _| token_ok(bad));
+        let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
+            .args(["-b", &server.url(), "-u", USER, "-p", PASSWORD, "token"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(6), "{bad:?}: {stderr}");
+        assert!(stdout.is_empty(), "{bad:?} printed: {stdout:?}");
+        assert!(
+            stderr.contains("a token that TASKFARM_TOKEN would refuse") && stderr.contains(kind),
+            "{bad:?}: {stderr}"
+        );
+        assert_no_terminal_control(&stderr, "the token's error");
+        // Never quoted: a token is a secret even when it is refused.
+        assert!(!stderr.contains("Q7x"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_short_password_leaves_the_librarys_words_alone_and_is_removed_from_an_echo() {
+    setup();
+    // The password `server`, a word of the library's own messages; the
+    // server's answer echoes it (issue 26 point 13).
+    let server = FaultServer::start(|_, _| {
+        Action::text(401, "refused: the password server is wrong (server)")
+    });
+    let mut tf: *mut tf_taskfarm = ptr::null_mut();
+    let status = tf_taskfarm_open(
+        c(USER).as_ptr(),
+        c("server").as_ptr(),
+        c(&server.url()).as_ptr(),
+        c(RUN).as_ptr(),
+        &mut tf,
+    );
+    let message = last_error();
+    tf_taskfarm_free(tf);
+    assert_eq!(status, TF_ERR_AUTH, "{message}");
+    // The library's words read naturally ...
+    assert!(
+        message.contains("(the server refused user \"alice\" and its password)"),
+        "{message}"
+    );
+    // ... and the echo does not show the password.
+    assert!(
+        message.contains("refused: the password *** is wrong (***)"),
+        "{message}"
+    );
+    assert!(!message.contains("password server"), "{message}");
 }

@@ -144,7 +144,7 @@ fn a_task_shorter_than_the_interval_costs_two_requests() {
     // marks nothing then).
     let t = take(w);
     ok(tf_worker_update(w, 40.0));
-    ok(tf_worker_done(w));
+    assert_eq!(tf_worker_done(w), TF_NOT_DONE);
     expected.push((post().0, post().1, json!({"worker_uuid": worker_uuid(w)})));
     expected.push(put(t, json!({"percentCompleted": 40.0})));
 

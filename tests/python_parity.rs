@@ -149,7 +149,12 @@ fn play_in_c(
             "update" => outcome(tf_worker_update(w, arg(1).as_f64().unwrap()), || {
                 Value::Null
             }),
-            "done" => outcome(tf_worker_done(w), || Value::Null),
+            // TF_NOT_DONE (below 100 %) is the Python client's silent
+            // release: the same effect on the server, only reported.
+            "done" => match tf_worker_done(w) {
+                TF_NOT_DONE => json!({"ok": null}),
+                status => outcome(status, || Value::Null),
+            },
             "restart" => outcome(tf_taskfarm_restart(tf, arg(1).as_bool().unwrap()), || {
                 Value::Null
             }),

@@ -237,7 +237,7 @@ fn a_worker_holds_its_task_until_done_as_the_python_client() {
     // done at 50 % releases the task without marking it done.
     assert_eq!(tf_worker_update(w, 50.0), TF_OK, "{}", last_error());
     assert_eq!(percent_of(tf, first), 50.0);
-    assert_eq!(tf_worker_done(w), TF_OK);
+    assert_eq!(tf_worker_done(w), TF_NOT_DONE);
     assert_eq!(state_of(tf, first), tf_task_state::TF_TASK_COMPUTING);
 
     // The next task; done at 100 % marks it done.
@@ -459,7 +459,7 @@ fn restart_puts_unfinished_tasks_back_and_keeps_their_percentage() {
     // does not mark it done (the last known percentage is 40).
     let w = worker_on(tf);
     assert_eq!(next_task(w), Some(1));
-    assert_eq!(tf_worker_done(w), TF_OK);
+    assert_eq!(tf_worker_done(w), TF_NOT_DONE);
     assert_eq!(state_of(tf, 1), tf_task_state::TF_TASK_COMPUTING);
     tf_worker_free(w);
     tf_taskfarm_free(tf);

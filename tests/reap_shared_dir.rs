@@ -483,7 +483,8 @@ fn journals_of_other_machines_are_judged_by_slurm_and_by_changes_of_their_heartb
     );
     let squeue = fake_squeue(
         "squeue-states",
-        r#"case "$5" in 11) echo "11 SUSPENDED";; 12) echo "12 RUNNING";; esac"#,
+        // $5: the comma-separated jobs of the pass (one squeue for all).
+        r#"for j in $(echo "$5" | tr , ' '); do case "$j" in 11) echo "11 SUSPENDED";; 12) echo "12 RUNNING";; esac; done"#,
     );
     let path = path_with(&squeue);
     // A live worker on a node whose clock is 6 minutes behind: its heartbeat

@@ -10,6 +10,7 @@ SIZES = {
         e_reps=3, e_workers=[1, 2, 4, 8, 16, 32], e_tasks=48,
         e_tight_workers=4, e_tight_tasks=8, e_tight_updates=1000, e_tight_sleep_us=1000,
         e_sizes=[1000, 10000, 50000], e_size_tail=200, e_size_workers=4,
+        scale_workers=1000, scale_outage_s=5.0, scale_spreads=[2.5, 10.0],
     ),
     "smoke": dict(
         canned_reps=2, canned_tasks_c=30, canned_tasks_python=10,
@@ -20,6 +21,7 @@ SIZES = {
         e_reps=1, e_workers=[2], e_tasks=6,
         e_tight_workers=1, e_tight_tasks=2, e_tight_updates=50, e_tight_sleep_us=1000,
         e_sizes=[200], e_size_tail=10, e_size_workers=2,
+        scale_workers=4, scale_outage_s=1.0, scale_spreads=[0.2],
     ),
 }
 

@@ -5,6 +5,7 @@ import argparse
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +20,7 @@ from .library_size import library_size
 from .load import LoadSampler
 from .merge import merge_section
 from .paths import DEFAULT_WORKER_BIN, LIB, ROOT
-from .plot import write_coalesced_svg, write_throughput_svg
+from .plot import write_coalesced_svg, write_retry_wave_svg, write_throughput_svg
 from .processes import CLEANUP, on_signal
 from .profiling import profile, syscalls_per_request
 from .real_server import RealServer, start_server
@@ -30,13 +31,15 @@ from .scenario_coalesced import scenario_coalesced
 from .scenario_python_rs import KEY as PYTHON_RS
 from .scenario_python_rs import run_python_rs
 from .scenario_real import scenario_real
+from .scenario_scale import scenario_scale
 from .scenario_storm import scenario_storm
 from .stats import medians
 from .targets import verdict
 from .tools import ensure_tools, machine, versions
 from .workers import Workers
 
-SKIPPABLE = ["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm", "profile", "coalesced", "python-rs"]
+SKIPPABLE = ["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm", "profile", "coalesced", "python-rs",
+             "scale"]
 
 
 def parse_args(argv, description):
@@ -134,6 +137,34 @@ def run_real(cfg, skip, workers, env, workdir, fig, sampler, phases):
     CLEANUP.stop_server(state)
 
 
+def run_scale(cfg, smoke, worker_bin, env, workdir, sampler):
+    """f on a PostgreSQL server of its own (f2 kills and restarts it); its
+    figures carry their own date and load, as a section run alone
+    (`--only scale`) is merged into a full run's figures."""
+    log(f"scenario f: {cfg['scale_workers']} workers at once (PostgreSQL)")
+    started, load_before, t0 = time.monotonic(), os.getloadavg(), time.monotonic()
+    uptime_before = uptime()
+    state = Path(workdir) / "server-scale"
+    info, err = start_server(state, "postgresql", sampler)
+    if info is None:
+        check(False, f"the harness could not start the PostgreSQL server for f: {err}")
+        return None
+    server = RealServer(info, state)
+    server.login()
+    fig = scenario_scale(cfg, server, state, worker_bin, env)
+    CLEANUP.stop_server(state)
+    fig.update(smoke=smoke, date=time.strftime("%Y-%m-%d %H:%M %Z"), elapsed=time.monotonic() - started,
+               load=sampler.summary(t0), load_before=load_before, uptime_before=uptime_before,
+               uptime_after=uptime())
+    return fig
+
+
+def uptime():
+    """What `uptime` says (the load of a shared machine, for the record)."""
+    r = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
+    return r.stdout.strip()
+
+
 def write_outputs(out_dir, fig):
     """BENCHMARKS.md, results.csv, the plots and figures.json of the figures;
     returns the targets."""
@@ -144,9 +175,12 @@ def write_outputs(out_dir, fig):
     write_csv(out_dir / "bench" / "results.csv", rows, med)
     write_throughput_svg(out_dir / "bench" / "throughput.svg", med, fig["pg_counts"])
     write_coalesced_svg(out_dir / "bench" / "coalesced.svg", med, fig["cfg"]["e_workers"])
+    if fig.get("scale"):
+        write_retry_wave_svg(out_dir / "bench" / "retry_wave.svg", fig["scale"])
     (out_dir / "BENCHMARKS.md").write_text(text)
-    log(f"wrote {out_dir / 'BENCHMARKS.md'} and, in {out_dir / 'bench'}, results.csv, throughput.svg and "
-        "coalesced.svg")
+    wave = " and retry_wave.svg" if fig.get("scale") else ""
+    log(f"wrote {out_dir / 'BENCHMARKS.md'} and, in {out_dir / 'bench'}, results.csv, throughput.svg, "
+        f"coalesced.svg{wave}")
     return targets
 
 
@@ -179,6 +213,10 @@ def run(args):
         phases["c"] = [time.monotonic()]
         run_real(cfg, args.skip, workers, env, workdir, fig, sampler, phases)
         phases["c"].append(time.monotonic())
+        if "scale" not in args.skip:
+            phases["f"] = [time.monotonic()]
+            fig["scale"] = run_scale(cfg, args.smoke, args.worker_bin, env, workdir, sampler)
+            phases["f"].append(time.monotonic())
         if "python-rs" not in args.skip:
             phases["python-rs"] = [time.monotonic()]
             fig[PYTHON_RS] = run_python_rs(args.smoke, args.worker_bin, env, workdir, sampler)

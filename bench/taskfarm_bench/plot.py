@@ -142,3 +142,68 @@ def write_coalesced_svg(path, med, counts):
             series.append(Series(label, color, pts))
     line_plot(path, "Stress pattern on PostgreSQL + gunicorn: tasks/s against workers", series, counts, 200,
               step_power)
+
+
+WAVE_SKIP_BINS = 5  # the first 0.5 s after the release
+
+
+def write_retry_wave_svg(path, scale):
+    """Scenario f2: the task requests' attempts per 100 ms after the workers
+    were released against a dead server, with jitter and without (a linear
+    time axis; the server's return marked)."""
+    waves = [(name, color, scale["restart"][name]) for name, color in
+             (("no jitter", "#d62728"), ("jitter", "#1f77b4")) if name in scale["restart"]]
+    w, h, right = WIDTH, HEIGHT, 150
+    tmax = max([len(r["wave"]) / 10 for _, _, r in waves] + [1.0])
+    # The release itself (every worker's first attempt and its immediate
+    # first retry, in the first bins) would flatten the wave: the axis is
+    # scaled to what comes after WAVE_SKIP_BINS, the release's bins cut off
+    # and their height written.
+    ymax = max([max(r["wave"][WAVE_SKIP_BINS:], default=0) for _, _, r in waves] + [1])
+    step = step_decimal(ymax)
+    ytop = step * (int(ymax / step) + 1)
+    tstep = step_decimal(tmax)
+
+    def X(t):  # noqa: N802 (the plot's coordinates)
+        return LEFT + t / tmax * (w - LEFT - right)
+
+    def Y(v):  # noqa: N802
+        return h - BOTTOM - v / ytop * (h - TOP - BOTTOM)
+
+    e = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+         f'viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">',
+         f'<rect width="{w}" height="{h}" fill="white"/>',
+         f'<text x="{LEFT}" y="22" font-size="14" font-weight="bold">Server restart with '
+         f'{scale["workers"]} workers waiting: task requests per 100 ms</text>']
+    for i in range(0, int(ytop / step) + 1):
+        v = i * step
+        e.append(f'<line x1="{LEFT}" y1="{Y(v):.1f}" x2="{w - right}" y2="{Y(v):.1f}" stroke="#ddd"/>')
+        e.append(f'<text x="{LEFT - 6}" y="{Y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
+    t = 0.0
+    while t <= tmax + 1e-9:
+        e.append(f'<text x="{X(t):.1f}" y="{h - BOTTOM + 16}" text-anchor="middle">{t:g}</text>')
+        t += tstep
+    e.append(f'<line x1="{LEFT}" y1="{h - BOTTOM}" x2="{w - right}" y2="{h - BOTTOM}" stroke="black"/>')
+    e.append(f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{h - BOTTOM}" stroke="black"/>')
+    e.append(f'<text x="{(LEFT + w - right) / 2}" y="{h - 18}" text-anchor="middle">'
+             f'seconds after the workers were released (the server down)</text>')
+    e.append(f'<text x="18" y="{(TOP + h - BOTTOM) / 2}" text-anchor="middle" '
+             f'transform="rotate(-90 18 {(TOP + h - BOTTOM) / 2})">attempts per 100 ms</text>')
+    ly = TOP + 10
+    for k, (name, color, r) in enumerate(waves):
+        d = " ".join(f"{'M' if i == 0 else 'L'}{X(i / 10):.1f},{Y(min(v, ytop)):.1f} "
+                     f"L{X((i + 1) / 10):.1f},{Y(min(v, ytop)):.1f}" for i, v in enumerate(r["wave"]))
+        cut = max(r["wave"][:WAVE_SKIP_BINS], default=0)
+        if cut > ytop:
+            e.append(f'<text x="{X(0.1) + 4:.1f}" y="{TOP + 14 + 14 * k}" fill="{color}" '
+                     f'font-size="11">release: {cut} in 100 ms (cut off)</text>')
+        e.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+        back = r["outage_s"]
+        e.append(f'<line x1="{X(back):.1f}" y1="{TOP}" x2="{X(back):.1f}" y2="{h - BOTTOM}" '
+                 f'stroke="{color}" stroke-dasharray="4,3"/>')
+        e += _legend(Series(name, color, []), w - right + 12, ly)
+        ly += 20
+    e.append(f'<text x="{w - right + 12}" y="{ly + 8}" font-size="11">dashed: the server</text>')
+    e.append(f'<text x="{w - right + 12}" y="{ly + 22}" font-size="11">is back</text>')
+    e.append("</svg>")
+    Path(path).write_text("\n".join(e) + "\n")

@@ -6,8 +6,11 @@
 //! Who reads what: `settings.rs` the connection's ten ([`SETTINGS`]), when a
 //! handle is made; `worker/worker.rs` [`DEADLINE`] and [`TASK_SECONDS`] and
 //! `worker/journal.rs` [`JOURNAL`] and [`JOURNAL_HEARTBEAT`], when a worker
-//! is made; `worker/stop_signals.rs` [`STOP_SIGNALS`] and [`STOP_BUDGET`], when the first handle
-//! of the process is made.
+//! is made; `worker/attempts.rs` [`MAX_ATTEMPTS`], when a task fails;
+//! `worker/stop_signals.rs` [`STOP_SIGNALS`] and [`STOP_BUDGET`], when the
+//! first handle of the process is made; `worker/start_spread.rs`
+//! [`START_SPREAD`], when the first run is opened; `http/retry.rs`
+//! [`RETRY_JITTER`], before each retry's wait.
 
 use std::ffi::OsString;
 
@@ -43,9 +46,16 @@ pub const JOURNAL: &str = "TASKFARM_JOURNAL";
 pub const JOURNAL_HEARTBEAT: &str = "TASKFARM_JOURNAL_HEARTBEAT";
 /// The signals that become stop signals when the first handle is made.
 pub const STOP_SIGNALS: &str = "TASKFARM_STOP_SIGNALS";
+/// The failed attempts after which a task is set aside.
+pub const MAX_ATTEMPTS: &str = "TASKFARM_MAX_ATTEMPTS";
 /// The stop's budget, in seconds: every held task handed back and the
 /// process ended within it.
 pub const STOP_BUDGET: &str = "TASKFARM_STOP_BUDGET";
+/// The window in seconds over which the workers of a job spread their
+/// first requests (`worker/start_spread.rs`).
+pub const START_SPREAD: &str = "TASKFARM_START_SPREAD";
+/// `none`: retry waits without jitter (`http/retry.rs`).
+pub const RETRY_JITTER: &str = "TASKFARM_RETRY_JITTER";
 
 /// The variables of a connection's settings, read by `Settings::resolve`.
 pub const SETTINGS: [&str; 10] = [
@@ -69,6 +79,11 @@ pub fn var(name: &str) -> Option<String> {
 /// The variable `name` as the OS gives it (a path need not be UTF-8).
 pub fn var_os(name: &str) -> Option<OsString> {
     std::env::var_os(name)
+}
+
+/// Whether `TASKFARM_LOG` asks for debug lines on stderr.
+pub fn log_debug() -> bool {
+    var(LOG).is_some_and(|v| v.eq_ignore_ascii_case("debug"))
 }
 
 /// Refuses a variable of `names` that is set but not valid UTF-8, naming it.

@@ -28,9 +28,11 @@ pub enum ErrorKind {
 }
 
 /// An error of the protocol client. The message never holds a password or
-/// token: every constructor passes it through `scrub::clean`, which removes
-/// the secrets of every live handle, whatever part of the text came from the
-/// server.
+/// token: the library builds no sentence from one, the text that comes from
+/// outside (answers, OS and TLS errors) is cleaned where it comes in
+/// (`scrub::clean`), and every constructor passes the whole message through
+/// `scrub::clean_compound`, a last net that leaves the library's own words
+/// alone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error {
     kind: ErrorKind,
@@ -47,7 +49,7 @@ impl Error {
         Error {
             kind,
             http_status: 0,
-            message: scrub::clean(&message.into()),
+            message: scrub::clean_compound(&message.into()),
         }
     }
 
@@ -70,7 +72,7 @@ impl Error {
         Error {
             kind,
             http_status,
-            message: scrub::clean(&message.into()),
+            message: scrub::clean_compound(&message.into()),
         }
     }
 
@@ -92,13 +94,13 @@ impl Error {
 
     /// The same error with `note` put after its message.
     pub fn context_after(mut self, note: &str) -> Error {
-        self.message = scrub::clean(&format!("{}{note}", self.message));
+        self.message = scrub::clean_compound(&format!("{}{note}", self.message));
         self
     }
 
     /// The same error with `context` put in front of its message.
     pub fn context(mut self, context: &str) -> Error {
-        self.message = scrub::clean(&format!("{context}: {}", self.message));
+        self.message = scrub::clean_compound(&format!("{context}: {}", self.message));
         self
     }
 }

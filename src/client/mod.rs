@@ -10,6 +10,7 @@
 //! - [`wire`]: the JSON messages of the protocol, as typed structs.
 //! - [`run`]: a run of tasks (the Python `TaskFarm`), and the list of runs.
 //! - [`clock`]: Unix time now.
+//! - [`jitter`]: random waits (retry jitter, the journal's first heartbeat).
 //!
 //! In folders, the machinery:
 //! - [`http`]: the HTTP transport, its retries, proxy, TLS and the scrubbing
@@ -27,6 +28,7 @@ pub mod clock;
 mod env;
 pub mod error;
 pub mod http;
+pub mod jitter;
 pub mod run;
 pub mod scheduler;
 pub mod settings;
@@ -38,4 +40,4 @@ pub use run::{list_runs, new_token, Run, RunInfoKey, TaskInfoKey};
 pub use settings::Settings;
 pub use wire::{RunStatus, RunSummary, TaskState};
 pub use worker::tasks::{Task, Tasks};
-pub use worker::worker::Worker;
+pub use worker::worker::{Failed, Worker};

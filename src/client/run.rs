@@ -13,6 +13,7 @@ use super::http::transport::Connection;
 use super::settings::Settings;
 use super::wire::{CreateRun, RunList, RunStatus, RunSummary, TaskRecord, TaskState, TaskUpdate};
 use super::worker::progress::{self, ProgressTarget};
+use super::worker::start_spread;
 
 /// The largest number of tasks a run may have: the server keeps task numbers
 /// in a 32-bit integer column.
@@ -151,7 +152,7 @@ impl Run {
         check_run_uuid(&created.uuid).map_err(|_| {
             Error::protocol(format!(
                 "POST run answered a run whose uuid {:?} is not a UUID",
-                created.uuid
+                crate::client::http::scrub::clean(&created.uuid)
             ))
         })?;
         Ok(Run {
@@ -162,9 +163,13 @@ impl Run {
         })
     }
 
-    /// Opens the existing run `uuid` (`GET token`, `GET runs/UUID`).
+    /// Opens the existing run `uuid` (`GET token`, `GET runs/UUID`). The
+    /// first run a process opens waits for the process's start spread first
+    /// (`worker/start_spread.rs`: in a big job, each process its own share of
+    /// a window).
     pub fn open(settings: &Settings, uuid: &str) -> Result<Run> {
         check_run_uuid(uuid)?;
+        start_spread::wait_before_first_request()?;
         let connection = Connection::open(settings)?;
         let found: RunSummary = connection
             .call(Method::Get, &format!("runs/{uuid}"), None::<&()>)?

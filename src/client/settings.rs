@@ -198,11 +198,8 @@ impl Settings {
         if username.as_deref() == Some("") {
             return Err(Error::invalid_argument("the user name is empty"));
         }
-        if let Some(username) = username.as_deref().filter(|u| u.contains(':')) {
-            return Err(Error::invalid_argument(format!(
-                "the user name {username:?} holds a ':', which HTTP Basic authentication \
-                 cannot carry (the server would take the user name to end there)"
-            )));
+        if let Some(username) = username.as_deref() {
+            check_username(username)?;
         }
         let credentials = match (username, password) {
             (Some(username), Some(password)) => Some(Credentials {
@@ -267,6 +264,22 @@ impl Settings {
             update_interval,
         })
     }
+}
+
+/// Checks a user name before anything is sent: no `:`, which HTTP Basic
+/// authentication cannot carry. A name typed as `user:password` (the habit
+/// of `curl -u`) is the likely cause, so the message quotes only what comes
+/// before the `:`: what follows may be the password.
+pub fn check_username(username: &str) -> Result<()> {
+    let Some((before, _)) = username.split_once(':') else {
+        return Ok(());
+    };
+    Err(Error::invalid_argument(format!(
+        "the user name {before:?} is followed by a ':' and more (not shown: it may be a \
+         password), which HTTP Basic authentication cannot carry; give the user name alone \
+         and the password separately (TASKFARM_PASSWORD, or the password prompt), not as \
+         user:password"
+    )))
 }
 
 /// Checks a token before anything is sent: not empty, at most
@@ -566,7 +579,27 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind(), crate::client::ErrorKind::InvalidArgument);
-        assert!(err.message().contains("\"al:ice\" holds a ':'"), "{err}");
+        assert!(
+            err.message().contains("\"al\" is followed by a ':'"),
+            "{err}"
+        );
+        assert!(!err.message().contains("ice"), "{err}");
+    }
+
+    #[test]
+    fn a_user_name_typed_as_user_colon_password_does_not_print_the_password() {
+        // The curl -u habit, as the argument and as TASKFARM_USER.
+        let typed = "alice:S3cretPassw0rd";
+        for from_env in [false, true] {
+            let env = |name: &str| (from_env && name == "TASKFARM_USER").then(|| typed.to_owned());
+            let arg = (!from_env).then_some(typed);
+            let err = Settings::resolve_with(TokenSource::Environment, arg, None, None, &env)
+                .unwrap_err();
+            assert_eq!(err.kind(), crate::client::ErrorKind::InvalidArgument);
+            assert!(!err.message().contains("S3cret"), "{err}");
+            assert!(err.message().contains("\"alice\""), "{err}");
+            assert!(err.message().contains("user:password"), "{err}");
+        }
     }
 
     #[test]

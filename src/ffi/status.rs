@@ -38,6 +38,12 @@ pub enum tf_status {
     /// `while (tf_worker_task(w, &t) == TF_OK)` ends on it; `tf_last_error`
     /// says why.
     TF_STOPPED = 9,
+    /// `tf_worker_done` released a held task whose percentage was below 100:
+    /// it was not marked done and stays `computing` on the server (as with
+    /// the Python client); with a journal the release is recorded and
+    /// `taskfarm reap` gives the task back as a failed attempt. Not an error
+    /// for the task loop: the worker holds no task and takes the next one.
+    TF_NOT_DONE = 10,
 }
 
 /// The state of a task on the server.
@@ -104,6 +110,7 @@ pub extern "C" fn tf_status_name(status: c_int) -> *const c_char {
         7 => b"TF_ERR_PROTOCOL\0",
         8 => b"TF_ERR_INTERNAL\0",
         9 => b"TF_STOPPED\0",
+        10 => b"TF_NOT_DONE\0",
         _ => b"TF_UNKNOWN_STATUS\0",
     };
     name.as_ptr().cast()
@@ -130,11 +137,12 @@ mod tests {
             (tf_status::TF_ERR_PROTOCOL, "TF_ERR_PROTOCOL"),
             (tf_status::TF_ERR_INTERNAL, "TF_ERR_INTERNAL"),
             (tf_status::TF_STOPPED, "TF_STOPPED"),
+            (tf_status::TF_NOT_DONE, "TF_NOT_DONE"),
         ] {
             let got = unsafe { CStr::from_ptr(tf_status_name(status as c_int)) };
             assert_eq!(got.to_str().unwrap(), name);
         }
-        for unknown in [-1, 10, c_int::MAX, c_int::MIN] {
+        for unknown in [-1, 11, c_int::MAX, c_int::MIN] {
             let got = unsafe { CStr::from_ptr(tf_status_name(unknown)) };
             assert_eq!(got.to_str().unwrap(), "TF_UNKNOWN_STATUS");
         }

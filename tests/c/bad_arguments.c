@@ -182,7 +182,7 @@ int main(void) {
         check(tf_last_http_status() == 0, "tf_last_http_status() is 0 before any failure");
         const char *v = tf_version();
         check(v != NULL && v[0] != '\0', "tf_version() is a string (%s)", v ? v : "(NULL)");
-        const int unknown[] = {-1, 10, 100, INT_MAX, INT_MIN};
+        const int unknown[] = {-1, 11, 100, INT_MAX, INT_MIN};
         for (int i = 0; i < 5; i++) {
             const char *n = tf_status_name(unknown[i]);
             check(n != NULL && strcmp(n, "TF_UNKNOWN_STATUS") == 0,
@@ -586,6 +586,15 @@ int main(void) {
         INVALID(tf_worker_update(NULL, 50.0));
         INVALID(tf_worker_done(NULL));
         INVALID(tf_worker_requeue(NULL));
+        INVALID(tf_worker_fail(NULL, "why"));
+        INVALID(tf_worker_fail(w, NULL));
+        INVALID(tf_worker_fail(w, BAD_UTF8));
+        {
+            int64_t n = -3;
+            INVALID(tf_worker_attempt(NULL, &n));
+            INVALID(tf_worker_attempt(w, NULL));
+            UNTOUCHED(n == -3);
+        }
         INVALID(tf_worker_set_journal(NULL, "/tmp"));
         INVALID(tf_worker_set_journal(w, BAD_UTF8));
         INVALID(tf_worker_set_journal(w, "/nonexistent/journal/dir"));

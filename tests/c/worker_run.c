@@ -190,17 +190,17 @@ int main(void) {
         static const char *names[] = {"TF_OK",           "TF_NO_MORE_TASKS", "TF_ERR_INVALID_ARGUMENT",
                                       "TF_ERR_CONNECTION", "TF_ERR_AUTH",    "TF_ERR_NOT_FOUND",
                                       "TF_ERR_HTTP",     "TF_ERR_PROTOCOL", "TF_ERR_INTERNAL",
-                                      "TF_STOPPED"};
+                                      "TF_STOPPED",      "TF_NOT_DONE"};
         const int codes[] = {TF_OK,           TF_NO_MORE_TASKS, TF_ERR_INVALID_ARGUMENT,
                              TF_ERR_CONNECTION, TF_ERR_AUTH,    TF_ERR_NOT_FOUND,
                              TF_ERR_HTTP,     TF_ERR_PROTOCOL, TF_ERR_INTERNAL,
-                             TF_STOPPED};
-        for (int i = 0; i < 10; i++) {
+                             TF_STOPPED,      TF_NOT_DONE};
+        for (int i = 0; i < 11; i++) {
             const char *n = tf_status_name(codes[i]);
             check(codes[i] == i && n != NULL && strcmp(n, names[i]) == 0,
                   "tf_status_name(%d) is %s", codes[i], n ? n : "(NULL)");
         }
-        const int unknown[] = {-1, 10, 42, INT_MAX, INT_MIN};
+        const int unknown[] = {-1, 11, 42, INT_MAX, INT_MIN};
         for (int i = 0; i < 5; i++) {
             const char *n = tf_status_name(unknown[i]);
             check(n != NULL && strcmp(n, "TF_UNKNOWN_STATUS") == 0,
@@ -395,7 +395,7 @@ int main(void) {
         EXPECT(tf_taskfarm_get_task_info(tf, a, "status", &json), TF_OK);
         expect_string(json, "\"computing\"", "get_task_info(status)");
     }
-    EXPECT(tf_worker_done(w1), TF_OK);
+    EXPECT(tf_worker_done(w1), TF_NOT_DONE);
     expect_task(tf, a, TF_TASK_COMPUTING, 50.0);
     {
         int64_t next = -1;

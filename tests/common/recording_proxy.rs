@@ -6,8 +6,9 @@
 //! library would itself send pending progress).
 //!
 //! For the error paths it can refuse requests (read the request, then close
-//! the connection without forwarding it) or hold the answers to `PUT`s for a
-//! while (a request in flight). For races, chosen requests are steered by
+//! the connection without forwarding it), hold the answers to `PUT`s for a
+//! while (a request in flight), or answer 503 itself to every request (and
+//! record when each arrived: the retries' spacing). For races, chosen requests are steered by
 //! rules, the first matching one wins: [`RecordingProxy::hold`] forwards a
 //! request and holds its answer at a [`Gate`] until the test releases it
 //! (the server has acted, the client has not heard: a request in flight, for
@@ -55,6 +56,9 @@ pub enum Mode {
     Refuse,
     /// Forward; hold the answer to each `PUT` this long before passing it on.
     HoldPuts(Duration),
+    /// Record the request and answer `503 Service Unavailable` itself,
+    /// forwarding nothing (a server that is away behind a front proxy).
+    Unavailable,
 }
 
 /// Which requests a rule applies to.
@@ -409,6 +413,13 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
             return;
         }
         shared.records.lock().unwrap().push(record.clone());
+        if mode == Mode::Unavailable {
+            let answer = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+            if to_client.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         if server.is_none() {
             let stream = TcpStream::connect(upstream).unwrap();
             let reader = BufReader::new(stream.try_clone().unwrap());

@@ -279,15 +279,18 @@ impl TaskfarmServer {
         })
     }
 
-    /// Stops the server (SIGTERM to its process group, SIGKILL after 5 s).
-    /// Does nothing when it is already stopped. Panics when it cannot.
+    /// Stops the server (SIGTERM to its process group, SIGKILL after 5 s),
+    /// keeping its database for a [`restart`](Self::restart) (`stop
+    /// --keep-data`: a PostgreSQL cluster outside the state directory stays;
+    /// dropping the server removes it). Does nothing when it is already
+    /// stopped. Panics when it cannot.
     pub fn stop(&self) {
         let dir = self.state_dir.to_string_lossy();
-        let out = SERVER_SH.run(&["stop", &dir]);
+        let out = SERVER_SH.run(&["stop", &dir, "--keep-data"]);
         if !out.status.success() {
             panic!(
                 "{}",
-                SERVER_SH.describe_failure(&format!("stop {dir}"), &out)
+                SERVER_SH.describe_failure(&format!("stop {dir} --keep-data"), &out)
             );
         }
     }

@@ -159,6 +159,8 @@ const CFunction c_functions[] = {
     {"tf_worker_update", any(&tf_worker_update), "Worker::update()"},
     {"tf_worker_done", any(&tf_worker_done), "Worker::done()"},
     {"tf_worker_requeue", any(&tf_worker_requeue), "Worker::requeue()"},
+    {"tf_worker_fail", any(&tf_worker_fail), "Worker::fail()"},
+    {"tf_worker_attempt", any(&tf_worker_attempt), "Worker::attempt()"},
     {"tf_worker_held_percent", any(&tf_worker_held_percent), "Worker::held_percent()"},
     {"tf_worker_set_deadline", any(&tf_worker_set_deadline), "Worker::set_deadline()"},
     {"tf_stop_on_signals", any(&tf_stop_on_signals), "stop_on_signals()"},

@@ -267,7 +267,7 @@ contains
 
       call check_stat('update(50)', w%update(50.0_real64), TF_OK)
       call check('the task is at 50 %', near(percent_of(run, first), 50.0_real64))
-      call check_stat('done() at 50 %', w%done(), TF_OK)
+      call check_stat('done() at 50 %', w%done(), TF_NOT_DONE)
       call check('done at 50 % does not mark the task done', &
                  state_of(run, first) == TF_TASK_COMPUTING)
 

@@ -10,7 +10,8 @@
 #       server.json on one line: {"url": ..., "user": ..., "password": ..., "pid": ...}
 #       --db defaults to $TASKFARM_TEST_DB, else sqlite (Flask dev server);
 #       postgresql: a PostgreSQL cluster in DIR + gunicorn -w 4 (production)
-#   server.sh stop DIR                  stop it (and its PostgreSQL; exit 0 when gone)
+#   server.sh stop DIR [--keep-data]    stop it (and its PostgreSQL; exit 0 when gone);
+#                                       --keep-data: for a restart later
 #   server.sh restart DIR [--secret-key K]
 #                                       same port, database and user
 #   server.sh env DIR                   export lines for eval:
@@ -28,7 +29,7 @@ root=$(cd "$here/../.." && pwd)
 script=$here/taskfarm_server.py
 
 usage() {
-    sed -n '6,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '6,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 

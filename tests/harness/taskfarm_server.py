@@ -10,7 +10,7 @@ only the standard library.
     taskfarm_server.py start   --state-dir DIR [--user U] [--password P]
                                [--secret-key K] [--watch-pid PID]
                                [--db sqlite|postgresql | --database-url URL]
-    taskfarm_server.py stop    --state-dir DIR
+    taskfarm_server.py stop    --state-dir DIR [--keep-data]
     taskfarm_server.py restart --state-dir DIR [--secret-key K] [--watch-pid PID]
     taskfarm_server.py env     --state-dir DIR
 
@@ -55,7 +55,11 @@ so a crashed test never leaks a server.
 
 `restart` stops the server (and PostgreSQL) and starts it again on the same
 port(s), with the same database and user; the secret key changes only when
---secret-key is given.
+--secret-key is given. A `stop` before it must be `stop --keep-data`: a plain
+`stop` is the final one and removes an external /tmp/taskfarm-pg-* cluster,
+after which `restart` would start on an empty database (the run of a test
+that stopped and restarted its server was gone, whenever the state
+directory's path was too long for the socket or unreachable to `postgres`).
 
 The work is done by the modules of tests/harness/taskfarm_harness/ (process
 groups, the state directory, the database, the PostgreSQL cluster, the server
@@ -101,7 +105,7 @@ def cmd_start(args):
 
 
 def cmd_stop(args):
-    note = stop_server(args.state_dir)
+    note = stop_server(args.state_dir, final=not args.keep_data)
     if note:
         print(f"taskfarm_server.py: {note}", file=sys.stderr)
 
@@ -159,6 +163,11 @@ def cmd_watchdog(args):
     starttime = process_starttime(watched)
     if not process_alive(watched, starttime):
         raise HarnessError(f"_watchdog: process {watched} is already gone")
+    # The cluster is known now, not read when the watched process is gone:
+    # by then the state directory may be removed (the next test binary
+    # removes those of dead test processes), which left PostgreSQL running.
+    info = read_info(args.state_dir) if args.state_dir else None
+    pg = (info or {}).get("postgresql")
     child = subprocess.Popen(cmd)
     while True:
         try:
@@ -175,9 +184,8 @@ def cmd_watchdog(args):
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-            info = read_info(args.state_dir) if args.state_dir else None
-            if info and info.get("postgresql"):
-                pg_stop(info["postgresql"])
+            if pg:
+                pg_stop(pg)
                 print("taskfarm_server.py: PostgreSQL stopped",
                       file=sys.stderr, flush=True)
             sys.exit(0)
@@ -212,6 +220,9 @@ def parse_args(argv):
 
     p = sub.add_parser("stop", help="stop the server (and its PostgreSQL)")
     state(p)
+    p.add_argument("--keep-data", action="store_true",
+                   help="keep an external PostgreSQL cluster (/tmp/taskfarm-pg-*) "
+                        "for a later restart")
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("restart",

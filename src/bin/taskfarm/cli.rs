@@ -196,6 +196,40 @@ pub enum Command {
     /// Give back the tasks of workers that died (from their journals, TASKFARM_JOURNAL)
     #[command(after_help = REAP_HELP)]
     Reap(ReapArgs),
+    /// Run a command once per task: a worker for any program
+    #[command(after_help = RUN_HELP.as_str())]
+    Run(RunArgs),
+    /// Summarise the job logs of taskfarm run: durations, failures, attempts, projected end
+    ///
+    /// Per-task durations of the attempts that finished (median, p95, the
+    /// slowest), every failed attempt with its message, the attempts, CPU
+    /// and memory, the rate and the run's projected end (the tasks left
+    /// from --tasks, else asked of the server).
+    Report {
+        /// A job log of taskfarm run --joblog (several: one per job)
+        #[arg(long = "joblog", value_name = "FILE", required = true, num_args = 1..)]
+        joblogs: Vec<PathBuf>,
+        /// The number of tasks of the run (else asked of the server)
+        #[arg(long = "tasks", value_name = "N",
+              value_parser = clap::value_parser!(i64).range(1..=MAX_TASKS))]
+        tasks: Option<i64>,
+    },
+    /// List the tasks with failed or crashed attempts (from the journal directory)
+    ///
+    /// Each task with its failed attempts (tf_worker_fail, a command of
+    /// `taskfarm run` that failed, a release below 100 %, a worker that died),
+    /// the last message, and whether it is set aside (left computing once its
+    /// attempts reached TASKFARM_MAX_ATTEMPTS or reap's --max-attempts).
+    /// Reads files only. `taskfarm reap UUID --journal DIR --release TASK`
+    /// gives a task set aside back.
+    Failed {
+        /// Run UUID
+        #[arg(value_parser = parse_uuid)]
+        uuid: String,
+        /// The journal directory of the run's workers (their TASKFARM_JOURNAL)
+        #[arg(long = "journal", value_name = "DIR")]
+        journal: PathBuf,
+    },
     /// Print the completion script for a shell (make install puts them where the shells look)
     ///
     /// For example: taskfarm completions bash > ~/.local/share/bash-completion/completions/taskfarm
@@ -233,6 +267,73 @@ Only journal files owned by your own user are acted on (--owner for others).
 Attempts, set-aside tasks and the looks at heartbeats are kept in
 DIR/reap-<run>.json; DIR/reap-<run>.lock lets one reaper per run work at a
 time: run it beside the job (--watch), or as a Slurm job of its own.";
+
+/// `taskfarm run --help`'s text after the options: the command's
+/// environment, then the exit statuses (`run/exit_status.rs`).
+static RUN_HELP: LazyLock<String> =
+    LazyLock::new(|| format!("{RUN_ENVIRONMENT}\n\n{}", crate::run::exit_status::HELP));
+
+const RUN_ENVIRONMENT: &str = "\
+`{}` in COMMAND or an ARG becomes the task number. The command's environment
+has TASKFARM_TASK (the task), TASKFARM_ATTEMPT (1 + its failed attempts known
+to the journal directory), TASKFARM_RUN (the run's UUID) and TASKFARM_PROGRESS,
+a file: `echo 40 > \"$TASKFARM_PROGRESS\"` reports 40 %. Exit status 0: the
+task is done. Any other, or a signal: a failed attempt (handed back; with a
+journal, counted across workers and set aside at TASKFARM_MAX_ATTEMPTS,
+default 3), whose message ends with the last lines of its stderr.
+
+Each command runs in a process group of its own, stdin from /dev/null; what
+it leaves running in that group is killed when it ends, and it is killed if
+taskfarm run dies. The wall time (TASKFARM_DEADLINE, a Slurm job's end) is
+honoured: no task is started that the time left cannot fit.";
+
+/// `taskfarm run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run UUID
+    #[arg(value_parser = parse_uuid)]
+    pub uuid: String,
+    /// Run N tasks at once (N workers in this process)
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: u32,
+    /// A command still running after SECONDS gets SIGTERM (a failed attempt, "timed out")
+    #[arg(long = "timeout", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<f64>,
+    /// SIGKILL this many seconds after SIGTERM (a timeout, a stop signal)
+    #[arg(long = "kill-after", value_name = "SECONDS", default_value_t = 5.0,
+          value_parser = parse_seconds)]
+    pub kill_after: f64,
+    /// Each attempt's stdout and stderr to DIR/task-T-attempt-A.{stdout,stderr}
+    /// [default: passed through]
+    #[arg(long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Append one JSON line per attempt to FILE (taskfarm report reads it)
+    #[arg(long = "joblog", value_name = "FILE")]
+    pub joblog: Option<PathBuf>,
+    /// Keep the workers' journals (and attempts) in DIR [default: $TASKFARM_JOURNAL]
+    #[arg(long = "journal", value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+impl RunArgs {
+    /// The request for the `run` module.
+    pub fn request(&self) -> crate::run::Request {
+        crate::run::Request {
+            uuid: self.uuid.clone(),
+            jobs: self.jobs as usize,
+            timeout: self.timeout.map(Duration::from_secs_f64),
+            kill_after: Duration::from_secs_f64(self.kill_after),
+            output: self.output.clone(),
+            joblog: self.joblog.clone(),
+            journal: self.journal.clone(),
+            command: self.command.clone(),
+        }
+    }
+}
 
 /// `taskfarm reap` options.
 #[derive(Debug, Args)]
@@ -421,6 +522,9 @@ mod tests {
                 "token",
                 "watch",
                 "reap",
+                "run",
+                "report",
+                "failed",
                 "completions",
                 "manpage"
             ]

@@ -7,7 +7,7 @@ use taskfarm_worker::internal::wire::TaskRecord;
 use taskfarm_worker::internal::{list_runs, new_token, Error, ErrorKind, Run, RunStatus, Settings};
 
 use crate::failure::{Failure, EXIT_NOT_FOUND, EXIT_SERVER};
-use crate::format::{percent, python_str, table};
+use crate::format::{percent, python_str, table, visible};
 use crate::output;
 
 /// How results are printed.
@@ -66,7 +66,7 @@ pub fn list(settings: &Settings, style: Style) -> Result<(), Failure> {
         Style::ManageTf => {
             let text: String = runs
                 .iter()
-                .map(|r| format!("{} {} {}\n", r.id, r.uuid, r.num_tasks))
+                .map(|r| format!("{} {} {}\n", r.id, visible(&r.uuid), r.num_tasks))
                 .collect();
             output::print(&text)
         }
@@ -74,7 +74,7 @@ pub fn list(settings: &Settings, style: Style) -> Result<(), Failure> {
             let mut rows = vec![vec!["ID".into(), "UUID".into(), "TASKS".into()]];
             rows.extend(
                 runs.iter()
-                    .map(|r| vec![r.id.to_string(), r.uuid.clone(), r.num_tasks.to_string()]),
+                    .map(|r| vec![r.id.to_string(), visible(&r.uuid), r.num_tasks.to_string()]),
             );
             output::print(&table(&rows))
         }
@@ -214,7 +214,7 @@ pub fn create(settings: &Settings, num_tasks: i64, style: Style) -> Result<(), F
     let run = Run::create(settings, num_tasks).map_err(|e| explain(e, settings, None))?;
     match style {
         Style::Json => output::json(&json!({"uuid": run.uuid(), "numTasks": run.num_tasks()})),
-        Style::Human | Style::ManageTf => output::line(run.uuid()),
+        Style::Human | Style::ManageTf => output::line(&visible(run.uuid())),
     }
 }
 

@@ -1,19 +1,44 @@
-//! Text for people: Python's `str()` of a JSON value (for the exact manageTF
-//! output), percentages, rates and durations, tables.
+//! Text for people: a server's string made safe for a terminal, Python's
+//! `str()` of a JSON value (for the exact manageTF output), percentages,
+//! rates and durations, tables.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
+/// `text` (a string the server sent) safe to print on a terminal: every
+/// control character (C0 with CR, LF and ESC, DEL, C1) and every bidirectional
+/// formatting character is written out visibly as `\u{..}`, so that no
+/// escape sequence, line break or reordering reaches the terminal; nothing
+/// else changes.
+pub fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The characters that reorder text on a terminal that renders
+/// bidirectional text (the "Trojan Source" characters).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// What Python's `"{}".format(v)` prints for the value `v` that `json.loads`
-/// makes of this JSON value: strings bare, `True`/`False`/`None`, integers as
+/// makes of this JSON value: strings bare (through [`visible`]), `True`/`False`/`None`, integers as
 /// they are, floats as `repr(float)` (`0.0`, `62.5`, `1e-05`).
 pub fn python_str(value: &Value) -> String {
     match value {
         Value::Null => "None".to_owned(),
         Value::Bool(true) => "True".to_owned(),
         Value::Bool(false) => "False".to_owned(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => visible(s),
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), _, _) => i.to_string(),
             (None, Some(u), _) => u.to_string(),

@@ -10,21 +10,27 @@
 //! - `watch`: the live progress of a run;
 //! - `docs`: the shell completions and the man page;
 //! - `reap`: the tasks of dead workers given back (worker journals);
+//! - `failed`: the tasks with failed attempts (the journal directory);
+//! - `run`: a worker for any command (a folder of its own);
+//! - `report`: what the job logs of `taskfarm run` say;
 //! - `format`, `output`: text and JSON on stdout;
 //! - `failure`: exit statuses and the one-line error messages.
 //!
-//! The modules live beside this file in `src/bin/taskfarm/`; `reap/` is a
-//! folder of its own (its `mod.rs` maps it).
+//! The modules live beside this file in `src/bin/taskfarm/`; `reap/` and
+//! `run/` are folders of their own (each `mod.rs` maps its folder).
 
 mod cli;
 mod commands;
 mod docs;
+mod failed;
 mod failure;
 mod format;
 mod login;
 mod output;
 mod password_prompt;
 mod reap;
+mod report;
+mod run;
 mod session;
 mod watch;
 
@@ -129,6 +135,16 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     watch::watch(&settings()?, uuid, *interval, cli.global.json)
                 }
                 Command::Reap(args) => reap::reap(&settings()?, &args.request(cli.global.json)),
+                Command::Run(args) => run::run(&settings()?, &args.request()),
+                Command::Report { joblogs, tasks } => report::report(
+                    &report::Request {
+                        joblogs: joblogs.clone(),
+                        tasks: *tasks,
+                        json: cli.global.json,
+                    },
+                    settings,
+                ),
+                Command::Failed { uuid, journal } => failed::failed(uuid, journal, cli.global.json),
                 Command::Completions { shell } => docs::completions(*shell),
                 Command::Manpage => docs::manpage(),
             }

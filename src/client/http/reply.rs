@@ -70,9 +70,11 @@ impl Reply {
                 ErrorKind::Protocol,
                 self.status,
                 format!(
-                    "{} answered HTTP {} with a body that breaks the protocol ({e}): {}",
+                    "{} answered HTTP {} with a body that breaks the protocol ({}): {}",
                     self.what,
                     self.status,
+                    // serde quotes the answer's strings.
+                    scrub::clean(&e.to_string()),
                     describe_body(&self.body)
                 ),
             )

@@ -9,7 +9,9 @@
 //! Everything that decides a retry is here: `classify` sorts a transport
 //! error (with whether any byte of the request was sent) into what it means
 //! and whether it may be repeated, and `with_retries` is the one loop that
-//! repeats attempts, for the token calls and for `GET token` alike.
+//! repeats attempts, for the token calls and for `GET token` alike. Its
+//! waits are jittered ([`retry_wait`]): workers that lost the server together
+//! do not come back together.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,7 +19,9 @@ use std::time::Duration;
 
 use super::reply::{status_line, Reply, MAX_BODY_BYTES};
 use super::scrub;
+use crate::client::env;
 use crate::client::error::{Error, ErrorKind, Result};
+use crate::client::jitter;
 
 /// The HTTP methods of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,7 +287,8 @@ pub(crate) fn classify(error: &ureq::Error, attempted: &Attempted<'_>) -> Classi
         },
         reached,
         kind,
-        detail,
+        // ureq's, the OS's and the TLS library's words: foreign text.
+        detail: scrub::clean(&detail),
         http_status: 0,
     }
 }
@@ -307,10 +312,14 @@ pub fn may_retry_status(method: Method, status: u16) -> bool {
     method.is_idempotent() && is_retryable_status(status)
 }
 
-/// The wait before retry number `retry` (1 for the first retry): none before
-/// the first, then `backoff·2^(retry-1)`, never more than 120 s.
+/// The longest wait before a retry.
+pub const MAX_WAIT: Duration = Duration::from_secs(120);
+
+/// The backoff step of retry number `retry` (1 for the first retry): none
+/// before the first, then `backoff·2^(retry-1)`, never more than 120 s (the
+/// waits of urllib3, which [`retry_wait`] jitters).
 pub fn backoff_delay(backoff: Duration, retry: u32) -> Duration {
-    const CAP: Duration = Duration::from_secs(120);
+    const CAP: Duration = MAX_WAIT;
     if retry <= 1 {
         return Duration::ZERO;
     }
@@ -321,6 +330,20 @@ pub fn backoff_delay(backoff: Duration, retry: u32) -> Duration {
     } else {
         Duration::from_secs_f64(seconds)
     }
+}
+
+/// The wait before retry number `retry`: full jitter over its
+/// [`backoff_delay`] step (uniform between 0 and twice the step, at most
+/// [`MAX_WAIT`]; `jitter::full_jitter`), so that a series of retries waits as
+/// long as urllib3's on average but workers that failed together spread out.
+/// `TASKFARM_RETRY_JITTER=none` keeps urllib3's fixed waits (for
+/// measurements).
+pub fn retry_wait(backoff: Duration, retry: u32) -> Duration {
+    let step = backoff_delay(backoff, retry);
+    if env::var(env::RETRY_JITTER).is_some_and(|v| v.trim().eq_ignore_ascii_case("none")) {
+        return step;
+    }
+    jitter::with_thread_rng(|rng| jitter::full_jitter(step, MAX_WAIT, rng))
 }
 
 /// How a handle repeats its requests: its settings, and where it tells of a retry.
@@ -340,7 +363,7 @@ pub(crate) struct Policy<'a> {
 /// Makes `attempt` until its outcome is kept: an answer whose status is not
 /// retried, a failure that may not be repeated (see [`may_retry_failure`]),
 /// or the last of `1 + policy.retries` attempts. Before each retry the log
-/// and the observer are told, then the [`backoff_delay`] is waited. An `Err`
+/// and the observer are told, then the [`retry_wait`] is waited. An `Err`
 /// from `attempt` itself ends the loop at once. The reply says how many
 /// attempts it took; a failure becomes an error naming the request, the base
 /// URL and, after more than one, the number of attempts.
@@ -361,7 +384,7 @@ pub(crate) fn with_retries(
             return finish(policy, method, endpoint, outcome, retry);
         }
         retry += 1;
-        let wait = backoff_delay(policy.backoff, retry);
+        let wait = retry_wait(policy.backoff, retry);
         (policy.log)(format_args!(
             "{} {endpoint}: retry {retry} of {} in {:.1} s",
             method.as_str(),

@@ -1,14 +1,22 @@
-//! Secrets kept out of messages and log lines, whatever the text came from.
+//! Secrets kept out of messages and log lines.
 //!
-//! A server, a proxy or a load balancer may echo the request (debug pages
-//! and WAFs do), and their text goes into error messages: the body excerpt,
-//! a string field quoted, ureq's description of a malformed answer. So every
-//! handle registers its secrets here while it lives, and [`clean`] replaces
-//! each of them by `***`. [`Error`](crate::client::Error)'s constructors clean every
-//! message, the `TASKFARM_LOG=debug` lines are cleaned, and the body excerpt
-//! is cleaned before it is cut (a secret cut in two would not match).
+//! The library never builds a sentence of its own from a secret, so its own
+//! words never need cleaning. What comes from outside may hold one: a
+//! server, a proxy or a load balancer may echo the request (debug pages and
+//! WAFs do), an OS or TLS error string may quote it. So every handle
+//! registers its secrets here while it lives, and:
+//! - [`clean`] removes every form of them from *foreign* text (a body
+//!   excerpt, a JSON error quoting an answer, ureq's or the OS's description
+//!   of a failure, the debug log's lines), the bare password whatever its
+//!   length: a short password is as secret as a long one;
+//! - [`clean_compound`], the last net of [`Error`](crate::client::Error)'s
+//!   constructors over whole messages, removes only the forms that no
+//!   sentence of the library's own can hold: `user:password`, `token:`,
+//!   their base64, and a bare password or token of at least
+//!   [`NET_PLAIN_CHARS`] characters. With the password `server`, a message
+//!   says "the server refused", never "the *** refused".
 //!
-//! What is removed, for every live handle of the process:
+//! The forms, for every live handle of the process:
 //! - the password, and `user:password` (the decoded Basic credentials);
 //! - the token, and `token:`;
 //! - the Basic forms: base64 of `user:password` and of `token:` (without the
@@ -16,9 +24,8 @@
 //! - each of these as JSON (`\"`, `\\`, `\/`, `\uXXXX`) and HTML (`&amp;`,
 //!   `&lt;`, ...) escape it, as an echo in a JSON or HTML page shows it.
 //!
-//! A password or token of fewer than [`MIN_PLAIN_CHARS`] characters is
-//! removed only in its longer forms (after `user:`, before `:`, base64):
-//! removing every `pw` from every message would make them unreadable.
+//! The body excerpt is cleaned before it is cut (a secret cut in two would
+//! not match).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,15 +33,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine as _;
 
-/// The shortest password or token removed wherever it appears on its own.
-pub const MIN_PLAIN_CHARS: usize = 4;
+/// The shortest bare password or token that [`clean_compound`] removes from
+/// a whole message: no word of the library's own is that long and random.
+pub const NET_PLAIN_CHARS: usize = 16;
 
 /// What a removed secret is replaced with.
 pub const MARK: &str = "***";
 
 struct Entry {
     id: u64,
+    /// Every form: for foreign text.
     needles: Arc<[String]>,
+    /// The forms no sentence of the library's own holds.
+    compound: Arc<[String]>,
 }
 
 struct Registry {
@@ -76,11 +87,7 @@ pub fn register_credentials(user: &str, password: &str) -> Registration {
         return Registration { id: None };
     }
     let pair = format!("{user}:{password}");
-    let mut forms = vec![unpadded_base64(&pair), pair];
-    if password.chars().count() >= MIN_PLAIN_CHARS {
-        forms.push(password.to_owned());
-    }
-    register(forms)
+    register(vec![unpadded_base64(&pair), pair], password)
 }
 
 /// Registers a token (nothing for an empty one).
@@ -89,41 +96,56 @@ pub fn register_token(token: &str) -> Registration {
         return Registration { id: None };
     }
     let pair = format!("{token}:");
-    let mut forms = vec![unpadded_base64(&pair), pair];
-    if token.chars().count() >= MIN_PLAIN_CHARS {
-        forms.push(token.to_owned());
-    }
-    register(forms)
+    register(vec![unpadded_base64(&pair), pair], token)
 }
 
-fn register(forms: Vec<String>) -> Registration {
-    let mut needles = Vec::new();
-    for form in forms {
-        for needle in escaped_forms(&form) {
-            if !needle.is_empty() && !needles.contains(&needle) {
-                needles.push(needle);
+/// Registers the `compound` forms of a secret and the `bare` secret.
+fn register(compound: Vec<String>, bare: &str) -> Registration {
+    let escaped = |forms: &[String]| {
+        let mut needles: Vec<String> = Vec::new();
+        for form in forms {
+            for needle in escaped_forms(form) {
+                if !needle.is_empty() && !needles.contains(&needle) {
+                    needles.push(needle);
+                }
             }
         }
+        needles
+    };
+    let mut net = compound.clone();
+    if bare.chars().count() >= NET_PLAIN_CHARS {
+        net.push(bare.to_owned());
     }
+    let mut all = compound;
+    all.push(bare.to_owned());
     let mut registry = registry();
     let id = registry.next_id;
     registry.next_id += 1;
     registry.entries.push(Entry {
         id,
-        needles: needles.into(),
+        needles: escaped(&all).into(),
+        compound: escaped(&net).into(),
     });
     Registration { id: Some(id) }
 }
 
-/// `text` with every registered secret replaced by [`MARK`]. Overlapping
+/// Foreign `text` (a server's answer, an OS or TLS error string) with every
+/// form of every registered secret replaced by [`MARK`]. Overlapping
 /// occurrences are removed as one.
 pub fn clean(text: &str) -> String {
+    replace(text, |e| Arc::clone(&e.needles))
+}
+
+/// A whole message with the forms no sentence of the library's own holds
+/// replaced by [`MARK`]: the last net under [`clean`], which leaves the
+/// library's words alone however short the password.
+pub fn clean_compound(text: &str) -> String {
+    replace(text, |e| Arc::clone(&e.compound))
+}
+
+fn replace(text: &str, forms: impl Fn(&Entry) -> Arc<[String]>) -> String {
     // Searched without the lock: a long body must not hold up other handles.
-    let needles: Vec<Arc<[String]>> = registry()
-        .entries
-        .iter()
-        .map(|e| Arc::clone(&e.needles))
-        .collect();
+    let needles: Vec<Arc<[String]>> = registry().entries.iter().map(forms).collect();
     let mut ranges: Vec<(usize, usize)> = Vec::new();
     for needle in needles.iter().flat_map(|n| n.iter()) {
         let first = ranges.len();
@@ -265,10 +287,19 @@ mod tests {
     }
 
     #[test]
-    fn short_secrets_are_removed_only_in_their_long_forms() {
-        let _r = register_credentials("carol", "zq");
-        assert_eq!(clean("carol:zq"), "***");
-        assert_eq!(clean("zq zq"), "zq zq");
+    fn a_short_password_is_removed_from_foreign_text_but_never_from_the_librarys_words() {
+        let _r = register_credentials("carol", "server");
+        // Foreign text: every occurrence, however short the password.
+        assert_eq!(clean("echo: pw=server"), "echo: pw=***");
+        assert_eq!(clean("carol:server"), "***");
+        // The library's own sentence: only the compound forms.
+        assert_eq!(
+            clean_compound("the server refused user \"carol\""),
+            "the server refused user \"carol\""
+        );
+        assert_eq!(clean_compound("sent carol:server"), "sent ***");
+        let _long = register_credentials("carol", "a-long-password-7731");
+        assert_eq!(clean_compound("x a-long-password-7731 y"), "x *** y");
     }
 
     #[test]

@@ -316,6 +316,19 @@ impl Connection {
                  which HTTP Basic authentication cannot carry",
             ));
         }
+        // Held to the rules of TASKFARM_TOKEN, so that a token printed by
+        // `taskfarm token` is one that `export TASKFARM_TOKEN=...` accepts.
+        crate::client::settings::check_token(&answer.token, "it").map_err(|refused| {
+            Error::with_http_status(
+                ErrorKind::Protocol,
+                200,
+                format!(
+                    "GET token answered HTTP 200 with a token that TASKFARM_TOKEN would refuse: \
+                     {}",
+                    refused.message()
+                ),
+            )
+        })?;
         Ok(Secret::new(answer.token))
     }
 

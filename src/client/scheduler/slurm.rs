@@ -1,9 +1,14 @@
 //! Every Slurm query of the library and the command-line tool, each with
 //! its parser: a job's time left (`squeue -o %L`, for a worker's deadline)
 //! and a job's and a step's state (`squeue -t all`, `squeue -s`, for
-//! `taskfarm reap`). Each `squeue` runs with a time limit
-//! ([`run_with_time_limit`]). The job is named by its own id
-//! (`SLURM_JOB_ID`: for an array element, the element's).
+//! `taskfarm reap`), also for many jobs in one call ([`job_states`],
+//! [`step_lists`]: one `squeue` per [`MAX_JOBS_PER_CALL`] jobs, so that a
+//! reaper's pass over a big array asks Slurm a few times, not once per
+//! element). Each `squeue` runs with a time limit ([`run_with_time_limit`]).
+//! The job is named by its own id (`SLURM_JOB_ID`: for an array element,
+//! the element's).
+
+use std::collections::BTreeMap;
 
 use super::command::run_with_time_limit;
 use super::{JobId, JobState, STATE_LIMIT, TIME_LEFT_LIMIT};
@@ -109,6 +114,74 @@ pub fn parse_job_state(success: bool, stdout: &str, stderr: &str, job: &str) -> 
         Some("") => JobState::Unknown(format!("squeue gave no state for job {job}")),
         Some(other) => JobState::Gone(format!("Slurm job {job} is {other}")),
     }
+}
+
+/// The most job ids one `squeue` is given (a comma-separated list of about
+/// 10 KiB): more jobs take more calls.
+pub const MAX_JOBS_PER_CALL: usize = 1000;
+
+/// The states of many jobs (their own ids), from `squeue -h -t all -j
+/// J1,J2,... -o "%A %T"`: one call per [`MAX_JOBS_PER_CALL`] jobs, each job
+/// read as [`parse_job_state`] reads it. A call that fails makes its jobs
+/// [`JobState::Unknown`].
+pub fn job_states(jobs: &[&str]) -> BTreeMap<String, JobState> {
+    let mut states = BTreeMap::new();
+    for chunk in jobs.chunks(MAX_JOBS_PER_CALL) {
+        let list = chunk.join(",");
+        let output = run_with_time_limit(
+            "squeue",
+            &["-h", "-t", "all", "-j", &list, "-o", "%A %T"],
+            STATE_LIMIT,
+        );
+        for &job in chunk {
+            let state = match &output {
+                Ok(o) => parse_job_states(o.success, &o.stdout, &o.stderr, chunk.len(), job),
+                Err(why) => JobState::Unknown(why.clone()),
+            };
+            states.insert(job.to_owned(), state);
+        }
+    }
+    states
+}
+
+/// The state of `job` from the answer to a query of `asked` jobs. squeue
+/// says "Invalid job id" only when it was asked about one job; asked about
+/// several, it lists those it knows.
+pub fn parse_job_states(
+    success: bool,
+    stdout: &str,
+    stderr: &str,
+    asked: usize,
+    job: &str,
+) -> JobState {
+    if !success && asked > 1 {
+        return JobState::Unknown(format!(
+            "squeue -j (with {asked} jobs) failed: {}",
+            stderr.trim()
+        ));
+    }
+    parse_job_state(success, stdout, stderr, job)
+}
+
+/// The steps of many jobs, from `squeue -h -s -j J1,J2,... -o %i`: one call
+/// per [`MAX_JOBS_PER_CALL`] jobs; every step name listed (`JOB.STEP`, or
+/// `ARRAYJOB_TASK.STEP` for an array element's), or why a call failed.
+pub fn step_lists(jobs: &[&str]) -> std::result::Result<String, String> {
+    let mut all = String::new();
+    for chunk in jobs.chunks(MAX_JOBS_PER_CALL) {
+        let list = chunk.join(",");
+        let output = run_with_time_limit(
+            "squeue",
+            &["-h", "-s", "-j", &list, "-o", "%i"],
+            STATE_LIMIT,
+        )?;
+        if !output.success {
+            return Err(format!("squeue -s -j failed: {}", output.stderr.trim()));
+        }
+        all.push_str(&output.stdout);
+        all.push('\n');
+    }
+    Ok(all)
 }
 
 /// The state of step `step` of job `job` from `squeue -h -s -j JOB -o %i`;

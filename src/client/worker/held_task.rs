@@ -11,7 +11,9 @@
 //! - [`Slot`]: one worker's machine, lock and condition variable, with the
 //!   task's coalesced progress; every live slot is listed for the watcher;
 //! - [`hand_back_all`]: the stop watcher's work, every slot in parallel,
-//!   within the stop's budget.
+//!   within the stop's budget;
+//! - [`Slot::fail`]: a failed attempt (`tf_worker_fail`): recorded and
+//!   handed back, or set aside, in the `Failing` state the watcher waits on.
 //!
 //! The guarantees (README "Stopping" and the header say them to users):
 //! a task is executed at least once (a task handed out is held until it is
@@ -70,6 +72,9 @@ pub enum HeldState {
     Finishing(HeldTask),
     /// The task's hand-back (`waiting`) is in flight.
     HandingBack(HeldTask, By),
+    /// The program's fail is in flight: its attempt being recorded, then
+    /// the task handed back (`waiting`) or set aside (left `computing`).
+    Failing(HeldTask),
     /// The stop watcher has finished with this worker: the process is
     /// ending, the program's calls wait for that.
     Ended,
@@ -104,6 +109,12 @@ pub enum Event {
     HandBackAnswered,
     /// The hand-back failed (program's or watcher's).
     HandBackFailed,
+    /// The program says the task failed here (`tf_worker_fail`).
+    FailSent,
+    /// The fail's hand-back or set-aside was answered.
+    FailAnswered,
+    /// The fail's record or request failed: the task is still held.
+    FailFailed,
     /// The stop watcher looks at this worker (`TF_STOP_EXIT`).
     StopCaught,
 }
@@ -210,24 +221,32 @@ pub fn step(state: HeldState, event: Event, stopped: bool) -> (HeldState, Verdic
             V::Go,
             Some(Note::NotReleased),
         ),
+        // A fail is the program's, stop or not: a task handed back after
+        // a stop either way, and a set-aside one is left by choice.
+        (S::Held(held), E::FailSent) => (S::Failing(held), V::Go, Some(Note::Releasing)),
+        (S::Failing(_), E::FailAnswered) => (S::Idle, V::Go, Some(Note::Released)),
+        (S::Failing(held), E::FailFailed) => (S::Held(held), V::Go, Some(Note::NotReleased)),
         (S::Idle, E::StopCaught) => (S::Ended, V::Go, None),
         (S::Held(held), E::StopCaught) => (
             S::HandingBack(held, By::Watcher),
             V::Go,
             Some(Note::Releasing),
         ),
-        (S::Requesting | S::Finishing(_) | S::HandingBack(_, By::Program), E::StopCaught) => {
-            same(V::Wait)
-        }
+        (
+            S::Requesting | S::Finishing(_) | S::HandingBack(_, By::Program) | S::Failing(_),
+            E::StopCaught,
+        ) => same(V::Wait),
         (S::HandingBack(_, By::Watcher) | S::Ended, E::StopCaught) => same(V::Nothing),
         // The program's calls once the watcher has the task.
-        (_, E::RequestSent | E::Update(_) | E::DoneSent { .. } | E::HandBackSent)
+        (_, E::RequestSent | E::Update(_) | E::DoneSent { .. } | E::HandBackSent | E::FailSent)
             if watcher_has_it =>
         {
             same(V::AwaitExit)
         }
         // Nothing held: nothing to update, release or hand back.
-        (S::Idle, E::Update(_) | E::DoneSent { .. } | E::HandBackSent) => same(V::Nothing),
+        (S::Idle, E::Update(_) | E::DoneSent { .. } | E::HandBackSent | E::FailSent) => {
+            same(V::Nothing)
+        }
         _ => same(V::OutOfOrder),
     }
 }
@@ -470,6 +489,60 @@ impl Slot {
         }
     }
 
+    /// The program's fail of the held task. Once the task is `Failing` (the
+    /// stop watcher waits for it, the journal says it is being released),
+    /// `record` is called with it: it records the attempt and answers
+    /// whether the task is set aside, with what `undo` needs. Then one
+    /// request: `waiting` at the task's latest percentage (handed back), or
+    /// that percentage alone (set aside: left `computing`, so that no worker
+    /// takes it). Nothing of its progress is sent after it. If the record or
+    /// the request fails, the task is held again with its progress open
+    /// (after a failed request `undo` removes the record first).
+    /// `Ok(None)`: nothing held.
+    pub fn fail<R>(
+        &self,
+        record: impl FnOnce(HeldTask) -> Result<(bool, R)>,
+        undo: impl FnOnce(R),
+    ) -> Result<Option<(HeldTask, bool)>> {
+        let held = match self.apply(Event::FailSent) {
+            (Verdict::Go, HeldState::Failing(held)) => held,
+            (Verdict::Nothing, _) => return Ok(None),
+            (verdict, _) => return Err(out_of_order(verdict, "fail the task")),
+        };
+        let closed = self.progress.close(held.task);
+        let (set_aside, recorded) = match record(held) {
+            Ok(done) => done,
+            Err(error) => {
+                self.progress.reopen(held.task, closed);
+                self.apply(Event::FailFailed);
+                return Err(error);
+            }
+        };
+        let sent = if set_aside {
+            self.run.put_progress(
+                held.task,
+                &TaskUpdate {
+                    percent_completed: Some(held.percent),
+                    status: None,
+                },
+            )
+        } else {
+            send_hand_back(&self.run, held.task, held.percent)
+        };
+        match sent {
+            Ok(()) => {
+                self.apply(Event::FailAnswered);
+                Ok(Some((held, set_aside)))
+            }
+            Err(error) => {
+                undo(recorded);
+                self.progress.reopen(held.task, closed);
+                self.apply(Event::FailFailed);
+                Err(error)
+            }
+        }
+    }
+
     /// The stop watcher's turn on this worker: the task to hand back, if
     /// any, once no request of the program is in flight, waiting for that
     /// until `deadline` (telling stderr once what it waits for). After the
@@ -555,6 +628,9 @@ fn in_flight(state: HeldState, run: &str) -> String {
                 held.task
             )
         }
+        HeldState::Failing(held) => {
+            format!("task {} of run {run}: its fail is in flight", held.task)
+        }
         _ => format!("a request of a worker of run {run} is in flight"),
     }
 }
@@ -638,6 +714,7 @@ mod tests {
             ("Finishing", S::Finishing(T)),
             ("HandingBack(Program)", S::HandingBack(T, By::Program)),
             ("HandingBack(Watcher)", S::HandingBack(T, By::Watcher)),
+            ("Failing", S::Failing(T)),
             ("Ended", S::Ended),
         ]
     }
@@ -661,6 +738,9 @@ mod tests {
             ("HandBackSent", E::HandBackSent),
             ("HandBackAnswered", E::HandBackAnswered),
             ("HandBackFailed", E::HandBackFailed),
+            ("FailSent", E::FailSent),
+            ("FailAnswered", E::FailAnswered),
+            ("FailFailed", E::FailFailed),
             ("StopCaught", E::StopCaught),
         ]
     }
@@ -701,11 +781,16 @@ mod tests {
             ("HandingBack(Watcher)", "HandBackFailed") => {
                 (S::Ended, V::Go, Some(Note::NotReleased))
             }
+            ("Held", "FailSent") => (S::Failing(T), V::Go, Some(Note::Releasing)),
+            ("Failing", "FailAnswered") => (S::Idle, V::Go, Some(Note::Released)),
+            ("Failing", "FailFailed") => (S::Held(T), V::Go, Some(Note::NotReleased)),
             ("Idle", "StopCaught") => (S::Ended, V::Go, None),
             ("Held", "StopCaught") => {
                 (S::HandingBack(T, By::Watcher), V::Go, Some(Note::Releasing))
             }
-            ("Requesting" | "Finishing" | "HandingBack(Program)", "StopCaught") => same(V::Wait),
+            ("Requesting" | "Finishing" | "HandingBack(Program)" | "Failing", "StopCaught") => {
+                same(V::Wait)
+            }
             ("HandingBack(Watcher)" | "Ended", "StopCaught") => same(V::Nothing),
             (
                 _,
@@ -713,11 +798,17 @@ mod tests {
                 | "Update"
                 | "DoneSent(finished)"
                 | "DoneSent(unfinished)"
-                | "HandBackSent",
+                | "HandBackSent"
+                | "FailSent",
             ) if watcher_has_it => same(V::AwaitExit),
-            ("Idle", "Update" | "DoneSent(finished)" | "DoneSent(unfinished)" | "HandBackSent") => {
-                same(V::Nothing)
-            }
+            (
+                "Idle",
+                "Update"
+                | "DoneSent(finished)"
+                | "DoneSent(unfinished)"
+                | "HandBackSent"
+                | "FailSent",
+            ) => same(V::Nothing),
             _ => same(V::OutOfOrder),
         }
     }
@@ -736,7 +827,7 @@ mod tests {
                 rows += 1;
             }
         }
-        assert_eq!(rows, 7 * 14);
+        assert_eq!(rows, 8 * 17);
     }
 
     #[test]
@@ -763,11 +854,28 @@ mod tests {
                     if let S::Finishing(_) = state {
                         assert!(!matches!(next, S::HandingBack(..)), "{name} + {event_name}");
                     }
+                    // A fail in flight is never handed back by the watcher
+                    // (a set-aside task would go back to `waiting`), nor
+                    // left but by its own outcome.
+                    if let S::Failing(_) = state {
+                        assert!(
+                            matches!(next, S::Failing(_))
+                                || matches!(event, E::FailAnswered | E::FailFailed),
+                            "{name} + {event_name}"
+                        );
+                    }
+                    // A fail is the program's own: a stop does not refuse it.
+                    if state == S::Held(T) && event == E::FailSent {
+                        assert_eq!(next, S::Failing(T), "stopped {stopped}");
+                    }
                     // The watcher never takes a task whose request is in flight.
                     if event == E::StopCaught
                         && matches!(
                             state,
-                            S::Requesting | S::Finishing(_) | S::HandingBack(_, By::Program)
+                            S::Requesting
+                                | S::Finishing(_)
+                                | S::HandingBack(_, By::Program)
+                                | S::Failing(_)
                         )
                     {
                         assert_eq!(verdict, V::Wait, "{name}");
@@ -857,6 +965,85 @@ mod tests {
         assert_eq!(slot.held(), Some(T));
     }
 
+    /// The worker's real journal behind a hook on its `Held` note: just
+    /// before the note is written, a second thread plays the stop watcher,
+    /// which acts only if it can see the task held at that moment. It can
+    /// when the task is published before the journal names it (as at
+    /// bfdd2f0, where `journal.held` came after the slot was published); the
+    /// watcher then hands the task back, and the late note names a task the
+    /// watcher already gave back (issue 25, finding 10).
+    #[derive(Debug)]
+    struct WatcherAtTheHeldNote {
+        journal: crate::client::worker::journal::Releaser,
+        slot: Weak<Slot>,
+        watcher_acted: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Notes for WatcherAtTheHeldNote {
+        fn note(&self, note: Note) {
+            if let Note::Held(_) = note {
+                let slot = self.slot.upgrade().unwrap();
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        // `Err`: the transition holds the lock, nobody sees it yet.
+                        let visible = matches!(slot.state.try_lock().as_deref(), Ok(S::Held(_)));
+                        if visible {
+                            slot.watcher_turn(
+                                Instant::now() + std::time::Duration::from_secs(600),
+                                "SIGTERM",
+                            );
+                            self.watcher_acted
+                                .store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    });
+                });
+            }
+            self.journal.note(note);
+        }
+    }
+
+    #[test]
+    fn the_journal_never_names_a_task_the_watcher_gave_back() {
+        use crate::client::worker::journal::{read_record, Journal};
+        let dir = std::env::temp_dir().join(format!(
+            "taskfarm-held-unit-{}-finding10",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let journal = Journal::start(&dir, "run10", "worker10").unwrap();
+        let (run, slot) = slot();
+        let watcher_acted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        slot.set_journal(Some(Box::new(WatcherAtTheHeldNote {
+            journal: journal.releaser(),
+            slot: Arc::downgrade(&slot),
+            watcher_acted: Arc::clone(&watcher_acted),
+        })));
+        slot.begin_request(|| None).unwrap();
+        slot.end_request(Some(T), false);
+        if !watcher_acted.load(std::sync::atomic::Ordering::SeqCst) {
+            // The signal comes right after the task was taken.
+            slot.watcher_turn(
+                Instant::now() + std::time::Duration::from_secs(600),
+                "SIGTERM",
+            );
+        }
+        assert_eq!(
+            run.puts.lock().unwrap().clone(),
+            vec![(7, Some(40.0), Some(TaskState::Waiting))],
+            "the watcher handed the task back once"
+        );
+        let record = read_record(&journal.path(), "run10").unwrap();
+        assert_eq!(
+            (record.task, record.releasing),
+            (None, false),
+            "the journal names task {:?}, which the watcher gave back",
+            record.task
+        );
+        journal.finish();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_watcher_waits_for_a_done_in_flight_and_hands_back_nothing() {
         let (run, slot) = slot();
@@ -882,6 +1069,62 @@ mod tests {
             "nothing sent by the watcher"
         );
         assert_eq!(*slot.lock(), S::Ended);
+    }
+
+    #[test]
+    fn the_watcher_waits_for_a_fail_in_flight_and_never_hands_a_set_aside_task_back() {
+        let (run, slot) = slot();
+        slot.begin_request(|| None).unwrap();
+        slot.end_request(Some(T), false);
+        let (inside, is_inside) = mpsc::channel();
+        let (go_on, wait) = mpsc::channel::<()>();
+        let failer = Arc::clone(&slot);
+        let failing = std::thread::spawn(move || {
+            failer.fail(
+                |_| {
+                    inside.send(()).unwrap();
+                    wait.recv().unwrap();
+                    Ok((true, ()))
+                },
+                |()| {},
+            )
+        });
+        // The attempt is being recorded: the task is no longer held.
+        is_inside.recv().unwrap();
+        assert_eq!(slot.held(), None);
+        let watcher = Arc::clone(&slot);
+        let turn = std::thread::spawn(move || {
+            watcher.watcher_turn(
+                Instant::now() + std::time::Duration::from_secs(600),
+                "SIGTERM",
+            )
+        });
+        go_on.send(()).unwrap();
+        assert_eq!(failing.join().unwrap().unwrap(), Some((T, true)));
+        turn.join().unwrap();
+        // One request, the set-aside's percentage; no `waiting` from anyone.
+        assert_eq!(*run.puts.lock().unwrap(), vec![(7, Some(40.0), None)]);
+        assert_eq!(*slot.lock(), S::Ended);
+    }
+
+    #[test]
+    fn a_fail_whose_request_fails_undoes_its_record_and_keeps_the_task() {
+        let (run, slot) = slot();
+        slot.begin_request(|| None).unwrap();
+        slot.end_request(Some(T), false);
+        run.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let undone = Mutex::new(None);
+        let failed = slot.fail(
+            |held| Ok((false, held.task)),
+            |task| *undone.lock().unwrap() = Some(task),
+        );
+        assert!(failed.is_err());
+        assert_eq!(*undone.lock().unwrap(), Some(7));
+        assert_eq!(slot.held(), Some(T));
+        assert_eq!(
+            run.puts.lock().unwrap().last(),
+            Some(&(7, Some(40.0), Some(TaskState::Waiting)))
+        );
     }
 
     #[test]

@@ -21,8 +21,8 @@
 //!
 //! The heartbeat: one background thread per process rewrites the journal of
 //! every live journaled worker every [`DEFAULT_HEARTBEAT`] (or
-//! `TASKFARM_JOURNAL_HEARTBEAT` seconds), also when the program makes no
-//! call for hours. It sends nothing to the server. After `fork()` the child
+//! `TASKFARM_JOURNAL_HEARTBEAT` seconds; the first beat at a random share
+//! of it), also when the program makes no call for hours. It sends nothing to the server. After `fork()` the child
 //! has no such thread, and every write checks that the process is still the
 //! one that made the worker: a child never refreshes its parent's journal.
 
@@ -41,6 +41,7 @@ use super::shared_dir::{check_directory, read_limited, write_atomic, DirectoryAc
 use crate::client::clock::unix_now;
 use crate::client::env;
 use crate::client::error::{Error, Result};
+use crate::client::jitter;
 use crate::client::scheduler::{self, JobId};
 
 /// The heartbeat interval when `TASKFARM_JOURNAL_HEARTBEAT` is not set.
@@ -631,6 +632,7 @@ mod heartbeat {
 
     fn beat() {
         let pid = std::process::id();
+        let mut first = true;
         loop {
             let (interval, journals) = {
                 let registry = lock();
@@ -639,7 +641,14 @@ mod heartbeat {
                     _ => return,
                 }
             };
-            std::thread::sleep(interval);
+            // The first beat at a random share of the interval: processes
+            // started together do not write their journals together.
+            let wait = if std::mem::take(&mut first) {
+                jitter::with_thread_rng(|rng| jitter::share_of(interval, rng))
+            } else {
+                interval
+            };
+            std::thread::sleep(wait);
             for journal in journals.iter().filter_map(Weak::upgrade) {
                 let mut record = journal.lock();
                 if !(record.freed && record.heartbeat < 0.0) {

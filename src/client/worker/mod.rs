@@ -16,15 +16,20 @@
 //! - `deadline.rs`: wall time: no task taken that the time left cannot fit.
 //! - [`journal`]: the worker journal's format, and the worker's writer with
 //!   its heartbeat thread (`taskfarm reap` reads it).
+//! - [`attempts`]: failed attempts, one record file each in the journal
+//!   directory, counted across the workers of a run.
 //! - [`identity`]: a worker's UUID, host name and pid.
 //! - [`machine`]: what this machine proves about a process (boot id, PID
 //!   namespace, `kill(pid, 0)`), which the journal records and the reaper
 //!   checks.
 //! - [`shared_dir`]: files in a directory other users can write
 //!   (`mkstemp`-style creation, atomic replacement, reads with a limit).
+//! - [`start_spread`]: a process's share of its job's start window, waited
+//!   before its first request.
 //!
 //! `cargo test --test import_graph` fails on any circle in the `use` lines.
 
+pub mod attempts;
 pub(crate) mod deadline;
 pub(crate) mod held_task;
 pub mod identity;
@@ -32,6 +37,7 @@ pub mod journal;
 pub mod machine;
 pub(crate) mod progress;
 pub mod shared_dir;
+pub mod start_spread;
 pub mod stop_signals;
 pub mod tasks;
 // The folder is a worker's life; this file is the worker itself.

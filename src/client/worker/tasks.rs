@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::worker::Worker;
+use super::worker::{Failed, Worker};
 use crate::client::error::{Error, Result};
 
 type Shared<'w> = Arc<Mutex<&'w mut Worker>>;
@@ -148,6 +148,21 @@ impl Task<'_> {
     pub fn hand_back(mut self) -> Result<()> {
         self.ended = true;
         lock(&self.worker).hand_back()
+    }
+
+    /// The task failed here: handed back as a failed attempt with
+    /// `message`, or set aside once its attempts reach
+    /// `TASKFARM_MAX_ATTEMPTS`, as [`Worker::fail`] says. On failure the
+    /// worker still holds the task.
+    pub fn fail(mut self, message: &str) -> Result<Failed> {
+        self.ended = true;
+        lock(&self.worker).fail(message)
+    }
+
+    /// This task's attempt number, as [`Worker::attempt`]: 1 + its failed
+    /// or crashed attempts in the journal directory (1 without a journal).
+    pub fn attempt(&self) -> Result<u32> {
+        Ok(lock(&self.worker).attempt()?.unwrap_or(1))
     }
 
     /// Gives the task back at 0 %, as [`Worker::requeue`]: another worker

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::attempts::{self, Attempt, Kind};
 use super::deadline::WallTime;
 use super::held_task::{DoneOutcome, HeldTask, Notes, Slot};
 use super::identity;
@@ -64,7 +65,7 @@ impl Worker {
         if answer.uuid != uuid {
             return Err(Error::protocol(format!(
                 "POST worker registered uuid {:?}, not the {uuid:?} that was sent",
-                answer.uuid
+                crate::client::http::scrub::clean(&answer.uuid)
             )));
         }
         let journal = Journal::from_env(run.uuid(), &uuid)?;
@@ -295,14 +296,15 @@ impl Worker {
         }))
     }
 
-    /// Reports progress on the held task. A percentage outside 0..100 is
-    /// refused; with no task held nothing is sent. Sent at once when the
+    /// Reports progress on the held task. A percentage above 100 by at most
+    /// 1e-6 (a sum of steps such as `100.0 / 7` seven times) is taken as 100;
+    /// any other outside 0..100 is refused; with no task held nothing is sent. Sent at once when the
     /// interval since the task was taken or progress last sent is over, else
     /// kept and sent when it is (the latest value wins). After a stop signal
     /// the held task is handed back at this percentage instead, and the
     /// answer is an error of kind `Stopped`.
     pub fn update(&mut self, percentage: f64) -> Result<()> {
-        check_percentage(percentage)?;
+        let percentage = check_percentage(finished_within_tolerance(percentage))?;
         self.check_process()?;
         self.check_stop(Some(percentage))?;
         self.progress().take_failure()?;
@@ -328,17 +330,134 @@ impl Worker {
     /// A pending progress value goes in the same request: `update(100)` then
     /// `done()` within the interval is one `PUT` of percentage and state.
     pub fn done(&mut self) -> Result<()> {
-        self.release(false)
+        self.release(false).map(|_| ())
+    }
+
+    /// [`Worker::done`], answering whether the task was marked done:
+    /// `Ok(false)` when it was released below 100 % (it stays `computing`
+    /// on the server, as with the Python client; with a journal the release
+    /// is recorded, and `taskfarm reap` gives the task back as a failed
+    /// attempt). `Ok(true)` also when no task was held.
+    pub fn done_marked(&mut self) -> Result<bool> {
+        let held = self.slot.held();
+        let finished = self.release(false)?;
+        if let (false, Some(held), Some(dir)) = (finished, held, self.journal_dir()) {
+            let record = Attempt::new(
+                self.run.uuid(),
+                held.task,
+                Kind::NotDone,
+                &self.uuid,
+                held.percent,
+                &format!(
+                    "released by done at {} % (below 100): the task stayed computing",
+                    held.percent
+                ),
+            );
+            attempts::record(&dir, &record).map_err(|e| {
+                Error::invalid_argument(format!(
+                    "task {} was released below 100 %, but the journal directory {} could \
+                     not record it: {e}",
+                    held.task,
+                    dir.display()
+                ))
+            })?;
+        }
+        Ok(finished)
+    }
+
+    /// The journal directory, if the worker keeps a journal.
+    fn journal_dir(&self) -> Option<std::path::PathBuf> {
+        let path = self.journal.as_ref()?.path();
+        path.parent().map(Path::to_path_buf)
+    }
+
+    /// The held task's attempt number: 1 + its failed or crashed attempts
+    /// recorded in the journal directory (1 without a journal); `None` when
+    /// no task is held.
+    pub fn attempt(&self) -> Result<Option<u32>> {
+        let Some(held) = self.slot.held() else {
+            return Ok(None);
+        };
+        let Some(dir) = self.journal_dir() else {
+            return Ok(Some(1));
+        };
+        let failed = attempts::count(&dir, self.run.uuid(), held.task)?;
+        Ok(Some(failed.saturating_add(1)))
+    }
+
+    /// The held task failed here, for the reason `message` (kept up to 2
+    /// KiB). It is handed back (`waiting`, percentage kept) as a failed
+    /// attempt. With a journal the attempt is recorded in its directory,
+    /// where every worker of the run counts it; a task whose attempts reach
+    /// `TASKFARM_MAX_ATTEMPTS` (default 3) is set aside instead: left
+    /// `computing`, so that no worker takes it, and listed by `taskfarm
+    /// failed`. Without a journal it is handed back and nothing is counted.
+    /// If the server does not take it back, the task stays held and nothing
+    /// is recorded. With no task held, nothing is done.
+    ///
+    /// Through the held task's state machine: a stop watcher waits for the
+    /// fail's outcome and never hands back a task being failed or set aside.
+    pub fn fail(&mut self, message: &str) -> Result<Failed> {
+        self.check_process()?;
+        // A failed background send is superseded: its value goes in the
+        // hand-back.
+        let _ = self.progress().take_failure();
+        let dir = self.journal_dir();
+        let max = match dir {
+            Some(_) => attempts::max_attempts()?,
+            None => u32::MAX,
+        };
+        let (run, worker) = (self.run.uuid().to_owned(), self.uuid.clone());
+        let mut attempt = 1;
+        let record = |held: HeldTask| -> Result<(bool, Option<String>)> {
+            let Some(dir) = &dir else {
+                return Ok((false, None));
+            };
+            attempt = attempts::count(dir, &run, held.task)?.saturating_add(1);
+            let mut record = Attempt::new(
+                &run,
+                held.task,
+                Kind::Failed,
+                &worker,
+                held.percent,
+                message,
+            );
+            record.set_aside = attempt >= max;
+            let file = attempts::record(dir, &record).map_err(|e| {
+                Error::invalid_argument(format!(
+                    "cannot record the failed attempt of task {} in {}: {e}",
+                    held.task,
+                    dir.display()
+                ))
+            })?;
+            Ok((record.set_aside, Some(file)))
+        };
+        let undo = |file: Option<String>| {
+            if let (Some(dir), Some(file)) = (&dir, file) {
+                let _ = attempts::remove(dir, &file);
+            }
+        };
+        let Some((_, set_aside)) = self.slot.fail(record, undo)? else {
+            return Ok(Failed::NothingHeld);
+        };
+        self.wall.task_released();
+        let _ = self.deliver_kept();
+        Ok(if set_aside {
+            Failed::SetAside { attempt }
+        } else {
+            Failed::HandedBack { attempt }
+        })
     }
 
     /// Marks the held task done at 100 %, whatever percentage it was last
     /// given; otherwise as [`Worker::done`] (a failure, the journal, a stop).
     pub fn complete(&mut self) -> Result<()> {
-        self.release(true)
+        self.release(true).map(|_| ())
     }
 
-    /// [`Worker::done`], or [`Worker::complete`] when `complete`.
-    fn release(&mut self, complete: bool) -> Result<()> {
+    /// [`Worker::done`], or [`Worker::complete`] when `complete`; true when
+    /// the task was marked done (or none was held).
+    fn release(&mut self, complete: bool) -> Result<bool> {
         self.check_process()?;
         // A failed background send is superseded: its value is still
         // pending and goes in this call's own request, whose outcome is the
@@ -354,10 +473,10 @@ impl Worker {
             // An unfinished task after a stop: handed back, not left
             // `computing` (TF_STOP_EXIT: the watcher does it and this call
             // waits for the process to end).
-            return self.check_stop(None);
+            return self.check_stop(None).map(|()| false);
         };
         let Some((held, finished)) = begun else {
-            return self.deliver_kept();
+            return self.deliver_kept().map(|()| true);
         };
         let pending = self.progress().settle();
         // A finished task is recorded at 100 %, whatever became of the
@@ -415,7 +534,7 @@ impl Worker {
             self.wall.task_released();
         }
         let _ = self.deliver_kept();
-        Ok(())
+        Ok(finished)
     }
 
     /// Sends the pending progress now, in the calling thread (nothing when
@@ -474,11 +593,39 @@ impl Drop for Worker {
     }
 }
 
+/// What [`Worker::fail`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// No task was held: nothing done.
+    NothingHeld,
+    /// The task was handed back; this was its attempt number `attempt`.
+    HandedBack {
+        /// The attempt that failed (1 without a journal).
+        attempt: u32,
+    },
+    /// The task reached `TASKFARM_MAX_ATTEMPTS` and was set aside.
+    SetAside {
+        /// The attempt that failed.
+        attempt: u32,
+    },
+}
+
 /// The `PUT` that delivers a kept `done`: the task at 100 % and done.
 const KEPT_DONE: TaskUpdate = TaskUpdate {
     percent_completed: Some(100.0),
     status: Some(TaskState::Done),
 };
+
+/// `percentage`, or 100 when it is above 100 by at most 1e-6 (the tolerance
+/// `done` uses): rounding in a sum of steps does not keep a task from
+/// finishing.
+pub fn finished_within_tolerance(percentage: f64) -> f64 {
+    if percentage > 100.0 && percentage - 100.0 <= 1e-6 {
+        100.0
+    } else {
+        percentage
+    }
+}
 
 /// True for a failure that means the server was away: unreachable or timed
 /// out after every retry, or still answering 500/502/503/504.

@@ -315,8 +315,16 @@ def pg_database_url(pg, role_password):
 def pg_stop(pg, remove_external=True):
     """Stops the cluster: pg_ctl stop -m fast, then -m immediate, then
     SIGKILL of the postmaster. With remove_external, an external cluster
-    directory (/tmp/taskfarm-pg-*) is removed afterwards."""
+    directory (/tmp/taskfarm-pg-*) is removed afterwards. Without
+    data/postmaster.pid (the directory was removed under it), the postmaster
+    recorded at its start is stopped by signal (SIGINT: fast shutdown,
+    SIGQUIT: immediate, then SIGKILL)."""
     pid = pg_postmaster_pid(pg)
+    if pid is None and _is_postmaster_of(pg.get("pid"), pg):
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGKILL):
+            signal_process(pg["pid"], sig)
+            if wait_gone([pg["pid"]], 5.0):
+                break
     if pid is not None and process_alive(pid):
         for mode in ("fast", "immediate"):
             pg_run(pg, "pg_ctl", ["-D", pg["data"], "-m", mode, "-w",
@@ -332,6 +340,20 @@ def pg_stop(pg, remove_external=True):
                     "alive after pg_ctl stop -m fast, -m immediate and SIGKILL")
     if remove_external and pg.get("external"):
         shutil.rmtree(pg["dir"], ignore_errors=True)
+
+
+def _is_postmaster_of(pid, pg):
+    """True when pid is a live `postgres` process started with pg's data
+    directory (not another process that reuses the pid)."""
+    if not pid or not process_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return bool(args) and os.path.basename(args[0]) == b"postgres" \
+        and os.fsencode(pg["data"]) in args
 
 
 def pg_prepare(state_dir, old, fixed_port):

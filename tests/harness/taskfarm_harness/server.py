@@ -18,7 +18,7 @@ from .postgres_cluster import pg_postmaster_pid, pg_prepare, pg_running, pg_stop
 from .process_groups import group_alive, kill_group, process_alive
 from .state import SERVER_JSON, log_tail, read_info, state_paths, write_info
 
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 60.0
 GUNICORN_WORKERS = 4
 # The command line whose `_watchdog` subcommand watches a process.
 CLI = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -103,7 +103,11 @@ def wait_ready(proc, port, log_path):
         rc = proc.poll()
         if rc is not None:
             return f"the server exited with status {rc} before it was ready"
-        answer = http_get_root(port)
+        # A probe waits as long as the deadline allows: with hundreds of
+        # workers retrying, a server that is up answers GET / only after the
+        # requests queued before it (a probe given up on would queue again
+        # at the back).
+        answer = http_get_root(port, timeout=max(1.0, deadline - time.monotonic()))
         if answer is not None:
             status, body = answer
             if status == 200 and "Taskfarm Server" in body:

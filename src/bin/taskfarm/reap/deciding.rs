@@ -23,7 +23,7 @@
 //! reaper looks, a trait so that the decision is testable without
 //! processes or schedulers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use taskfarm_worker::internal::scheduler::{slurm, JobId, JobState, Scheduler};
 use taskfarm_worker::internal::worker::journal::{Record, SlurmIds};
@@ -51,6 +51,10 @@ pub trait Probe {
     fn slurm_cluster(&self) -> Option<String>;
     /// The job or step of `ids`, asked of this machine's Slurm.
     fn slurm(&self, ids: &SlurmIds) -> JobState;
+    /// Told, before the pass decides, of the Slurm ids of every journal it
+    /// read: a probe that can asks Slurm about all of them in one go, the
+    /// first time [`Probe::slurm`] needs an answer.
+    fn expect_slurm(&self, _ids: Vec<SlurmIds>) {}
     /// Job `job` of another scheduler than Slurm, asked of its command here.
     fn job(&self, job: &JobId) -> JobState;
 }
@@ -58,13 +62,23 @@ pub trait Probe {
 /// The real machine, and the schedulers through their commands when they
 /// are installed: Slurm's `squeue` (and `scontrol show config` for the
 /// cluster's name), PBS's and Grid Engine's `qstat`, LSF's `bjobs`, `flux
-/// jobs`. One probe serves one pass: the answer for a job or step is asked
-/// once (the ranks of one MPI job share it), the cluster's name once.
+/// jobs`. One probe serves one pass: the first question to Slurm asks about
+/// every job the pass expects at once (`squeue -t all -j J1,J2,...`, then
+/// `squeue -s` for the steps of those running: two calls per 1,000 jobs,
+/// `slurm::MAX_JOBS_PER_CALL`), and the answers serve the rest of the pass;
+/// a job of another scheduler is asked once (the ranks of one MPI job share
+/// the answer); the cluster's name is asked once.
 #[derive(Debug, Default)]
 pub struct SystemProbe {
     slurm_answers: std::cell::RefCell<BTreeMap<(String, Option<String>), JobState>>,
+    expected: std::cell::RefCell<Vec<SlurmIds>>,
     job_answers: std::cell::RefCell<BTreeMap<JobId, JobState>>,
     cluster: std::cell::OnceCell<Option<String>>,
+}
+
+/// The key of an answer: the job and the step.
+fn answer_key(ids: &SlurmIds) -> Option<(String, Option<String>)> {
+    Some((ids.job_id.clone()?, ids.step_id.clone()))
 }
 
 impl Probe for SystemProbe {
@@ -85,16 +99,26 @@ impl Probe for SystemProbe {
     }
 
     fn slurm(&self, ids: &SlurmIds) -> JobState {
-        let Some(job) = ids.job_id.clone() else {
+        let Some(key) = answer_key(ids) else {
             return JobState::Unknown("no Slurm job id".into());
         };
-        let key = (job, ids.step_id.clone());
         if let Some(answer) = self.slurm_answers.borrow().get(&key) {
             return answer.clone();
         }
-        let answer = name_element(ask_slurm(ids), ids);
-        self.slurm_answers.borrow_mut().insert(key, answer.clone());
-        answer
+        let mut wanted = self.expected.take();
+        wanted.push(ids.clone());
+        let answers = ask_slurm(&wanted);
+        let mut cache = self.slurm_answers.borrow_mut();
+        for (ids, answer) in wanted.iter().zip(answers) {
+            if let Some(key) = answer_key(ids) {
+                cache.insert(key, name_element(answer, ids));
+            }
+        }
+        cache[&key].clone()
+    }
+
+    fn expect_slurm(&self, ids: Vec<SlurmIds>) {
+        self.expected.borrow_mut().extend(ids);
     }
 
     fn job(&self, job: &JobId) -> JobState {
@@ -113,33 +137,56 @@ fn is_number(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_digit())
 }
 
-/// The state of the job (and step, when it is a number) of `ids`, from
-/// squeue. The job is named by its own id (`SLURM_JOB_ID`): for an array
-/// element that is the element's id, but the element that got the array's
-/// id shares it with the whole array in `squeue -j`, so only the lines
-/// whose job id (`%A`) is the worker's count.
-fn ask_slurm(ids: &SlurmIds) -> JobState {
-    let job = ids.job_id.as_deref().unwrap_or_default();
-    if !is_number(job) {
-        return JobState::Unknown(format!("Slurm job id {job:?} is not a number"));
-    }
-    let job_state = slurm::job_state(&JobId {
-        scheduler: Scheduler::Slurm,
-        job: job.to_owned(),
-        task: None,
-        instance: None,
-    });
-    let JobState::Alive(_) = job_state else {
-        return job_state;
+/// The state of the job (and step, when it is a number) of each of
+/// `wanted`, from squeue: one query of the states of all their jobs, then
+/// one of the steps of those running ([`slurm::job_states`],
+/// [`slurm::step_lists`]). The job is named by its own id (`SLURM_JOB_ID`):
+/// for an array element that is the element's id, but the element that got
+/// the array's id shares it with the whole array in `squeue -j`, so only the
+/// lines whose job id (`%A`) is the worker's count.
+fn ask_slurm(wanted: &[SlurmIds]) -> Vec<JobState> {
+    let job = |ids: &SlurmIds| ids.job_id.clone().unwrap_or_default();
+    let step = |ids: &SlurmIds| ids.step_id.clone().filter(|s| is_number(s));
+    let jobs: BTreeSet<String> = wanted.iter().map(job).filter(|j| is_number(j)).collect();
+    let jobs: Vec<&str> = jobs.iter().map(String::as_str).collect();
+    let states = if jobs.is_empty() {
+        BTreeMap::new()
+    } else {
+        slurm::job_states(&jobs)
     };
-    let Some(step) = ids.step_id.as_deref().filter(|s| is_number(s)) else {
-        return job_state;
+    let running = |j: &str| matches!(states.get(j), Some(JobState::Alive(_)));
+    let step_jobs: BTreeSet<String> = wanted
+        .iter()
+        .filter(|ids| step(ids).is_some() && running(&job(ids)))
+        .map(job)
+        .collect();
+    let step_jobs: Vec<&str> = step_jobs.iter().map(String::as_str).collect();
+    let steps = if step_jobs.is_empty() {
+        Ok(String::new())
+    } else {
+        slurm::step_lists(&step_jobs)
     };
-    let element = ids
-        .array_job_id
-        .as_deref()
-        .zip(ids.array_task_id.as_deref());
-    slurm::step_state(job, step, element)
+    wanted
+        .iter()
+        .map(|ids| {
+            let job = job(ids);
+            if !is_number(&job) {
+                return JobState::Unknown(format!("Slurm job id {job:?} is not a number"));
+            }
+            let state = states[&job].clone();
+            let Some(step) = step(ids).filter(|_| matches!(state, JobState::Alive(_))) else {
+                return state;
+            };
+            let element = ids
+                .array_job_id
+                .as_deref()
+                .zip(ids.array_task_id.as_deref());
+            match &steps {
+                Ok(listed) => slurm::parse_step_state(listed, &job, &step, element),
+                Err(why) => JobState::Unknown(why.clone()),
+            }
+        })
+        .collect()
 }
 
 /// `JobState::Gone` of an array element names the element too.

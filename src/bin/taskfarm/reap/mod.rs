@@ -9,6 +9,8 @@
 //! - `state.rs`: the reaper's own state file (attempts, tasks set aside,
 //!   its looks at heartbeats);
 //! - `lock.rs`: one reaper per run (`DIR/reap-<run>.lock`);
+//! - `attempts.rs`: the failed-attempt records of the journal directory
+//!   (crashes recorded, tasks released below 100 % given back);
 //! - `cluster_name.rs`: the Slurm cluster `squeue` here answers for.
 //!
 //! A worker is gone when that is proved — on the same machine (boot id)
@@ -21,6 +23,7 @@
 //! (that give-back is not an attempt). Only journals owned by the reaper's
 //! user (or `--owner`) are acted on.
 
+mod attempts;
 mod cluster_name;
 mod deciding;
 mod lock;
@@ -39,6 +42,14 @@ use crate::output;
 
 pub use pass::{Options, DEFAULT_MAX_ATTEMPTS, DEFAULT_STALE_SECS};
 use pass::{Reaper, Report};
+
+/// The tasks the reaper set aside for run `run` (its state in `dir`).
+pub fn set_aside_tasks(
+    dir: &Path,
+    run: &str,
+) -> taskfarm_worker::internal::Result<std::collections::BTreeSet<i64>> {
+    Ok(state::State::load(dir, run)?.set_aside)
+}
 
 /// What `taskfarm reap` was asked.
 #[derive(Debug)]

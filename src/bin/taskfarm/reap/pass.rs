@@ -16,6 +16,7 @@ use taskfarm_worker::internal::worker::journal::{self, read_journal, Record};
 use taskfarm_worker::internal::worker::shared_dir::{check_directory, own_uid, DirectoryAccess};
 use taskfarm_worker::internal::{Error, Result, Run};
 
+use super::attempts;
 use super::deciding::{decide, Probe, SystemProbe, Verdict};
 use super::lock::RunLock;
 use super::state::{clock_name, monotonic_now, OrphanLook, State};
@@ -211,7 +212,8 @@ impl<'a> Reaper<'a> {
     pub fn release(&self, task: i64) -> Result<String> {
         self.check_handed_out(task, &self.run.status()?)?;
         let mut state = State::load(&self.dir, self.run.uuid())?;
-        let was = state.set_aside.contains(&task);
+        let records = attempts::records(&self.dir, self.run.uuid(), &self.options.owners)?;
+        let was = state.set_aside.contains(&task) | attempts::set_aside(&records).contains(&task);
         state.forget(task);
         let computing = self.run.task(task)?.status == TaskState::Computing;
         if self.options.dry_run {
@@ -225,6 +227,7 @@ impl<'a> Reaper<'a> {
             ));
         }
         state.save(&self.dir)?;
+        attempts_forget(&self.dir, self.run.uuid(), task)?;
         if was && computing {
             self.give_back(task)?;
             Ok(format!("task {task} released and given back"))
@@ -275,13 +278,26 @@ impl<'a> Reaper<'a> {
             messages: Vec::new(),
             warnings: self.warnings.clone(),
         };
-        let names = self.journal_names()?;
+        let (names, temporaries) = self.listing()?;
+        // Every journal read first, so that the probe learns of every Slurm
+        // job before it is asked about one (one squeue for the whole pass).
+        let read: Vec<_> = names
+            .iter()
+            .map(|name| (name, self.trusted(&self.dir.join(name), &first_status)))
+            .collect();
+        probe.expect_slurm(
+            read.iter()
+                .filter_map(|(_, r)| r.as_ref().ok())
+                .filter(|r| !r.freed)
+                .filter_map(|r| r.slurm.clone())
+                .collect(),
+        );
         let clock = clock_name();
         let mut alive = 0usize;
         let mut seen_workers = BTreeSet::new();
-        for name in &names {
+        for (name, record) in read {
             let path = self.dir.join(name);
-            let record = match self.trusted(&path, &first_status) {
+            let record = match record {
                 Ok(record) => record,
                 Err(reason) => {
                     report.messages.push(format!("left alone: {name} {reason}"));
@@ -334,10 +350,27 @@ impl<'a> Reaper<'a> {
             }
             if !dry {
                 let _ = fs::remove_file(&path);
-                remove_temporaries(&self.dir, name);
+                remove_temporaries(&self.dir, name, &temporaries);
                 seen_workers.remove(&record.worker);
             }
         }
+        attempts::settle_not_done(
+            self.run,
+            &self.dir,
+            &self.options.owners,
+            self.options.max_attempts,
+            dry,
+            &mut state,
+            &mut report,
+        )?;
+        // Tasks set aside by the reaper, and by workers (`tf_worker_fail`).
+        state
+            .set_aside
+            .extend(attempts::set_aside(&attempts::records(
+                &self.dir,
+                run,
+                &self.options.owners,
+            )?));
         state.keep_looks_of(&seen_workers);
         report.status = self.run.status()?;
         let set_aside_computing = state.set_aside.len() as i64;
@@ -418,16 +451,29 @@ impl<'a> Reaper<'a> {
 
     /// The names of the run's journal files, sorted.
     fn journal_names(&self) -> Result<Vec<String>> {
+        Ok(self.listing()?.0)
+    }
+
+    /// The names of the run's journal files, sorted, and the temporary
+    /// files in the directory: listed once, so that a pass reads the
+    /// directory once however many workers are gone.
+    fn listing(&self) -> Result<(Vec<String>, Vec<String>)> {
         let prefix = journal::file_prefix(self.run.uuid());
-        let mut names: Vec<String> = fs::read_dir(&self.dir)
+        let listed: Vec<String> = fs::read_dir(&self.dir)
             .map_err(|e| {
                 Error::invalid_argument(format!("cannot list {}: {e}", self.dir.display()))
             })?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(&prefix) && n.ends_with(".json"))
             .collect();
+        let (mut names, rest): (Vec<String>, Vec<String>) = listed
+            .into_iter()
+            .partition(|n| n.starts_with(&prefix) && n.ends_with(".json"));
         names.sort();
-        Ok(names)
+        let temporaries = rest
+            .into_iter()
+            .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+            .collect();
+        Ok((names, temporaries))
     }
 
     /// The journal at `path` when it may be acted on: a valid journal,
@@ -516,11 +562,31 @@ impl<'a> Reaper<'a> {
                 .push(format!("  its task {task} is set aside: left computing"));
             return Ok(());
         }
+        // Failed attempts recorded by workers, and crashes (each once). The
+        // reaper's own count of crashes is a floor: a record removed from a
+        // shared directory does not give a task its attempts back.
+        let records = attempts::records(&self.dir, self.run.uuid(), &self.options.owners)?;
         let attempts = if crashed {
-            state.attempts_with(task, &record.worker)
+            attempts::with_crash(&records, task, &record.worker)
+                .max(state.attempts_with(task, &record.worker))
         } else {
-            state.attempts.get(&task).copied().unwrap_or(0)
+            attempts::count_in_records(&records, task)
+                .max(state.attempts.get(&task).copied().unwrap_or(0))
         };
+        if crashed && !dry {
+            attempts::record_crash(
+                &self.dir,
+                &records,
+                self.run.uuid(),
+                task,
+                &record.worker,
+                record.percent.unwrap_or(0.0),
+                &format!(
+                    "worker {} on host {}, pid {}",
+                    record.worker, record.host, record.pid
+                ),
+            )?;
+        }
         let action = TaskAction {
             task,
             worker: record.worker.clone(),
@@ -558,19 +624,21 @@ impl<'a> Reaper<'a> {
     }
 }
 
+/// Forgets the failed-attempt records of `task` (a release).
+fn attempts_forget(dir: &Path, run: &str, task: i64) -> Result<()> {
+    taskfarm_worker::internal::worker::attempts::forget(dir, run, task).map(|_| ())
+}
+
 /// Tasks done, computing and waiting.
 fn counts(status: &RunStatus) -> (i64, i64, i64) {
     (status.num_done, status.num_computing, status.num_waiting)
 }
 
-/// Removes the temporary files a writer of journal `name` left behind.
-fn remove_temporaries(dir: &Path, name: &str) {
+/// Removes the temporary files a writer of journal `name` left behind, of
+/// the `temporaries` the pass listed.
+fn remove_temporaries(dir: &Path, name: &str, temporaries: &[String]) {
     let prefix = format!(".{name}.");
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if let Some(n) = entry.file_name().to_str() {
-            if n.starts_with(&prefix) && n.ends_with(".tmp") {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
+    for n in temporaries.iter().filter(|n| n.starts_with(&prefix)) {
+        let _ = fs::remove_file(dir.join(n));
     }
 }

@@ -1,0 +1,408 @@
+//! The command of one attempt as a child process: started in a process
+//! group of its own (so that a signal reaches everything it started), killed
+//! with SIGKILL if `taskfarm run` dies (`PR_SET_PDEATHSIG`), waited for
+//! through a pidfd (no polling delay when it ends), reaped with `wait4` for
+//! its resource usage, and its process group killed once it has ended:
+//! nothing it started runs on.
+//!
+//! Its stderr, when not sent to a file, passes through a pipe: copied to
+//! ours as it comes, the last bytes kept for the attempt's message.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How much of the command's stderr is kept for the message of a failure.
+pub const TAIL_BYTES: usize = 4096;
+
+/// Where the command's output goes.
+#[derive(Debug)]
+pub enum Output {
+    /// Passed through: stdout to ours, stderr to ours through a pipe.
+    PassThrough,
+    /// To these files.
+    Files {
+        /// Its stdout.
+        stdout: File,
+        /// Its stderr.
+        stderr: File,
+    },
+}
+
+/// What to start: the program, its arguments, extra environment.
+#[derive(Debug)]
+pub struct Launch {
+    /// The program and its arguments.
+    pub argv: Vec<OsString>,
+    /// Variables added to the environment.
+    pub env: Vec<(String, OsString)>,
+    /// Where its output goes.
+    pub output: Output,
+}
+
+/// A command that is running.
+#[derive(Debug)]
+pub struct Child {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    stderr: Option<File>,
+    tail: Vec<u8>,
+    ended: bool,
+}
+
+/// How a command ended: its wait status and resource usage.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// The raw wait status.
+    pub status: libc::c_int,
+    /// The exit status when it exited.
+    pub exit: Option<i32>,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+    /// Its peak resident set, kB (Linux: `ru_maxrss`).
+    pub max_rss_kb: i64,
+    /// CPU time in user mode, seconds.
+    pub user_s: f64,
+    /// CPU time in the kernel, seconds.
+    pub system_s: f64,
+}
+
+fn seconds(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
+impl Child {
+    /// Starts `launch` in a process group of its own, stdin from /dev/null.
+    pub fn start(launch: Launch) -> io::Result<Child> {
+        let (program, args) = launch
+            .argv
+            .split_first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command"))?;
+        let mut command = Command::new(program);
+        command.args(args).stdin(Stdio::null()).process_group(0);
+        for (name, value) in &launch.env {
+            command.env(name, value);
+        }
+        let piped = matches!(launch.output, Output::PassThrough);
+        match launch.output {
+            Output::PassThrough => {
+                command.stdout(Stdio::inherit()).stderr(Stdio::piped());
+            }
+            Output::Files { stdout, stderr } => {
+                command.stdout(stdout).stderr(stderr);
+            }
+        }
+        // SAFETY: between fork and exec the closure calls only prctl and
+        // getppid (async-signal-safe) and touches no memory of the parent.
+        let parent = unsafe { libc::getpid() };
+        unsafe {
+            command.pre_exec(move || {
+                // SIGKILL when the thread that started it ends (taskfarm run
+                // killed): a command never outlives its runner.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    // The parent died before prctl took effect.
+                    libc::_exit(137);
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
+        let pid = child.id() as libc::pid_t;
+        let stderr = if piped {
+            child.stderr.take().map(|pipe| {
+                let fd = OwnedFd::from(pipe);
+                set_nonblocking(fd.as_raw_fd());
+                File::from(fd)
+            })
+        } else {
+            None
+        };
+        // The std handle is dropped without waiting: the pid is reaped here,
+        // by wait4.
+        drop(child);
+        Ok(Child {
+            pid,
+            pidfd: pidfd_open(pid),
+            stderr,
+            tail: Vec::new(),
+            ended: false,
+        })
+    }
+
+    /// The command's process id (and process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Sends `signal` to the command's process group.
+    pub fn signal_group(&self, signal: libc::c_int) {
+        // SAFETY: kill has no memory preconditions; the group is the
+        // command's own (it is its leader), and it is not reaped yet.
+        unsafe {
+            libc::kill(-self.pid, signal);
+        }
+    }
+
+    /// Waits at most `tick` for the command to end, copying its stderr as
+    /// it comes. `Some` once it has ended (then reaped, its group killed
+    /// and its stderr read to the end).
+    pub fn wait(&mut self, tick: Duration) -> io::Result<Option<Ended>> {
+        let until = Instant::now() + tick;
+        loop {
+            if let Some(ended) = self.try_reap()? {
+                return Ok(Some(ended));
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.poll(left)?;
+        }
+    }
+
+    /// Blocks in poll(2) on the pidfd and the stderr pipe for at most `left`
+    /// (without a pidfd: at most 10 ms at a time), copying stderr.
+    fn poll(&mut self, left: Duration) -> io::Result<()> {
+        let mut fds = Vec::with_capacity(2);
+        if let Some(pidfd) = &self.pidfd {
+            fds.push(libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        if let Some(stderr) = &self.stderr {
+            fds.push(libc::pollfd {
+                fd: stderr.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let mut wait = left;
+        if self.pidfd.is_none() {
+            wait = wait.min(Duration::from_millis(10));
+        }
+        let ms = wait.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        // SAFETY: fds is a valid array of pollfd of that length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        self.copy_stderr();
+        Ok(())
+    }
+
+    /// Reads what the stderr pipe holds now: copied to our stderr, the end
+    /// kept. Closes it at end of file.
+    fn copy_stderr(&mut self) {
+        let Some(pipe) = self.stderr.as_mut() else {
+            return;
+        };
+        let mut buffer = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buffer) {
+                Ok(0) => {
+                    self.stderr = None;
+                    return;
+                }
+                Ok(n) => {
+                    let _ = io::stderr().lock().write_all(&buffer[..n]);
+                    self.tail.extend_from_slice(&buffer[..n]);
+                    if self.tail.len() > 2 * TAIL_BYTES {
+                        let cut = self.tail.len() - TAIL_BYTES;
+                        self.tail.drain(..cut);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reaps the command if it has ended.
+    fn try_reap(&mut self) -> io::Result<Option<Ended>> {
+        let mut status: libc::c_int = 0;
+        // SAFETY: an all-zero rusage is a valid value to be overwritten.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers; the pid is our own child, not reaped yet.
+        let got = unsafe { libc::wait4(self.pid, &mut status, libc::WNOHANG, &mut usage) };
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+        self.ended = true;
+        // Whatever it left behind in its group goes too.
+        self.signal_group(libc::SIGKILL);
+        self.drain_stderr();
+        let exited = libc::WIFEXITED(status);
+        let signaled = libc::WIFSIGNALED(status);
+        Ok(Some(Ended {
+            status,
+            exit: exited.then(|| libc::WEXITSTATUS(status)),
+            signal: signaled.then(|| libc::WTERMSIG(status)),
+            max_rss_kb: usage.ru_maxrss,
+            user_s: seconds(usage.ru_utime),
+            system_s: seconds(usage.ru_stime),
+        }))
+    }
+
+    /// After the end: the rest of the stderr pipe, for at most a second
+    /// (a process of another group may still hold it open).
+    fn drain_stderr(&mut self) {
+        let until = Instant::now() + Duration::from_secs(1);
+        while self.stderr.is_some() && Instant::now() < until {
+            let Some(pipe) = &self.stderr else { break };
+            let mut fd = libc::pollfd {
+                fd: pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut fd, 1, 100) };
+            self.copy_stderr();
+        }
+        self.stderr = None;
+    }
+
+    /// The last bytes the command wrote to its stderr pipe.
+    pub fn stderr_tail(&self) -> &[u8] {
+        &self.tail
+    }
+}
+
+impl Drop for Child {
+    /// A command still running when its runner lets go of it (an error, a
+    /// panic) is killed with its group and reaped.
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.signal_group(libc::SIGKILL);
+        let mut status = 0;
+        // SAFETY: our own child, not reaped yet.
+        unsafe {
+            libc::waitpid(self.pid, &mut status, 0);
+        }
+    }
+}
+
+fn set_nonblocking(fd: libc::c_int) {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+}
+
+/// A pidfd for `pid` (Linux 5.3 and later); `None` where there is none.
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// The last `lines` lines of `bytes` (lossy UTF-8), without trailing blanks.
+pub fn last_lines(bytes: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(script: &str) -> Launch {
+        Launch {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: vec![("TF_TEST_VALUE".into(), "seven".into())],
+            output: Output::PassThrough,
+        }
+    }
+
+    fn wait_end(child: &mut Child) -> Ended {
+        loop {
+            if let Some(ended) = child.wait(Duration::from_secs(60)).unwrap() {
+                return ended;
+            }
+        }
+    }
+
+    #[test]
+    fn exit_status_environment_and_stderr_tail() {
+        let mut child =
+            Child::start(launch("echo one >&2; echo \"$TF_TEST_VALUE\" >&2; exit 3")).unwrap();
+        let ended = wait_end(&mut child);
+        assert_eq!((ended.exit, ended.signal), (Some(3), None));
+        assert_eq!(last_lines(child.stderr_tail(), 1), "seven");
+        assert_eq!(last_lines(child.stderr_tail(), 5), "one\nseven");
+    }
+
+    #[test]
+    fn a_signal_to_the_group_reaches_the_grandchildren() {
+        let mut child = Child::start(launch("sleep 600 & sleep 600; wait")).unwrap();
+        assert!(child.wait(Duration::from_millis(50)).unwrap().is_none());
+        child.signal_group(libc::SIGTERM);
+        let ended = wait_end(&mut child);
+        assert_eq!(ended.signal, Some(libc::SIGTERM));
+    }
+
+    #[test]
+    fn what_the_command_left_in_its_group_is_killed_when_it_ends() {
+        let dir = std::env::temp_dir().join(format!("taskfarm-child-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("pid");
+        let script = format!(
+            "sleep 600 >/dev/null 2>&1 & echo $! > {}; exit 0",
+            pidfile.display()
+        );
+        let mut child = Child::start(launch(&script)).unwrap();
+        let ended = wait_end(&mut child);
+        assert_eq!(ended.exit, Some(0));
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The orphan is reparented to init (or a subreaper) and killed: it
+        // becomes a zombie or disappears, never stays running.
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next());
+            if stat.is_empty() || state == Some(Some('Z')) {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "the orphan {pid} still runs: {stat}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
