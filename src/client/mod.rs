@@ -18,7 +18,7 @@
 //! - [`worker`]: a worker's life: its tasks, progress, stop signals,
 //!   deadline and journal.
 //! - [`scheduler`]: what the library and `taskfarm reap` ask the batch
-//!   system (Slurm).
+//!   system: Slurm, PBS, Grid Engine, LSF, Flux.
 //!
 //! No file imports another that imports it back, directly or through
 //! others: `cargo test --test import_graph` checks the `use` lines of

@@ -24,8 +24,20 @@ pub fn run_with_time_limit(
     args: &[&str],
     limit: Duration,
 ) -> std::result::Result<CommandOutput, String> {
+    run_with_env(program, args, &[], limit)
+}
+
+/// [`run_with_time_limit`] with the variables `env` added to the command's
+/// environment (Flux's `FLUX_URI`: which instance is asked).
+pub fn run_with_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> std::result::Result<CommandOutput, String> {
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -93,6 +105,14 @@ mod tests {
         );
         let slow = run_with_time_limit("sleep", &["5"], Duration::from_millis(100)).unwrap_err();
         assert_eq!(slow, "sleep 5 took more than 100ms");
+        let with_env = run_with_env(
+            "sh",
+            &["-c", "echo $TASKFARM_TEST_VALUE"],
+            &[("TASKFARM_TEST_VALUE", "seen")],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(with_env.stdout, "seen\n");
         let missing = run_with_time_limit("taskfarm-no-such-command", &[], Duration::from_secs(1))
             .unwrap_err();
         assert!(

@@ -5,36 +5,18 @@
 //! [`step_lists`]: one `squeue` per [`MAX_JOBS_PER_CALL`] jobs, so that a
 //! reaper's pass over a big array asks Slurm a few times, not once per
 //! element). Each `squeue` runs with a time limit ([`run_with_time_limit`]).
+//! The job is named by its own id (`SLURM_JOB_ID`: for an array element,
+//! the element's).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use super::command::run_with_time_limit;
-
-/// How long `squeue` may take before the worker carries on without a deadline.
-const TIME_LEFT_LIMIT: Duration = Duration::from_secs(10);
-
-/// How long a state query may take before Slurm counts as unknown.
-const STATE_LIMIT: Duration = Duration::from_secs(30);
-
-/// What Slurm says about a worker's job or step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SlurmState {
-    /// Running (or about to): no proof either way for one worker in it.
-    Running,
-    /// Suspended (`scontrol suspend`, preemption by suspension, gang
-    /// scheduling) or stopped: its processes live but cannot run, so their
-    /// heartbeat stands still; alive.
-    Suspended(String),
-    /// Ended, with why.
-    Gone(String),
-    /// Slurm cannot tell (no squeue, an error): why.
-    Unknown(String),
-}
+use super::{JobId, JobState, STATE_LIMIT, TIME_LEFT_LIMIT};
 
 /// Runs `squeue -h -j JOB -o "%A %L"`: the seconds left, `None` for no
 /// time limit.
-pub fn time_left(job: &str) -> std::result::Result<Option<f64>, String> {
+pub fn time_left(id: &JobId) -> std::result::Result<Option<f64>, String> {
+    let job = id.job.as_str();
     let args = ["-h", "-j", job, "-o", "%A %L"];
     let output = run_with_time_limit("squeue", &args, TIME_LEFT_LIMIT)?;
     if !output.success {
@@ -91,44 +73,46 @@ pub fn parse_time_left(text: &str) -> std::result::Result<Option<f64>, String> {
     ))
 }
 
-/// The state of job `job` (its own id: an array element's, not the array's)
+/// The state of job `id` (its own id: an array element's, not the array's)
 /// from `squeue -h -t all -j JOB -o "%A %T"`.
-pub fn job_state(job: &str) -> SlurmState {
+pub fn job_state(id: &JobId) -> JobState {
+    let job = id.job.as_str();
     match run_with_time_limit(
         "squeue",
         &["-h", "-t", "all", "-j", job, "-o", "%A %T"],
         STATE_LIMIT,
     ) {
         Ok(output) => parse_job_state(output.success, &output.stdout, &output.stderr, job),
-        Err(why) => SlurmState::Unknown(why),
+        Err(why) => JobState::Unknown(why),
     }
 }
 
 /// The job state from `squeue -h -t all -j JOB -o "%A %T"` (lines `JOBID
 /// STATE`; the lines of other jobs, the other elements of an array, are
 /// not this job's).
-pub fn parse_job_state(success: bool, stdout: &str, stderr: &str, job: &str) -> SlurmState {
+pub fn parse_job_state(success: bool, stdout: &str, stderr: &str, job: &str) -> JobState {
     if !success {
         if stderr.contains("Invalid job id") {
-            return SlurmState::Gone(format!("Slurm no longer knows job {job}"));
+            return JobState::Gone(format!("Slurm no longer knows job {job}"));
         }
-        return SlurmState::Unknown(format!("squeue -j {job} failed: {}", stderr.trim()));
+        return JobState::Unknown(format!("squeue -j {job} failed: {}", stderr.trim()));
     }
     let state = stdout.lines().find_map(|line| {
         let mut words = line.split_whitespace();
         (words.next() == Some(job)).then(|| words.next().unwrap_or_default())
     });
     match state {
-        None => SlurmState::Gone(format!("squeue no longer lists job {job}")),
+        None => JobState::Gone(format!("squeue no longer lists job {job}")),
         Some(
-            "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "RESIZING" | "SIGNALING"
-            | "STAGE_OUT" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD",
-        ) => SlurmState::Running,
+            state @ ("PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "RESIZING"
+            | "SIGNALING" | "STAGE_OUT" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED"
+            | "RESV_DEL_HOLD"),
+        ) => JobState::Alive(format!("Slurm job {job} is {state}")),
         Some(state @ ("SUSPENDED" | "STOPPED")) => {
-            SlurmState::Suspended(format!("its Slurm job {job} is {state}"))
+            JobState::Suspended(format!("its Slurm job {job} is {state}"))
         }
-        Some("") => SlurmState::Unknown(format!("squeue gave no state for job {job}")),
-        Some(other) => SlurmState::Gone(format!("Slurm job {job} is {other}")),
+        Some("") => JobState::Unknown(format!("squeue gave no state for job {job}")),
+        Some(other) => JobState::Gone(format!("Slurm job {job} is {other}")),
     }
 }
 
@@ -139,8 +123,8 @@ pub const MAX_JOBS_PER_CALL: usize = 1000;
 /// The states of many jobs (their own ids), from `squeue -h -t all -j
 /// J1,J2,... -o "%A %T"`: one call per [`MAX_JOBS_PER_CALL`] jobs, each job
 /// read as [`parse_job_state`] reads it. A call that fails makes its jobs
-/// [`SlurmState::Unknown`].
-pub fn job_states(jobs: &[&str]) -> BTreeMap<String, SlurmState> {
+/// [`JobState::Unknown`].
+pub fn job_states(jobs: &[&str]) -> BTreeMap<String, JobState> {
     let mut states = BTreeMap::new();
     for chunk in jobs.chunks(MAX_JOBS_PER_CALL) {
         let list = chunk.join(",");
@@ -152,7 +136,7 @@ pub fn job_states(jobs: &[&str]) -> BTreeMap<String, SlurmState> {
         for &job in chunk {
             let state = match &output {
                 Ok(o) => parse_job_states(o.success, &o.stdout, &o.stderr, chunk.len(), job),
-                Err(why) => SlurmState::Unknown(why.clone()),
+                Err(why) => JobState::Unknown(why.clone()),
             };
             states.insert(job.to_owned(), state);
         }
@@ -169,9 +153,9 @@ pub fn parse_job_states(
     stderr: &str,
     asked: usize,
     job: &str,
-) -> SlurmState {
+) -> JobState {
     if !success && asked > 1 {
-        return SlurmState::Unknown(format!(
+        return JobState::Unknown(format!(
             "squeue -j (with {asked} jobs) failed: {}",
             stderr.trim()
         ));
@@ -202,14 +186,14 @@ pub fn step_lists(jobs: &[&str]) -> std::result::Result<String, String> {
 
 /// The state of step `step` of job `job` from `squeue -h -s -j JOB -o %i`;
 /// `element` is `(array job id, array task id)` for an array element.
-pub fn step_state(job: &str, step: &str, element: Option<(&str, &str)>) -> SlurmState {
+pub fn step_state(job: &str, step: &str, element: Option<(&str, &str)>) -> JobState {
     match run_with_time_limit("squeue", &["-h", "-s", "-j", job, "-o", "%i"], STATE_LIMIT) {
         Ok(output) if output.success => parse_step_state(&output.stdout, job, step, element),
-        Ok(output) => SlurmState::Unknown(format!(
+        Ok(output) => JobState::Unknown(format!(
             "squeue -s -j {job} failed: {}",
             output.stderr.trim()
         )),
-        Err(why) => SlurmState::Unknown(why),
+        Err(why) => JobState::Unknown(why),
     }
 }
 
@@ -220,7 +204,7 @@ pub fn parse_step_state(
     job: &str,
     step: &str,
     element: Option<(&str, &str)>,
-) -> SlurmState {
+) -> JobState {
     let mut names = vec![format!("{job}.{step}")];
     if let Some((array, index)) = element {
         names.push(format!("{array}_{index}.{step}"));
@@ -229,9 +213,9 @@ pub fn parse_step_state(
         .split_whitespace()
         .any(|s| names.iter().any(|n| n == s))
     {
-        SlurmState::Running
+        JobState::Alive(format!("Slurm step {job}.{step} is running"))
     } else {
-        SlurmState::Gone(format!("Slurm step {job}.{step} is no longer running"))
+        JobState::Gone(format!("Slurm step {job}.{step} is no longer running"))
     }
 }
 
@@ -266,31 +250,31 @@ mod tests {
     fn a_suspended_job_is_told_apart_from_a_running_one() {
         assert!(matches!(
             parse_job_state(true, "7 SUSPENDED\n", "", "7"),
-            SlurmState::Suspended(_)
+            JobState::Suspended(_)
         ));
         assert!(matches!(
             parse_job_state(true, "7 STOPPED\n", "", "7"),
-            SlurmState::Suspended(_)
+            JobState::Suspended(_)
         ));
     }
 
     #[test]
     fn squeue_answers_are_read() {
-        assert_eq!(
+        assert!(matches!(
             parse_job_state(true, "7 RUNNING\n", "", "7"),
-            SlurmState::Running
-        );
-        assert_eq!(
+            JobState::Alive(_)
+        ));
+        assert!(matches!(
             parse_job_state(true, "7 COMPLETING\n", "", "7"),
-            SlurmState::Running
-        );
+            JobState::Alive(_)
+        ));
         assert!(matches!(
             parse_job_state(true, "7 CANCELLED\n", "", "7"),
-            SlurmState::Gone(_)
+            JobState::Gone(_)
         ));
         assert!(matches!(
             parse_job_state(true, "", "", "7"),
-            SlurmState::Gone(_)
+            JobState::Gone(_)
         ));
         assert!(matches!(
             parse_job_state(
@@ -299,23 +283,23 @@ mod tests {
                 "slurm_load_jobs error: Invalid job id specified",
                 "7"
             ),
-            SlurmState::Gone(_)
+            JobState::Gone(_)
         ));
         assert!(matches!(
             parse_job_state(false, "", "Unable to contact slurm controller", "7"),
-            SlurmState::Unknown(_)
+            JobState::Unknown(_)
         ));
-        assert_eq!(
+        assert!(matches!(
             parse_step_state("7.0\n7.1\n", "7", "1", None),
-            SlurmState::Running
-        );
+            JobState::Alive(_)
+        ));
         assert!(matches!(
             parse_step_state("7.0\n", "7", "1", None),
-            SlurmState::Gone(_)
+            JobState::Gone(_)
         ));
         assert!(matches!(
             parse_step_state("17.1\n", "7", "1", None),
-            SlurmState::Gone(_)
+            JobState::Gone(_)
         ));
     }
 
@@ -324,34 +308,37 @@ mod tests {
         // squeue -t all -j 1 of array 1 whose element 1 has job id 1 and
         // element 0 job id 2: the master id lists every element.
         let array = "2 CANCELLED\n1 RUNNING\n";
-        assert_eq!(parse_job_state(true, array, "", "1"), SlurmState::Running);
+        assert!(matches!(
+            parse_job_state(true, array, "", "1"),
+            JobState::Alive(_)
+        ));
         assert_eq!(
             parse_job_state(true, array, "", "2"),
-            SlurmState::Gone("Slurm job 2 is CANCELLED".into())
+            JobState::Gone("Slurm job 2 is CANCELLED".into())
         );
         assert_eq!(
             parse_job_state(true, "1 CANCELLED\n2 RUNNING\n", "", "1"),
-            SlurmState::Gone("Slurm job 1 is CANCELLED".into())
+            JobState::Gone("Slurm job 1 is CANCELLED".into())
         );
         // Another element only: this one is no longer listed.
         assert!(matches!(
             parse_job_state(true, "2 RUNNING\n", "", "1"),
-            SlurmState::Gone(_)
+            JobState::Gone(_)
         ));
         assert!(matches!(
             parse_job_state(true, "1\n", "", "1"),
-            SlurmState::Unknown(_)
+            JobState::Unknown(_)
         ));
         // squeue -s names an element's steps ARRAYJOB_TASK.STEP.
         let element = Some(("1", "1"));
         let steps = "1_1.0\n1_1.batch\n1_0.0\n1_0.batch\n";
-        assert_eq!(
+        assert!(matches!(
             parse_step_state(steps, "1", "0", element),
-            SlurmState::Running
-        );
+            JobState::Alive(_)
+        ));
         assert!(matches!(
             parse_step_state("1_1.batch\n1_0.0\n", "1", "0", element),
-            SlurmState::Gone(_)
+            JobState::Gone(_)
         ));
     }
 }

@@ -4,11 +4,20 @@
 //! Where the deadline comes from, first found wins:
 //! 1. `tf_worker_set_deadline` ([`WallTime::set`]);
 //! 2. `TASKFARM_DEADLINE` (Unix time in seconds), read when the worker is made;
-//! 3. under Slurm (`SLURM_JOB_ID` set): `SLURM_JOB_END_TIME` when the Slurm
-//!    version sets it, else the time left that `squeue -h -j $SLURM_JOB_ID -o %L`
-//!    prints (Slurm 22.05 puts no end time in the job's environment). `%L` is
-//!    relative, so neither the time zone nor `SLURM_TIME_FORMAT` can change what
-//!    we read. Asked once per worker, at its first request for a task.
+//! 3. the batch job the worker runs in, asked of its scheduler
+//!    ([`scheduler::jobs_in_env`] names the jobs, each scheduler's module
+//!    reads its answer): under Slurm `SLURM_JOB_END_TIME` when the Slurm
+//!    version sets it, else the time left that `squeue -h -j $SLURM_JOB_ID -o
+//!    %L` prints (Slurm 22.05 puts no end time in the job's environment; `%L`
+//!    is relative, so neither the time zone nor `SLURM_TIME_FORMAT` can change
+//!    what we read); under PBS, Grid Engine, LSF and Flux what `qstat`,
+//!    `bjobs` or `flux job timeleft` say (docs/schedulers.md). When the
+//!    environment names several jobs (Flux inside a Slurm allocation), the
+//!    earliest end. Asked once per worker, at its first request for a task;
+//!    each command is bounded by [`scheduler::TIME_LEFT_LIMIT`]. A command
+//!    that fails, hangs or prints what cannot be read, or a job without a
+//!    limit, gives no deadline; with `TASKFARM_LOG=debug` one line on stderr
+//!    says what was found.
 //!
 //! The time a task needs: the `task_seconds` given to `tf_worker_set_deadline`
 //! when not 0; else the LONGEST task this worker completed so far (measured
@@ -25,14 +34,14 @@ use std::time::Instant;
 use crate::client::clock::unix_now;
 use crate::client::env;
 use crate::client::error::{Error, ErrorKind, Result};
-use crate::client::scheduler::slurm;
+use crate::client::scheduler::{self, JobId, Scheduler};
 
 /// A worker's deadline and what it knows of its tasks' durations.
 #[derive(Debug, Clone, Default)]
 pub struct WallTime {
     /// The deadline, Unix time in seconds; `None` when there is none.
     deadline: Option<f64>,
-    /// Whether the deadline is settled (given, or looked up under Slurm).
+    /// Whether the deadline is settled (given, or asked of the scheduler).
     settled: bool,
     /// Seconds per task given with the deadline (0: estimate).
     task_seconds: f64,
@@ -114,11 +123,12 @@ impl WallTime {
     }
 
     /// Before a task is asked for: an error of kind `Stopped` when the time
-    /// left cannot fit one. The first call looks the deadline up under Slurm.
+    /// left cannot fit one. The first call asks the job's scheduler for the
+    /// deadline (when none was given).
     pub fn check_fits(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
         if !self.settled {
             self.settled = true;
-            self.deadline = slurm_end_time(&env);
+            self.deadline = scheduler_end_time(&env);
         }
         let Some(deadline) = self.deadline else {
             return Ok(());
@@ -164,27 +174,53 @@ impl WallTime {
     }
 }
 
-/// The job's end time under Slurm, `None` outside Slurm or when it cannot be
-/// found (with `TASKFARM_LOG=debug`, a line on stderr says why).
-fn slurm_end_time(env: &impl Fn(&str) -> Option<String>) -> Option<f64> {
-    let job = env("SLURM_JOB_ID")?;
-    if let Some(end) = env("SLURM_JOB_END_TIME") {
-        if let Ok(end) = end.trim().parse::<f64>() {
-            if end > 0.0 {
-                return Some(end);
+/// The earliest end (Unix time) of the jobs this process runs in, `None`
+/// outside a batch job or when no scheduler gives one. With
+/// `TASKFARM_LOG=debug`, one line on stderr says what each scheduler said.
+fn scheduler_end_time(env: &impl Fn(&str) -> Option<String>) -> Option<f64> {
+    let jobs = scheduler::jobs_in_env(env);
+    if jobs.is_empty() {
+        return None;
+    }
+    let mut earliest: Option<f64> = None;
+    let mut said = Vec::new();
+    for job in &jobs {
+        match end_time(job, env) {
+            Ok(Some(end)) => {
+                said.push(format!("{} ends at {end:.0}", job.describe()));
+                earliest = Some(earliest.map_or(end, |e| e.min(end)));
             }
+            Ok(None) => said.push(format!("{} has no time limit", job.describe())),
+            Err(why) => said.push(format!("{}: {why}", job.describe())),
+        }
+    }
+    if env(env::LOG).is_some_and(|v| v.eq_ignore_ascii_case("debug")) {
+        match earliest {
+            Some(end) => eprintln!(
+                "taskfarm: deadline {end:.0} ({:.0} s from now): {}",
+                end - unix_now(),
+                said.join("; ")
+            ),
+            None => eprintln!("taskfarm: no deadline: {}", said.join("; ")),
+        }
+    }
+    earliest
+}
+
+/// The end of one job: Slurm's `SLURM_JOB_END_TIME` when set, else now plus
+/// the time left its scheduler gives.
+fn end_time(
+    job: &JobId,
+    env: &impl Fn(&str) -> Option<String>,
+) -> std::result::Result<Option<f64>, String> {
+    if job.scheduler == Scheduler::Slurm {
+        let variable = env("SLURM_JOB_END_TIME").and_then(|e| e.trim().parse::<f64>().ok());
+        if let Some(end) = variable.filter(|e| e.is_finite() && *e > 0.0) {
+            return Ok(Some(end));
         }
     }
     let asked_at = unix_now();
-    match slurm::time_left(&job) {
-        Ok(left) => left.map(|left| asked_at + left),
-        Err(why) => {
-            if env(env::LOG).is_some_and(|v| v.eq_ignore_ascii_case("debug")) {
-                eprintln!("taskfarm: no deadline from Slurm job {job}: {why}");
-            }
-            None
-        }
-    }
+    Ok(job.time_left()?.map(|left| asked_at + left))
 }
 
 #[cfg(test)]
@@ -270,5 +306,18 @@ mod tests {
         let mut outside = WallTime::default();
         assert!(outside.check_fits(env_of(&[])).is_ok());
         assert_eq!(outside.deadline, None);
+    }
+
+    #[test]
+    fn a_job_whose_scheduler_cannot_answer_does_not_hide_another_jobs_end() {
+        // Flux inside a Slurm allocation whose end has passed: the Slurm end
+        // counts, whatever Flux says (here: no flux command, no answer).
+        let env = env_of(&[
+            ("SLURM_JOB_ID", "1"),
+            ("SLURM_JOB_END_TIME", "1000"),
+            ("FLUX_JOB_ID", "f2Jm5fqM7"),
+            ("FLUX_URI", "local:///nonexistent/taskfarm-test"),
+        ]);
+        assert_eq!(scheduler_end_time(&env), Some(1000.0));
     }
 }

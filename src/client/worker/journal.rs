@@ -5,9 +5,9 @@
 //!
 //! The file `DIR/worker-<run>-<worker>.json` holds the worker's identity
 //! (run and worker uuid, host, pid, the process start time, the boot id,
-//! the PID namespace, Slurm ids, MPI rank), the held task and its
-//! percentage, a heartbeat value with its interval and the `done`s that
-//! could not be delivered. Nothing secret.
+//! the PID namespace, Slurm ids, the batch jobs of any scheduler, MPI
+//! rank), the held task and its percentage, a heartbeat value with its
+//! interval and the `done`s that could not be delivered. Nothing secret.
 //!
 //! Shared file systems (NFS-like), where other users may write the same
 //! directory: the file is replaced atomically through `shared_dir.rs` (a
@@ -42,6 +42,7 @@ use crate::client::clock::unix_now;
 use crate::client::env;
 use crate::client::error::{Error, Result};
 use crate::client::jitter;
+use crate::client::scheduler::{self, JobId};
 
 /// The heartbeat interval when `TASKFARM_JOURNAL_HEARTBEAT` is not set.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
@@ -126,6 +127,12 @@ pub struct Record {
     pub process_start: Option<u64>,
     /// Slurm ids, when the worker runs under Slurm.
     pub slurm: Option<SlurmIds>,
+    /// The batch jobs the worker runs in, as their schedulers name them
+    /// (Slurm, PBS, Grid Engine, LSF, Flux: [`scheduler::jobs_in_env`]),
+    /// for the reaper to ask. Empty outside a batch job; absent from the
+    /// journals of older versions, which read as empty.
+    #[serde(default)]
+    pub jobs: Vec<JobId>,
     /// The MPI rank, when known (`OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `PMIX_RANK`).
     pub mpi_rank: Option<i64>,
     /// The task held, if any.
@@ -360,6 +367,7 @@ impl Journal {
             pid: std::process::id(),
             process_start: own_start_time(),
             slurm: SlurmIds::from_env(),
+            jobs: scheduler::jobs_in_env(env::var),
             mpi_rank: mpi_rank(),
             task: None,
             percent: None,
@@ -896,6 +904,34 @@ mod tests {
             Some(&good),
             "does not match its file name",
         );
+        journal.finish();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_batch_jobs_are_recorded_and_older_journals_still_read() {
+        let dir = scratch("jobs");
+        let journal = Journal::start(&dir, "abc123", "feed04").unwrap();
+        let mut record = journal.record();
+        record.jobs = scheduler::jobs_in_env(|name| match name {
+            "PBS_JOBID" => Some("1234[5].pbs01".into()),
+            "FLUX_JOB_ID" => Some("f2Jm5fqM7".into()),
+            "FLUX_URI" => Some("local:///run/flux/local".into()),
+            _ => None,
+        });
+        let text = serde_json::to_string_pretty(&record).unwrap();
+        assert!(text.contains(r#""scheduler": "pbs""#), "{text}");
+        assert!(text.contains(r#""job": "1234[5].pbs01""#), "{text}");
+        let path = dir.join("worker-abc123-feed04.json");
+        fs::write(&path, &text).unwrap();
+        let read = read_record(&path, "abc123").unwrap();
+        assert_eq!(read.jobs, record.jobs);
+        // A journal of a version before "jobs" (format version 1 too).
+        let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+        old.as_object_mut().unwrap().remove("jobs");
+        fs::write(&path, old.to_string()).unwrap();
+        let read = read_record(&path, "abc123").unwrap();
+        assert!(read.jobs.is_empty());
         journal.finish();
         let _ = fs::remove_dir_all(&dir);
     }

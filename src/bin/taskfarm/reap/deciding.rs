@@ -5,9 +5,12 @@
 //!   `kill(pid, 0)` says whether the pid exists (also for another user's
 //!   process, and under `/proc` mounted `hidepid=2`), `/proc/PID/stat`
 //!   whether it is a zombie or a later process that got the pid;
-//! - under Slurm, `squeue` here (the library's `scheduler::slurm`) when the
-//!   journal is of this cluster: a job that ended is gone, a suspended job
-//!   is alive whatever its heartbeat;
+//! - the batch jobs the journal records, asked of their schedulers here
+//!   (the library's `scheduler` modules): under Slurm `squeue` when the
+//!   journal is of this cluster, under PBS, Grid Engine and LSF `qstat` and
+//!   `bjobs`, under Flux `flux jobs` of the worker's instance. A job that
+//!   ended or that its scheduler does not know is gone, a suspended job is
+//!   alive whatever its heartbeat;
 //! - else the heartbeat, judged only by whether it *changed* between the
 //!   reaper's own looks, timed by the reaper's own monotonic clock (never
 //!   by comparing clocks of two machines), and stale only when it stood
@@ -18,11 +21,11 @@
 //! another boot id means another machine or a reboot, which the reaper
 //! cannot tell apart, so it is no proof either. [`Probe`] is where the
 //! reaper looks, a trait so that the decision is testable without
-//! processes or Slurm.
+//! processes or schedulers.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use taskfarm_worker::internal::scheduler::slurm::{self, SlurmState};
+use taskfarm_worker::internal::scheduler::{slurm, JobId, JobState, Scheduler};
 use taskfarm_worker::internal::worker::journal::{Record, SlurmIds};
 use taskfarm_worker::internal::worker::machine::{
     boot_id, pid_namespace, process_state, ProcessState,
@@ -34,8 +37,8 @@ use super::cluster_name;
 /// of the intervals its worker recorded (and more than `--stale`).
 pub const STALE_HEARTBEATS: f64 = 3.0;
 
-/// Where the reaper looks: the machine it runs on and Slurm. A trait so that
-/// the decision is testable without processes or Slurm.
+/// Where the reaper looks: the machine it runs on and the schedulers. A
+/// trait so that the decision is testable without processes or schedulers.
 pub trait Probe {
     /// This machine's boot id.
     fn boot_id(&self) -> Option<String>;
@@ -47,23 +50,29 @@ pub trait Probe {
     /// known.
     fn slurm_cluster(&self) -> Option<String>;
     /// The job or step of `ids`, asked of this machine's Slurm.
-    fn slurm(&self, ids: &SlurmIds) -> SlurmState;
+    fn slurm(&self, ids: &SlurmIds) -> JobState;
     /// Told, before the pass decides, of the Slurm ids of every journal it
     /// read: a probe that can asks Slurm about all of them in one go, the
     /// first time [`Probe::slurm`] needs an answer.
     fn expect_slurm(&self, _ids: Vec<SlurmIds>) {}
+    /// Job `job` of another scheduler than Slurm, asked of its command here.
+    fn job(&self, job: &JobId) -> JobState;
 }
 
-/// The real machine, and Slurm through `squeue` (and `scontrol show config`
-/// for the cluster's name) when it is installed. One probe serves one pass:
-/// the first question to Slurm asks about every job the pass expects at once
-/// (`squeue -t all -j J1,J2,...`, then `squeue -s` for the steps of those
-/// running: two calls per 1,000 jobs, `slurm::MAX_JOBS_PER_CALL`), and the
-/// answers serve the rest of the pass; the cluster's name is asked once.
+/// The real machine, and the schedulers through their commands when they
+/// are installed: Slurm's `squeue` (and `scontrol show config` for the
+/// cluster's name), PBS's and Grid Engine's `qstat`, LSF's `bjobs`, `flux
+/// jobs`. One probe serves one pass: the first question to Slurm asks about
+/// every job the pass expects at once (`squeue -t all -j J1,J2,...`, then
+/// `squeue -s` for the steps of those running: two calls per 1,000 jobs,
+/// `slurm::MAX_JOBS_PER_CALL`), and the answers serve the rest of the pass;
+/// a job of another scheduler is asked once (the ranks of one MPI job share
+/// the answer); the cluster's name is asked once.
 #[derive(Debug, Default)]
 pub struct SystemProbe {
-    slurm_answers: std::cell::RefCell<BTreeMap<(String, Option<String>), SlurmState>>,
+    slurm_answers: std::cell::RefCell<BTreeMap<(String, Option<String>), JobState>>,
     expected: std::cell::RefCell<Vec<SlurmIds>>,
+    job_answers: std::cell::RefCell<BTreeMap<JobId, JobState>>,
     cluster: std::cell::OnceCell<Option<String>>,
 }
 
@@ -89,9 +98,9 @@ impl Probe for SystemProbe {
         self.cluster.get_or_init(cluster_name::ask).clone()
     }
 
-    fn slurm(&self, ids: &SlurmIds) -> SlurmState {
+    fn slurm(&self, ids: &SlurmIds) -> JobState {
         let Some(key) = answer_key(ids) else {
-            return SlurmState::Unknown("no Slurm job id".into());
+            return JobState::Unknown("no Slurm job id".into());
         };
         if let Some(answer) = self.slurm_answers.borrow().get(&key) {
             return answer.clone();
@@ -111,6 +120,17 @@ impl Probe for SystemProbe {
     fn expect_slurm(&self, ids: Vec<SlurmIds>) {
         self.expected.borrow_mut().extend(ids);
     }
+
+    fn job(&self, job: &JobId) -> JobState {
+        if let Some(answer) = self.job_answers.borrow().get(job) {
+            return answer.clone();
+        }
+        let answer = job.state();
+        self.job_answers
+            .borrow_mut()
+            .insert(job.clone(), answer.clone());
+        answer
+    }
 }
 
 fn is_number(s: &str) -> bool {
@@ -124,7 +144,7 @@ fn is_number(s: &str) -> bool {
 /// for an array element that is the element's id, but the element that got
 /// the array's id shares it with the whole array in `squeue -j`, so only the
 /// lines whose job id (`%A`) is the worker's count.
-fn ask_slurm(wanted: &[SlurmIds]) -> Vec<SlurmState> {
+fn ask_slurm(wanted: &[SlurmIds]) -> Vec<JobState> {
     let job = |ids: &SlurmIds| ids.job_id.clone().unwrap_or_default();
     let step = |ids: &SlurmIds| ids.step_id.clone().filter(|s| is_number(s));
     let jobs: BTreeSet<String> = wanted.iter().map(job).filter(|j| is_number(j)).collect();
@@ -134,7 +154,7 @@ fn ask_slurm(wanted: &[SlurmIds]) -> Vec<SlurmState> {
     } else {
         slurm::job_states(&jobs)
     };
-    let running = |j: &str| states.get(j) == Some(&SlurmState::Running);
+    let running = |j: &str| matches!(states.get(j), Some(JobState::Alive(_)));
     let step_jobs: BTreeSet<String> = wanted
         .iter()
         .filter(|ids| step(ids).is_some() && running(&job(ids)))
@@ -151,10 +171,10 @@ fn ask_slurm(wanted: &[SlurmIds]) -> Vec<SlurmState> {
         .map(|ids| {
             let job = job(ids);
             if !is_number(&job) {
-                return SlurmState::Unknown(format!("Slurm job id {job:?} is not a number"));
+                return JobState::Unknown(format!("Slurm job id {job:?} is not a number"));
             }
             let state = states[&job].clone();
-            let Some(step) = step(ids).filter(|_| state == SlurmState::Running) else {
+            let Some(step) = step(ids).filter(|_| matches!(state, JobState::Alive(_))) else {
                 return state;
             };
             let element = ids
@@ -163,17 +183,17 @@ fn ask_slurm(wanted: &[SlurmIds]) -> Vec<SlurmState> {
                 .zip(ids.array_task_id.as_deref());
             match &steps {
                 Ok(listed) => slurm::parse_step_state(listed, &job, &step, element),
-                Err(why) => SlurmState::Unknown(why.clone()),
+                Err(why) => JobState::Unknown(why.clone()),
             }
         })
         .collect()
 }
 
-/// `SlurmState::Gone` of an array element names the element too.
-fn name_element(state: SlurmState, ids: &SlurmIds) -> SlurmState {
+/// `JobState::Gone` of an array element names the element too.
+fn name_element(state: JobState, ids: &SlurmIds) -> JobState {
     match (state, &ids.array_job_id, &ids.array_task_id) {
-        (SlurmState::Gone(why), Some(array), Some(index)) => {
-            SlurmState::Gone(format!("{why} (array element {array}_{index})"))
+        (JobState::Gone(why), Some(array), Some(index)) => {
+            JobState::Gone(format!("{why} (array element {array}_{index})"))
         }
         (state, _, _) => state,
     }
@@ -184,7 +204,7 @@ fn name_element(state: SlurmState, ids: &SlurmIds) -> SlurmState {
 pub enum Verdict {
     /// Alive, or not proved gone.
     Alive(String),
-    /// Alive and unable to run (its Slurm job is suspended): its heartbeat
+    /// Alive and unable to run (its batch job is suspended): its heartbeat
     /// stands still and counts from the reaper's next look only.
     Suspended(String),
     /// Gone. `crashed`: it died (its task counts an attempt), rather than
@@ -206,23 +226,71 @@ pub type StillFor = Option<f64>;
 /// cluster (its `SLURM_CLUSTER_NAME` is not the name of the cluster squeue
 /// here answers for, or that name is unknown) is not asked about: the same
 /// job id there is another job.
-fn slurm_here(ids: &SlurmIds, probe: &dyn Probe) -> SlurmState {
+fn slurm_here(ids: &SlurmIds, probe: &dyn Probe) -> JobState {
     if let Some(theirs) = &ids.cluster {
         match probe.slurm_cluster() {
             Some(ours) if ours == *theirs => {}
             Some(ours) => {
-                return SlurmState::Unknown(format!(
+                return JobState::Unknown(format!(
                     "the worker ran on cluster {theirs}, squeue here answers for cluster {ours}"
                 ))
             }
             None => {
-                return SlurmState::Unknown(format!(
+                return JobState::Unknown(format!(
                     "the worker ran on cluster {theirs}, and the cluster of squeue here is unknown"
                 ))
             }
         }
     }
     probe.slurm(ids)
+}
+
+/// What the schedulers say of the batch jobs of a worker.
+enum JobsSay {
+    /// One of them ended or is unknown to its scheduler: the worker in it is
+    /// gone.
+    Gone(String),
+    /// One of them is suspended (and none gone).
+    Suspended(String),
+    /// No proof: a note for the verdict, each job running or why its
+    /// scheduler cannot tell.
+    NoProof(String),
+}
+
+/// Asks the schedulers of the batch jobs of `record`: Slurm's job with its
+/// step and cluster ([`slurm_here`]), every other recorded job of its own
+/// scheduler (a Slurm entry of `jobs` is the same job as the Slurm ids, not
+/// asked twice).
+fn ask_schedulers(record: &Record, probe: &dyn Probe) -> JobsSay {
+    let slurm_ids = record.slurm.as_ref().filter(|s| s.job_id.is_some());
+    let slurm = slurm_ids.map(|ids| {
+        (
+            Scheduler::Slurm,
+            "Slurm job".to_owned(),
+            slurm_here(ids, probe),
+        )
+    });
+    let others = record
+        .jobs
+        .iter()
+        .filter(|job| !(slurm_ids.is_some() && job.scheduler == Scheduler::Slurm))
+        .map(|job| (job.scheduler, job.describe(), probe.job(job)));
+    let mut note = String::new();
+    let mut suspended = None;
+    for (scheduler, job, state) in slurm.into_iter().chain(others) {
+        match state {
+            JobState::Gone(why) => return JobsSay::Gone(why),
+            JobState::Suspended(why) => {
+                suspended.get_or_insert(why);
+            }
+            JobState::Alive(_) => note.push_str(&format!("; its {job} is running")),
+            JobState::Unknown(why) => note.push_str(&format!("; {}: {why}", scheduler.name())),
+        }
+    }
+    match suspended {
+        Some(why) => JobsSay::Suspended(why),
+        None => JobsSay::NoProof(note),
+    }
 }
 
 /// Decides whether the worker of journal `record` is gone, its heartbeat
@@ -240,13 +308,10 @@ pub fn decide(record: &Record, probe: &dyn Probe, still: StillFor, stale_secs: f
         PidJudge::Alive(why) => return Verdict::Alive(why),
         PidJudge::CannotTell(why) => format!("; {why}"),
     };
-    if let Some(ids) = record.slurm.as_ref().filter(|s| s.job_id.is_some()) {
-        match slurm_here(ids, probe) {
-            SlurmState::Gone(why) => return gone(why),
-            SlurmState::Suspended(why) => return Verdict::Suspended(format!("{why}{note}")),
-            SlurmState::Running => note.push_str("; its Slurm job is running"),
-            SlurmState::Unknown(why) => note.push_str(&format!("; Slurm: {why}")),
-        }
+    match ask_schedulers(record, probe) {
+        JobsSay::Gone(why) => return gone(why),
+        JobsSay::Suspended(why) => return Verdict::Suspended(format!("{why}{note}")),
+        JobsSay::NoProof(jobs) => note.push_str(&jobs),
     }
     let limit = stale_limit(record, stale_secs);
     match still {
@@ -337,7 +402,7 @@ mod tests {
         boot: Option<&'static str>,
         namespace: Option<u64>,
         process: ProcessState,
-        slurm: SlurmState,
+        slurm: JobState,
         cluster: Option<&'static str>,
     }
 
@@ -354,8 +419,22 @@ mod tests {
         fn slurm_cluster(&self) -> Option<String> {
             self.cluster.map(Into::into)
         }
-        fn slurm(&self, _ids: &SlurmIds) -> SlurmState {
+        fn slurm(&self, _ids: &SlurmIds) -> JobState {
             self.slurm.clone()
+        }
+        fn job(&self, job: &JobId) -> JobState {
+            other_scheduler(job)
+        }
+    }
+
+    /// What the fake schedulers other than Slurm answer: a verdict per job
+    /// id, unknown for any other.
+    fn other_scheduler(job: &JobId) -> JobState {
+        match job.job.as_str() {
+            "ended" => JobState::Gone(format!("{} is F (ended)", job.describe())),
+            "running" => JobState::Alive(format!("{} is R", job.describe())),
+            "suspended" => JobState::Suspended(format!("{} is S (suspended)", job.describe())),
+            _ => JobState::Unknown("cannot tell".into()),
         }
     }
 
@@ -371,6 +450,7 @@ mod tests {
             pid: 42,
             process_start: Some(1000),
             slurm: None,
+            jobs: vec![],
             mpi_rank: None,
             task: Some(5),
             percent: Some(10.0),
@@ -388,14 +468,14 @@ mod tests {
             boot: Some("boot-a"),
             namespace: Some(4026531836),
             process,
-            slurm: SlurmState::Unknown("none".into()),
+            slurm: JobState::Unknown("none".into()),
             cluster: None,
         }
     }
 
     /// A machine where the worker's pid means nothing (another boot id);
     /// `process` must not be consulted.
-    fn elsewhere(slurm: SlurmState) -> Fake {
+    fn elsewhere(slurm: JobState) -> Fake {
         Fake {
             boot: Some("boot-z"),
             process: ProcessState::Gone,
@@ -479,7 +559,7 @@ mod tests {
         let r = record();
         let v = decide(
             &r,
-            &elsewhere(SlurmState::Unknown("no squeue".into())),
+            &elsewhere(JobState::Unknown("no squeue".into())),
             None,
             300.0,
         );
@@ -489,7 +569,7 @@ mod tests {
         }
         let v = decide(
             &r,
-            &elsewhere(SlurmState::Unknown("x".into())),
+            &elsewhere(JobState::Unknown("x".into())),
             Some(1.0),
             300.0,
         );
@@ -499,7 +579,7 @@ mod tests {
     #[test]
     fn the_heartbeat_is_judged_by_the_reapers_own_looks_and_the_workers_interval() {
         let r = record();
-        let probe = elsewhere(SlurmState::Unknown("no squeue".into()));
+        let probe = elsewhere(JobState::Unknown("no squeue".into()));
         // The first look proves nothing, however old the value looks.
         assert!(is_alive(&decide(&r, &probe, None, 300.0)));
         assert!(is_alive(&decide(&r, &probe, Some(299.0), 300.0)));
@@ -521,12 +601,12 @@ mod tests {
             job_id: Some("77".into()),
             ..SlurmIds::default()
         });
-        let ended = elsewhere(SlurmState::Gone("Slurm job 77 is CANCELLED".into()));
+        let ended = elsewhere(JobState::Gone("Slurm job 77 is CANCELLED".into()));
         match decide(&r, &ended, None, 300.0) {
             Verdict::Gone { why, crashed: true } => assert!(why.contains("CANCELLED"), "{why}"),
             v => panic!("{v:?}"),
         }
-        let running = elsewhere(SlurmState::Running);
+        let running = elsewhere(JobState::Alive("Slurm job 77 is RUNNING".into()));
         match decide(&r, &running, Some(100.0), 300.0) {
             Verdict::Alive(why) => assert!(why.contains("Slurm job is running"), "{why}"),
             v => panic!("{v:?}"),
@@ -534,9 +614,7 @@ mod tests {
         assert!(is_gone(&decide(&r, &running, Some(400.0), 300.0)));
         // Suspended: its processes cannot refresh the heartbeat. Alive, and
         // never called running.
-        let suspended = elsewhere(SlurmState::Suspended(
-            "its Slurm job 77 is SUSPENDED".into(),
-        ));
+        let suspended = elsewhere(JobState::Suspended("its Slurm job 77 is SUSPENDED".into()));
         match decide(&r, &suspended, Some(1.0e6), 300.0) {
             Verdict::Suspended(why) => {
                 assert!(
@@ -571,7 +649,7 @@ mod tests {
         let on = |cluster| Fake {
             cluster,
             // Job 77 of this cluster is another job, which has ended.
-            ..elsewhere(SlurmState::Gone("Slurm job 77 is COMPLETED".into()))
+            ..elsewhere(JobState::Gone("Slurm job 77 is COMPLETED".into()))
         };
         for cluster in [Some("small"), None] {
             let probe = on(cluster);
@@ -606,14 +684,78 @@ mod tests {
             step_id: Some("0".into()),
             cluster: None,
         };
-        let gone = name_element(SlurmState::Gone("Slurm job 1 is FAILED".into()), &element);
+        let gone = name_element(JobState::Gone("Slurm job 1 is FAILED".into()), &element);
         assert_eq!(
             gone,
-            SlurmState::Gone("Slurm job 1 is FAILED (array element 1_1)".into())
+            JobState::Gone("Slurm job 1 is FAILED (array element 1_1)".into())
         );
         assert_eq!(
-            name_element(SlurmState::Running, &element),
-            SlurmState::Running
+            name_element(JobState::Alive("Slurm job 77 is RUNNING".into()), &element),
+            JobState::Alive("Slurm job 77 is RUNNING".into())
         );
+    }
+
+    #[test]
+    fn elsewhere_a_recorded_job_of_any_scheduler_decides() {
+        let job = |scheduler, id: &str| JobId {
+            scheduler,
+            job: id.into(),
+            task: None,
+            instance: None,
+        };
+        let probe = elsewhere(JobState::Unknown("no squeue".into()));
+        for scheduler in [
+            Scheduler::Pbs,
+            Scheduler::GridEngine,
+            Scheduler::Lsf,
+            Scheduler::Flux,
+        ] {
+            let mut r = record();
+            r.jobs = vec![job(scheduler, "ended")];
+            match decide(&r, &probe, None, 300.0) {
+                Verdict::Gone { why, crashed: true } => assert!(why.contains("ended"), "{why}"),
+                v => panic!("{scheduler:?}: {v:?}"),
+            }
+            r.jobs = vec![job(scheduler, "running")];
+            match decide(&r, &probe, Some(100.0), 300.0) {
+                Verdict::Alive(why) => assert!(why.contains("is running"), "{why}"),
+                v => panic!("{scheduler:?}: {v:?}"),
+            }
+            // Running, but the heartbeat stood still too long: it decides.
+            assert!(is_gone(&decide(&r, &probe, Some(400.0), 300.0)));
+            r.jobs = vec![job(scheduler, "suspended")];
+            match decide(&r, &probe, Some(1.0e6), 300.0) {
+                Verdict::Suspended(why) => assert!(why.contains("suspended"), "{why}"),
+                v => panic!("{scheduler:?}: {v:?}"),
+            }
+            r.jobs = vec![job(scheduler, "garbled")];
+            match decide(&r, &probe, Some(100.0), 300.0) {
+                Verdict::Alive(why) => assert!(why.contains("cannot tell"), "{why}"),
+                v => panic!("{scheduler:?}: {v:?}"),
+            }
+        }
+        // Flux inside a running Slurm job: the Flux job's end decides.
+        let mut r = record();
+        r.slurm = Some(SlurmIds {
+            job_id: Some("77".into()),
+            ..SlurmIds::default()
+        });
+        r.jobs = vec![job(Scheduler::Slurm, "77"), job(Scheduler::Flux, "ended")];
+        let slurm_running = elsewhere(JobState::Alive("Slurm job 77 is RUNNING".into()));
+        assert!(is_gone(&decide(&r, &slurm_running, None, 300.0)));
+        // The Slurm entry of "jobs" is asked through the Slurm ids (with the
+        // cluster check), not a second time as "ended" would say.
+        r.jobs = vec![job(Scheduler::Slurm, "ended")];
+        assert!(matches!(
+            decide(&r, &slurm_running, None, 300.0),
+            Verdict::Alive(_)
+        ));
+        // On the worker's own machine its process still decides first.
+        let mut r = record();
+        r.jobs = vec![job(Scheduler::Pbs, "ended")];
+        assert!(matches!(
+            decide(&r, &here(running(1000)), None, 300.0),
+            Verdict::Alive(_)
+        ));
     }
 }
