@@ -7,6 +7,10 @@
 CARGO ?= cargo
 CC ?= cc
 RELEASE_DIR := target/release
+# The crate's version (the [package] table of Cargo.toml) and the shared
+# library's SONAME, libtaskfarm_worker.so.MAJOR.
+TFW_VERSION := $(shell awk -F'"' '/^\[/ { p = ($$0 == "[package]") } p && /^version *=/ { print $$2; exit }' Cargo.toml)
+SONAME := libtaskfarm_worker.so.$(firstword $(subst ., ,$(TFW_VERSION)))
 
 # Test targets run by `make test`, in this order, after lint and the Rust tests.
 TEST_TARGETS := c-tests server-doc-tests
@@ -16,10 +20,13 @@ TEST_TARGETS := c-tests server-doc-tests
 all: build
 
 ## build: the release libraries (.so with SONAME libtaskfarm_worker.so.0, .a)
-## and the list of system libraries the .a needs (native-static-libs.txt)
+## and the list of system libraries the .a needs (native-static-libs.txt).
+## The crate is an rlib in Cargo.toml (a Rust project depending on it builds
+## no C library and runs no build script): the C libraries and the SONAME are
+## asked for here. No crate of the `cli` feature and no cbindgen is compiled.
 build:
-	$(CARGO) build --release --lib
-	ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/libtaskfarm_worker.so.0
+	$(CARGO) rustc --release --lib --crate-type cdylib,staticlib,rlib -- -C link-arg=-Wl,-soname,$(SONAME)
+	ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/$(SONAME)
 	mk/install/native-static-libs.sh $(RELEASE_DIR)
 
 ## header: regenerate include/taskfarm_worker.h from the sources, and the
@@ -38,10 +45,10 @@ reference:
 ## ruff on the Python and shellcheck on the shell scripts (mk/lint.sh)
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --no-default-features --lib -- -D warnings
+	$(CARGO) clippy --all-targets --features cli -- -D warnings
+	$(CARGO) clippy --lib -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --features cli --quiet
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --no-default-features --quiet
 	mk/lint.sh
 
 prerequisites:
@@ -50,15 +57,17 @@ prerequisites:
 demo-prerequisites:
 	@tests/prerequisites.sh demo
 
-# The concurrency tests compile a C worker against the release library.
+## rust-tests: `cargo test --features cli` compiled once, then its test
+## binaries side by side, TEST_JOBS at a time (mk/rust-tests.sh). The
+## concurrency tests compile a C worker against the release library.
 rust-tests: build
-	$(CARGO) test --no-fail-fast
+	CARGO="$(CARGO)" mk/rust-tests.sh
 
 ## stress: the concurrency tests with bigger sizes (PostgreSQL; about 2.5 min)
 stress: build
 	TASKFARM_STRESS_TASKS=3000 TASKFARM_STRESS_PROCESSES=48 TASKFARM_STRESS_THREADS=8 \
 	TASKFARM_STRESS_INTEROP_TASKS=1000 TASKFARM_STRESS_INTEROP_C=8 TASKFARM_STRESS_INTEROP_PYTHON=8 \
-	$(CARGO) test --test concurrency -- --nocapture --test-threads=1
+	$(CARGO) test --features cli --test concurrency -- --nocapture --test-threads=1
 
 ## exports: the shared library exports every function the header declares
 exports: build

@@ -15,7 +15,9 @@
 //! token is an authentication error that says so.
 //!
 //! A retry observer (`Settings::on_retry`) is told of every retry before its
-//! wait: the command-line tool says on stderr what it is waiting for.
+//! wait: the command-line tool says on stderr what it is waiting for. Without
+//! one, a series of retries says so once on stderr (`retry::series_line`)
+//! unless `Settings::announce_retries` is off (`TASKFARM_LOG=quiet`).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,6 +63,7 @@ pub struct Connection {
     retries: AtomicU32,
     backoff: Duration,
     log_requests: bool,
+    announce_retries: bool,
     on_retry: Option<RetryObserver>,
     /// `the proxy HOST:PORT (from http_proxy)` when there is one, for
     /// messages (never its user name or password).
@@ -103,6 +106,7 @@ impl Connection {
             retries: AtomicU32::new(settings.retries),
             backoff: settings.backoff,
             log_requests: settings.log_requests,
+            announce_retries: settings.announce_retries,
             on_retry: settings.on_retry.clone(),
             proxy_name,
         };
@@ -303,6 +307,8 @@ impl Connection {
             backoff: self.backoff,
             base_url: &self.base_url,
             observer: self.on_retry.as_ref(),
+            announce: self.announce_retries,
+            timeout: self.timeout(),
             log,
         }
     }
