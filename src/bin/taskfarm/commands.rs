@@ -3,6 +3,7 @@
 //! three styles.
 
 use serde_json::{json, Value};
+use taskfarm_worker::internal::http::transport::NOT_AN_API;
 use taskfarm_worker::internal::wire::TaskRecord;
 use taskfarm_worker::internal::{list_runs, new_token, Error, ErrorKind, Run, RunStatus, Settings};
 
@@ -34,15 +35,9 @@ pub fn explain(error: Error, settings: &Settings, uuid: Option<&str>) -> Failure
             // The library said it already.
             return Failure::from(error);
         }
-        if error.message().starts_with("GET token") {
-            return Failure::new(
-                EXIT_SERVER,
-                format!(
-                    "{} is not a taskfarm API (GET token answered HTTP 404); \
-                     its URL usually ends in /api/",
-                    settings.base_url
-                ),
-            );
+        if error.message().contains(NOT_AN_API) {
+            // The library said it: a server error for the tool.
+            return Failure::new(EXIT_SERVER, error.message());
         }
         if let Some(uuid) = uuid {
             return Failure::new(

@@ -465,11 +465,12 @@ pub(crate) fn series_line(
         .map(|retry| backoff_delay(policy.backoff, retry))
         .sum();
     format!(
-        "{} {endpoint} to {}: {reason}; retrying up to {} times over up to {} of waits, \
+        "{} {endpoint} to {}: {reason}; retrying up to {} {} over up to {} of waits, \
          each attempt up to {} ({}=quiet silences this line)",
         method.as_str(),
         policy.base_url,
         policy.retries,
+        if policy.retries == 1 { "time" } else { "times" },
         seconds(waits),
         seconds(policy.timeout),
         crate::client::env::LOG
@@ -1000,6 +1001,11 @@ mod tests {
         };
         assert!(series_line(&short, Method::Put, "x", "r")
             .contains("up to 2 times over up to 0.0 s of waits, each attempt up to 2.5 s"));
+        let once = Policy {
+            retries: 1,
+            ..short
+        };
+        assert!(series_line(&once, Method::Put, "x", "r").contains("; retrying up to 1 time over"));
     }
 
     #[test]

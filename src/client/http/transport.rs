@@ -45,6 +45,21 @@ use crate::client::wire::TokenAnswer;
 /// the server accepts gets `404`.
 const PROBE_ENDPOINT: &str = "runs/00000000000000000000000000000000?info=numDone";
 
+/// What the message of a `404` to `GET token` says of the base URL: the
+/// server answered, but that URL is not where its API is (the base URL
+/// usually ends in `/api/`).
+pub const NOT_AN_API: &str = "is not a taskfarm API";
+
+/// The hint a `404` gives when the base URL may not be the API's: `; its URL
+/// usually ends in /api/` when it does not end so, else nothing.
+pub fn api_hint(base_url: &str) -> &'static str {
+    if base_url.ends_with("/api/") {
+        ""
+    } else {
+        "; the URL of the taskfarm API usually ends in /api/"
+    }
+}
+
 /// The Basic user name of the control request of the token-refusal check:
 /// not a JWT, so the server looks it up as a user name (no such user: `401`
 /// without a password check).
@@ -260,6 +275,16 @@ impl Connection {
                 " (the server refused user {:?} and its password)",
                 credentials.username
             )),
+            // Flask's page says only "Not Found": say what it means.
+            ErrorKind::NotFound if e.http_status() == Some(404) => Error::with_http_status(
+                ErrorKind::NotFound,
+                404,
+                format!(
+                    "{} {NOT_AN_API} (GET token answered HTTP 404 Not Found); \
+                     its URL usually ends in /api/",
+                    self.base_url
+                ),
+            ),
             _ => e,
         })?;
         // The body holds the token: never quote it in a message.
