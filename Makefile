@@ -22,12 +22,16 @@ all: build
 ## build: the release libraries (.so with SONAME libtaskfarm_worker.so.0, .a)
 ## and the list of system libraries the .a needs (native-static-libs.txt).
 ## The crate is an rlib in Cargo.toml (a Rust project depending on it builds
-## no C library and runs no build script): the C libraries and the SONAME are
-## asked for here. No crate of the `cli` feature and no cbindgen is compiled.
+## no C library and runs no build script): the C libraries, the SONAME and
+## the list are asked for here. No crate of the `cli` feature and no cbindgen
+## is compiled; the dependencies are built as the tool's build needs them
+## (bitcode for LTO, no rlib of the crate asked for here), so `make install`
+## compiles only the tool's own crates after this.
 build:
-	$(CARGO) rustc --release --lib --crate-type cdylib,staticlib,rlib -- -C link-arg=-Wl,-soname,$(SONAME)
+	mk/install/native-static-libs.sh $(RELEASE_DIR) \
+	    $(CARGO) rustc --release --lib --crate-type cdylib,staticlib -- \
+	    -C link-arg=-Wl,-soname,$(SONAME) --print native-static-libs
 	ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/$(SONAME)
-	mk/install/native-static-libs.sh $(RELEASE_DIR)
 
 ## header: regenerate include/taskfarm_worker.h from the sources, and the
 ## reference pages from it (commit both)

@@ -50,7 +50,8 @@
 # check-build.sh, and the *.in templates of the pkg-config and CMake files.
 # The static library's system libraries (Libs.private) are the ones rustc
 # prints for it (--print native-static-libs): `make build` writes them to
-# $(RELEASE_DIR)/native-static-libs.txt (mk/install/native-static-libs.sh).
+# $(RELEASE_DIR)/native-static-libs.txt (mk/install/native-static-libs.sh,
+# from rustc's note).
 
 PREFIX ?= /usr/local
 DESTDIR ?=

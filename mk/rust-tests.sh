@@ -11,7 +11,8 @@
 #
 # Every binary runs to its end (cargo's --no-fail-fast); the script fails when
 # one failed, naming each. Arguments go to every test binary (`mk/rust-tests.sh
-# --nocapture`).
+# --nocapture`). TEST_ONLY="faults header" runs only those binaries (and no
+# doc tests).
 #
 # A test binary is one process and shares within itself what tests/README.md
 # says ("Why some tests are binaries of their own"). Between binaries, only
@@ -56,7 +57,11 @@ for line in open(sys.argv[1]):
     name = t["name"] if kind == "test" else f"{kind}:{t['name']}"
     print(f"{name}\t{m['executable']}")
 EOF
-[ -s "$logs/binaries" ] || die "cargo test --no-run listed no test binary"
+if [ -n "${TEST_ONLY:-}" ]; then
+    awk -F'\t' -v only=" $TEST_ONLY " 'index(only, " " $1 " ")' "$logs/binaries" >"$logs/only"
+    mv "$logs/only" "$logs/binaries"
+fi
+[ -s "$logs/binaries" ] || die "cargo test --no-run listed no test binary${TEST_ONLY:+ of TEST_ONLY=$TEST_ONLY}"
 echo "mk/rust-tests.sh: compiled $(wc -l <"$logs/binaries") test binaries in $(( $(date +%s) - start )) s; running them $jobs at a time"
 
 declare -A path=()
@@ -74,10 +79,10 @@ for lane in slurm_lane mpi_lane; do
     [ ${#present[@]} -gt 0 ] && lanes+=("$(lane_of "${present[@]}")")
     unset -n members
 done
-for name in $(cut -f1 "$logs/binaries"); do
+while IFS=$'\t' read -r name _; do
     case " ${slurm_lane[*]} ${mpi_lane[*]} " in *" $name "*) continue ;; esac
     lanes+=("$name")
-done
+done <"$logs/binaries"
 
 # run_lane "NAME NAME...": each binary in turn; its output into $logs/NAME.out,
 # its exit status into $logs/NAME.rc, then printed whole.
@@ -108,12 +113,12 @@ wait || true
 
 # 3. The doc tests (compiled and run by rustdoc).
 doc_rc=0
-"$cargo" test --features cli --doc || doc_rc=$?
+[ -n "${TEST_ONLY:-}" ] || "$cargo" test --features cli --doc || doc_rc=$?
 
 failed=()
-for name in $(cut -f1 "$logs/binaries"); do
+while IFS=$'\t' read -r name _; do
     [ "$(cat "$logs/$name.rc" 2>/dev/null || echo missing)" = 0 ] || failed+=("$name")
-done
+done <"$logs/binaries"
 [ "$doc_rc" = 0 ] || failed+=("doc tests")
 if [ ${#failed[@]} -gt 0 ]; then
     die "failed: ${failed[*]}"

@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde_derive::Serialize;
 use taskfarm_worker::internal::clock::unix_now;
 use taskfarm_worker::internal::wire::{RunStatus, TaskState, TaskUpdate};
 use taskfarm_worker::internal::worker::journal::{self, read_record, Record};

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 use taskfarm_worker::internal::worker::journal::write_atomic;
 use taskfarm_worker::internal::{Error, Result};
 
