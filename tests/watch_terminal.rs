@@ -144,7 +144,7 @@ fn screen_after(output: &str, columns: usize) -> Vec<String> {
     let mut grid = vec![vec![' '; columns]; ROWS];
     let (mut row, mut col) = (0usize, 0usize);
     let mut chars = output.chars().peekable();
-    let mut next_row = |grid: &mut Vec<Vec<char>>, row: &mut usize| {
+    let next_row = |grid: &mut Vec<Vec<char>>, row: &mut usize| {
         if *row + 1 == ROWS {
             grid.remove(0);
             grid.push(vec![' '; columns]);
