@@ -12,8 +12,13 @@ RELEASE_DIR := target/release
 TFW_VERSION := $(shell awk -F'"' '/^\[/ { p = ($$0 == "[package]") } p && /^version *=/ { print $$2; exit }' Cargo.toml)
 SONAME := libtaskfarm_worker.so.$(firstword $(subst ., ,$(TFW_VERSION)))
 
-# Test targets run by `make test`, in this order, after lint and the Rust tests.
+# Test targets run by `make test` after lint and the Rust tests, TEST_JOBS at
+# a time (each prints its output whole when it ends): every suite works in a
+# scratch directory of its own, on free ports, with servers of its own.
 TEST_TARGETS := c-tests server-doc-tests
+# How many test binaries (mk/rust-tests.sh) and suites run at once.
+TEST_JOBS ?= 3
+export TEST_JOBS
 
 .PHONY: all build header reference test demo lint rust-tests stress c-tests exports prerequisites demo-prerequisites server-doc-tests clean
 
@@ -88,10 +93,13 @@ server-doc-tests: build
 -include $(sort $(wildcard mk/*.mk))
 
 ## test: every test (lint, header check, Rust unit and integration tests
-## against the real server and the fault server, C programs under valgrind)
+## against the real server and the fault server, C programs under valgrind):
+## lint, then the Rust tests (their binaries side by side), then the suites
+## of TEST_TARGETS side by side, TEST_JOBS (3) at a time
 test: prerequisites
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory lint rust-tests $(TEST_TARGETS) && \
+	$(MAKE) --no-print-directory lint rust-tests && \
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(TEST_TARGETS) && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
 
 ## demo: a local real server, a run, workers working through it (needs only

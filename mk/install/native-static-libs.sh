@@ -30,5 +30,7 @@ wait
 libs=$(sed -n 's/^note: native-static-libs: *//p' "$log" | tail -n 1)
 [ -n "$libs" ] || die "'$*' printed no 'note: native-static-libs:' line"
 mkdir -p "$release"
-printf '%s\n' "$libs" >"$out.tmp"
-mv "$out.tmp" "$out"
+# Written whole, then renamed: `make install` of two suites may run it at once.
+tmp_out=$(mktemp "$out.XXXXXX")
+printf '%s\n' "$libs" >"$tmp_out"
+mv "$tmp_out" "$out"
