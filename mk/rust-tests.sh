@@ -23,6 +23,9 @@
 #   - MPI jobs of several ranks (mpi, stop_signals, reap): 4 ranks already
 #     oversubscribe the machine's cores, and the stop and reap tests time
 #     signals against them.
+#   - cargo itself (rust_api builds examples/worker.rs, library_without_cli
+#     asks cargo tree): they run first, alone, before the other binaries (in
+#     make test, rust_api's cargo build failed while three lanes ran).
 # The longest lane starts first.
 set -euo pipefail
 
@@ -36,6 +39,8 @@ die() { echo "mk/rust-tests.sh: $*" >&2; exit 1; }
 # The lanes that run one binary after another (by test target name).
 slurm_lane=(slurm_harness slurm stop_slurm reap_slurm)
 mpi_lane=(mpi stop_signals reap)
+# The binaries that run cargo: first, alone.
+cargo_first=(rust_api library_without_cli)
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/tf-rust-tests.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
@@ -80,7 +85,7 @@ for lane in slurm_lane mpi_lane; do
     unset -n members
 done
 while IFS=$'\t' read -r name _; do
-    case " ${slurm_lane[*]} ${mpi_lane[*]} " in *" $name "*) continue ;; esac
+    case " ${slurm_lane[*]} ${mpi_lane[*]} ${cargo_first[*]} " in *" $name "*) continue ;; esac
     lanes+=("$name")
 done <"$logs/binaries"
 
@@ -100,6 +105,9 @@ run_lane() {
     done
 }
 
+for name in "${cargo_first[@]}"; do
+    [ -n "${path[$name]:-}" ] && run_lane "$name" "$@"
+done
 running=0
 for lane in "${lanes[@]}"; do
     if [ "$running" -ge "$jobs" ]; then
