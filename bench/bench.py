@@ -41,6 +41,15 @@ What it does (BENCHMARKS.md, which it writes, says it with the figures):
      crate; system calls per request of both clients (strace -c); the
      library's stripped size by crate (nm).
 
+  Python package: the Python worker over taskfarm_worker_rs (python/, this
+     library through ctypes; bench/bench_worker_rs.py) against the Python
+     client, every update sent and with coalescing (update_interval=1.0),
+     the C worker beside them: a's and c's figures on the canned server,
+     SQLite and PostgreSQL + gunicorn, and start -> first task against the
+     real server (scenario_python_rs.py; `--only python-rs` runs it alone,
+     `--merge python_rs FROM --render bench/figures.json` puts such a run
+     into the full run's figures: `make bench-python-rs`).
+
 Both clients run in the same invocation, alternating (C first in even
 repetitions, Python first in odd ones); the tables give medians. In a and b
 the server (nginx) is pinned to one CPU and the client (C worker, Python

@@ -129,6 +129,12 @@ typedef struct tf_run_list tf_run_list;
  * A run of tasks on the server, opened or created by this process. Calls on
  * one `tf_taskfarm` may come from several threads at once. Freed with
  * `tf_taskfarm_free` (except the one borrowed from a worker).
+ *
+ * After `fork()`, a `tf_taskfarm` belongs to the parent (its keep-alive
+ * connections are shared with it, and answers could cross): in the child
+ * every call that sends a request gives `TF_ERR_INVALID_ARGUMENT` before
+ * anything is sent, also on the one `tf_worker_taskfarm` lends, and
+ * `tf_taskfarm_free` releases nothing. A child opens its own handles.
  */
 typedef struct tf_taskfarm tf_taskfarm;
 
@@ -266,7 +272,27 @@ const char *tf_status_name(int status);
  * later call adds its signals and sets the mode for all of them. The
  * handler itself only records the signal and wakes the library's watcher
  * thread (async-signal-safe work only). Process-wide: a stop reaches every
- * worker of the process, whichever thread holds it.
+ * worker of the process, whichever thread holds it. A signal ignored
+ * (`SIG_IGN`) when it would be installed stays ignored, as shells leave it
+ * (`nohup`, `&`). A second stop signal, once the library has seen the
+ * first, ends the process at once with that signal's default action.
+ *
+ * The guarantee, whatever signals, forks and failures do: a task is
+ * executed at least once, marked done at most once by its worker, and never
+ * set `waiting` after its `done`. In `TF_STOP_EXIT` mode the watcher waits
+ * for a request of the program in flight (a `done`, a requeue, a task being
+ * requested) rather than race it, hands every worker's task back at once,
+ * and ends the process within the stop's budget, `TASKFARM_STOP_BUDGET`
+ * seconds (default 20, short of Slurm's KillWait of 30 s).
+ *
+ * No function of this library is async-signal-safe: none may be called
+ * from a signal handler (poll `tf_stop_requested` from the program's own
+ * code). After `fork()` the child may call, on handles it makes itself,
+ * every function; on its parent's handles every call is refused with
+ * `TF_ERR_INVALID_ARGUMENT` before anything is sent, and their `_free`
+ * releases nothing. The child's first call of this function sets up its
+ * own watcher, for its own workers; until then a stop signal in
+ * `TF_STOP_EXIT` mode ends the child as if none were installed.
  */
 enum tf_status tf_stop_on_signals(const int *signals, size_t count, int mode);
 
@@ -346,7 +372,8 @@ enum tf_status tf_taskfarm_open_with_token(const char *token,
 /**
  * Frees a handle from `tf_taskfarm_create` or `tf_taskfarm_open` (the run
  * stays on the server). NULL does nothing. Never free the handle that
- * `tf_worker_taskfarm` lends.
+ * `tf_worker_taskfarm` lends. In a child after `fork()`, releases nothing
+ * (the parent's connections).
  */
 void tf_taskfarm_free(struct tf_taskfarm *taskfarm);
 
@@ -627,7 +654,9 @@ enum tf_status tf_worker_flush(struct tf_worker *worker);
  * away after every retry: then the `done` is kept in the journal for later
  * delivery, the task is forgotten and the error returned. With no task
  * held, does nothing (with a journal: delivers the kept `done`s). A stop
- * signal does not change this: a finished task is still marked done. A
+ * signal does not change this: a finished task is still marked done (an
+ * unfinished one is handed back instead, as by `tf_worker_update`, and the
+ * result is `TF_STOPPED`). A
  * progress update still waiting goes in the same request:
  * `tf_worker_update(w, 100)` then `tf_worker_done(w)` within the interval
  * is one request.

@@ -8,6 +8,10 @@
 #                      correctness only (part of `make test`)
 #   make bench-unit    the unit tests of the benchmark's statistics and report
 #                      (bench/tests/, Python unittest; part of `make test`)
+#   make bench-python-rs  the section on the Python package (taskfarm_worker_rs
+#                      against taskfarm-worker 0.4.0) alone at full size, merged
+#                      into bench/figures.json (the other figures kept) and
+#                      rendered: BENCHMARKS.md says it came from a run of its own
 #   make bench-render  BENCHMARKS.md, bench/results.csv and the plots again from
 #                      the figures of the last run (bench/figures.json), after a
 #                      change of the report's prose (bench/report/*.md)
@@ -21,7 +25,7 @@
 BENCH_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 BENCH_WORKER := build/bench/bench_worker
 
-.PHONY: bench bench-smoke bench-unit bench-render
+.PHONY: bench bench-smoke bench-unit bench-render bench-python-rs
 
 $(BENCH_WORKER): bench/bench_worker.c include/taskfarm_worker.h $(RELEASE_DIR)/libtaskfarm_worker.so
 	@mkdir -p $(dir $@)
@@ -40,6 +44,13 @@ bench-smoke: build
 	@start=$$(date +%s); venv=$$(tests/harness/venv.sh) && \
 	"$$venv/bin/python" bench/bench.py --smoke --worker-bin $(BENCH_WORKER) && \
 	echo "make bench-smoke: passed in $$(( $$(date +%s) - start )) s"
+
+## bench-python-rs: the Python package's section alone, merged into bench/figures.json and BENCHMARKS.md
+bench-python-rs: build
+	@$(MAKE) --no-print-directory $(BENCH_WORKER)
+	@venv=$$(tests/harness/venv.sh) && \
+	"$$venv/bin/python" bench/bench.py --only python-rs --worker-bin $(BENCH_WORKER) --out-dir build/bench-python-rs && \
+	"$$venv/bin/python" bench/bench.py --merge python_rs build/bench-python-rs/bench/figures.json --render bench/figures.json
 
 ## bench-unit: the unit tests of the benchmark's statistics and report
 bench-unit:

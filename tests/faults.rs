@@ -546,12 +546,16 @@ fn a_failed_done_keeps_the_task_held_until_it_succeeds() {
     assert_ok(tf_worker_task(w, &mut task));
     assert_eq!(task, 0);
     assert_eq!(hits(&server, "POST", &task_path(), ""), 1);
-    // The server recovers: done marks it done now.
+    // The server recovers: done marks it done now, at 100 % (a finished
+    // task is recorded at 100 % whatever became of the updates before).
     failing.store(false, Ordering::SeqCst);
     assert_ok(tf_worker_done(w));
     let last = server.requests().pop().unwrap();
     assert!(is(&last, "PUT", &put, ""));
-    assert_eq!(last.body_json(), json!({"status": "done"}));
+    assert_eq!(
+        last.body_json(),
+        json!({"percentCompleted": 100.0, "status": "done"})
+    );
     tf_worker_free(w);
 }
 

@@ -15,8 +15,9 @@
 //!    retries: the done is kept in the journal; once the server is back the
 //!    worker's next request (a "no task left" answer) delivers it, and `taskfarm reap` delivers that of
 //!    a worker killed meanwhile.
-//! 4. Journal files that are truncated, garbage, of another run, from the
-//!    future, or unreadable get a clear message and are left alone, and
+//! 4. Journal files that are truncated, garbage, of another run or another
+//!    user, naming a task never handed out, or unreadable get a clear
+//!    message and are left alone, and
 //!    their tasks are not given back, while a valid journal of a dead
 //!    process in the same directory is acted on.
 //! 5. Under Open MPI's mpirun, a rank SIGKILLed mid-task (mpirun then tears
@@ -275,7 +276,7 @@ fn json_lines(out: &[u8]) -> Vec<Value> {
 
 fn read_journal_of(dir: &Path, run: &str, pid: u32) -> Option<Record> {
     journal_files(dir, run).iter().find_map(|name| {
-        let record = journal::read_record(&dir.join(name), run, unix_now(), 120.0).ok()?;
+        let record = journal::read_record(&dir.join(name), run).ok()?;
         (record.pid == pid).then_some(record)
     })
 }
@@ -588,13 +589,16 @@ fn bad_journal_files_are_reported_and_left_alone() {
     record.process_start = Some(0);
     record.task = Some(1);
     let (dead_name, _) = write("dead01", &record);
-    // On another host, nothing to ask but the heartbeat: 1000 s old is stale.
+    // On another machine (another boot id), nothing to ask but the
+    // heartbeat, which stands still: stale once the reaper has seen it
+    // unchanged for --stale (its value, on another clock, proves nothing).
     let (remote_name, _) = write(
         "remote01",
         &Record {
             host: "node-elsewhere".into(),
-            boot_id: None,
+            boot_id: Some("another-boot".into()),
             heartbeat: unix_now() - 1000.0,
+            heartbeat_interval: 0.1,
             task: Some(2),
             ..record.clone()
         },
@@ -620,13 +624,8 @@ fn bad_journal_files_are_reported_and_left_alone() {
             ..record.clone()
         },
     ); // another run's
-    write(
-        "bad04",
-        &Record {
-            heartbeat: unix_now() + 86_400.0,
-            ..record.clone()
-        },
-    );
+    let (bad04, _) = write("bad04", &record);
+    std::os::unix::fs::chown(dir.join(bad04), Some(2001), None).unwrap(); // another user's
     let (_, newer) = write("bad05", &record);
     std::fs::write(
         dir.join(journal::file_name(run.uuid(), "bad05")),
@@ -638,6 +637,13 @@ fn bad_journal_files_are_reported_and_left_alone() {
     let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0); // would block a reader
+    write(
+        "bad08",
+        &Record {
+            kept_done: vec![3],
+            ..record.clone()
+        },
+    ); // a task never handed out
     let before = journal_files(&dir, run.uuid());
 
     // --dry-run says what it would do and changes nothing.
@@ -645,16 +651,11 @@ fn bad_journal_files_are_reported_and_left_alone() {
         taskfarm(server)
             .args(["reap", run.uuid(), "--journal"])
             .arg(&dir)
-            .args(["--stale", "600", "--dry-run"]),
+            .args(["--stale", "0.5", "--dry-run"]),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("would give back its task 1"), "{text}");
-    assert!(text.contains("would give back its task 2"), "{text}");
-    assert!(text.contains("more than --stale 600 s"), "{text}");
-    assert!(
-        text.contains("1 task(s) computing that no journal explains"),
-        "{text}"
-    );
+    assert!(text.contains("1 live journaled worker(s)"), "{text}");
     // The summary counts every task, those not started too.
     let s = run.status().unwrap();
     let summary = format!(
@@ -677,7 +678,7 @@ fn bad_journal_files_are_reported_and_left_alone() {
         taskfarm(server)
             .args(["reap", run.uuid(), "--journal"])
             .arg(&dir)
-            .args(["--stale", "600", "--json"]),
+            .args(["--stale", "0.5", "--json"]),
     );
     let pass = &json_lines(&out.stdout)[0];
     let invalid: BTreeMap<String, String> = pass["invalid"]
@@ -694,10 +695,11 @@ fn bad_journal_files_are_reported_and_left_alone() {
         ("bad01", "not JSON"),
         ("bad02", "not JSON"),
         ("bad03", "belongs to run 0123abcd"),
-        ("bad04", "in the future"),
+        ("bad04", "owned by uid 2001"),
         ("bad05", "newer than this library"),
         ("bad06", "not a regular file"),
         ("bad07", "not a regular file"),
+        ("bad08", "never handed out"),
     ];
     assert_eq!(invalid.len(), expect.len(), "{invalid:?}");
     for (worker, why) in expect {
@@ -707,7 +709,45 @@ fn bad_journal_files_are_reported_and_left_alone() {
             invalid[worker]
         );
     }
-    // Left alone: the files are all there, task 0 is still computing.
+    // The dead process's journal was acted on; the remote one is alive at
+    // the reaper's first look.
+    let given_back: Vec<i64> = pass["given_back"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["task"].as_i64().unwrap())
+        .collect();
+    assert_eq!(given_back, vec![1]);
+    assert_eq!(task_state(&run, 1), TaskState::Waiting);
+    assert_eq!(task_state(&run, 2), TaskState::Computing);
+
+    // Once the reaper has seen the remote heartbeat stand still for
+    // --stale, a dry run says it would give it back, then a pass does.
+    let text = wait_until("the remote heartbeat to be stale", || {
+        let out = run_ok(
+            taskfarm(server)
+                .args(["reap", run.uuid(), "--journal"])
+                .arg(&dir)
+                .args(["--stale", "0.5", "--dry-run"]),
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("would give back its task 2").then_some(text)
+    });
+    assert!(text.contains("stood still"), "{text}");
+    assert!(
+        text.contains("1 task(s) computing that no live journaled worker holds"),
+        "{text}"
+    );
+    let out = run_ok(
+        taskfarm(server)
+            .args(["reap", run.uuid(), "--journal"])
+            .arg(&dir)
+            .args(["--stale", "0.5", "--json"]),
+    );
+    let pass = &json_lines(&out.stdout)[0];
+    assert_eq!(pass["given_back"][0]["task"], 2, "{pass}");
+    assert_eq!(task_state(&run, 2), TaskState::Waiting);
+    // Left alone: the bad files are all there, task 0 is still computing.
     let after = journal_files(&dir, run.uuid());
     let expected_after: Vec<String> = before
         .into_iter()
@@ -715,16 +755,6 @@ fn bad_journal_files_are_reported_and_left_alone() {
         .collect();
     assert_eq!(after, expected_after);
     assert_eq!(task_state(&run, 0), TaskState::Computing);
-    // The valid journals, of a dead process and of a stale heartbeat, were acted on.
-    let given_back: Vec<i64> = pass["given_back"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["task"].as_i64().unwrap())
-        .collect();
-    assert_eq!(given_back, vec![1, 2]);
-    assert_eq!(task_state(&run, 1), TaskState::Waiting);
-    assert_eq!(task_state(&run, 2), TaskState::Waiting);
 
     // The human output says the same, and --restart-orphans refuses while
     // files that cannot be read may belong to live workers.
@@ -777,7 +807,7 @@ fn an_mpi_rank_killed_mid_task_loses_nothing_once_reap_runs() {
         .unwrap();
     let records: Vec<Record> = journal_files(&dir, run.uuid())
         .iter()
-        .map(|n| journal::read_record(&dir.join(n), run.uuid(), unix_now(), 120.0).unwrap())
+        .map(|n| journal::read_record(&dir.join(n), run.uuid()).unwrap())
         .collect();
     let rank2 = records
         .iter()
@@ -811,7 +841,8 @@ fn an_mpi_rank_killed_mid_task_loses_nothing_once_reap_runs() {
                 .iter()
                 .map(|a| a["task"].as_i64().unwrap()),
         );
-        journal_files(&dir, run.uuid()).is_empty().then_some(())
+        (journal_files(&dir, run.uuid()).is_empty() && run.status().unwrap().num_computing == 0)
+            .then_some(())
     });
     eprintln!("mpi: journals of ranks {ranks:?} left; tasks given back {given_back:?}");
     assert!(given_back.contains(&killed), "{given_back:?}");

@@ -19,14 +19,14 @@
 //! their tasks given back (waiting, 50 % kept). Then element 1's step 1
 //! finishes the run: every task done exactly once.
 //!
-//! Why the reaper runs in a UTS namespace of its own: on this single node
-//! the reaper and the workers share the host name, so the reaper would
-//! decide by the pid (same host: the process has ended) before it asks
-//! Slurm. `unshare --uts` with the host name `login-node` is the reaper on a
-//! login node, as users run it: the same file system (the journals), the
-//! same Slurm, another host name — so only Slurm (or the heartbeat, which
-//! `--stale 3600` rules out) can tell it that a worker is gone. The tests
-//! run as root, which `unshare --uts` needs.
+//! Why the reaper runs in a UTS and PID namespace of its own: on this single
+//! node the reaper and the workers share the kernel (boot id) and the PID
+//! namespace, so the reaper would decide by the pid (the process has ended)
+//! before it asks Slurm. `unshare --uts --pid` with the host name
+//! `login-node` is the reaper on a login node, as users run it: the same
+//! file system (the journals), the same Slurm, pids it cannot judge — so
+//! only Slurm (or the heartbeat, which `--stale 3600` rules out) can tell
+//! it that a worker is gone. The tests run as root, which `unshare` needs.
 //!
 //! Every wait is on an event (a worker's line in its output file, Slurm's
 //! own view in squeue) with an overall deadline; nothing waits for a
@@ -51,7 +51,6 @@ use common::jobs::{pg_server, scratch};
 use common::journals::journal_files;
 use common::slurm::SlurmCluster;
 use serde_json::Value;
-use taskfarm_worker::internal::clock::unix_now;
 use taskfarm_worker::internal::worker::journal::{self, Record};
 use taskfarm_worker::internal::{Run, TaskState};
 
@@ -121,8 +120,7 @@ fn journals(dir: &Path, run: &str) -> Vec<Record> {
     journal_files(dir, run)
         .iter()
         .map(|n| {
-            journal::read_record(&dir.join(n), run, unix_now(), 120.0)
-                .unwrap_or_else(|e| panic!("journal {n}: {e:?}"))
+            journal::read_record(&dir.join(n), run).unwrap_or_else(|e| panic!("journal {n}: {e:?}"))
         })
         .collect()
 }
@@ -175,6 +173,9 @@ fn reap_from_login_node(cluster: &SlurmCluster, run: &Run, dir: &Path) -> Value 
         .command("unshare")
         .args([
             "--uts",
+            "--pid",
+            "--fork",
+            "--mount-proc",
             "sh",
             "-c",
             r#"hostname "$0" && exec "$@""#,
@@ -193,7 +194,7 @@ fn reap_from_login_node(cluster: &SlurmCluster, run: &Run, dir: &Path) -> Value 
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "unshare --uts ... taskfarm reap failed ({}):\n{}\n{stdout}",
+        "unshare --uts --pid ... taskfarm reap failed ({}):\n{}\n{stdout}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );

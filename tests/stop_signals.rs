@@ -618,7 +618,8 @@ fn mpirun_sigterm_after_one_rank_is_killed_makes_the_others_hand_back() {
 }
 
 /// Runs `stop_worker loop` under a Slurm job id with a stand-in `squeue`
-/// that prints `left` (and logs its arguments); `extra` adds variables.
+/// that prints the job's line `4242 LEFT` (and logs its arguments); `extra`
+/// adds variables.
 /// Returns the program's lines and the arguments squeue was called with.
 fn loop_under_slurm(run: &Run, left: &str, extra: &[(&str, &str)]) -> (Vec<String>, Vec<String>) {
     static CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -629,7 +630,7 @@ fn loop_under_slurm(run: &Run, left: &str, extra: &[(&str, &str)]) -> (Vec<Strin
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho \"$*\" >> '{}'\necho '{left}'\n",
+            "#!/bin/sh\necho \"$*\" >> '{}'\necho '4242 {left}'\n",
             log.display()
         ),
     )
@@ -666,8 +667,12 @@ fn under_slurm_the_job_end_is_asked_of_squeue_once_per_worker() {
         lines[1].contains("cannot fit a task of 60.0 s (TASKFARM_TASK_SECONDS)"),
         "{lines:?}"
     );
-    assert_eq!(calls, ["-h -j 4242 -o %L"]);
+    assert_eq!(calls, ["-h -j 4242 -o %A %L"]);
     assert_counts(&run, (0, 0, 0), "nothing taken with 30 s left");
+    // A job past its limit: squeue prints INVALID, no time left.
+    let (lines, _) = loop_under_slurm(&run, "INVALID", &[]);
+    assert_eq!(lines[0], "status TF_STOPPED tasks 0", "{lines:?}");
+    assert_counts(&run, (0, 0, 0), "nothing taken past the limit");
     // An hour left: both tasks, three task calls, one squeue.
     let (lines, calls) = loop_under_slurm(&run, "1:00:00", &[]);
     assert_eq!(lines[0], "status TF_NO_MORE_TASKS tasks 2", "{lines:?}");
@@ -689,6 +694,10 @@ fn slurm_job_end_time_is_honoured_before_squeue() {
     assert_eq!(lines[0], "status TF_STOPPED tasks 0", "{lines:?}");
     assert!(calls.is_empty(), "squeue not asked: {calls:?}");
     assert_counts(&run, (0, 0, 0), "nothing taken with 30 s left");
+    // A job past its limit: squeue prints INVALID, no time left.
+    let (lines, _) = loop_under_slurm(&run, "INVALID", &[]);
+    assert_eq!(lines[0], "status TF_STOPPED tasks 0", "{lines:?}");
+    assert_counts(&run, (0, 0, 0), "nothing taken past the limit");
 }
 
 #[test]

@@ -18,6 +18,9 @@ measured):
   results             results.csv and figures.json (the report's inputs)
   report*, template   BENCHMARKS.md from bench/report/*.md and the figures
   plot                the SVG plots
+  scenario_python_rs, report_python_rs   the Python package taskfarm_worker_rs
+                      against the Python client (its own section and figures)
+  merge               a section run alone put into a full run's figures
   main                the run, or a re-render from saved figures
 
 The harness's modules (tests/harness/taskfarm_harness/) are importable from

@@ -17,6 +17,7 @@ from .checks import check, log
 from .config import CLIENTS, SIZES
 from .library_size import library_size
 from .load import LoadSampler
+from .merge import merge_section
 from .paths import DEFAULT_WORKER_BIN, LIB, ROOT
 from .plot import write_coalesced_svg, write_throughput_svg
 from .processes import CLEANUP, on_signal
@@ -26,6 +27,8 @@ from .report import render
 from .results import MEDIAN_FIELDS, load_figures, save_figures, write_csv
 from .scenario_canned import scenario_canned, scenario_wrk
 from .scenario_coalesced import scenario_coalesced
+from .scenario_python_rs import KEY as PYTHON_RS
+from .scenario_python_rs import run_python_rs
 from .scenario_real import scenario_real
 from .scenario_storm import scenario_storm
 from .stats import medians
@@ -33,7 +36,7 @@ from .targets import verdict
 from .tools import ensure_tools, machine, versions
 from .workers import Workers
 
-SKIPPABLE = ["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm", "profile", "coalesced"]
+SKIPPABLE = ["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm", "profile", "coalesced", "python-rs"]
 
 
 def parse_args(argv, description):
@@ -44,6 +47,9 @@ def parse_args(argv, description):
     ap.add_argument("--worker-bin", default=str(DEFAULT_WORKER_BIN))
     ap.add_argument("--skip", action="append", default=[], choices=SKIPPABLE,
                     help="leave a part out (for development)")
+    ap.add_argument("--only", choices=SKIPPABLE, help="run this part alone (every other one skipped)")
+    ap.add_argument("--merge", nargs=2, metavar=("KEY", "FROM"),
+                    help="with --render: first put section KEY of FROM's figures.json into the figures rendered")
     ap.add_argument("--render", metavar="FIGURES",
                     help="run nothing: write BENCHMARKS.md, results.csv and the plots again from a run's "
                     "figures.json (e.g. bench/figures.json) into --out-dir (default: the repository)")
@@ -132,9 +138,10 @@ def write_outputs(out_dir, fig):
     """BENCHMARKS.md, results.csv, the plots and figures.json of the figures;
     returns the targets."""
     (out_dir / "bench").mkdir(parents=True, exist_ok=True)
-    med = medians(fig["rows"], MEDIAN_FIELDS)
+    rows = fig["rows"] + fig.get(PYTHON_RS, {}).get("rows", [])
+    med = medians(rows, MEDIAN_FIELDS)
     text, targets = render(fig)
-    write_csv(out_dir / "bench" / "results.csv", fig["rows"], med)
+    write_csv(out_dir / "bench" / "results.csv", rows, med)
     write_throughput_svg(out_dir / "bench" / "throughput.svg", med, fig["pg_counts"])
     write_coalesced_svg(out_dir / "bench" / "coalesced.svg", med, fig["cfg"]["e_workers"])
     (out_dir / "BENCHMARKS.md").write_text(text)
@@ -172,6 +179,10 @@ def run(args):
         phases["c"] = [time.monotonic()]
         run_real(cfg, args.skip, workers, env, workdir, fig, sampler, phases)
         phases["c"].append(time.monotonic())
+        if "python-rs" not in args.skip:
+            phases["python-rs"] = [time.monotonic()]
+            fig[PYTHON_RS] = run_python_rs(args.smoke, args.worker_bin, env, workdir, sampler)
+            phases["python-rs"].append(time.monotonic())
         fig["size"] = library_size(workdir)
     except KeyboardInterrupt:
         log("interrupted")
@@ -205,6 +216,10 @@ def run(args):
 
 def main(argv=None, description=None):
     args = parse_args(sys.argv[1:] if argv is None else argv, description)
+    if args.only:
+        args.skip = [s for s in SKIPPABLE if s != args.only]
+    if args.merge and args.render:
+        merge_section(args.merge[0], args.merge[1], args.render)
     if args.render:
         if not Path(args.render).is_file():
             sys.exit(f"bench: {args.render} is missing: `make bench` writes bench/figures.json "

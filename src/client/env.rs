@@ -6,7 +6,7 @@
 //! Who reads what: `settings.rs` the connection's ten ([`SETTINGS`]), when a
 //! handle is made; `worker/worker.rs` [`DEADLINE`] and [`TASK_SECONDS`] and
 //! `worker/journal.rs` [`JOURNAL`] and [`JOURNAL_HEARTBEAT`], when a worker
-//! is made; `worker/stop_signals.rs` [`STOP_SIGNALS`], when the first handle
+//! is made; `worker/stop_signals.rs` [`STOP_SIGNALS`] and [`STOP_BUDGET`], when the first handle
 //! of the process is made.
 
 use std::ffi::OsString;
@@ -44,6 +44,9 @@ pub const JOURNAL: &str = "TASKFARM_JOURNAL";
 pub const JOURNAL_HEARTBEAT: &str = "TASKFARM_JOURNAL_HEARTBEAT";
 /// The signals that become stop signals when the first handle is made.
 pub const STOP_SIGNALS: &str = "TASKFARM_STOP_SIGNALS";
+/// The stop's budget, in seconds: every held task handed back and the
+/// process ended within it.
+pub const STOP_BUDGET: &str = "TASKFARM_STOP_BUDGET";
 
 /// The variables of a connection's settings, read by `Settings::resolve`.
 pub const SETTINGS: [&str; 10] = [
@@ -67,11 +70,6 @@ pub fn var(name: &str) -> Option<String> {
 /// The variable `name` as the OS gives it (a path need not be UTF-8).
 pub fn var_os(name: &str) -> Option<OsString> {
     std::env::var_os(name)
-}
-
-/// Whether `TASKFARM_LOG` asks for debug lines on stderr.
-pub fn log_debug() -> bool {
-    var(LOG).is_some_and(|v| log_is_debug(&v))
 }
 
 /// Whether a value of `TASKFARM_LOG` asks for debug lines: `debug`.

@@ -42,7 +42,27 @@ pub enum tf_stop_mode {
 /// later call adds its signals and sets the mode for all of them. The
 /// handler itself only records the signal and wakes the library's watcher
 /// thread (async-signal-safe work only). Process-wide: a stop reaches every
-/// worker of the process, whichever thread holds it.
+/// worker of the process, whichever thread holds it. A signal ignored
+/// (`SIG_IGN`) when it would be installed stays ignored, as shells leave it
+/// (`nohup`, `&`). A second stop signal, once the library has seen the
+/// first, ends the process at once with that signal's default action.
+///
+/// The guarantee, whatever signals, forks and failures do: a task is
+/// executed at least once, marked done at most once by its worker, and never
+/// set `waiting` after its `done`. In `TF_STOP_EXIT` mode the watcher waits
+/// for a request of the program in flight (a `done`, a requeue, a task being
+/// requested) rather than race it, hands every worker's task back at once,
+/// and ends the process within the stop's budget, `TASKFARM_STOP_BUDGET`
+/// seconds (default 20, short of Slurm's KillWait of 30 s).
+///
+/// No function of this library is async-signal-safe: none may be called
+/// from a signal handler (poll `tf_stop_requested` from the program's own
+/// code). After `fork()` the child may call, on handles it makes itself,
+/// every function; on its parent's handles every call is refused with
+/// `TF_ERR_INVALID_ARGUMENT` before anything is sent, and their `_free`
+/// releases nothing. The child's first call of this function sets up its
+/// own watcher, for its own workers; until then a stop signal in
+/// `TF_STOP_EXIT` mode ends the child as if none were installed.
 #[no_mangle]
 pub extern "C" fn tf_stop_on_signals(
     signals: *const c_int,

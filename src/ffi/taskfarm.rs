@@ -17,6 +17,12 @@ use crate::client::{Error, Result, Run, RunInfoKey, Settings, TaskInfoKey};
 /// A run of tasks on the server, opened or created by this process. Calls on
 /// one `tf_taskfarm` may come from several threads at once. Freed with
 /// `tf_taskfarm_free` (except the one borrowed from a worker).
+///
+/// After `fork()`, a `tf_taskfarm` belongs to the parent (its keep-alive
+/// connections are shared with it, and answers could cross): in the child
+/// every call that sends a request gives `TF_ERR_INVALID_ARGUMENT` before
+/// anything is sent, also on the one `tf_worker_taskfarm` lends, and
+/// `tf_taskfarm_free` releases nothing. A child opens its own handles.
 pub struct tf_taskfarm {
     run: Arc<Run>,
     uuid: CString,
@@ -25,6 +31,12 @@ pub struct tf_taskfarm {
 
 impl Handle for tf_taskfarm {
     type Held = Boxed;
+
+    /// Not in a child after `fork()`: the parent's connections (their
+    /// pool's lock may be held by a thread that did not survive the fork).
+    fn releasable(&self) -> bool {
+        self.run.connection().is_own()
+    }
 }
 
 impl tf_taskfarm {
@@ -183,7 +195,8 @@ pub extern "C" fn tf_taskfarm_open_with_token(
 
 /// Frees a handle from `tf_taskfarm_create` or `tf_taskfarm_open` (the run
 /// stays on the server). NULL does nothing. Never free the handle that
-/// `tf_worker_taskfarm` lends.
+/// `tf_worker_taskfarm` lends. In a child after `fork()`, releases nothing
+/// (the parent's connections).
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_free(taskfarm: *mut tf_taskfarm) {
     free("tf_taskfarm_free", taskfarm);

@@ -245,7 +245,9 @@ pub extern "C" fn tf_worker_flush(worker: *mut tf_worker) -> tf_status {
 /// away after every retry: then the `done` is kept in the journal for later
 /// delivery, the task is forgotten and the error returned. With no task
 /// held, does nothing (with a journal: delivers the kept `done`s). A stop
-/// signal does not change this: a finished task is still marked done. A
+/// signal does not change this: a finished task is still marked done (an
+/// unfinished one is handed back instead, as by `tf_worker_update`, and the
+/// result is `TF_STOPPED`). A
 /// progress update still waiting goes in the same request:
 /// `tf_worker_update(w, 100)` then `tf_worker_done(w)` within the interval
 /// is one request.

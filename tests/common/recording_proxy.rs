@@ -7,13 +7,18 @@
 //!
 //! For the error paths it can refuse requests (read the request, then close
 //! the connection without forwarding it) or hold the answers to `PUT`s for a
-//! while (a request in flight). std only: one accept thread plus one thread
-//! per connection; one upstream connection per client connection.
+//! while (a request in flight). For races, chosen requests are steered by
+//! rules, the first matching one wins: [`RecordingProxy::hold`] forwards a
+//! request and holds its answer at a [`Gate`] until the test releases it
+//! (the server has acted, the client has not heard: a request in flight, for
+//! as long as the test wants), and [`RecordingProxy::fail`] refuses chosen
+//! requests. std only: one accept thread plus one thread per connection; one
+//! upstream connection per client connection.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::server::TaskfarmServer;
@@ -52,11 +57,191 @@ pub enum Mode {
     HoldPuts(Duration),
 }
 
+/// Which requests a rule applies to.
+pub type Matcher = Arc<dyn Fn(&Record) -> bool + Send + Sync>;
+
+/// A `PUT runs/RUN/tasks/TASK` of run `run` whose body's `status` is
+/// `status` (`None`: a body without a status, a progress update).
+pub fn put_status(run: &str, task: i64, status: Option<&str>) -> Matcher {
+    let (path, status) = (
+        format!("/runs/{run}/tasks/{task}"),
+        status.map(str::to_owned),
+    );
+    Arc::new(move |r: &Record| {
+        r.method == "PUT"
+            && r.path.ends_with(&path)
+            && r.json().get("status").and_then(|s| s.as_str()) == status.as_deref()
+    })
+}
+
+/// A `PUT` to any task of run `run` whose body's `status` is `status`.
+pub fn any_put_status(run: &str, status: &str) -> Matcher {
+    let (part, status) = (format!("/runs/{run}/tasks/"), status.to_owned());
+    Arc::new(move |r: &Record| {
+        r.method == "PUT"
+            && r.path.contains(&part)
+            && r.json().get("status").and_then(|s| s.as_str()) == Some(status.as_str())
+    })
+}
+
+/// A `PUT` to any task of run `run` that sets the percentage `percent`.
+pub fn any_put_percent(run: &str, percent: f64) -> Matcher {
+    let part = format!("/runs/{run}/tasks/");
+    Arc::new(move |r: &Record| {
+        r.method == "PUT" && r.path.contains(&part) && r.json()["percentCompleted"] == percent
+    })
+}
+
+/// The `POST runs/RUN/task` that asks run `run` for a task.
+pub fn task_request(run: &str) -> Matcher {
+    let path = format!("/runs/{run}/task");
+    Arc::new(move |r: &Record| r.method == "POST" && r.path.ends_with(&path))
+}
+
+/// Where a held answer waits: every answer to a matching request is held
+/// until [`Gate::release`], then passed on (and later ones pass at once).
+#[derive(Clone)]
+pub struct Gate {
+    inner: Arc<GateInner>,
+}
+
+struct GateInner {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// The requests whose answers are held (or were, before the release).
+    held: Vec<Record>,
+    released: bool,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate {
+            inner: Arc::new(GateInner {
+                state: Mutex::new(GateState::default()),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Waits until `count` requests have reached the gate (their answers
+    /// held), at most `deadline`; panics otherwise. Returns them.
+    pub fn wait_held(&self, count: usize, deadline: Duration) -> Vec<Record> {
+        let until = Instant::now() + deadline;
+        let mut state = self.inner.state.lock().unwrap();
+        while state.held.len() < count {
+            let now = Instant::now();
+            assert!(
+                now < until,
+                "{count} requests were not held within {deadline:?}; held: {:#?}",
+                state.held
+            );
+            state = self
+                .inner
+                .changed
+                .wait_timeout(state, until - now)
+                .unwrap()
+                .0;
+        }
+        state.held.clone()
+    }
+
+    /// The requests that reached the gate so far.
+    pub fn held(&self) -> Vec<Record> {
+        self.inner.state.lock().unwrap().held.clone()
+    }
+
+    /// Passes every held answer on, and every later one at once.
+    pub fn release(&self) {
+        self.inner.state.lock().unwrap().released = true;
+        self.inner.changed.notify_all();
+    }
+
+    /// Holds an answer to `record` until the release.
+    fn hold(&self, record: &Record) {
+        let mut state = self.inner.state.lock().unwrap();
+        state.held.push(record.clone());
+        self.inner.changed.notify_all();
+        while !state.released {
+            state = self.inner.changed.wait(state).unwrap();
+        }
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").finish_non_exhaustive()
+    }
+}
+
+/// What a rule does with a matching request.
+#[derive(Debug, Clone)]
+enum Action {
+    Hold(Gate),
+    Fail,
+}
+
+/// A rule of [`RecordingProxy::fail`]; dropping it does not end it, [`Rule::remove`] does.
 #[derive(Debug)]
+pub struct Rule {
+    id: usize,
+    shared: Arc<Shared>,
+}
+
+impl Rule {
+    /// Ends the rule: matching requests are forwarded again.
+    pub fn remove(self) {
+        self.shared
+            .rules
+            .lock()
+            .unwrap()
+            .retain(|r| r.id != self.id);
+    }
+}
+
+struct RuleEntry {
+    id: usize,
+    matcher: Matcher,
+    action: Action,
+}
+
 struct Shared {
     records: Mutex<Vec<Record>>,
     mode: Mutex<Mode>,
     refused: AtomicUsize,
+    rules: Mutex<Vec<RuleEntry>>,
+    next_rule: AtomicUsize,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn add_rule(&self, matcher: Matcher, action: Action) -> usize {
+        let id = self.next_rule.fetch_add(1, Ordering::SeqCst);
+        self.rules.lock().unwrap().push(RuleEntry {
+            id,
+            matcher,
+            action,
+        });
+        id
+    }
+
+    /// The action of the first rule that matches `record`.
+    fn action_for(&self, record: &Record) -> Option<Action> {
+        self.rules
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| (r.matcher)(record))
+            .map(|r| r.action.clone())
+    }
 }
 
 /// The proxy; it lives as long as the test process.
@@ -82,6 +267,8 @@ impl RecordingProxy {
             records: Mutex::new(Vec::new()),
             mode: Mutex::new(Mode::Forward),
             refused: AtomicUsize::new(0),
+            rules: Mutex::new(Vec::new()),
+            next_rule: AtomicUsize::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -97,6 +284,25 @@ impl RecordingProxy {
     /// Sets what is done with the requests that arrive from now on.
     pub fn set_mode(&self, mode: Mode) {
         *self.shared.mode.lock().unwrap() = mode;
+    }
+
+    /// From now on, the requests `matcher` accepts are forwarded and their
+    /// answers held at the returned gate until the test releases it.
+    pub fn hold(&self, matcher: Matcher) -> Gate {
+        let gate = Gate::new();
+        self.shared.add_rule(matcher, Action::Hold(gate.clone()));
+        gate
+    }
+
+    /// From now on, the requests `matcher` accepts are read and refused (the
+    /// connection closed, nothing forwarded, counted in `refused`) until the
+    /// rule is removed.
+    pub fn fail(&self, matcher: Matcher) -> Rule {
+        let id = self.shared.add_rule(matcher, Action::Fail);
+        Rule {
+            id,
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Every request forwarded so far, in the order of arrival.
@@ -190,17 +396,19 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
             .map_or("", |(_, b)| b)
             .to_owned();
         let mode = *shared.mode.lock().unwrap();
-        if mode == Mode::Refuse {
-            shared.refused.fetch_add(1, Ordering::SeqCst);
-            let _ = to_client.shutdown(Shutdown::Both);
-            return;
-        }
-        shared.records.lock().unwrap().push(Record {
+        let record = Record {
             at: Instant::now(),
             method: method.clone(),
             path,
             body,
-        });
+        };
+        let action = shared.action_for(&record);
+        if mode == Mode::Refuse || matches!(action, Some(Action::Fail)) {
+            shared.refused.fetch_add(1, Ordering::SeqCst);
+            let _ = to_client.shutdown(Shutdown::Both);
+            return;
+        }
+        shared.records.lock().unwrap().push(record.clone());
         if server.is_none() {
             let stream = TcpStream::connect(upstream).unwrap();
             let reader = BufReader::new(stream.try_clone().unwrap());
@@ -219,6 +427,9 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
         };
         if let (Mode::HoldPuts(hold), "PUT") = (mode, method.as_str()) {
             std::thread::sleep(hold);
+        }
+        if let Some(Action::Hold(gate)) = action {
+            gate.hold(&record);
         }
         let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
         if head.contains("\r\nconnection: close\r\n") {

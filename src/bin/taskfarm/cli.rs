@@ -218,16 +218,21 @@ pub enum Shell {
 }
 
 const REAP_HELP: &str = "\
-A worker is gone when that is proved (same host: its process ended or its pid
-now belongs to a later process; Slurm: squeue no longer shows its job or step
-running; its program freed it with a task held) or when its heartbeat is older
-than --stale. For a gone worker: its kept dones are delivered, its task is
-given back (waiting, percentage kept) if the server still shows it computing,
-an attempt is counted for that task, and its journal file is removed. A task
-that was held by --max-attempts workers that died is set aside instead (left
-computing, so no worker takes it) until released with --release TASK.
-Attempts and set-aside tasks are kept in DIR/reap-<run>.json. Run one reaper
-per run: beside the job (--watch), or as a Slurm job of its own.";
+A worker is gone when that is proved: on the same machine (boot id) and in the
+same PID namespace, its process ended or its pid now belongs to a later
+process; under Slurm, squeue no longer shows its job or step (a suspended job
+is alive); its program freed it with a task held; or its heartbeat stood still
+between this reaper's own looks for longer than --stale and than 3 of the
+worker's heartbeat intervals (the first look at a heartbeat proves nothing).
+For a gone worker: its kept dones are delivered, its task is given back
+(waiting, percentage kept) if the server still shows it computing, an attempt
+is counted for that task (once per worker), and its journal file is removed.
+A task that was held by --max-attempts workers that died is set aside instead
+(left computing, so no worker takes it) until released with --release TASK.
+Only journal files owned by your own user are acted on (--owner for others).
+Attempts, set-aside tasks and the looks at heartbeats are kept in
+DIR/reap-<run>.json; DIR/reap-<run>.lock lets one reaper per run work at a
+time: run it beside the job (--watch), or as a Slurm job of its own.";
 
 /// `taskfarm reap` options.
 #[derive(Debug, Args)]
@@ -238,10 +243,13 @@ pub struct ReapArgs {
     /// The journal directory of the run's workers (their TASKFARM_JOURNAL)
     #[arg(long = "journal", value_name = "DIR")]
     pub journal: PathBuf,
-    /// A heartbeat older than this means the worker is gone
+    /// A heartbeat that stood still this long (and 3 of its worker's intervals) means the worker is gone
     #[arg(long = "stale", value_name = "SECONDS", default_value_t = DEFAULT_STALE_SECS,
           value_parser = parse_seconds)]
     pub stale: f64,
+    /// Also act on journal files owned by this user (a name or uid; repeatable): only your own by default
+    #[arg(long = "owner", value_name = "USER", value_parser = parse_user)]
+    pub owners: Vec<u32>,
     /// Set a task aside once this many workers died holding it
     #[arg(long = "max-attempts", value_name = "N", default_value_t = DEFAULT_MAX_ATTEMPTS,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -252,7 +260,7 @@ pub struct ReapArgs {
     /// Say what would be done, change nothing
     #[arg(long = "dry-run")]
     pub dry_run: bool,
-    /// When no live worker is left, restart the tasks computing that no journal explains
+    /// When no live worker is left, restart the tasks computing that no live worker holds (seen in two passes)
     #[arg(long = "restart-orphans")]
     pub restart_orphans: bool,
     /// Release a task set aside: forget its attempts and give it back
@@ -273,12 +281,30 @@ impl ReapArgs {
                 max_attempts: self.max_attempts,
                 dry_run: self.dry_run,
                 restart_orphans: self.restart_orphans,
+                owners: self.owners.clone(),
             },
             watch: self.watch,
             release: self.release,
             json,
         }
     }
+}
+
+/// A user name or uid, as the uid.
+fn parse_user(text: &str) -> Result<u32, String> {
+    if let Ok(uid) = text.trim().parse::<u32>() {
+        return Ok(uid);
+    }
+    let name =
+        std::ffi::CString::new(text.trim()).map_err(|_| format!("{text:?} is not a user"))?;
+    // SAFETY: getpwnam takes a valid NUL-terminated name; the entry it
+    // returns is read at once, before any other call could reuse it.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        return Err(format!("no user {text:?} (give a name or a uid)"));
+    }
+    // SAFETY: not null: a valid passwd entry.
+    Ok(unsafe { (*entry).pw_uid })
 }
 
 /// A number of seconds, more than 0 and at most ten years.

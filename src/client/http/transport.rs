@@ -68,6 +68,8 @@ const NOT_A_TOKEN: &str = "taskfarm-worker-not-a-token";
 /// The connection of one handle to the server. Safe to share between threads.
 #[derive(Debug)]
 pub struct Connection {
+    /// The process that made it: its keep-alive sockets are that process's.
+    pid: u32,
     agent: Agent,
     base_url: String,
     credentials: Option<Credentials>,
@@ -124,6 +126,7 @@ impl Connection {
             announce_retries: settings.announce_retries,
             on_retry: settings.on_retry.clone(),
             proxy_name,
+            pid: std::process::id(),
         };
         let token = match &settings.token {
             Some(token) => token.clone(),
@@ -169,6 +172,25 @@ impl Connection {
         self.retries.store(retries, Ordering::Relaxed);
     }
 
+    /// Whether this process made the connection (false in a child after `fork()`).
+    pub fn is_own(&self) -> bool {
+        self.pid == std::process::id()
+    }
+
+    /// Refuses a request from a child after `fork()`: the keep-alive sockets
+    /// are shared with the parent, whose answers the child could read (and
+    /// the parent the child's). Checked before any lock is taken.
+    fn check_process(&self) -> Result<()> {
+        if self.is_own() {
+            return Ok(());
+        }
+        Err(Error::invalid_argument(format!(
+            "this handle's connection to {} belongs to process {}, not to this one (after \
+             fork()): a child process opens its own handles (tf_taskfarm_open, tf_worker_new)",
+            self.base_url, self.pid
+        )))
+    }
+
     /// Sends a token-authenticated request to `endpoint` (relative to the base
     /// URL, query included) with an optional JSON body, retrying as
     /// [`retry`] says, and returns the answer whatever its status.
@@ -178,6 +200,7 @@ impl Connection {
         endpoint: &str,
         body: Option<&B>,
     ) -> Result<Reply> {
+        self.check_process()?;
         let body = body
             .map(|b| serde_json::to_vec(b))
             .transpose()

@@ -19,15 +19,20 @@ const STATE_LIMIT: Duration = Duration::from_secs(30);
 pub enum SlurmState {
     /// Running (or about to): no proof either way for one worker in it.
     Running,
+    /// Suspended (`scontrol suspend`, preemption by suspension, gang
+    /// scheduling) or stopped: its processes live but cannot run, so their
+    /// heartbeat stands still; alive.
+    Suspended(String),
     /// Ended, with why.
     Gone(String),
     /// Slurm cannot tell (no squeue, an error): why.
     Unknown(String),
 }
 
-/// Runs `squeue -h -j JOB -o %L`: the seconds left, `None` for no time limit.
+/// Runs `squeue -h -j JOB -o "%A %L"`: the seconds left, `None` for no
+/// time limit.
 pub fn time_left(job: &str) -> std::result::Result<Option<f64>, String> {
-    let args = ["-h", "-j", job, "-o", "%L"];
+    let args = ["-h", "-j", job, "-o", "%A %L"];
     let output = run_with_time_limit("squeue", &args, TIME_LEFT_LIMIT)?;
     if !output.success {
         return Err(format!(
@@ -36,14 +41,33 @@ pub fn time_left(job: &str) -> std::result::Result<Option<f64>, String> {
             output.stderr.trim()
         ));
     }
-    parse_time_left(output.stdout.trim())
+    parse_job_time_left(&output.stdout, job)
 }
 
-/// Parses squeue's `%L`: `[[DAYS-]HOURS:]MINUTES:SECONDS`, or `UNLIMITED` /
-/// `NOT_SET` for a job without a time limit.
+/// The time left of job `job` from `squeue -h -j JOB -o "%A %L"`: the line
+/// whose job id (`%A`) is `job`. The element of an array that carries the
+/// array's job id gets a line for every element of the array; only its own
+/// counts.
+pub fn parse_job_time_left(stdout: &str, job: &str) -> std::result::Result<Option<f64>, String> {
+    let line = stdout.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some(job)).then(|| words.next().unwrap_or_default())
+    });
+    match line {
+        Some(left) => parse_time_left(left),
+        None => Err(format!("squeue does not list job {job}")),
+    }
+}
+
+/// Parses squeue's `%L`: `[[DAYS-]HOURS:]MINUTES:SECONDS`, `UNLIMITED` /
+/// `NOT_SET` for a job without a time limit, and `INVALID` for a job past
+/// its limit (no time left: 0).
 pub fn parse_time_left(text: &str) -> std::result::Result<Option<f64>, String> {
     if matches!(text, "UNLIMITED" | "NOT_SET" | "INFINITE") {
         return Ok(None);
+    }
+    if text == "INVALID" {
+        return Ok(Some(0.0));
     }
     let bad = || format!("squeue printed {text:?}, not a time left");
     let (days, clock) = match text.split_once('-') {
@@ -94,10 +118,12 @@ pub fn parse_job_state(success: bool, stdout: &str, stderr: &str, job: &str) -> 
     match state {
         None => SlurmState::Gone(format!("squeue no longer lists job {job}")),
         Some(
-            "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "STOPPED"
-            | "RESIZING" | "SIGNALING" | "STAGE_OUT" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED"
-            | "RESV_DEL_HOLD",
+            "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "RESIZING" | "SIGNALING"
+            | "STAGE_OUT" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD",
         ) => SlurmState::Running,
+        Some(state @ ("SUSPENDED" | "STOPPED")) => {
+            SlurmState::Suspended(format!("its Slurm job {job} is {state}"))
+        }
         Some("") => SlurmState::Unknown(format!("squeue gave no state for job {job}")),
         Some(other) => SlurmState::Gone(format!("Slurm job {job} is {other}")),
     }
@@ -148,9 +174,33 @@ mod tests {
         assert_eq!(parse_time_left("1:00:05"), Ok(Some(3605.0)));
         assert_eq!(parse_time_left("2-03:04:05"), Ok(Some(183_845.0)));
         assert_eq!(parse_time_left("UNLIMITED"), Ok(None));
-        assert!(parse_time_left("INVALID").is_err());
+        assert_eq!(parse_time_left("INVALID"), Ok(Some(0.0)), "past its limit");
         assert!(parse_time_left("").is_err());
         assert!(parse_time_left("1:2:3:4").is_err());
+    }
+
+    #[test]
+    fn the_time_left_is_the_jobs_own_line() {
+        // squeue -j 40 -o "%A %L" for the element that carries the array's
+        // id 40: a line for every element of the array.
+        let array = "41 10:00\n42 20:00\n40 5:00\n";
+        assert_eq!(parse_job_time_left(array, "40"), Ok(Some(300.0)));
+        assert_eq!(parse_job_time_left(array, "42"), Ok(Some(1200.0)));
+        assert_eq!(parse_job_time_left("7 INVALID\n", "7"), Ok(Some(0.0)));
+        assert_eq!(parse_job_time_left("7 UNLIMITED\n", "7"), Ok(None));
+        assert!(parse_job_time_left("8 1:00\n", "7").is_err());
+    }
+
+    #[test]
+    fn a_suspended_job_is_told_apart_from_a_running_one() {
+        assert!(matches!(
+            parse_job_state(true, "7 SUSPENDED\n", "", "7"),
+            SlurmState::Suspended(_)
+        ));
+        assert!(matches!(
+            parse_job_state(true, "7 STOPPED\n", "", "7"),
+            SlurmState::Suspended(_)
+        ));
     }
 
     #[test]

@@ -1,63 +1,276 @@
-//! The held task of every live worker: a worker keeps its task in a
-//! [`Slot`], listed here so that the stop watcher (`stop_signals.rs`) reaches
-//! the tasks of all workers, whichever thread holds them, and hands them back
-//! with the latest percentage ([`hand_back_all`]).
+//! A held task's life, as one state machine behind one lock: the worker's
+//! calls (main thread), the stop watcher, the progress flusher and the
+//! journal all go through it, so that none acts on a task another has in
+//! flight.
+//!
+//! Map:
+//! - [`HeldState`], [`Event`], [`step`]: the machine itself, a pure function
+//!   of a state and an event (the table test below runs every pair);
+//! - [`Note`], [`Notes`]: what the worker journal is told, written under the
+//!   lock *before* the new state can be seen (`journal.rs` implements it);
+//! - [`Slot`]: one worker's machine, lock and condition variable, with the
+//!   task's coalesced progress; every live slot is listed for the watcher;
+//! - [`hand_back_all`]: the stop watcher's work, every slot in parallel,
+//!   within the stop's budget.
+//!
+//! The guarantees (README "Stopping" and the header say them to users):
+//! a task is executed at least once (a task handed out is held until it is
+//! done or handed back, and a request in flight is waited for); a task is
+//! marked done at most once by its worker, and never set `waiting` after its
+//! `done` (nobody hands back a task in `Finishing`); nothing about a task is
+//! sent after its hand-back (the flusher is fenced by `Progress::close`
+//! before the hand-back's request). With a journal, the journal names a
+//! task before anyone else can see it held, and a `done` is recorded as a
+//! kept `done` before it is sent.
+//!
+//! Lock order: the slot's state, then the journal's record, then the
+//! progress state; no lock is held across a request. `fork()` is no event of
+//! the machine: a worker's calls in a child are refused before any lock is
+//! taken (a thread of the parent may have held it at the fork), and the
+//! watcher of a child never touches the parent's slots.
 
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::journal::Releaser;
-use super::progress::Progress;
+use super::progress::{Progress, ProgressTarget};
 use crate::client::error::{Error, Result};
-use crate::client::run::Run;
 use crate::client::wire::{TaskState, TaskUpdate};
 
-/// How long the watcher waits for a worker's request in flight (a task being
-/// handed out, a `done` being sent) before it hands back what it knows.
-const IN_FLIGHT_WAIT: Duration = Duration::from_millis(1000);
-
-/// A task held by a worker and its last known percentage.
+/// A task held by a worker and the latest percentage the program gave it
+/// (sent or pending).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HeldTask {
     /// The task number.
     pub task: i64,
-    /// Its last known percentage.
+    /// Its latest percentage.
     pub percent: f64,
 }
 
-/// A worker's held task, shared with the watcher thread, and the task's
-/// coalesced progress: a hand-back carries the latest percentage the program
-/// gave (sent or pending) in its one request, and leaves nothing pending for
-/// the flusher to send after it (the task may be another worker's by then).
-#[derive(Debug)]
-pub struct Slot {
-    run: Arc<Run>,
-    progress: Progress,
-    state: Mutex<SlotState>,
-    changed: Condvar,
-    /// The worker's journal, told of every hand-back (`journal.rs`).
-    journal: Mutex<Option<Releaser>>,
+/// Who sends a hand-back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// The program: `hand_back`, `requeue`, a dropped guard, a stop in
+    /// `TF_STOP_CONTINUE` mode.
+    Program,
+    /// The stop watcher (`TF_STOP_EXIT`).
+    Watcher,
 }
 
-#[derive(Debug, Default)]
-struct SlotState {
-    held: Option<HeldTask>,
-    /// A request that changes what is held is in flight (a task asked for, a
-    /// `done` sent): the watcher waits for its outcome.
-    busy: bool,
+/// Where a worker's task stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HeldState {
+    /// No task held.
+    Idle,
+    /// A task is being asked for (`POST runs/UUID/task` in flight).
+    Requesting,
+    /// A task is held.
+    Held(HeldTask),
+    /// The task's `done` (or the release of an unfinished task) is in flight.
+    Finishing(HeldTask),
+    /// The task's hand-back (`waiting`) is in flight.
+    HandingBack(HeldTask, By),
+    /// The stop watcher has finished with this worker: the process is
+    /// ending, the program's calls wait for that.
+    Ended,
+}
+
+/// What happens to a held task.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event {
+    /// The program asks for a task.
+    RequestSent,
+    /// The answer: a task, or none left.
+    RequestAnswered(Option<HeldTask>),
+    /// The request failed.
+    RequestFailed,
+    /// The program reports a percentage.
+    Update(f64),
+    /// The program releases the task: `finished`, it is marked done.
+    DoneSent {
+        /// Marked done (at 100 %), not only released.
+        finished: bool,
+    },
+    /// The release's answer came.
+    DoneAnswered,
+    /// The release failed; `kept`: its `done` is kept in the journal.
+    DoneFailed {
+        /// Kept in the journal for later delivery.
+        kept: bool,
+    },
+    /// The program hands the task back.
+    HandBackSent,
+    /// The hand-back's answer came (program's or watcher's).
+    HandBackAnswered,
+    /// The hand-back failed (program's or watcher's).
+    HandBackFailed,
+    /// The stop watcher looks at this worker (`TF_STOP_EXIT`).
+    StopCaught,
+}
+
+/// What the actor of an event does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The new state holds; go on (send the request, or nothing more).
+    Go,
+    /// Nothing to act on (no task for a done or hand-back; for the
+    /// watcher, nothing to hand back).
+    Nothing,
+    /// The watcher: a request of the program is in flight and decides;
+    /// wait for the state to change (within the stop's budget).
+    Wait,
+    /// The program: the stop watcher has the task or has finished; the call
+    /// waits for the process to end.
+    AwaitExit,
+    /// A task request after a stop was caught: refused.
+    Stopped,
+    /// Not possible in this state (a call out of order): refused.
+    OutOfOrder,
+}
+
+/// What the journal is told of a transition, before it can be seen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Note {
+    /// The task is held.
+    Held(HeldTask),
+    /// The held task's latest percentage.
+    Percent(f64),
+    /// The task's `done` is about to be sent: kept, so that the reaper
+    /// delivers it if the process dies first.
+    DoneIntent(i64),
+    /// The release was answered: nothing held, the kept `done` (if any) delivered.
+    Delivered(i64),
+    /// The release failed and the task is still held: held again, no kept `done`.
+    DoneNotSent(HeldTask),
+    /// The task is being handed back (the reaper must not do it too).
+    Releasing,
+    /// It was handed back.
+    Released,
+    /// The hand-back failed.
+    NotReleased,
+}
+
+/// Where the notes go: the worker journal's writer (`journal.rs`).
+pub trait Notes: std::fmt::Debug + Send + Sync {
+    /// Records `note` (called under the slot's lock).
+    fn note(&self, note: Note);
+}
+
+/// One transition: the state after `event` in `state`, what the actor does,
+/// and what the journal is told first. `stopped`: a stop signal was caught
+/// (no task is taken after it). Unchanged state unless the verdict is `Go`.
+pub fn step(state: HeldState, event: Event, stopped: bool) -> (HeldState, Verdict, Option<Note>) {
+    use Event as E;
+    use HeldState as S;
+    use Verdict as V;
+    let same = |verdict| (state, verdict, None);
+    // The watcher has the task or has finished: the program waits for the end.
+    let watcher_has_it = matches!(state, S::Ended | S::HandingBack(_, By::Watcher));
+    match (state, event) {
+        (S::Idle, E::RequestSent) if stopped => same(V::Stopped),
+        (S::Idle, E::RequestSent) => (S::Requesting, V::Go, None),
+        (S::Requesting, E::RequestAnswered(Some(held))) => {
+            (S::Held(held), V::Go, Some(Note::Held(held)))
+        }
+        (S::Requesting, E::RequestAnswered(None) | E::RequestFailed) => (S::Idle, V::Go, None),
+        (S::Held(held), E::Update(percent)) => (
+            S::Held(HeldTask { percent, ..held }),
+            V::Go,
+            Some(Note::Percent(percent)),
+        ),
+        // After a stop an unfinished task is handed back, never released
+        // to stay `computing` with nobody on it.
+        (S::Held(_), E::DoneSent { finished: false }) if stopped => same(V::Stopped),
+        (S::Held(held), E::DoneSent { finished }) => (
+            S::Finishing(held),
+            V::Go,
+            finished.then_some(Note::DoneIntent(held.task)),
+        ),
+        (S::Finishing(held), E::DoneAnswered) => (S::Idle, V::Go, Some(Note::Delivered(held.task))),
+        (S::Finishing(_), E::DoneFailed { kept: true }) => (S::Idle, V::Go, None),
+        (S::Finishing(held), E::DoneFailed { kept: false }) => {
+            (S::Held(held), V::Go, Some(Note::DoneNotSent(held)))
+        }
+        (S::Held(held), E::HandBackSent) => (
+            S::HandingBack(held, By::Program),
+            V::Go,
+            Some(Note::Releasing),
+        ),
+        (S::HandingBack(_, by), E::HandBackAnswered) => (
+            if by == By::Program { S::Idle } else { S::Ended },
+            V::Go,
+            Some(Note::Released),
+        ),
+        (S::HandingBack(held, by), E::HandBackFailed) => (
+            if by == By::Program {
+                S::Held(held)
+            } else {
+                S::Ended
+            },
+            V::Go,
+            Some(Note::NotReleased),
+        ),
+        (S::Idle, E::StopCaught) => (S::Ended, V::Go, None),
+        (S::Held(held), E::StopCaught) => (
+            S::HandingBack(held, By::Watcher),
+            V::Go,
+            Some(Note::Releasing),
+        ),
+        (S::Requesting | S::Finishing(_) | S::HandingBack(_, By::Program), E::StopCaught) => {
+            same(V::Wait)
+        }
+        (S::HandingBack(_, By::Watcher) | S::Ended, E::StopCaught) => same(V::Nothing),
+        // The program's calls once the watcher has the task.
+        (_, E::RequestSent | E::Update(_) | E::DoneSent { .. } | E::HandBackSent)
+            if watcher_has_it =>
+        {
+            same(V::AwaitExit)
+        }
+        // Nothing held: nothing to update, release or hand back.
+        (S::Idle, E::Update(_) | E::DoneSent { .. } | E::HandBackSent) => same(V::Nothing),
+        _ => same(V::OutOfOrder),
+    }
+}
+
+/// A worker's held task, its state machine, and the task's coalesced
+/// progress. Listed for the stop watcher while it lives.
+#[derive(Debug)]
+pub struct Slot {
+    /// The run (its requests; a fake one in the unit tests).
+    run: Arc<dyn ProgressTarget>,
+    progress: Progress,
+    /// The process that made it: the watcher of another (a fork()ed child)
+    /// never touches it.
+    pid: u32,
+    state: Mutex<HeldState>,
+    changed: Condvar,
+    /// The worker's journal, if any. Locked only under `state`.
+    journal: Mutex<Option<Box<dyn Notes>>>,
 }
 
 /// Every live worker's slot.
 static LIVE: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
 
+/// How a release (`done`) ended, for [`Slot::end_done`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoneOutcome {
+    /// The server took it.
+    Answered,
+    /// It failed and its `done` stays kept in the journal.
+    Kept,
+    /// It failed; the task is still held.
+    Failed,
+}
+
 impl Slot {
     /// A slot for a worker of `run` with its `progress`, listed for the
     /// watcher until dropped.
-    pub fn register(run: Arc<Run>, progress: Progress) -> Arc<Slot> {
+    pub fn register(run: Arc<dyn ProgressTarget>, progress: Progress) -> Arc<Slot> {
         let slot = Arc::new(Slot {
             run,
             progress,
-            state: Mutex::new(SlotState::default()),
+            pid: std::process::id(),
+            state: Mutex::new(HeldState::Idle),
             changed: Condvar::new(),
             journal: Mutex::new(None),
         });
@@ -67,8 +280,69 @@ impl Slot {
         slot
     }
 
-    fn lock(&self) -> MutexGuard<'_, SlotState> {
+    fn lock(&self) -> MutexGuard<'_, HeldState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies `event` under the lock: on `Go`, the journal is told first,
+    /// then the new state is stored and every waiter woken. Returns the
+    /// verdict and the state now.
+    fn apply_locked(
+        &self,
+        state: &mut MutexGuard<'_, HeldState>,
+        event: Event,
+        stopped: bool,
+    ) -> (Verdict, HeldState) {
+        let (next, verdict, note) = step(**state, event, stopped);
+        if verdict == Verdict::Go {
+            if let Some(note) = note {
+                if let Some(journal) = self
+                    .journal
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                {
+                    journal.note(note);
+                }
+            }
+            **state = next;
+            self.changed.notify_all();
+        }
+        (verdict, **state)
+    }
+
+    /// [`apply_locked`](Self::apply_locked) for the program's calls: an
+    /// `AwaitExit` verdict does not return.
+    fn apply(&self, event: Event) -> (Verdict, HeldState) {
+        let mut state = self.lock();
+        let outcome = self.apply_locked(&mut state, event, false);
+        if outcome.0 == Verdict::AwaitExit {
+            drop(state);
+            self.await_process_end();
+        }
+        outcome
+    }
+
+    /// The program's call found the watcher holding or done with this
+    /// worker's task: it waits for the process to end (which the watcher
+    /// brings within the stop's budget) rather than answer for a task it no
+    /// longer has.
+    fn await_process_end(&self) -> ! {
+        let what = match *self.lock() {
+            HeldState::HandingBack(held, _) => format!(
+                "task {} of run {} is being handed back by the stop watcher",
+                held.task,
+                self.run.run_uuid()
+            ),
+            _ => format!(
+                "the stop watcher has handed back the task of this worker of run {}",
+                self.run.run_uuid()
+            ),
+        };
+        eprintln!("taskfarm: {what}: this call waits for the process to end");
+        loop {
+            std::thread::park();
+        }
     }
 
     /// The progress of the held task.
@@ -76,166 +350,553 @@ impl Slot {
         &self.progress
     }
 
-    /// For a hand-back of `held`: nothing pending or sent for it any more
-    /// (after a progress request under way), and the latest percentage the
-    /// program gave, which the hand-back carries.
-    fn close_progress(&self, held: HeldTask) -> HeldTask {
-        match self.progress.close(held.task) {
-            Some(percent) => HeldTask { percent, ..held },
-            None => held,
+    /// The journal to tell from now on (`None`: none); a task held now is
+    /// named in it at once.
+    pub fn set_journal(&self, journal: Option<Box<dyn Notes>>) {
+        let state = self.lock();
+        if let (Some(journal), HeldState::Held(held)) = (&journal, *state) {
+            journal.note(Note::Held(held));
         }
-    }
-
-    /// The journal to tell of hand-backs from now on (`None`: none).
-    pub fn set_journal(&self, journal: Option<Releaser>) {
         *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = journal;
     }
 
-    /// Hands `held` back on the server, the journal saying so first (so that
-    /// the reaper never gives it back a second time) and after.
-    fn send_hand_back(&self, held: HeldTask) -> Result<()> {
-        let journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(journal) = journal.as_ref() {
-            journal.releasing();
-        }
-        let sent = send_hand_back(&self.run, held);
-        if let Some(journal) = journal.as_ref() {
-            match sent {
-                Ok(()) => journal.released(),
-                Err(_) => journal.not_released(),
-            }
-        }
-        sent
-    }
-
-    /// The task held, if any.
+    /// The task held, if any (`None` too while the watcher hands it back).
     pub fn held(&self) -> Option<HeldTask> {
-        self.lock().held
-    }
-
-    /// Records a new percentage for the held task `task` (if still held).
-    pub fn set_percent(&self, task: i64, percent: f64) {
-        let mut state = self.lock();
-        if let Some(held) = state.held.as_mut().filter(|h| h.task == task) {
-            held.percent = percent;
+        match *self.lock() {
+            HeldState::Held(held) => Some(held),
+            _ => None,
         }
     }
 
-    /// Marks a request for a task as in flight. Refused with the error
-    /// `stopped` gives once a stop was requested (asked under the slot's lock,
-    /// so that the watcher either sees the request or the request sees the
-    /// stop): no task is taken after a stop signal.
+    /// Before asking for a task: refused with the error `stopped` gives once
+    /// a stop was caught (asked under the lock, so that the watcher either
+    /// sees the request or the request sees the stop).
     pub fn begin_request(&self, stopped: impl FnOnce() -> Option<Error>) -> Result<()> {
         let mut state = self.lock();
-        if let Some(error) = stopped() {
-            return Err(error);
-        }
-        state.busy = true;
-        Ok(())
-    }
-
-    /// Marks a `done` of the held task as in flight, stop or not: the watcher
-    /// waits for its outcome rather than handing a finished task back. `None`
-    /// (and nothing marked) when the watcher took the task already.
-    pub fn begin_done(&self) -> Option<HeldTask> {
-        let mut state = self.lock();
-        state.busy = state.held.is_some();
-        state.held
-    }
-
-    /// Ends what [`begin_request`](Self::begin_request) or
-    /// [`begin_done`](Self::begin_done) began: `held` is what the
-    /// worker holds now.
-    pub fn end_change(&self, held: Option<HeldTask>) {
-        let mut state = self.lock();
-        state.held = held;
-        state.busy = false;
-        self.changed.notify_all();
-    }
-
-    /// Forgets the held task without telling the server.
-    pub fn forget(&self) {
-        self.lock().held = None;
-    }
-
-    /// Takes the held task, waiting until `deadline` for a change in flight.
-    fn take_for_watcher(&self, deadline: Instant) -> Option<HeldTask> {
-        let mut state = self.lock();
-        while state.busy {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
+        let stop = stopped();
+        match self
+            .apply_locked(&mut state, Event::RequestSent, stop.is_some())
+            .0
+        {
+            Verdict::Go => Ok(()),
+            Verdict::Stopped => Err(stop.expect("a stop was caught")),
+            Verdict::AwaitExit => {
+                drop(state);
+                self.await_process_end()
             }
-            state = self
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            verdict => Err(out_of_order(verdict, "ask for a task")),
         }
-        state.held.take()
     }
 
-    /// Hands the held task back (`waiting`, at `percent` or the last known
-    /// percentage) and forgets it; `false` when nothing was held (the watcher
-    /// may have handed it back already). If the server does not take it, the
-    /// task stays held, so that the call can be repeated.
-    pub fn hand_back(&self, percent: Option<f64>) -> Result<bool> {
-        let Some(held) = self.lock().held.take() else {
-            return Ok(false);
+    /// The task request's outcome: a task is held (named in the journal
+    /// before anyone can see it), none, or the request failed.
+    pub fn end_request(&self, outcome: Option<HeldTask>, failed: bool) {
+        let event = match (outcome, failed) {
+            (_, true) => Event::RequestFailed,
+            (held, false) => Event::RequestAnswered(held),
         };
-        let held = self.close_progress(held);
-        let held = HeldTask {
-            percent: percent.unwrap_or(held.percent),
-            ..held
-        };
-        if let Err(e) = self.send_hand_back(held) {
-            self.lock().held.get_or_insert(held);
-            return Err(e);
+        self.apply(event);
+    }
+
+    /// The program's latest percentage for the held task; `None` (nothing
+    /// to send) when no task is held.
+    pub fn update(&self, percent: f64) -> Option<HeldTask> {
+        match self.apply(Event::Update(percent)) {
+            (Verdict::Go, HeldState::Held(held)) => Some(held),
+            _ => None,
         }
-        Ok(true)
+    }
+
+    /// Marks the release of the held task as in flight, `finished` (then its
+    /// `done` goes to the journal first) when `complete` or the latest
+    /// percentage is 100 (within 1e-6). `None`: no task held.
+    ///
+    /// `Err(())` when the task is unfinished and `stopped()` says a stop was
+    /// caught (asked under the lock): the caller hands it back instead.
+    pub fn begin_done(
+        &self,
+        complete: bool,
+        stopped: impl FnOnce() -> bool,
+    ) -> std::result::Result<Option<(HeldTask, bool)>, ()> {
+        let mut state = self.lock();
+        let HeldState::Held(held) = *state else {
+            // Nothing held (`Nothing`), or the watcher has it (does not return).
+            drop(state);
+            self.apply(Event::DoneSent { finished: false });
+            return Ok(None);
+        };
+        let finished = complete || (held.percent - 100.0).abs() < 1e-6;
+        match self
+            .apply_locked(&mut state, Event::DoneSent { finished }, stopped())
+            .0
+        {
+            Verdict::Stopped => Err(()),
+            _ => Ok(Some((held, finished))),
+        }
+    }
+
+    /// The release's outcome.
+    pub fn end_done(&self, outcome: DoneOutcome) {
+        self.apply(match outcome {
+            DoneOutcome::Answered => Event::DoneAnswered,
+            DoneOutcome::Kept => Event::DoneFailed { kept: true },
+            DoneOutcome::Failed => Event::DoneFailed { kept: false },
+        });
+    }
+
+    /// The program hands the held task back (`waiting`) at `percent`, or at
+    /// its latest percentage, and forgets it; `false` when nothing was held.
+    /// Nothing of its progress is sent after it. If the server does not take
+    /// it, the task stays held with its progress open again (what was
+    /// pending is pending again), so that the call can be repeated.
+    pub fn hand_back(&self, percent: Option<f64>) -> Result<bool> {
+        let held = match self.apply(Event::HandBackSent) {
+            (Verdict::Go, HeldState::HandingBack(held, By::Program)) => held,
+            (Verdict::Nothing, _) => return Ok(false),
+            (verdict, _) => return Err(out_of_order(verdict, "hand the task back")),
+        };
+        let closed = self.progress.close(held.task);
+        let percent = percent.unwrap_or(held.percent);
+        match send_hand_back(&self.run, held.task, percent) {
+            Ok(()) => {
+                self.apply(Event::HandBackAnswered);
+                Ok(true)
+            }
+            Err(error) => {
+                self.progress.reopen(held.task, closed);
+                self.apply(Event::HandBackFailed);
+                Err(error)
+            }
+        }
+    }
+
+    /// The stop watcher's turn on this worker: the task to hand back, if
+    /// any, once no request of the program is in flight, waiting for that
+    /// until `deadline` (telling stderr once what it waits for). After the
+    /// deadline, `None`: the process ends with the request in flight.
+    fn take_for_watcher(&self, deadline: Instant, signal: &str) -> Option<HeldTask> {
+        let mut state = self.lock();
+        let mut told = false;
+        loop {
+            match self.apply_locked(&mut state, Event::StopCaught, true) {
+                (Verdict::Go, HeldState::HandingBack(held, By::Watcher)) => return Some(held),
+                (Verdict::Wait, waiting) => {
+                    if !told {
+                        told = true;
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        eprintln!(
+                            "taskfarm: {signal}: {}, waiting for its answer (at most {:.0} s)",
+                            in_flight(waiting, self.run.run_uuid()),
+                            left.as_secs_f64().ceil()
+                        );
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return None;
+                    }
+                    state = self
+                        .changed
+                        .wait_timeout(state, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The watcher's whole turn on this worker.
+    fn watcher_turn(&self, deadline: Instant, signal: &str) {
+        if let Some(held) = self.take_for_watcher(deadline, signal) {
+            self.watcher_hand_back(held, signal);
+        }
+    }
+
+    /// The watcher hands `held` back (fencing the flusher first) and tells
+    /// stderr, for the job's log, what became of it.
+    fn watcher_hand_back(&self, held: HeldTask, signal: &str) {
+        self.progress.close(held.task);
+        let sent = send_hand_back(&self.run, held.task, held.percent);
+        self.apply_locked(
+            &mut self.lock(),
+            if sent.is_ok() {
+                Event::HandBackAnswered
+            } else {
+                Event::HandBackFailed
+            },
+            true,
+        );
+        match sent {
+            Ok(()) => eprintln!(
+                "taskfarm: {signal}: task {} of run {} handed back at {} %",
+                held.task,
+                self.run.run_uuid(),
+                held.percent
+            ),
+            Err(e) => eprintln!(
+                "taskfarm: {signal}: could not hand task {} of run {} back: {e}",
+                held.task,
+                self.run.run_uuid()
+            ),
+        }
     }
 }
 
-fn send_hand_back(run: &Run, held: HeldTask) -> Result<()> {
-    // The worker's own progress is closed (`close_progress`): nothing to
-    // settle before this request.
-    run.put_task(
-        held.task,
+/// What the watcher waits for, for its line on stderr.
+fn in_flight(state: HeldState, run: &str) -> String {
+    match state {
+        HeldState::Requesting => format!("a task is being requested for a worker of run {run}"),
+        HeldState::Finishing(held) => {
+            format!("task {} of run {run}: its done is in flight", held.task)
+        }
+        HeldState::HandingBack(held, _) => {
+            format!(
+                "task {} of run {run}: its hand-back is in flight",
+                held.task
+            )
+        }
+        _ => format!("a request of a worker of run {run} is in flight"),
+    }
+}
+
+fn out_of_order(verdict: Verdict, what: &str) -> Error {
+    Error::invalid_argument(format!(
+        "cannot {what} now ({verdict:?}): the worker's calls came out of order"
+    ))
+}
+
+/// The hand-back: `waiting` at `percent`, in one request.
+fn send_hand_back(run: &Arc<dyn ProgressTarget>, task: i64, percent: f64) -> Result<()> {
+    run.put_progress(
+        task,
         &TaskUpdate {
-            percent_completed: Some(held.percent),
+            percent_completed: Some(percent),
             status: Some(TaskState::Waiting),
         },
     )
 }
 
-/// Hands back the task of every live worker of the process (the watcher,
-/// after the signal `name`), telling on stderr what became of each, for the
-/// job's log.
-pub fn hand_back_all(name: &str) {
+/// The stop watcher's work after the signal `signal` (its name): every live
+/// worker of this process hands its task back, all at once, each after the
+/// request of the program it waits for; returns when all are done or at
+/// `deadline`, whichever comes first (the caller then ends the process, with
+/// whatever is still in flight).
+pub fn hand_back_all(signal: &str, deadline: Instant) {
+    let pid = std::process::id();
     let slots: Vec<Arc<Slot>> = LIVE
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .filter_map(Weak::upgrade)
+        .filter(|s| s.pid == pid)
         .collect();
-    let deadline = Instant::now() + IN_FLIGHT_WAIT;
+    let (finished, each_done) = mpsc::channel::<()>();
+    let mut started = 0;
     for slot in slots {
-        let Some(held) = slot.take_for_watcher(deadline) else {
-            continue;
-        };
-        let held = slot.close_progress(held);
-        match slot.send_hand_back(held) {
-            Ok(()) => eprintln!(
-                "taskfarm: {name}: task {} of run {} handed back at {} %",
-                held.task,
-                slot.run.uuid(),
-                held.percent
-            ),
-            Err(e) => eprintln!(
-                "taskfarm: {name}: could not hand task {} of run {} back: {e}",
-                held.task,
-                slot.run.uuid()
-            ),
+        // One thread per worker: a hung request holds up no other worker.
+        let (own, to_tell, name) = (Arc::clone(&slot), finished.clone(), signal.to_owned());
+        let spawned = std::thread::Builder::new()
+            .name("taskfarm-hand-back".into())
+            .spawn(move || {
+                own.watcher_turn(deadline, &name);
+                let _ = to_tell.send(());
+            });
+        if spawned.is_err() {
+            // No thread to be had: the watcher does it itself.
+            slot.watcher_turn(deadline, signal);
+            let _ = finished.send(());
         }
+        started += 1;
+    }
+    drop(finished);
+    for _ in 0..started {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if each_done.recv_timeout(left).is_err() {
+            eprintln!("taskfarm: {signal}: the stop's time is up; ending with requests in flight");
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Event as E;
+    use HeldState as S;
+    use Verdict as V;
+
+    const T: HeldTask = HeldTask {
+        task: 7,
+        percent: 40.0,
+    };
+
+    fn states() -> Vec<(&'static str, HeldState)> {
+        vec![
+            ("Idle", S::Idle),
+            ("Requesting", S::Requesting),
+            ("Held", S::Held(T)),
+            ("Finishing", S::Finishing(T)),
+            ("HandingBack(Program)", S::HandingBack(T, By::Program)),
+            ("HandingBack(Watcher)", S::HandingBack(T, By::Watcher)),
+            ("Ended", S::Ended),
+        ]
+    }
+
+    fn events() -> Vec<(&'static str, Event)> {
+        let u = HeldTask {
+            task: 9,
+            percent: 12.5,
+        };
+        vec![
+            ("RequestSent", E::RequestSent),
+            ("RequestAnswered(task)", E::RequestAnswered(Some(u))),
+            ("RequestAnswered(none)", E::RequestAnswered(None)),
+            ("RequestFailed", E::RequestFailed),
+            ("Update", E::Update(55.0)),
+            ("DoneSent(finished)", E::DoneSent { finished: true }),
+            ("DoneSent(unfinished)", E::DoneSent { finished: false }),
+            ("DoneAnswered", E::DoneAnswered),
+            ("DoneFailed(kept)", E::DoneFailed { kept: true }),
+            ("DoneFailed", E::DoneFailed { kept: false }),
+            ("HandBackSent", E::HandBackSent),
+            ("HandBackAnswered", E::HandBackAnswered),
+            ("HandBackFailed", E::HandBackFailed),
+            ("StopCaught", E::StopCaught),
+        ]
+    }
+
+    /// The expected outcome of every state and event (no stop caught, except
+    /// for `StopCaught`), written out in full: a changed transition must
+    /// change this table.
+    fn expected(state: &str, event: &str) -> (HeldState, Verdict, Option<Note>) {
+        let u = HeldTask {
+            task: 9,
+            percent: 12.5,
+        };
+        let here = states().into_iter().find(|(n, _)| *n == state).unwrap().1;
+        let same = |v| (here, v, None);
+        let watcher_has_it = matches!(state, "HandingBack(Watcher)" | "Ended");
+        match (state, event) {
+            ("Idle", "RequestSent") => (S::Requesting, V::Go, None),
+            ("Requesting", "RequestAnswered(task)") => (S::Held(u), V::Go, Some(Note::Held(u))),
+            ("Requesting", "RequestAnswered(none)" | "RequestFailed") => (S::Idle, V::Go, None),
+            ("Held", "Update") => (
+                S::Held(HeldTask { percent: 55.0, ..T }),
+                V::Go,
+                Some(Note::Percent(55.0)),
+            ),
+            ("Held", "DoneSent(finished)") => (S::Finishing(T), V::Go, Some(Note::DoneIntent(7))),
+            ("Held", "DoneSent(unfinished)") => (S::Finishing(T), V::Go, None),
+            ("Finishing", "DoneAnswered") => (S::Idle, V::Go, Some(Note::Delivered(7))),
+            ("Finishing", "DoneFailed(kept)") => (S::Idle, V::Go, None),
+            ("Finishing", "DoneFailed") => (S::Held(T), V::Go, Some(Note::DoneNotSent(T))),
+            ("Held", "HandBackSent") => {
+                (S::HandingBack(T, By::Program), V::Go, Some(Note::Releasing))
+            }
+            ("HandingBack(Program)", "HandBackAnswered") => (S::Idle, V::Go, Some(Note::Released)),
+            ("HandingBack(Watcher)", "HandBackAnswered") => (S::Ended, V::Go, Some(Note::Released)),
+            ("HandingBack(Program)", "HandBackFailed") => {
+                (S::Held(T), V::Go, Some(Note::NotReleased))
+            }
+            ("HandingBack(Watcher)", "HandBackFailed") => {
+                (S::Ended, V::Go, Some(Note::NotReleased))
+            }
+            ("Idle", "StopCaught") => (S::Ended, V::Go, None),
+            ("Held", "StopCaught") => {
+                (S::HandingBack(T, By::Watcher), V::Go, Some(Note::Releasing))
+            }
+            ("Requesting" | "Finishing" | "HandingBack(Program)", "StopCaught") => same(V::Wait),
+            ("HandingBack(Watcher)" | "Ended", "StopCaught") => same(V::Nothing),
+            (
+                _,
+                "RequestSent"
+                | "Update"
+                | "DoneSent(finished)"
+                | "DoneSent(unfinished)"
+                | "HandBackSent",
+            ) if watcher_has_it => same(V::AwaitExit),
+            ("Idle", "Update" | "DoneSent(finished)" | "DoneSent(unfinished)" | "HandBackSent") => {
+                same(V::Nothing)
+            }
+            _ => same(V::OutOfOrder),
+        }
+    }
+
+    #[test]
+    fn every_state_against_every_event() {
+        let mut rows = 0;
+        for (state_name, state) in states() {
+            for (event_name, event) in events() {
+                let got = step(state, event, event == E::StopCaught);
+                assert_eq!(
+                    got,
+                    expected(state_name, event_name),
+                    "{state_name} + {event_name}"
+                );
+                rows += 1;
+            }
+        }
+        assert_eq!(rows, 7 * 14);
+    }
+
+    #[test]
+    fn no_task_is_taken_after_a_stop_and_the_guarantees_hold_on_every_path() {
+        assert_eq!(
+            step(S::Idle, E::RequestSent, true),
+            (S::Idle, V::Stopped, None)
+        );
+        // An unfinished task is not released after a stop (it would stay
+        // computing with nobody on it); a finished one is still marked done.
+        let unfinished = E::DoneSent { finished: false };
+        assert_eq!(
+            step(S::Held(T), unfinished, true),
+            (S::Held(T), V::Stopped, None)
+        );
+        let done = E::DoneSent { finished: true };
+        assert_eq!(step(S::Held(T), done, true).0, S::Finishing(T));
+        for (name, state) in states() {
+            for (event_name, event) in events() {
+                for stopped in [false, true] {
+                    let (next, verdict, _) = step(state, event, stopped);
+                    // Never `waiting` after `done`: a done in flight is never
+                    // handed back, and nothing but its outcome leaves Finishing.
+                    if let S::Finishing(_) = state {
+                        assert!(!matches!(next, S::HandingBack(..)), "{name} + {event_name}");
+                    }
+                    // The watcher never takes a task whose request is in flight.
+                    if event == E::StopCaught
+                        && matches!(
+                            state,
+                            S::Requesting | S::Finishing(_) | S::HandingBack(_, By::Program)
+                        )
+                    {
+                        assert_eq!(verdict, V::Wait, "{name}");
+                    }
+                    // Only a Go changes the state.
+                    if verdict != V::Go {
+                        assert_eq!(next, state, "{name} + {event_name}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A `PUT` the fake run got: task, percentage, state.
+    type Put = (i64, Option<f64>, Option<TaskState>);
+
+    /// A run that records its `PUT`s and answers them (or fails them).
+    #[derive(Debug, Default)]
+    struct FakeRun {
+        puts: Mutex<Vec<Put>>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl ProgressTarget for FakeRun {
+        fn put_progress(&self, task: i64, update: &TaskUpdate) -> Result<()> {
+            self.puts
+                .lock()
+                .unwrap()
+                .push((task, update.percent_completed, update.status));
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::invalid_argument("refused by the test"));
+            }
+            Ok(())
+        }
+        fn run_uuid(&self) -> &str {
+            "fake"
+        }
+        fn base_url(&self) -> &str {
+            "http://fake/"
+        }
+    }
+
+    fn slot() -> (Arc<FakeRun>, Arc<Slot>) {
+        let run = Arc::new(FakeRun::default());
+        let target: Arc<dyn ProgressTarget> = run.clone();
+        let progress = Progress::new(Arc::clone(&target), std::time::Duration::ZERO);
+        (run, Slot::register(target, progress))
+    }
+
+    /// A journal whose `Held` note waits until the test lets it go, telling
+    /// the test that it is inside.
+    #[derive(Debug)]
+    struct SlowJournal {
+        inside: Mutex<mpsc::Sender<()>>,
+        go_on: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl Notes for SlowJournal {
+        fn note(&self, note: Note) {
+            if let Note::Held(_) = note {
+                self.inside.lock().unwrap().send(()).unwrap();
+                self.go_on.lock().unwrap().recv().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn the_journal_names_a_task_before_the_watcher_can_see_it() {
+        let (_, slot) = slot();
+        let (inside, is_inside) = mpsc::channel();
+        let (go_on, wait) = mpsc::channel();
+        slot.set_journal(Some(Box::new(SlowJournal {
+            inside: Mutex::new(inside),
+            go_on: Mutex::new(wait),
+        })));
+        slot.begin_request(|| None).unwrap();
+        let taker = Arc::clone(&slot);
+        let answered = std::thread::spawn(move || taker.end_request(Some(T), false));
+        is_inside.recv().unwrap();
+        // While the journal is being told, nobody sees the task held.
+        // Locked (the transition is under way) is right too.
+        if let Ok(state) = slot.state.try_lock() {
+            assert_ne!(*state, S::Held(T), "published before the journal named it");
+        }
+        go_on.send(()).unwrap();
+        answered.join().unwrap();
+        assert_eq!(slot.held(), Some(T));
+    }
+
+    #[test]
+    fn the_watcher_waits_for_a_done_in_flight_and_hands_back_nothing() {
+        let (run, slot) = slot();
+        slot.begin_request(|| None).unwrap();
+        slot.end_request(Some(T), false);
+        slot.update(100.0);
+        let (held, finished) = slot.begin_done(false, || false).unwrap().unwrap();
+        assert!(finished);
+        let watcher = Arc::clone(&slot);
+        let turn = std::thread::spawn(move || {
+            watcher.watcher_turn(
+                Instant::now() + std::time::Duration::from_secs(600),
+                "SIGTERM",
+            )
+        });
+        // The watcher either waits (Finishing) or has not looked yet; either
+        // way the done's outcome decides.
+        assert_eq!(held.task, T.task);
+        slot.end_done(DoneOutcome::Answered);
+        turn.join().unwrap();
+        assert!(
+            run.puts.lock().unwrap().is_empty(),
+            "nothing sent by the watcher"
+        );
+        assert_eq!(*slot.lock(), S::Ended);
+    }
+
+    #[test]
+    fn a_failed_hand_back_keeps_the_task_and_its_progress_open() {
+        let (run, slot) = slot();
+        slot.begin_request(|| None).unwrap();
+        slot.progress().task_taken();
+        slot.end_request(Some(T), false);
+        run.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(slot.hand_back(None).is_err());
+        run.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(slot.held(), Some(T));
+        let held = slot.update(55.0).unwrap();
+        slot.progress().update(held.task, held.percent).unwrap();
+        let puts = run.puts.lock().unwrap().clone();
+        assert_eq!(puts.last(), Some(&(7, Some(55.0), None)));
     }
 }

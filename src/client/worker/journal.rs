@@ -5,13 +5,19 @@
 //!
 //! The file `DIR/worker-<run>-<worker>.json` holds the worker's identity
 //! (run and worker uuid, host, pid, the process start time, the boot id,
-//! Slurm ids, MPI rank), the held task and its percentage, a heartbeat time
-//! and the `done`s that could not be delivered. Nothing secret.
+//! the PID namespace, Slurm ids, MPI rank), the held task and its
+//! percentage, a heartbeat value with its interval and the `done`s that
+//! could not be delivered. Nothing secret.
 //!
-//! Shared file systems (NFS-like): the file is replaced atomically (written
-//! to a temporary file in the same directory, fsync'ed, renamed over the old
-//! one), read whole, never locked, mapped or hard-linked. Each file has one
-//! writer: the process that made the worker.
+//! Shared file systems (NFS-like), where other users may write the same
+//! directory: the file is replaced atomically through `shared_dir.rs` (a
+//! temporary file with an unpredictable name created `O_EXCL|O_NOFOLLOW`,
+//! fsync'ed, renamed over the old one, the rename checked), read with
+//! `O_NOFOLLOW` and a size limit, never locked, mapped or hard-linked. Each
+//! file has one writer: the process that made the worker. A write that
+//! fails is said on stderr (once, and again when writing works again):
+//! while it fails the heartbeat stands still and a reaper may judge the
+//! worker gone; a `done` kept in memory only is never reported as kept.
 //!
 //! The heartbeat: one background thread per process rewrites the journal of
 //! every live journaled worker every [`DEFAULT_HEARTBEAT`] (or
@@ -21,14 +27,17 @@
 //! one that made the worker: a child never refreshes its parent's journal.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use serde_derive::{Deserialize, Serialize};
 
+use super::held_task::{Note, Notes};
 use super::identity;
+use super::machine::{boot_id, own_start_time, pid_namespace};
+use super::shared_dir::{check_directory, read_limited, write_atomic, DirectoryAccess};
 use crate::client::clock::unix_now;
 use crate::client::env;
 use crate::client::error::{Error, Result};
@@ -41,6 +50,10 @@ pub const FORMAT: &str = "taskfarm-worker-journal";
 pub const VERSION: u32 = 1;
 /// A journal file larger than this is not a journal (it is not read).
 pub const MAX_JOURNAL_BYTES: u64 = 1 << 20;
+/// The shortest heartbeat interval (seconds) `TASKFARM_JOURNAL_HEARTBEAT` takes.
+pub const MIN_HEARTBEAT_SECS: f64 = 0.05;
+/// The longest heartbeat interval (seconds) `TASKFARM_JOURNAL_HEARTBEAT` takes.
+pub const MAX_HEARTBEAT_SECS: f64 = 86_400.0;
 
 /// The Slurm ids of the job a worker runs in, from its environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +113,11 @@ pub struct Record {
     /// The Linux boot id of that machine (`/proc/sys/kernel/random/boot_id`),
     /// when known: a different one means the machine rebooted.
     pub boot_id: Option<String>,
+    /// The inode of the worker's PID namespace (`/proc/self/ns/pid`), when
+    /// known: its pid means something only to a process of the same
+    /// namespace on the same boot.
+    #[serde(default)]
+    pub pid_namespace: Option<u64>,
     /// The worker's process id.
     pub pid: u32,
     /// The process's start time in clock ticks after boot (field 22 of
@@ -121,9 +139,12 @@ pub struct Record {
     /// True when the worker was freed while it still held a task or kept
     /// `done`s: nobody works on them any more.
     pub freed: bool,
-    /// Unix time of the last write by the worker's process (seconds).
+    /// Unix time of the last write by the worker's process (seconds), on
+    /// the worker's clock: the reaper only asks whether it changed between
+    /// two of its own looks, never compares it with another clock.
     pub heartbeat: f64,
-    /// The heartbeat interval the worker uses (seconds).
+    /// The heartbeat interval the worker uses (seconds): a heartbeat is
+    /// stale only when it stood still for several of them.
     pub heartbeat_interval: f64,
 }
 
@@ -137,63 +158,6 @@ pub fn file_prefix(run: &str) -> String {
     format!("worker-{run}-")
 }
 
-/// This machine's boot id, when Linux tells it.
-pub fn boot_id() -> Option<String> {
-    fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-}
-
-/// What `/proc/PID/stat` says about a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcessState {
-    /// No such process (or a zombie: it has ended).
-    Gone,
-    /// Running, started at this many clock ticks after boot.
-    Running(u64),
-    /// `/proc` cannot tell.
-    Unknown,
-}
-
-/// The state of process `pid` on this machine.
-pub fn process_state(pid: u32) -> ProcessState {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return ProcessState::Unknown;
-    }
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => match parse_stat(&stat) {
-            Some(("Z" | "X" | "x", _)) => ProcessState::Gone,
-            Some((_, start)) => ProcessState::Running(start),
-            None => ProcessState::Unknown,
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound && Path::new("/proc/self").exists() => {
-            ProcessState::Gone
-        }
-        Err(_) => ProcessState::Unknown,
-    }
-}
-
-/// The state letter and start time (field 22) of a `/proc/PID/stat` line.
-/// The command name, field 2, may hold spaces and parentheses: the fields
-/// after it start after the last `)`.
-fn parse_stat(stat: &str) -> Option<(&str, u64)> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); field 22 is index 22 - 3.
-    let state = *fields.first()?;
-    let start = fields.get(22 - 3)?.parse().ok()?;
-    Some((state, start))
-}
-
-/// The start time of this process, in clock ticks after boot.
-fn own_start_time() -> Option<u64> {
-    match process_state(std::process::id()) {
-        ProcessState::Running(start) => Some(start),
-        _ => None,
-    }
-}
-
 /// The MPI rank from the launcher's environment, when there is one.
 fn mpi_rank() -> Option<i64> {
     ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
@@ -201,54 +165,42 @@ fn mpi_rank() -> Option<i64> {
         .find_map(|name| env::var(name)?.trim().parse().ok())
 }
 
-/// Writes `bytes` to `dir/name` atomically: a temporary file in the same
-/// directory, fsync'ed, then renamed over `name`.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, dir.join(name))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// Why a journal file cannot be trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid(pub String);
 
-/// Reads and checks the journal file `path` of run `run`: a regular file no
-/// larger than [`MAX_JOURNAL_BYTES`] (never a FIFO or device, which could
-/// block), JSON of this format and version, of this run, whose name matches
-/// the worker uuid inside, whose heartbeat is not in the future by more than
-/// `future_slack` seconds. Any other file gives [`Invalid`] with a reason.
-pub fn read_record(
-    path: &Path,
-    run: &str,
-    now: f64,
-    future_slack: f64,
-) -> std::result::Result<Record, Invalid> {
+/// A journal file as read, with the uid that owns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Journaled {
+    /// Its content.
+    pub record: Record,
+    /// The uid that owns the file (the reaper acts only on its own user's
+    /// journals unless told otherwise).
+    pub owner: u32,
+}
+
+/// Reads and checks the journal file `path` of run `run` (see
+/// [`read_journal`]).
+pub fn read_record(path: &Path, run: &str) -> std::result::Result<Record, Invalid> {
+    read_journal(path, run).map(|j| j.record)
+}
+
+/// Reads and checks the journal file `path` of run `run`: a regular file
+/// no larger than [`MAX_JOURNAL_BYTES`], opened without following a symlink
+/// (never a FIFO or device, which could block), JSON of this format and
+/// version, of this run, whose name matches the worker uuid inside, with
+/// numbers in range. The heartbeat's value is not compared with this
+/// machine's clock (the worker's may differ). Any other file gives
+/// [`Invalid`] with a reason.
+pub fn read_journal(path: &Path, run: &str) -> std::result::Result<Journaled, Invalid> {
     let bad = |why: String| Invalid(why);
-    let meta = fs::symlink_metadata(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
-    if !meta.file_type().is_file() {
-        return Err(bad("is not a regular file".into()));
-    }
-    if meta.len() > MAX_JOURNAL_BYTES {
-        return Err(bad(format!(
-            "is {} bytes long, more than a journal ({MAX_JOURNAL_BYTES} at most)",
-            meta.len()
-        )));
-    }
-    let mut bytes = Vec::new();
-    fs::File::open(path)
-        .and_then(|f| f.take(MAX_JOURNAL_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| bad(format!("cannot be read: {e}")))?;
-    let text = String::from_utf8(bytes)
+    let read = read_limited(path, MAX_JOURNAL_BYTES).map_err(|e| match e {
+        super::shared_dir::ReadRefused::TooLarge(n) => bad(format!(
+            "is {n} bytes long, more than a journal ({MAX_JOURNAL_BYTES} at most)"
+        )),
+        other => bad(other.to_string()),
+    })?;
+    let text = String::from_utf8(read.bytes)
         .map_err(|_| bad("is not JSON (garbage: not UTF-8 text)".into()))?;
     if text.trim().is_empty() {
         return Err(bad("is empty (truncated?)".into()));
@@ -280,20 +232,19 @@ pub fn read_record(
             record.worker
         )));
     }
-    if !record.heartbeat.is_finite() || record.heartbeat > now + future_slack {
-        return Err(bad(format!(
-            "has a heartbeat {:.0} s in the future (clocks out of step, or not written by a worker)",
-            record.heartbeat - now
-        )));
-    }
     if record.pid == 0
+        || !record.heartbeat.is_finite()
+        || !(MIN_HEARTBEAT_SECS..=MAX_HEARTBEAT_SECS).contains(&record.heartbeat_interval)
         || record.task.is_some_and(|t| t < 0)
         || record.kept_done.iter().any(|&t| t < 0)
         || record.percent.is_some_and(|p| !(0.0..=100.0).contains(&p))
     {
         return Err(bad("holds numbers out of range".into()));
     }
-    Ok(record)
+    Ok(Journaled {
+        record,
+        owner: read.owner,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -313,6 +264,17 @@ struct Shared {
     /// The process that made the worker: no other process writes its file.
     owner_pid: u32,
     state: Mutex<Record>,
+    /// What the last write left on disk; locked inside `state` only.
+    written: Mutex<Written>,
+}
+
+/// What the file on disk holds, as far as this process knows.
+#[derive(Debug, Default)]
+struct Written {
+    /// The last write failed, with why (said once on stderr).
+    failing: Option<String>,
+    /// The kept `done`s of the last record that was written.
+    kept_done: Vec<i64>,
 }
 
 impl Shared {
@@ -320,29 +282,48 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes the record with a fresh heartbeat, from the owning process only.
+    fn written(&self) -> MutexGuard<'_, Written> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the record with a fresh heartbeat, from the owning process
+    /// only (the caller holds `state`). The first failure of a streak is
+    /// said on stderr whatever `TASKFARM_LOG` says, and so is the recovery:
+    /// while writes fail the heartbeat stands still and a reaper elsewhere
+    /// may judge this live worker gone.
     fn write(&self, record: &mut Record) -> io::Result<()> {
         if std::process::id() != self.owner_pid {
             return Ok(());
         }
         record.heartbeat = unix_now();
-        let bytes = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-        write_atomic(&self.dir, &self.name, &bytes)
+        let result = serde_json::to_vec_pretty(record)
+            .map_err(io::Error::other)
+            .and_then(|bytes| write_atomic(&self.dir, &self.name, &bytes));
+        let path = self.dir.join(&self.name);
+        let mut written = self.written();
+        match &result {
+            Ok(()) => {
+                written.kept_done = record.kept_done.clone();
+                if written.failing.take().is_some() {
+                    eprintln!("taskfarm: the journal {} is written again", path.display());
+                }
+            }
+            Err(e) => {
+                if written.failing.is_none() {
+                    eprintln!(
+                        "taskfarm: cannot write the journal {}: {e} (its heartbeat stands \
+                         still until it can: a reaper may judge this worker gone)",
+                        path.display()
+                    );
+                }
+                written.failing = Some(e.to_string());
+            }
+        }
+        result
     }
 
     fn write_logged(&self, record: &mut Record) {
-        if let Err(e) = self.write(record) {
-            log_failure(&self.dir, &self.name, &e);
-        }
-    }
-}
-
-fn log_failure(dir: &Path, name: &str, error: &io::Error) {
-    if env::log_debug() {
-        eprintln!(
-            "taskfarm: cannot write the journal {}: {error}",
-            dir.join(name).display()
-        );
+        let _ = self.write(record);
     }
 }
 
@@ -359,6 +340,13 @@ impl Journal {
                 dir.display()
             )));
         }
+        if check_directory(dir).ok() == Some(DirectoryAccess::WorldWritable) {
+            return Err(Error::invalid_argument(format!(
+                "journal directory {} is writable by every user without the sticky bit: \
+                 anyone could replace the journal (chmod o-w or chmod +t)",
+                dir.display()
+            )));
+        }
         let interval = heartbeat_interval();
         let record = Record {
             format: FORMAT.into(),
@@ -367,6 +355,7 @@ impl Journal {
             worker: worker.into(),
             host: identity::host_name(),
             boot_id: boot_id(),
+            pid_namespace: pid_namespace(),
             pid: std::process::id(),
             process_start: own_start_time(),
             slurm: SlurmIds::from_env(),
@@ -384,6 +373,7 @@ impl Journal {
             name: file_name(run, worker),
             owner_pid: std::process::id(),
             state: Mutex::new(record),
+            written: Mutex::new(Written::default()),
         });
         {
             let mut record = shared.lock();
@@ -480,6 +470,24 @@ impl Journal {
         });
     }
 
+    /// Whether the journal file on disk holds the kept `done` of `task`:
+    /// false when the write that should have kept it failed (then the
+    /// `done` is not kept, whatever the record in memory says).
+    pub fn done_is_kept(&self, task: i64) -> bool {
+        self.owned() && self.shared.written().kept_done.contains(&task)
+    }
+
+    /// The `done` of `task` could not be kept (its write failed): the task
+    /// is held again at `percent`, and the `done` forgotten.
+    pub fn done_not_kept(&self, task: i64, percent: f64) {
+        self.change(|r| {
+            r.kept_done.retain(|&t| t != task);
+            r.task = Some(task);
+            r.percent = Some(percent);
+            r.releasing = false;
+        });
+    }
+
     /// The kept `done`s, oldest first.
     pub fn kept_done(&self) -> Vec<i64> {
         if !self.owned() {
@@ -525,26 +533,38 @@ impl Journal {
     }
 }
 
-/// What the stop watcher may do with a worker's journal: say that the held
-/// task is being handed back, and whether it was. It never finishes (removes)
-/// the journal: that stays with the worker.
+/// The journal as the held task's state machine (`held_task.rs`) tells it
+/// of each transition, under its lock, from whichever thread acts (the
+/// worker's, the stop watcher's). It never finishes (removes) the journal:
+/// that stays with the worker.
 #[derive(Debug)]
 pub struct Releaser(Journal);
 
-impl Releaser {
-    /// See [`Journal::releasing`].
-    pub fn releasing(&self) {
-        self.0.releasing();
-    }
-
-    /// See [`Journal::not_released`].
-    pub fn not_released(&self) {
-        self.0.not_released();
-    }
-
-    /// See [`Journal::released`].
-    pub fn released(&self) {
-        self.0.released();
+impl Notes for Releaser {
+    fn note(&self, note: Note) {
+        let journal = &self.0;
+        match note {
+            Note::Held(held) => journal.held(held.task, held.percent),
+            Note::Percent(percent) => journal.percent(percent),
+            // Kept before it is sent: the reaper delivers it if the process
+            // dies with the done in flight.
+            Note::DoneIntent(task) => journal.keep_done(task),
+            Note::Delivered(task) => journal.change(|r| {
+                r.kept_done.retain(|&t| t != task);
+                r.task = None;
+                r.percent = None;
+                r.releasing = false;
+            }),
+            Note::DoneNotSent(held) => journal.change(|r| {
+                r.kept_done.retain(|&t| t != held.task);
+                r.task = Some(held.task);
+                r.percent = Some(held.percent);
+                r.releasing = false;
+            }),
+            Note::Releasing => journal.releasing(),
+            Note::Released => journal.released(),
+            Note::NotReleased => journal.not_released(),
+        }
     }
 }
 
@@ -553,7 +573,7 @@ impl Releaser {
 pub fn heartbeat_interval() -> Duration {
     env::var(env::JOURNAL_HEARTBEAT)
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && (0.05..=86_400.0).contains(s))
+        .filter(|s| s.is_finite() && (MIN_HEARTBEAT_SECS..=MAX_HEARTBEAT_SECS).contains(s))
         .map(Duration::from_secs_f64)
         .unwrap_or(DEFAULT_HEARTBEAT)
 }
@@ -637,29 +657,6 @@ mod tests {
     }
 
     #[test]
-    fn stat_lines_with_odd_command_names_parse() {
-        let line = "123 (a b) c)) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 19 20";
-        assert_eq!(parse_stat(line), Some(("S", 424242)));
-        assert_eq!(parse_stat("garbage"), None);
-        assert_eq!(parse_stat("1 (x) S 1 2"), None);
-    }
-
-    #[test]
-    fn this_process_is_running_and_a_reaped_child_is_gone() {
-        let me = std::process::id();
-        assert!(matches!(process_state(me), ProcessState::Running(_)));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        // The pid could be reused at once by another process: then it
-        // started later than the child did, which the reaper also checks.
-        if let ProcessState::Running(_) = process_state(pid) {
-            return;
-        }
-        assert_eq!(process_state(pid), ProcessState::Gone);
-    }
-
-    #[test]
     fn a_journal_is_written_read_back_and_removed_when_freed() {
         let dir = scratch("roundtrip");
         let journal = Journal::start(&dir, "abc123", "feed01").unwrap();
@@ -667,13 +664,13 @@ mod tests {
         assert_eq!(path, dir.join("worker-abc123-feed01.json"));
         journal.held(7, 12.5);
         let now = unix_now();
-        let record = read_record(&path, "abc123", now, 60.0).unwrap();
+        let record = read_record(&path, "abc123").unwrap();
         assert_eq!(record.task, Some(7));
         assert_eq!(record.pid, std::process::id());
         assert!(record.process_start.is_some());
         assert!((record.heartbeat - now).abs() < 60.0);
         journal.keep_done(7);
-        let record = read_record(&path, "abc123", unix_now(), 60.0).unwrap();
+        let record = read_record(&path, "abc123").unwrap();
         assert_eq!((record.task, record.kept_done.clone()), (None, vec![7]));
         journal.delivered(7);
         assert!(journal.kept_done().is_empty());
@@ -695,7 +692,7 @@ mod tests {
         let path = journal.path();
         journal.held(3, 50.0);
         journal.finish();
-        let record = read_record(&path, "abc123", unix_now(), 60.0).unwrap();
+        let record = read_record(&path, "abc123").unwrap();
         assert!(record.freed);
         assert_eq!(record.task, Some(3));
         let _ = fs::remove_dir_all(&dir);
@@ -721,7 +718,7 @@ mod tests {
         // SAFETY: waits for the child just made.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
-        let record = read_record(&journal.path(), "abc123", unix_now(), 60.0).unwrap();
+        let record = read_record(&journal.path(), "abc123").unwrap();
         assert_eq!(
             (record.task, record.kept_done.len(), record.pid),
             (Some(1), 0, std::process::id())
@@ -760,6 +757,83 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_or_directory_at_the_old_predictable_temporary_name_changes_nothing() {
+        // Before: `.{name}.{pid}.tmp` was opened with File::create, which
+        // followed a symlink planted there (the victim's file overwritten)
+        // and failed on a directory (the heartbeat frozen, silently).
+        let dir = scratch("planted");
+        let victim = dir.join("results.dat");
+        fs::write(&victim, "precious").unwrap();
+        let pid = std::process::id();
+        let linked = file_name("abc123", "feed05");
+        std::os::unix::fs::symlink(&victim, dir.join(format!(".{linked}.{pid}.tmp"))).unwrap();
+        let blocked = file_name("abc123", "feed06");
+        fs::create_dir(dir.join(format!(".{blocked}.{pid}.tmp"))).unwrap();
+        let a = Journal::start(&dir, "abc123", "feed05").unwrap();
+        let b = Journal::start(&dir, "abc123", "feed06").unwrap();
+        a.held(4, 10.0);
+        b.held(5, 20.0);
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(read_record(&a.path(), "abc123").unwrap().task, Some(4));
+        assert_eq!(read_record(&b.path(), "abc123").unwrap().task, Some(5));
+        a.finish();
+        b.finish();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_journal_records_its_pid_namespace_boot_and_interval() {
+        let dir = scratch("proofs");
+        let journal = Journal::start(&dir, "abc123", "feed07").unwrap();
+        let record = read_record(&journal.path(), "abc123").unwrap();
+        assert_eq!(
+            record.pid_namespace,
+            crate::client::worker::machine::pid_namespace()
+        );
+        assert!(record.pid_namespace.is_some());
+        assert_eq!(record.boot_id, boot_id());
+        assert_eq!(
+            record.heartbeat_interval,
+            heartbeat_interval().as_secs_f64()
+        );
+        journal.finish();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_done_whose_write_failed_is_not_kept() {
+        let dir = scratch("unwritable");
+        let journal = Journal::start(&dir, "abc123", "feed08").unwrap();
+        journal.held(9, 100.0);
+        // The directory goes away (as a full disk or a lost mount): every
+        // write fails from now on.
+        fs::remove_dir_all(&dir).unwrap();
+        journal.keep_done(9);
+        assert!(!journal.done_is_kept(9), "nothing was written");
+        journal.done_not_kept(9, 100.0);
+        assert_eq!(journal.record().task, Some(9));
+        // Written again once the directory is back.
+        fs::create_dir_all(&dir).unwrap();
+        journal.keep_done(9);
+        assert!(journal.done_is_kept(9));
+        journal.delivered(9);
+        journal.finish();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_directory_every_user_can_write_without_the_sticky_bit_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("worldwritable");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Journal::start(&dir, "abc123", "feed09").unwrap_err();
+        assert!(err.message().contains("sticky"), "{err}");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+        Journal::start(&dir, "abc123", "feed09").unwrap().finish();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_missing_directory_is_a_clear_error() {
         let err = Journal::start(Path::new("/nonexistent/journal"), "a1", "b2").unwrap_err();
         assert!(err.message().contains("/nonexistent/journal"), "{err}");
@@ -770,14 +844,13 @@ mod tests {
         let dir = scratch("bad");
         let journal = Journal::start(&dir, "abc123", "feed03").unwrap();
         let good = fs::read_to_string(journal.path()).unwrap();
-        let now = unix_now();
         let check = |name: &str, content: Option<&str>, why: &str| {
             let path = dir.join(name);
             match content {
                 Some(c) => fs::write(&path, c).unwrap(),
                 None => fs::create_dir_all(&path).unwrap(),
             }
-            let err = read_record(&path, "abc123", now, 60.0).unwrap_err();
+            let err = read_record(&path, "abc123").unwrap_err();
             assert!(err.0.contains(why), "{name}: {err:?}");
         };
         check(
@@ -797,13 +870,17 @@ mod tests {
             Some(&good.replace("\"version\": 1", "\"version\": 7")),
             "newer",
         );
-        let future = serde_json::to_string(&Record {
-            heartbeat: now + 3600.0,
+        let out_of_range = serde_json::to_string(&Record {
+            heartbeat_interval: 0.0,
             worker: "feed99".into(),
             ..journal.record()
         })
         .unwrap();
-        check("worker-abc123-feed99.json", Some(&future), "future");
+        check(
+            "worker-abc123-feed99.json",
+            Some(&out_of_range),
+            "out of range",
+        );
         check("worker-abc123-t6.json", None, "not a regular file");
         check(
             "worker-abc123-t7.json",

@@ -153,16 +153,29 @@ impl Progress {
         state.closed = None;
     }
 
-    /// For a hand-back of `task` (a stop): waits for a request under way,
-    /// drops what is pending and every later update of `task` until a task
-    /// is taken, and answers the latest percentage given for `task`, pending
-    /// or sent, for the hand-back request to carry. Nothing about the task
-    /// is sent after it.
-    pub fn close(&self, task: i64) -> Option<f64> {
+    /// For a hand-back of `task`: waits for a request under way, drops what
+    /// is pending and every later update of `task` until a task is taken or
+    /// [`reopen`](Progress::reopen): nothing about the task is sent after
+    /// the hand-back. Returns what was pending, for `reopen`.
+    pub fn close(&self, task: i64) -> Option<Pending> {
         let mut state = self.shared.wait_idle(self.shared.lock());
         state.closed = Some(task);
-        state.pending = None;
-        state.latest.filter(|p| p.task == task).map(|p| p.percent)
+        state.pending.take()
+    }
+
+    /// The hand-back of `task` failed and the task is still held: its
+    /// updates are taken again, and `pending` (what [`close`](Progress::close)
+    /// dropped) is pending again unless a newer value is.
+    pub fn reopen(&self, task: i64, pending: Option<Pending>) {
+        let mut state = self.shared.lock();
+        if state.closed == Some(task) {
+            state.closed = None;
+        }
+        if state.pending.is_none() {
+            state.pending = pending;
+        }
+        drop(state);
+        self.shared.changed.notify_all();
     }
 
     /// The failure of a background send, once, for the owner's next call.

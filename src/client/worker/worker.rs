@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::deadline::WallTime;
-use super::held_task::{HeldTask, Slot};
+use super::held_task::{DoneOutcome, HeldTask, Notes, Slot};
 use super::identity;
 use super::journal::{self, Journal};
 use super::progress::Progress;
@@ -69,10 +69,10 @@ impl Worker {
         }
         let journal = Journal::from_env(run.uuid(), &uuid)?;
         let slot = Slot::register(
-            Arc::clone(&run),
+            Arc::clone(&run) as _,
             Progress::new(Arc::clone(&run) as _, run.update_interval()),
         );
-        slot.set_journal(journal.as_ref().map(Journal::releaser));
+        slot.set_journal(notes_of(journal.as_ref()));
         Ok(Worker {
             slot,
             run,
@@ -104,15 +104,16 @@ impl Worker {
             if let Some(new) = &new {
                 for task in old.kept_done() {
                     new.keep_done(task);
-                    old.delivered(task);
+                    // Moved only once the new file holds it.
+                    if new.done_is_kept(task) {
+                        old.delivered(task);
+                    }
                 }
             }
             old.finish();
         }
-        if let (Some(new), Some(held)) = (&new, self.slot.held()) {
-            new.held(held.task, held.percent);
-        }
-        self.slot.set_journal(new.as_ref().map(Journal::releaser));
+        // Names the held task in the new journal, under the slot's lock.
+        self.slot.set_journal(notes_of(new.as_ref()));
         self.journal = new;
         Ok(())
     }
@@ -230,19 +231,21 @@ impl Worker {
             return Ok(Some(held.task));
         }
         self.wall.check_fits(env::var)?;
-        self.slot.begin_request(stop_signals::stopped)?;
+        if let Err(stopped) = self.slot.begin_request(stop_signals::stopped) {
+            // A stop caught just now: in TF_STOP_EXIT the process is ending.
+            stop_signals::await_exit();
+            return Err(stopped);
+        }
         let outcome = self.request_task();
         if let Ok(Some(_)) = outcome {
             self.progress().task_taken();
         }
+        // The journal names the task before the stop watcher can see it.
         self.slot
-            .end_change(outcome.as_ref().ok().copied().flatten());
+            .end_request(outcome.as_ref().ok().copied().flatten(), outcome.is_err());
         let held = outcome?;
-        if let Some(held) = held {
+        if held.is_some() {
             self.wall.task_started();
-            if let Some(journal) = &self.journal {
-                journal.held(held.task, held.percent);
-            }
         }
         // A "no task left" answer is a successful request too: at the end
         // of a run it is the last one a worker makes.
@@ -303,15 +306,11 @@ impl Worker {
         self.check_process()?;
         self.check_stop(Some(percentage))?;
         self.progress().take_failure()?;
-        let Some(held) = self.slot.held() else {
-            return Ok(());
-        };
         // The slot and the journal know the latest value at once, sent or
         // pending: a hand-back after a stop, `done` and the reaper use it.
-        self.slot.set_percent(held.task, percentage);
-        if let Some(journal) = &self.journal {
-            journal.percent(percentage);
-        }
+        let Some(held) = self.slot.update(percentage) else {
+            return Ok(());
+        };
         self.progress().update(held.task, percentage)?;
         let _ = self.deliver_kept();
         Ok(())
@@ -345,19 +344,26 @@ impl Worker {
         // pending and goes in this call's own request, whose outcome is the
         // answer (with a journal and the server away, the done is kept).
         let _ = self.progress().take_failure();
-        if self.slot.held().is_none() {
-            return self.deliver_kept();
-        }
-        // Marked in flight: the stop watcher waits for the outcome rather
-        // than handing back a task being released.
-        let Some(held) = self.slot.begin_done() else {
-            // The stop watcher took the task meanwhile.
+        // Marked in flight (and, when it marks the task done, kept in the
+        // journal first): the stop watcher waits for its outcome rather than
+        // hand back a task being released. `None`: no task held.
+        let begun = self
+            .slot
+            .begin_done(complete, || stop_signals::stop_requested() != 0);
+        let Ok(begun) = begun else {
+            // An unfinished task after a stop: handed back, not left
+            // `computing` (TF_STOP_EXIT: the watcher does it and this call
+            // waits for the process to end).
+            return self.check_stop(None);
+        };
+        let Some((held, finished)) = begun else {
             return self.deliver_kept();
         };
-        let finished = complete || (held.percent - 100.0).abs() < 1e-6;
         let pending = self.progress().settle();
+        // A finished task is recorded at 100 %, whatever became of the
+        // updates before (one may have failed and been dropped).
         let update = TaskUpdate {
-            percent_completed: if complete {
+            percent_completed: if finished {
                 Some(100.0)
             } else {
                 pending.map(|p| p.percent)
@@ -369,8 +375,21 @@ impl Worker {
                 match &self.journal {
                     Some(journal) if finished && server_away(&error) => {
                         // The kept done sets 100 % too: nothing pending is lost.
-                        journal.keep_done(held.task);
-                        self.slot.end_change(None);
+                        if !journal.done_is_kept(held.task) {
+                            // Its write failed (a full disk, a lost mount):
+                            // nothing is kept, the task stays held.
+                            if let Some(p) = pending {
+                                self.progress().restore(p);
+                            }
+                            self.slot.end_done(DoneOutcome::Failed);
+                            return Err(error.context_after(&format!(
+                                " (the done of task {} could not be kept either: the journal \
+                                 {} cannot be written; the task is still held, call done again)",
+                                held.task,
+                                journal.path().display()
+                            )));
+                        }
+                        self.slot.end_done(DoneOutcome::Kept);
                         self.wall.task_released();
                         return Err(error.context_after(&format!(
                             " (the done of task {} is kept in the journal {} and is \
@@ -383,20 +402,17 @@ impl Worker {
                         if let Some(p) = pending {
                             self.progress().restore(p);
                         }
-                        self.slot.end_change(Some(held));
+                        self.slot.end_done(DoneOutcome::Failed);
                         return Err(error);
                     }
                 }
             }
         }
-        self.slot.end_change(None);
+        self.slot.end_done(DoneOutcome::Answered);
         if finished {
             self.wall.task_completed();
         } else {
             self.wall.task_released();
-        }
-        if let Some(journal) = &self.journal {
-            journal.released();
         }
         let _ = self.deliver_kept();
         Ok(())
@@ -433,35 +449,12 @@ impl Worker {
         self.check_process()?;
         // A failed background send is superseded: this request sets 0 %.
         let _ = self.progress().take_failure();
-        let Some(held) = self.slot.held() else {
-            return Ok(());
-        };
-        if let Some(journal) = &self.journal {
-            journal.releasing();
+        // Through the held task's state machine, as every hand-back: the
+        // stop watcher waits for it, never sends a second `waiting`.
+        if self.slot.hand_back(Some(0.0))? {
+            self.wall.task_released();
+            let _ = self.deliver_kept();
         }
-        let pending = self.progress().settle();
-        let given_back = self.run.put_task(
-            held.task,
-            &TaskUpdate {
-                percent_completed: Some(0.0),
-                status: Some(TaskState::Waiting),
-            },
-        );
-        if let Err(error) = given_back {
-            if let Some(p) = pending {
-                self.progress().restore(p);
-            }
-            if let Some(journal) = &self.journal {
-                journal.not_released();
-            }
-            return Err(error);
-        }
-        self.slot.forget();
-        self.wall.task_released();
-        if let Some(journal) = &self.journal {
-            journal.released();
-        }
-        let _ = self.deliver_kept();
         Ok(())
     }
 }
@@ -492,4 +485,9 @@ const KEPT_DONE: TaskUpdate = TaskUpdate {
 pub fn server_away(error: &Error) -> bool {
     error.kind() == ErrorKind::Connection
         || (error.kind() == ErrorKind::Http && error.http_status().is_some_and(is_retryable_status))
+}
+
+/// The journal's writer for the held task's state machine, if there is a journal.
+fn notes_of(journal: Option<&Journal>) -> Option<Box<dyn Notes>> {
+    journal.map(|j| Box::new(j.releaser()) as Box<dyn Notes>)
 }

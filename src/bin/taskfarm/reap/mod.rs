@@ -6,21 +6,24 @@
 //! - this file: the command: the request, the passes, what is printed;
 //! - `pass.rs`: one pass over a run's journals, and what it reports;
 //! - `deciding.rs`: whether a worker is gone, and why;
-//! - `state.rs`: the reaper's own state file (attempts, tasks set aside);
+//! - `state.rs`: the reaper's own state file (attempts, tasks set aside,
+//!   its looks at heartbeats);
+//! - `lock.rs`: one reaper per run (`DIR/reap-<run>.lock`);
 //! - `cluster_name.rs`: the Slurm cluster `squeue` here answers for.
 //!
-//! A worker is gone when that is proved — on the same machine (same host name
-//! and boot id) its process no longer exists or its pid now belongs to a
-//! process that started later; the machine rebooted; under Slurm, `squeue`
-//! no longer shows its job or step running — or when its heartbeat is older
-//! than the `stale` limit. A worker freed by its program with a task still
-//! held is gone too (that give-back is not an attempt).
-//!
-//! The reaper's own state (attempts per task, the tasks set aside) is the
-//! file `DIR/reap-<run>.json`, replaced atomically. Run one reaper per run.
+//! A worker is gone when that is proved — on the same machine (boot id)
+//! and in the same PID namespace its process no longer exists or its pid
+//! now belongs to a process that started later; under Slurm, `squeue` no
+//! longer shows its job or step — or when its heartbeat stood still
+//! between the reaper's own looks for longer than the `stale` limit and
+//! three of the worker's recorded intervals. A suspended Slurm job is
+//! alive. A worker freed by its program with a task still held is gone too
+//! (that give-back is not an attempt). Only journals owned by the reaper's
+//! user (or `--owner`) are acted on.
 
 mod cluster_name;
 mod deciding;
+mod lock;
 mod pass;
 mod state;
 
@@ -92,7 +95,7 @@ fn show(report: &Report, json: bool) -> Result<(), Failure> {
         return output::json(report);
     }
     let mut text = String::new();
-    for message in &report.messages {
+    for message in report.warnings.iter().chain(&report.messages) {
         text.push_str(message);
         text.push('\n');
     }

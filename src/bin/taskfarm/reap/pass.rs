@@ -2,26 +2,28 @@
 //! decided on (`deciding.rs`), for those gone the held task given back, the
 //! kept `done`s delivered, an attempt recorded (`state.rs`), and the journal
 //! file removed; tasks that killed `max_attempts` workers are set aside
-//! instead.
+//! instead. Only journals owned by the reaper's user (or `--owner`) are
+//! acted on, and no task the server never handed out is read or written
+//! (that would create it out of order and break the run).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_derive::Serialize;
-use taskfarm_worker::internal::clock::unix_now;
 use taskfarm_worker::internal::wire::{RunStatus, TaskState, TaskUpdate};
-use taskfarm_worker::internal::worker::journal::{self, read_record, Record};
+use taskfarm_worker::internal::worker::journal::{self, read_journal, Record};
+use taskfarm_worker::internal::worker::shared_dir::{check_directory, own_uid, DirectoryAccess};
 use taskfarm_worker::internal::{Error, Result, Run};
 
 use super::deciding::{decide, Probe, SystemProbe, Verdict};
-use super::state::State;
+use super::lock::RunLock;
+use super::state::{clock_name, monotonic_now, OrphanLook, State};
 
 /// `--stale` when not given: ten default heartbeats.
 pub const DEFAULT_STALE_SECS: f64 = 300.0;
 /// `--max-attempts` when not given.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-/// A heartbeat later than now by more than this is "from the future".
-pub const FUTURE_SLACK_SECS: f64 = 120.0;
 
 /// How the reaper works.
 #[derive(Debug, Clone)]
@@ -33,8 +35,10 @@ pub struct Options {
     /// Say what would be done; change nothing.
     pub dry_run: bool,
     /// When no live worker is left, `restart(false)` the tasks computing
-    /// that no journal explains.
+    /// that no live worker holds (when two passes saw the same).
     pub restart_orphans: bool,
+    /// Users (uids) besides the reaper's own whose journals are acted on.
+    pub owners: Vec<u32>,
 }
 
 impl Default for Options {
@@ -44,6 +48,7 @@ impl Default for Options {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             dry_run: false,
             restart_orphans: false,
+            owners: Vec::new(),
         }
     }
 }
@@ -106,8 +111,8 @@ pub struct Report {
     pub newly_set_aside: Vec<TaskAction>,
     /// Every task set aside (until released).
     pub set_aside: Vec<i64>,
-    /// Tasks computing on the server that no journal explains, when no live
-    /// worker is left (else 0: live workers may hold them).
+    /// Tasks computing on the server that no live journaled worker holds,
+    /// when no live worker is left (else 0: live workers may hold them).
     pub orphans: i64,
     /// `restart(false)` was done for the orphans.
     pub restarted: bool,
@@ -117,6 +122,8 @@ pub struct Report {
     pub finished: bool,
     /// What happened, one line each, for people.
     pub messages: Vec<String>,
+    /// What the user should set up (the directory's permissions).
+    pub warnings: Vec<String>,
 }
 
 /// The reaper of one run and journal directory.
@@ -125,6 +132,9 @@ pub struct Reaper<'a> {
     run: &'a Run,
     dir: PathBuf,
     options: Options,
+    /// The run's lock (none for a dry run, which writes nothing).
+    _lock: Option<RunLock>,
+    warnings: Vec<String>,
 }
 
 impl<'a> Reaper<'a> {
@@ -141,21 +151,68 @@ impl<'a> Reaper<'a> {
                 "--max-attempts must be at least 1 and --stale more than 0",
             ));
         }
+        let mut warnings = Vec::new();
+        match check_directory(dir) {
+            Ok(DirectoryAccess::WorldWritable) => {
+                return Err(Error::invalid_argument(format!(
+                    "journal directory {} is writable by every user without the sticky bit: \
+                     anyone could replace the journals and the reaper's files (chmod o-w, \
+                     or chmod +t)",
+                    dir.display()
+                )))
+            }
+            Ok(DirectoryAccess::GroupWritable) => warnings.push(format!(
+                "warning: journal directory {} is writable by its group without the sticky \
+                 bit: a member can remove or replace anyone's journal (chmod +t keeps each \
+                 file to its owner)",
+                dir.display()
+            )),
+            _ => {}
+        }
+        let lock = if options.dry_run {
+            None
+        } else {
+            let (lock, took_over) = RunLock::acquire(dir, run.uuid())?;
+            warnings.extend(took_over);
+            Some(lock)
+        };
         Ok(Reaper {
             run,
             dir: dir.to_path_buf(),
             options,
+            _lock: lock,
+            warnings,
         })
+    }
+
+    /// The number of tasks the server has handed out: they are created in
+    /// order (docs/PROTOCOL.md), so tasks `0..n` exist and no other may be read
+    /// or written (that would create it out of order).
+    fn handed_out(status: &RunStatus) -> i64 {
+        status.num_done + status.num_computing + status.num_waiting
+    }
+
+    /// Refuses task `task` when the server never handed it out.
+    fn check_handed_out(&self, task: i64, status: &RunStatus) -> Result<()> {
+        self.run.check_task(task)?;
+        if task >= Self::handed_out(status) {
+            return Err(Error::invalid_argument(format!(
+                "task {task} of run {} was never handed out (tasks 0..{} were): not touched",
+                self.run.uuid(),
+                Self::handed_out(status)
+            )));
+        }
+        Ok(())
     }
 
     /// Sets a task aside no more: its attempts are forgotten and, when the
     /// server still shows it computing, it is given back (waiting,
     /// percentage kept). Returns what was done.
     pub fn release(&self, task: i64) -> Result<String> {
-        self.run.check_task(task)?;
+        self.check_handed_out(task, &self.run.status()?)?;
         let mut state = State::load(&self.dir, self.run.uuid())?;
-        let was = state.set_aside.remove(&task);
-        state.attempts.remove(&task);
+        let was = state.set_aside.contains(&task);
+        state.forget(task);
         let computing = self.run.task(task)?.status == TaskState::Computing;
         if self.options.dry_run {
             return Ok(format!(
@@ -201,6 +258,7 @@ impl<'a> Reaper<'a> {
         let mut state = State::load(&self.dir, run)?;
         let dry = self.options.dry_run;
         let would = if dry { "would " } else { "" };
+        let first_status = self.run.status()?;
         let mut report = Report {
             run: run.into(),
             dry_run: dry,
@@ -212,39 +270,42 @@ impl<'a> Reaper<'a> {
             set_aside: Vec::new(),
             orphans: 0,
             restarted: false,
-            status: self.run.status()?,
+            status: first_status,
             finished: false,
             messages: Vec::new(),
+            warnings: self.warnings.clone(),
         };
-        let prefix = journal::file_prefix(run);
-        let mut names: Vec<String> = fs::read_dir(&self.dir)
-            .map_err(|e| {
-                Error::invalid_argument(format!("cannot list {}: {e}", self.dir.display()))
-            })?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(&prefix) && n.ends_with(".json"))
-            .collect();
-        names.sort();
+        let names = self.journal_names()?;
+        let clock = clock_name();
         let mut alive = 0usize;
-        for name in names {
-            let path = self.dir.join(&name);
-            let now = unix_now();
-            let record = match read_record(&path, run, now, FUTURE_SLACK_SECS) {
+        let mut seen_workers = BTreeSet::new();
+        for name in &names {
+            let path = self.dir.join(name);
+            let record = match self.trusted(&path, &first_status) {
                 Ok(record) => record,
-                Err(invalid) => {
-                    report
-                        .messages
-                        .push(format!("left alone: {name} {}", invalid.0));
+                Err(reason) => {
+                    report.messages.push(format!("left alone: {name} {reason}"));
                     report.invalid.push(Invalid {
-                        file: name,
-                        reason: invalid.0,
+                        file: name.clone(),
+                        reason,
                     });
                     continue;
                 }
             };
-            let verdict = decide(&record, probe, now, self.options.stale_secs);
+            seen_workers.insert(record.worker.clone());
+            let still = state.look(
+                &record.worker,
+                record.heartbeat,
+                clock.as_deref(),
+                monotonic_now(),
+            );
+            let verdict = decide(&record, probe, still, self.options.stale_secs);
             let (word, reason, crashed) = match &verdict {
                 Verdict::Alive(why) => ("alive", why.clone(), false),
+                Verdict::Suspended(why) => {
+                    state.look_again(&record.worker, monotonic_now());
+                    ("alive", why.clone(), false)
+                }
                 Verdict::Gone { why, crashed } => ("gone", why.clone(), *crashed),
             };
             report.workers.push(WorkerSeen {
@@ -273,11 +334,14 @@ impl<'a> Reaper<'a> {
             }
             if !dry {
                 let _ = fs::remove_file(&path);
-                remove_temporaries(&self.dir, &name);
+                remove_temporaries(&self.dir, name);
+                seen_workers.remove(&record.worker);
             }
         }
+        state.keep_looks_of(&seen_workers);
         report.status = self.run.status()?;
         let set_aside_computing = state.set_aside.len() as i64;
+        let mut look = None;
         if alive == 0 {
             // A dry run changed nothing: the tasks it would give back or set
             // aside are still computing, and explained.
@@ -289,8 +353,12 @@ impl<'a> Reaper<'a> {
             report.orphans = (report.status.num_computing - set_aside_computing - would).max(0);
         }
         if report.orphans > 0 {
+            let this_look = OrphanLook {
+                counts: counts(&report.status),
+                journals: self.journal_names()?,
+            };
             report.messages.push(format!(
-                "{} task(s) computing that no journal explains, with no live journaled worker \
+                "{} task(s) computing that no live journaled worker holds \
                  (an answer lost in transit, or a worker without a journal)",
                 report.orphans
             ));
@@ -306,10 +374,23 @@ impl<'a> Reaper<'a> {
                      workers"
                         .into(),
                 );
+            } else if state.orphan_look.as_ref() != Some(&this_look) {
+                report.messages.push(
+                    "  not restarted yet: restarted when the next pass sees the same (a worker \
+                     that is starting may hold one)"
+                        .into(),
+                );
             } else if dry {
                 report
                     .messages
                     .push("  would restart the unfinished tasks".into());
+            } else if counts(&self.run.status()?) != this_look.counts
+                || self.journal_names()? != this_look.journals
+            {
+                // Checked again just before: a worker took a task meanwhile.
+                report.messages.push(
+                    "  not restarted: the run changed during this pass (a worker started)".into(),
+                );
             } else {
                 self.run.restart(false)?;
                 // restart(false) set the set-aside tasks waiting too: set them aside again.
@@ -322,14 +403,66 @@ impl<'a> Reaper<'a> {
                     .push("  restarted the unfinished tasks (restart(false))".into());
                 report.status = self.run.status()?;
             }
+            if !report.restarted {
+                look = Some(this_look);
+            }
+        }
+        state.orphan_look = look;
+        if !dry {
+            state.save(&self.dir)?;
         }
         report.set_aside = state.set_aside.iter().copied().collect();
         report.finished = report.status.num_done + set_aside_computing >= report.status.num_tasks;
         Ok(report)
     }
 
+    /// The names of the run's journal files, sorted.
+    fn journal_names(&self) -> Result<Vec<String>> {
+        let prefix = journal::file_prefix(self.run.uuid());
+        let mut names: Vec<String> = fs::read_dir(&self.dir)
+            .map_err(|e| {
+                Error::invalid_argument(format!("cannot list {}: {e}", self.dir.display()))
+            })?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(".json"))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The journal at `path` when it may be acted on: a valid journal,
+    /// owned by the reaper's user or one of `--owner`, naming only tasks
+    /// the server handed out. Else why not.
+    fn trusted(&self, path: &Path, status: &RunStatus) -> std::result::Result<Record, String> {
+        let journaled = read_journal(path, self.run.uuid()).map_err(|e| e.0)?;
+        let me = own_uid();
+        if journaled.owner != me && !self.options.owners.contains(&journaled.owner) {
+            return Err(format!(
+                "is owned by uid {}, not by this reaper's user (uid {me}): \
+                 --owner {} acts on it",
+                journaled.owner, journaled.owner
+            ));
+        }
+        let record = journaled.record;
+        let handed_out = Self::handed_out(status);
+        if let Some(task) = record
+            .task
+            .iter()
+            .chain(&record.kept_done)
+            .find(|&&t| t >= handed_out)
+        {
+            return Err(format!(
+                "names task {task}, which the server never handed out (tasks 0..{handed_out} \
+                 were): not a journal of this run's workers"
+            ));
+        }
+        Ok(record)
+    }
+
     /// Delivers the kept `done`s of a gone worker and gives back (or sets
-    /// aside) its task.
+    /// aside) its task. The crash is counted (once per worker) and saved
+    /// before the give-back, so that a give-back that fails and is tried
+    /// again in the next pass counts nothing twice.
     fn settle(
         &self,
         record: &Record,
@@ -383,7 +516,11 @@ impl<'a> Reaper<'a> {
                 .push(format!("  its task {task} is set aside: left computing"));
             return Ok(());
         }
-        let attempts = state.attempts.get(&task).copied().unwrap_or(0) + u32::from(crashed);
+        let attempts = if crashed {
+            state.attempts_with(task, &record.worker)
+        } else {
+            state.attempts.get(&task).copied().unwrap_or(0)
+        };
         let action = TaskAction {
             task,
             worker: record.worker.clone(),
@@ -391,7 +528,7 @@ impl<'a> Reaper<'a> {
         };
         if crashed && attempts >= self.options.max_attempts {
             if !dry {
-                state.attempts.insert(task, attempts);
+                state.count_crash(task, &record.worker);
                 state.set_aside.insert(task);
                 state.save(&self.dir)?;
             }
@@ -408,7 +545,7 @@ impl<'a> Reaper<'a> {
         }
         if !dry {
             if crashed {
-                state.attempts.insert(task, attempts);
+                state.count_crash(task, &record.worker);
                 state.save(&self.dir)?;
             }
             self.give_back(task)?;
@@ -419,6 +556,11 @@ impl<'a> Reaper<'a> {
         report.given_back.push(action);
         Ok(())
     }
+}
+
+/// Tasks done, computing and waiting.
+fn counts(status: &RunStatus) -> (i64, i64, i64) {
+    (status.num_done, status.num_computing, status.num_waiting)
 }
 
 /// Removes the temporary files a writer of journal `name` left behind.
