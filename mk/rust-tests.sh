@@ -23,10 +23,12 @@
 #   - MPI jobs of several ranks (mpi, stop_signals, reap): 4 ranks already
 #     oversubscribe the machine's cores, and the stop and reap tests time
 #     signals against them.
-#   - cargo itself (rust_api builds examples/worker.rs, library_without_cli
-#     asks cargo tree): they run first, alone, before the other binaries (in
-#     make test, rust_api's cargo build failed while three lanes ran).
-# The longest lane starts first.
+# The longest lane starts first. Two binaries run cargo (rust_api builds
+# examples/worker.rs, library_without_cli asks cargo tree and metadata): they
+# run beside the others, as cargo takes its own locks, and compile nothing:
+# step 1 built the example with the same features, and rust_api fails if its
+# build recompiles anything but the example (a build without `--features cli`
+# recompiled syn, serde, ureq, cbindgen and the library while three lanes ran).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,8 +41,6 @@ die() { echo "mk/rust-tests.sh: $*" >&2; exit 1; }
 # The lanes that run one binary after another (by test target name).
 slurm_lane=(slurm_harness slurm stop_slurm reap_slurm)
 mpi_lane=(mpi stop_signals reap)
-# The binaries that run cargo: first, alone.
-cargo_first=(rust_api library_without_cli)
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/tf-rust-tests.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
@@ -85,7 +85,7 @@ for lane in slurm_lane mpi_lane; do
     unset -n members
 done
 while IFS=$'\t' read -r name _; do
-    case " ${slurm_lane[*]} ${mpi_lane[*]} ${cargo_first[*]} " in *" $name "*) continue ;; esac
+    case " ${slurm_lane[*]} ${mpi_lane[*]} " in *" $name "*) continue ;; esac
     lanes+=("$name")
 done <"$logs/binaries"
 
@@ -105,9 +105,6 @@ run_lane() {
     done
 }
 
-for name in "${cargo_first[@]}"; do
-    [ -n "${path[$name]:-}" ] && run_lane "$name" "$@"
-done
 running=0
 for lane in "${lanes[@]}"; do
     if [ "$running" -ge "$jobs" ]; then
