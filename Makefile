@@ -7,20 +7,36 @@
 CARGO ?= cargo
 CC ?= cc
 RELEASE_DIR := target/release
+# The crate's version (the [package] table of Cargo.toml) and the shared
+# library's SONAME, libtaskfarm_worker.so.MAJOR.
+TFW_VERSION := $(shell awk -F'"' '/^\[/ { p = ($$0 == "[package]") } p && /^version *=/ { print $$2; exit }' Cargo.toml)
+SONAME := libtaskfarm_worker.so.$(firstword $(subst ., ,$(TFW_VERSION)))
 
-# Test targets run by `make test`, in this order, after lint and the Rust tests.
+# Test targets run by `make test` after lint and the Rust tests, TEST_JOBS at
+# a time (each prints its output whole when it ends): every suite works in a
+# scratch directory of its own, on free ports, with servers of its own.
 TEST_TARGETS := c-tests server-doc-tests
+# How many test binaries (mk/rust-tests.sh) and suites run at once.
+TEST_JOBS ?= 3
+export TEST_JOBS
 
 .PHONY: all build header reference test demo lint rust-tests stress c-tests exports prerequisites demo-prerequisites server-doc-tests clean
 
 all: build
 
 ## build: the release libraries (.so with SONAME libtaskfarm_worker.so.0, .a)
-## and the list of system libraries the .a needs (native-static-libs.txt)
+## and the list of system libraries the .a needs (native-static-libs.txt).
+## The crate is an rlib in Cargo.toml (a Rust project depending on it builds
+## no C library and runs no build script): the C libraries, the SONAME and
+## the list are asked for here. No crate of the `cli` feature and no cbindgen
+## is compiled; the dependencies are built as the tool's build needs them
+## (bitcode for LTO, no rlib of the crate asked for here), so `make install`
+## compiles only the tool's own crates after this.
 build:
-	$(CARGO) build --release --lib
-	ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/libtaskfarm_worker.so.0
-	mk/install/native-static-libs.sh $(RELEASE_DIR)
+	mk/install/native-static-libs.sh $(RELEASE_DIR) \
+	    $(CARGO) rustc --release --lib --crate-type cdylib,staticlib -- \
+	    -C link-arg=-Wl,-soname,$(SONAME) --print native-static-libs
+	ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/$(SONAME)
 
 ## header: regenerate include/taskfarm_worker.h from the sources, and the
 ## reference pages from it (commit both)
@@ -38,10 +54,10 @@ reference:
 ## ruff on the Python and shellcheck on the shell scripts (mk/lint.sh)
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) clippy --no-default-features --lib -- -D warnings
+	$(CARGO) clippy --all-targets --features cli -- -D warnings
+	$(CARGO) clippy --lib -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --features cli --quiet
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --no-default-features --quiet
 	mk/lint.sh
 
 prerequisites:
@@ -50,15 +66,17 @@ prerequisites:
 demo-prerequisites:
 	@tests/prerequisites.sh demo
 
-# The concurrency tests compile a C worker against the release library.
+## rust-tests: `cargo test --features cli` compiled once, then its test
+## binaries side by side, TEST_JOBS at a time (mk/rust-tests.sh). The
+## concurrency tests compile a C worker against the release library.
 rust-tests: build
-	$(CARGO) test --no-fail-fast
+	CARGO="$(CARGO)" mk/rust-tests.sh
 
 ## stress: the concurrency tests with bigger sizes (PostgreSQL; about 2.5 min)
 stress: build
 	TASKFARM_STRESS_TASKS=3000 TASKFARM_STRESS_PROCESSES=48 TASKFARM_STRESS_THREADS=8 \
 	TASKFARM_STRESS_INTEROP_TASKS=1000 TASKFARM_STRESS_INTEROP_C=8 TASKFARM_STRESS_INTEROP_PYTHON=8 \
-	$(CARGO) test --test concurrency -- --nocapture --test-threads=1
+	$(CARGO) test --features cli --test concurrency -- --nocapture --test-threads=1
 
 ## exports: the shared library exports every function the header declares
 exports: build
@@ -75,10 +93,13 @@ server-doc-tests: build
 -include $(sort $(wildcard mk/*.mk))
 
 ## test: every test (lint, header check, Rust unit and integration tests
-## against the real server and the fault server, C programs under valgrind)
+## against the real server and the fault server, C programs under valgrind):
+## lint, then the Rust tests (their binaries side by side), then the suites
+## of TEST_TARGETS side by side, TEST_JOBS (3) at a time
 test: prerequisites
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory lint rust-tests $(TEST_TARGETS) && \
+	$(MAKE) --no-print-directory lint rust-tests && \
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(TEST_TARGETS) && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
 
 ## demo: a local real server, a run, workers working through it (needs only

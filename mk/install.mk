@@ -50,7 +50,8 @@
 # check-build.sh, and the *.in templates of the pkg-config and CMake files.
 # The static library's system libraries (Libs.private) are the ones rustc
 # prints for it (--print native-static-libs): `make build` writes them to
-# $(RELEASE_DIR)/native-static-libs.txt (mk/install/native-static-libs.sh).
+# $(RELEASE_DIR)/native-static-libs.txt (mk/install/native-static-libs.sh,
+# from rustc's note).
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -58,8 +59,7 @@ ifeq ($(origin FC),default)
 FC := gfortran
 endif
 
-# The version, from the [package] table of Cargo.toml.
-TFW_VERSION := $(shell awk -F'"' '/^\[/ { p = ($$0 == "[package]") } p && /^version *=/ { print $$2; exit }' Cargo.toml)
+# The version: TFW_VERSION, from the Makefile.
 
 # Root on a tree owned by somebody else: no cargo (see above).
 ifeq ($(shell id -u),0)
@@ -73,7 +73,7 @@ TFW_INSTALL_BUILD ?= install-build
 
 # The libraries and the command-line tool.
 install-build: build
-	$(CARGO) build --release --bin taskfarm
+	$(CARGO) build --release --features cli --bin taskfarm
 
 ## install: the command-line tool taskfarm, the libraries, headers, Fortran
 ## module, pkg-config files and CMake package under $(DESTDIR)$(PREFIX)

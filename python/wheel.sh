@@ -49,9 +49,11 @@ rustup target list --installed 2>/dev/null | grep -qx "$target" ||
     die "the Rust target $target is missing: rustup target add $target"
 
 # 2. The library, against glibc 2.17 (zig comes from the ziglang package: cargo-zigbuild runs `python3 -m ziglang`).
+#    The crate is an rlib in Cargo.toml: the shared library is asked for, as `make build` does.
 CARGO_TARGET_DIR=$root/build/wheel/target \
-    cargo zigbuild --release --lib --no-default-features --target "$target.$glibc" >&2 ||
-    die "cargo zigbuild failed (see above)"
+    cargo-zigbuild rustc --release --lib --crate-type cdylib --target "$target.$glibc" \
+        -- -C link-arg=-Wl,-soname,libtaskfarm_worker.so."${version%%.*}" >&2 ||
+    die "cargo-zigbuild rustc failed (see above)"
 lib=$root/build/wheel/target/$target/release/libtaskfarm_worker.so
 
 # 3. The wheel, tagged linux_x86_64.

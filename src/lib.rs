@@ -2,13 +2,14 @@
 //! work through a run of numbered tasks: take a task, compute it, report
 //! progress, mark it done. The same client serves C, C++ and Fortran through
 //! a C ABI (`include/taskfarm_worker.h`), the `taskfarm` command-line tool
-//! (feature `cli`, on by default), and Rust programs through the API below.
+//! (feature `cli`, off by default), and Rust programs through the API below.
 //!
-//! A Rust program that only works on runs needs no command-line tool:
+//! A Rust program that only works on runs needs no command-line tool, and
+//! the crate builds none of its crates (and no C library) by default:
 //!
 //! ```toml
 //! [dependencies]
-//! taskfarm_worker = { git = "URL of this repository", default-features = false }
+//! taskfarm_worker = { git = "URL of this repository" }
 //! ```
 //!
 //! # A worker

@@ -8,6 +8,12 @@
 //! connections and refuses each with 403. A good URL reaches it (the check
 //! can fail); no bad one does. The environment is process-wide, so this
 //! binary holds a single test.
+//!
+//! A host name that does not exist (under `.invalid`, which no DNS has,
+//! RFC 6761) fails at once, with the default 10 retries, for the server and
+//! for a proxy; a resolver that cannot answer now (`EAI_AGAIN`: the tool run
+//! in a network namespace of its own, `unshare -n`, where no DNS server can
+//! be reached) is retried, and each retry says why.
 
 mod common;
 
@@ -175,4 +181,72 @@ fn bad_ports_and_hosts_are_refused_before_anything_is_sent() {
         assert!(!message.contains("proxypw"), "{message}");
     }
     assert_eq!(connections.load(Ordering::SeqCst), 3);
+
+    // A name that does not exist: no retry series (10 retries would wait
+    // 273 s), for the server and for a proxy.
+    std::env::remove_var("TASKFARM_RETRIES");
+    std::env::remove_var("TASKFARM_BACKOFF");
+    std::env::remove_var("http_proxy");
+    std::env::remove_var("https_proxy");
+    let started = Instant::now();
+    for (function, status, message) in through_the_c_api(Some("http://locahost.invalid:5000/api/"))
+    {
+        assert_eq!(status, TF_ERR_CONNECTION as i32, "{function}: {message}");
+        assert!(
+            message.contains(
+                "GET token to http://locahost.invalid:5000/api/: host not found: \
+                 the name locahost.invalid does not exist ("
+            ),
+            "{function}: {message}"
+        );
+        assert!(!message.contains("attempts"), "{function}: {message}");
+    }
+    let (code, stderr) = through_the_tool("http://locahost.invalid:5000/api/", false);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(!stderr.contains("retry"), "no retry: {stderr}");
+    std::env::set_var("http_proxy", "http://u:proxypw@squid.invalid:3128");
+    for (function, status, message) in through_the_c_api(Some("http://127.0.0.1:5000/api/")) {
+        assert_eq!(status, TF_ERR_CONNECTION as i32, "{function}: {message}");
+        assert!(
+            message.contains(
+                "host not found: the name squid.invalid of the proxy squid.invalid:3128 \
+                 (from http_proxy) does not exist"
+            ),
+            "{function}: {message}"
+        );
+        assert!(!message.contains("proxypw"), "{message}");
+    }
+    std::env::remove_var("http_proxy");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}: retried",
+        started.elapsed()
+    );
+
+    // A resolver that cannot answer now is retried: in a network namespace
+    // of its own no DNS server answers (EAI_AGAIN).
+    let output = Command::new("unshare")
+        .args(["--net", "--", env!("CARGO_BIN_EXE_taskfarm")])
+        .args([
+            "-u",
+            USER,
+            "-p",
+            PASSWORD,
+            "-b",
+            "http://locahost.invalid:5000/api/",
+            "-l",
+        ])
+        .env("TASKFARM_RETRIES", "2")
+        .env("TASKFARM_BACKOFF", "0.01")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let retries: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("cannot look up the name locahost.invalid ("))
+        .collect();
+    assert_eq!(retries.len(), 3, "two retry lines and the error: {stderr}");
+    assert!(stderr.contains("(after 3 attempts)"), "{stderr}");
 }

@@ -244,6 +244,17 @@ fn reset_spellings_reset_as_the_server_says() {
         all.push(run.uuid());
         let out = cli(server, &all).ok();
         assert_eq!(out.stdout.is_empty(), !human, "{args:?}: {out:?}");
+        if human {
+            // How many it reset, and what the run holds now.
+            assert_eq!(
+                out.stdout,
+                format!(
+                    "run {}: 1 task computing set back to waiting; \
+                     now 1 not started, 1 waiting, 0 computing, 1 done of 3\n",
+                    run.uuid()
+                )
+            );
+        }
         // Unfinished tasks back to waiting with their percentage; done stays done.
         assert_eq!(task_state(&run, 0), (TaskState::Done, 100.0), "{args:?}");
         assert_eq!(task_state(&run, 1), (TaskState::Waiting, 50.0), "{args:?}");
@@ -259,6 +270,16 @@ fn reset_spellings_reset_as_the_server_says() {
         all.insert(if human { 1 } else { 0 }, run.uuid());
         let out = cli(server, &all).ok();
         assert_eq!(out.stdout.is_empty(), !human, "{args:?}: {out:?}");
+        if human {
+            assert_eq!(
+                out.stdout,
+                format!(
+                    "run {}: every task set back to waiting at 0 % (2 tasks computing or \
+                     done before); now 1 not started, 2 waiting, 0 computing, 0 done of 3\n",
+                    run.uuid()
+                )
+            );
+        }
         for task in [0, 1] {
             assert_eq!(
                 task_state(&run, task),
@@ -717,12 +738,28 @@ impl Background {
     }
 }
 
+/// A line of `watch` written to a pipe without its local time
+/// (`2026-12-07 19:23:17  `), which it must start with.
+#[track_caller]
+fn untimed(line: &str) -> String {
+    let (time, rest) = line.split_at_checked(21).unwrap_or(("", line));
+    let shape: String = time
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(
+        shape, "9999-99-99 99:99:99  ",
+        "no local time first: {line}"
+    );
+    rest.to_owned()
+}
+
 #[test]
 fn watch_ends_by_itself_when_the_run_completes() {
     let server = TaskfarmServer::shared();
     let run = create(server, 3);
     let watch = Background::spawn(server, &["watch", run.uuid(), "-n", "0.1"]);
-    let first = watch.next_line();
+    let first = untimed(&watch.next_line());
     assert!(
         first.starts_with("0.0 %  not started 3  waiting 0  computing 0  done 0/3"),
         "{first}"
@@ -733,7 +770,7 @@ fn watch_ends_by_itself_when_the_run_completes() {
         assert!(worker.task().unwrap().is_some());
         worker.update(50.0).unwrap();
         // Waits for watch to show the run moving: no time is assumed.
-        let moving = std::iter::repeat_with(|| watch.next_line())
+        let moving = std::iter::repeat_with(|| untimed(&watch.next_line()))
             .find(|l| !l.starts_with("0.0 %"))
             .unwrap();
         worker.update(100.0).unwrap();
@@ -750,7 +787,7 @@ fn watch_ends_by_itself_when_the_run_completes() {
     let (status, rest, stderr) = watch.wait(Duration::from_secs(60));
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert_eq!(stderr, "");
-    let last = rest.last().expect("progress lines while the run went on");
+    let last = untimed(rest.last().expect("progress lines while the run went on"));
     // watch ends at 100 %: the last task may still be `computing` (its
     // update to 100 came, its done not yet) when the poll sees 100 %.
     assert!(

@@ -187,6 +187,17 @@ fn watch_says_connection_lost_while_it_retries_with_the_workers_budget() {
     // Five retries of a budget of 10: more than the commands' 4.
     assert_eq!(lost.len(), 5, "{out:?}");
     assert!(lost[4].ends_with("retry 5 of 10 in 0.0 s"), "{out:?}");
+    // Then, once, that the connection is back: after the last lost line.
+    let back: Vec<usize> = out
+        .stderr
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("taskfarm: connection back after "))
+        .map(|(i, _)| i)
+        .collect();
+    let last_lost = out.stderr.lines().position(|l| l == lost[4]).unwrap();
+    assert_eq!(back.len(), 1, "{out:?}");
+    assert!(back[0] > last_lost, "{out:?}");
     assert!(
         out.stdout.lines().last().unwrap().ends_with("complete"),
         "{out:?}"
@@ -287,6 +298,15 @@ fn a_mistyped_command_is_not_taken_for_a_uuid() {
             format!("taskfarm: unknown command '{slip}' ({hint}) (see 'taskfarm --help')\n")
         );
     }
+    // A slip before a UUID (and options) is named too, not the UUID.
+    let out = run(tool(DEAD_URL), &["-b", DEAD_URL, "infoo", RUN, "--json"]).fails(EXIT_USAGE);
+    assert_eq!(
+        out.stderr,
+        "taskfarm: unknown command 'infoo' (did you mean 'info'?) (see 'taskfarm --help')\n"
+    );
+    // A command with one word too many is clap's message.
+    let out = run(tool(DEAD_URL), &["info", RUN, "extra"]).fails(EXIT_USAGE);
+    assert!(out.stderr.contains("'extra'"), "{out:?}");
     // A mistyped UUID is still a UUID error.
     let out = run(tool(DEAD_URL), &["0123-xyz", "-i"]).fails(EXIT_USAGE);
     assert!(out.stderr.contains("is not a UUID"), "{out:?}");

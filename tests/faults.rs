@@ -25,6 +25,11 @@
 //!   repeated: nothing was sent; through the Rust API, the one test that does
 //!   not use the C ABI), one keep-alive connection for a whole worker
 //!   session, a kept-alive connection closed by the server before a POST;
+//! - a URL without `/api/`: a `404` to `GET token` says the URL is not the
+//!   API's, a `404` for the run (with a token) says where the API usually is;
+//! - a series of retries says so once on stderr, and not at all with
+//!   `TASKFARM_LOG=quiet` (the test binary run again as a child process,
+//!   whose stderr is read);
 //! - for every failure: the exact status, the HTTP status, a message that
 //!   names the function, what was asked (method and endpoint), the HTTP status
 //!   and the server's body where there was one, and never the password or a
@@ -60,8 +65,8 @@ use taskfarm_worker::ffi::status::tf_status::{self, *};
 use taskfarm_worker::ffi::strings::tf_string_free;
 use taskfarm_worker::ffi::taskfarm::{
     tf_run_status, tf_taskfarm, tf_taskfarm_free, tf_taskfarm_num_done, tf_taskfarm_open,
-    tf_taskfarm_percent_done, tf_taskfarm_set_retries, tf_taskfarm_set_timeout, tf_taskfarm_status,
-    tf_taskfarm_token,
+    tf_taskfarm_open_with_token, tf_taskfarm_percent_done, tf_taskfarm_set_retries,
+    tf_taskfarm_set_timeout, tf_taskfarm_status, tf_taskfarm_token,
 };
 use taskfarm_worker::ffi::worker::{
     tf_worker, tf_worker_done, tf_worker_free, tf_worker_new, tf_worker_requeue, tf_worker_task,
@@ -813,7 +818,9 @@ fn bad_answers() -> Vec<BadAnswer> {
                 format!("GET runs/{RUN} answered HTTP 404 Not Found"),
             ],
             // Flask's boilerplate says nothing the message does not.
-            absent: &[FLASK_404_TEXT, "<"],
+            // Flask's boilerplate says nothing the message does not; the
+            // URL ends in /api/: no hint about it.
+            absent: &[FLASK_404_TEXT, "<", "/api/ usually"],
         },
         BadAnswer {
             name: "invalid JSON with 200 is a protocol error quoting the body",
@@ -1465,4 +1472,139 @@ fn strings_returned_on_success_are_freed_with_tf_string_free() {
     tf_string_free(json);
     let runs: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(runs, json!([{"id": 1, "uuid": RUN, "numTasks": 10}]));
+}
+
+#[test]
+fn a_url_without_api_says_where_the_api_usually_is() {
+    // Flask's 404 for every URL outside the API, as the real server.
+    let server =
+        serve(|req| (!req.path.starts_with("/api/")).then(|| Action::html(404, FLASK_404)));
+    let root = server.url().trim_end_matches("api/").to_owned();
+    assert!(root.ends_with(':') || root.ends_with('/'), "{root}");
+
+    // With credentials: `GET token` answered 404 (Flask's page).
+    let mut tf: *mut tf_taskfarm = sentinel_ptr();
+    let status = Args::new(&root).open(&mut tf);
+    let message = assert_failure(
+        status,
+        TF_ERR_NOT_FOUND,
+        "tf_taskfarm_open",
+        404,
+        &[&format!(
+            "{root} is not a taskfarm API (GET token answered HTTP 404 Not Found); \
+             its URL usually ends in /api/"
+        )],
+    );
+    assert!(!message.contains(FLASK_404_TEXT), "{message}");
+    assert_eq!(tf, sentinel_ptr(), "written only on TF_OK");
+    assert_eq!(
+        hits(&server, "GET", "/token", ""),
+        1,
+        "a 404 is not retried"
+    );
+
+    // With a token no `GET token` is sent: the run's 404 says it.
+    let (token, url, run) = (
+        CString::new("tok1").unwrap(),
+        CString::new(root.as_str()).unwrap(),
+        CString::new(RUN).unwrap(),
+    );
+    let status = tf_taskfarm_open_with_token(token.as_ptr(), url.as_ptr(), run.as_ptr(), &mut tf);
+    let message = assert_failure(
+        status,
+        TF_ERR_NOT_FOUND,
+        "tf_taskfarm_open_with_token",
+        404,
+        &[&format!(
+            "no run {RUN} on {root} (GET runs/{RUN} answered HTTP 404 Not Found); \
+             the URL of the taskfarm API usually ends in /api/"
+        )],
+    );
+    assert!(!message.contains(FLASK_404_TEXT), "{message}");
+}
+
+/// The variable that makes [`retry_series_child`] run: the fault server's URL.
+const CHILD_URL: &str = "TASKFARM_TEST_SERIES_URL";
+
+/// Run by [`a_retry_series_says_so_once_on_stderr_unless_quiet`] as a child
+/// process (its stderr is the library's): opens the run, then asks for
+/// `numDone` twice, each a series of 3 retries of `503`, then once more on a
+/// route that answers at once.
+#[test]
+#[ignore = "a child process of a_retry_series_says_so_once_on_stderr_unless_quiet"]
+fn retry_series_child() {
+    let Ok(url) = std::env::var(CHILD_URL) else {
+        return;
+    };
+    setup();
+    let mut tf = ptr::null_mut();
+    assert_ok(Args::new(&url).open(&mut tf));
+    assert_eq!(tf_taskfarm_set_retries(tf, 3), TF_OK);
+    for _ in 0..2 {
+        let (status, _) = num_done(tf);
+        assert_eq!(status, TF_ERR_CONNECTION, "{}", last_error());
+        assert!(
+            last_error().contains("(after 4 attempts)"),
+            "{}",
+            last_error()
+        );
+    }
+    let mut percent = SENTINEL_F64;
+    assert_ok(tf_taskfarm_percent_done(tf, &mut percent));
+    tf_taskfarm_free(tf);
+}
+
+#[test]
+fn a_retry_series_says_so_once_on_stderr_unless_quiet() {
+    let server = serve(|req| {
+        is(req, "GET", &run_path(), "info=numDone").then(|| Action::text(503, "restarting"))
+    });
+    let line = format!(
+        "taskfarm: GET runs/{RUN}?info=numDone to {}: answered HTTP 503 Service Unavailable; \
+         retrying up to 3 times over about 0.1 s of waits, each attempt up to 5.0 s \
+         (TASKFARM_LOG=quiet silences this line)",
+        server.url()
+    );
+    for (log, lines) in [
+        (None, 2),
+        (Some("debug"), 2),
+        (Some("quiet"), 0),
+        (Some("off"), 0),
+    ] {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "retry_series_child",
+                "--exact",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env(CHILD_URL, server.url())
+            .env_remove("TASKFARM_LOG");
+        if let Some(log) = log {
+            child.env("TASKFARM_LOG", log);
+        }
+        let out = child.output().expect("the test binary runs again");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "TASKFARM_LOG={log:?}: the child failed:\n{stdout}\n{stderr}"
+        );
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("retrying up to"))
+            .collect();
+        assert_eq!(
+            said.len(),
+            lines,
+            "TASKFARM_LOG={log:?}: one line per series of 3 retries:\n{stderr}"
+        );
+        assert!(said.iter().all(|l| *l == line), "{said:?}\nwant {line}");
+        for secret in SECRETS {
+            assert!(!stderr.contains(secret), "{stderr}");
+        }
+    }
+    // Two children asked 2 series of 4 attempts each, four times.
+    assert_eq!(hits(&server, "GET", &run_path(), "info=numDone"), 4 * 2 * 4);
 }

@@ -656,6 +656,18 @@ fn bad_journal_files_are_reported_and_left_alone() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("would give back its task 1"), "{text}");
     assert!(text.contains("1 live journaled worker(s)"), "{text}");
+    // The summary counts every task, those not started too.
+    let s = run.status().unwrap();
+    let summary = format!(
+        "run {}: {} done, {} waiting, {} computing, {} not started of {} tasks; ",
+        run.uuid(),
+        s.num_done,
+        s.num_waiting,
+        s.num_computing,
+        s.num_not_started(),
+        s.num_tasks
+    );
+    assert!(text.contains(&summary), "{summary} in {text}");
     assert_eq!(journal_files(&dir, run.uuid()), before);
     for task in 0..3 {
         assert_eq!(task_state(&run, task), TaskState::Computing);

@@ -32,31 +32,73 @@ fn on_server(run: &Run, task: i64) -> (TaskState, f64) {
 }
 
 /// examples/worker.rs, built once per test process by the cargo that runs
-/// the tests (same profile and target directory, so only the example itself
-/// is compiled).
+/// the tests, with the features this binary was built with: same profile,
+/// target directory and features, so nothing but the example may be compiled
+/// (a build that recompiles the library or a dependency is the cost that
+/// issue 28 removed, and in `make rust-tests` it competes with the other test
+/// binaries for the cores). `cargo test` builds the examples with the tests,
+/// so there the example is fresh too.
 fn example() -> &'static PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let out = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--offline",
-                "--example",
-                "worker",
-                "--message-format=json",
-            ])
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args([
+            "build",
+            "--offline",
+            "--example",
+            "worker",
+            "--message-format=json",
+        ]);
+        if cfg!(feature = "cli") {
+            cargo.args(["--features", "cli"]);
+        }
+        // Under `cargo test` this process has the variables cargo sets for a
+        // test (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ...). Some build scripts
+        // (ring's) ask to rerun when one of them changes, so passed on they
+        // would recompile ring and all that depends on it, twice: here and in
+        // the next cargo run without them.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_PRIMARY_",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+                || name == "CARGO_TARGET_TMPDIR"
+                || name == "OUT_DIR"
+            {
+                cargo.env_remove(name.as_ref());
+            }
+        }
+        let out = cargo
             .arg("--manifest-path")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
             .stderr(Stdio::inherit())
             .output()
             .expect("run cargo build --example worker");
         assert!(out.status.success(), "cargo build --example worker failed");
-        // The artifact message of the example names its executable.
-        let executable = String::from_utf8(out.stdout)
+        let messages: Vec<serde_json::Value> = String::from_utf8(out.stdout)
             .unwrap()
             .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "worker")
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .filter(|m: &serde_json::Value| m["reason"] == "compiler-artifact")
+            .collect();
+        let recompiled: Vec<&str> = messages
+            .iter()
+            .filter(|m| m["fresh"] == false && m["target"]["name"] != "worker")
+            .filter_map(|m| m["package_id"].as_str())
+            .collect();
+        assert!(
+            recompiled.is_empty(),
+            "building the example recompiled what the tests were built with: {recompiled:?}"
+        );
+        // The artifact message of the example names its executable.
+        let executable = messages
+            .iter()
+            .filter(|m| m["target"]["name"] == "worker")
             .find_map(|m| m["executable"].as_str().map(PathBuf::from))
             .expect("cargo names the example's executable");
         assert!(executable.is_file(), "{}", executable.display());

@@ -14,7 +14,7 @@ for built in "$release/libtaskfarm_worker.so" "$release/taskfarm"; do
     if [ ! -f "$built" ] || [ ! -f "$release/libtaskfarm_worker.a" ]; then
         die "$built or libtaskfarm_worker.a is missing"
     fi
-    newer=$(find src build.rs Cargo.toml Cargo.lock cbindgen.toml -newer "$built" -print -quit)
+    newer=$(find src Cargo.toml Cargo.lock -newer "$built" -print -quit)
     [ -z "$newer" ] || die "$newer is newer than $built"
 done
 libs_file=$release/native-static-libs.txt

@@ -87,12 +87,32 @@ fill taskfarm_workerConfig.cmake
 dest=$destdir$prefix
 share=share/taskfarm_worker
 manifest=$share/install_manifest.txt
+dirs_list=$share/install_dirs.txt
 installed=()
+# The directories this install creates (PREFIX itself included when it is
+# new), and those a previous install created and listed: `make uninstall`
+# removes them when empty, and no other directory.
+created=()
+if [ -f "$dest/$dirs_list" ]; then
+    while IFS= read -r d; do
+        [[ $d == "$prefix" || $d == "$prefix"/* ]] && [ -d "$destdir$d" ] && created+=("$d")
+    done <"$dest/$dirs_list"
+fi
+note_new_dirs() { # path-under-prefix
+    local d
+    d=$(dirname "$prefix/$1")
+    while [[ $d == "$prefix" || $d == "$prefix"/* ]] && [ ! -d "$destdir$d" ]; do
+        created+=("$d")
+        d=$(dirname "$d")
+    done
+}
 put() { # mode source path-under-prefix
+    note_new_dirs "$3"
     install -D -m "$1" "$2" "$dest/$3"
     installed+=("$prefix/$3")
 }
 link() { # target path-under-prefix
+    note_new_dirs "$2"
     mkdir -p "$(dirname "$dest/$2")"
     ln -sfn "$1" "$dest/$2"
     installed+=("$prefix/$2")
@@ -140,7 +160,8 @@ if [ -f "$dest/$manifest" ]; then
     done <"$dest/$manifest"
 fi
 mkdir -p "$dest/$share"
-printf '%s\n' "${installed[@]}" "$prefix/$manifest" >"$dest/$manifest"
+printf '%s\n' "${created[@]}" | sort -u | sed '/^$/d' >"$dest/$dirs_list"
+printf '%s\n' "${installed[@]}" "$prefix/$dirs_list" "$prefix/$manifest" >"$dest/$manifest"
 
 # The loader cache, for a system prefix.
 if [ -z "$destdir" ] && [ "$(id -u)" = 0 ] && { [ "$prefix" = /usr/local ] || [ "$prefix" = /usr ]; }; then

@@ -1,45 +1,36 @@
 #!/usr/bin/env bash
-# mk/install/native-static-libs.sh RELEASE_DIR: writes
+# mk/install/native-static-libs.sh RELEASE_DIR COMMAND...: `make build` runs
+# its cargo command through this script, which writes
 # RELEASE_DIR/native-static-libs.txt, the system libraries that a program
 # linking libtaskfarm_worker.a needs after it (the Libs.private of the .pc
 # files, INTERFACE_LINK_LIBRARIES of taskfarm_worker::static), as rustc
-# computes them. `make build` runs it after cargo; `make install` reads the
-# file (it may run as root without cargo or rustc on its PATH).
+# computes them; `make install` reads the file (it may run as root without
+# cargo or rustc on its PATH).
 #
-# rustc prints the list for a static library it links when asked with
-# `--print native-static-libs`. Asking cargo for it (`cargo rustc --release
-# --lib -- --print native-static-libs`) would change the library's build
-# flags and so rebuild it, and again on the next `cargo build`. Instead,
-# rustc links a one-line static library over the rlib that cargo has just
-# built (RELEASE_DIR/libtaskfarm_worker.rlib and its dependencies in
-# RELEASE_DIR/deps): the same crates, so the same native libraries, in well
-# under a second.
-#
-# RUSTC (default rustc) must be the compiler cargo used: another version
-# refuses the rlib, and this script fails saying so.
+# COMMAND (`cargo rustc --release --lib --crate-type cdylib,staticlib --
+# --print native-static-libs ...`) makes rustc print the list as a note when
+# it links the static library; cargo shows the note again when nothing was
+# rebuilt (it replays a unit's messages), so the list comes with every `make
+# build`. The command's stderr is shown as it comes and kept; the script
+# fails when the command fails or printed no list.
 set -euo pipefail
 
 die() { echo "native-static-libs.sh: $*" >&2; exit 1; }
 
-[ $# -eq 1 ] || die "usage: $0 RELEASE_DIR"
+[ $# -ge 2 ] || die "usage: $0 RELEASE_DIR COMMAND..."
 release=$1
-rustc=${RUSTC:-rustc}
-rlib=$release/libtaskfarm_worker.rlib
+shift
 out=$release/native-static-libs.txt
 
-[ -f "$rlib" ] || die "$rlib is missing: run make build"
-command -v "$rustc" >/dev/null 2>&1 || die "'$rustc' is missing: install Rust (https://rustup.rs) or set RUSTC"
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tf-native-libs.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-echo 'pub use taskfarm_worker::*;' >"$tmp/probe.rs"
-if ! "$rustc" --edition 2021 --crate-type staticlib --crate-name tfw_native_libs_probe \
-    -L "dependency=$release/deps" --extern "taskfarm_worker=$rlib" \
-    --print native-static-libs -o "$tmp/probe.a" "$tmp/probe.rs" >"$tmp/rustc.log" 2>&1; then
-    cat "$tmp/rustc.log" >&2
-    die "$rustc could not link a static library over $rlib (is it the rustc that cargo used? $("$rustc" -V))"
-fi
-libs=$(sed -n 's/^note: native-static-libs: *//p' "$tmp/rustc.log")
-[ -n "$libs" ] || { cat "$tmp/rustc.log" >&2; die "$rustc printed no 'note: native-static-libs:' line"; }
-printf '%s\n' "$libs" >"$out.tmp"
-mv "$out.tmp" "$out"
+log=$(mktemp "${TMPDIR:-/tmp}/tf-build-log.XXXXXX")
+trap 'rm -f "$log"' EXIT
+"$@" 2> >(tee "$log" >&2)
+# The process substitution's tee may still be writing: wait for its end.
+wait
+libs=$(sed -n 's/^note: native-static-libs: *//p' "$log" | tail -n 1)
+[ -n "$libs" ] || die "'$*' printed no 'note: native-static-libs:' line"
+mkdir -p "$release"
+# Written whole, then renamed: `make install` of two suites may run it at once.
+tmp_out=$(mktemp "$out.XXXXXX")
+printf '%s\n' "$libs" >"$tmp_out"
+mv "$tmp_out" "$out"

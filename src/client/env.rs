@@ -32,7 +32,8 @@ pub const RETRIES: &str = "TASKFARM_RETRIES";
 pub const BACKOFF: &str = "TASKFARM_BACKOFF";
 /// A PEM bundle of extra certificate authorities.
 pub const CA_FILE: &str = "TASKFARM_CA_FILE";
-/// `debug`: one line per request on stderr.
+/// `debug`: one line per request on stderr; `quiet` (or `off`): not even the
+/// line that says a series of retries started.
 pub const LOG: &str = "TASKFARM_LOG";
 /// At most one progress request per worker per this many seconds.
 pub const UPDATE_INTERVAL: &str = "TASKFARM_UPDATE_INTERVAL";
@@ -83,7 +84,18 @@ pub fn var_os(name: &str) -> Option<OsString> {
 
 /// Whether `TASKFARM_LOG` asks for debug lines on stderr.
 pub fn log_debug() -> bool {
-    var(LOG).is_some_and(|v| v.eq_ignore_ascii_case("debug"))
+    var(LOG).is_some_and(|v| log_is_debug(&v))
+}
+
+/// Whether a value of `TASKFARM_LOG` asks for debug lines: `debug`.
+pub fn log_is_debug(value: &str) -> bool {
+    value.eq_ignore_ascii_case("debug")
+}
+
+/// Whether a value of `TASKFARM_LOG` asks for silence: `quiet` or `off` (no
+/// line when a series of retries starts).
+pub fn log_is_quiet(value: &str) -> bool {
+    value.eq_ignore_ascii_case("quiet") || value.eq_ignore_ascii_case("off")
 }
 
 /// Refuses a variable of `names` that is set but not valid UTF-8, naming it.

@@ -33,7 +33,11 @@ pub enum ErrorKind {
 /// (`scrub::clean`), and every constructor passes the whole message through
 /// `scrub::clean_compound`, a last net that leaves the library's own words
 /// alone.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` is what a `main` returning [`Result`] prints after `Error: `:
+/// the message, then the kind and the HTTP status (`{:#?}`: the fields, the
+/// HTTP status as [`Error::http_status`] gives it).
+#[derive(Clone, PartialEq)]
 pub struct Error {
     kind: ErrorKind,
     http_status: u16,
@@ -111,4 +115,40 @@ impl fmt::Display for Error {
     }
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return f
+                .debug_struct("Error")
+                .field("kind", &self.kind)
+                .field("http_status", &self.http_status())
+                .field("message", &self.message)
+                .finish();
+        }
+        write!(f, "{} ({:?}", self.message, self.kind)?;
+        match self.http_status() {
+            Some(status) => write!(f, ", HTTP {status})"),
+            None => f.write_str(")"),
+        }
+    }
+}
+
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_the_message_a_main_prints_and_the_status_is_an_option() {
+        let refused = Error::new(ErrorKind::Connection, "GET token to http://h/api/: refused");
+        assert_eq!(
+            format!("{refused:?}"),
+            "GET token to http://h/api/: refused (Connection)"
+        );
+        assert!(format!("{refused:#?}").contains("http_status: None"));
+        let missing = Error::with_http_status(ErrorKind::NotFound, 404, "no run x");
+        assert_eq!(format!("{missing:?}"), "no run x (NotFound, HTTP 404)");
+        assert!(format!("{missing:#?}").contains("http_status: Some(\n        404,\n    )"));
+    }
+}

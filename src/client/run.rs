@@ -9,7 +9,7 @@ use super::error::{Error, ErrorKind, Result};
 use super::http::credentials::Secret;
 use super::http::reply::{describe_body, Reply};
 use super::http::retry::{Method, Repeat};
-use super::http::transport::Connection;
+use super::http::transport::{api_hint, Connection};
 use super::settings::Settings;
 use super::wire::{CreateRun, RunList, RunStatus, RunSummary, TaskRecord, TaskState, TaskUpdate};
 use super::worker::progress::{self, ProgressTarget};
@@ -429,7 +429,10 @@ fn no_such_run(error: Error, uuid: &str, base_url: &str) -> Error {
     Error::with_http_status(
         ErrorKind::NotFound,
         404,
-        format!("no run {uuid} on {base_url} ({request} answered HTTP 404 Not Found)"),
+        format!(
+            "no run {uuid} on {base_url} ({request} answered HTTP 404 Not Found){}",
+            api_hint(base_url)
+        ),
     )
 }
 

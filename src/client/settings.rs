@@ -68,6 +68,11 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     /// Print one line per request on stderr (`TASKFARM_LOG=debug`).
     pub log_requests: bool,
+    /// Say once on stderr when a series of retries starts: what failed, how
+    /// many retries follow and how long they may take. On by default;
+    /// `TASKFARM_LOG=quiet` (or `off`) turns it off. A retry observer
+    /// ([`Settings::on_retry`]) replaces it.
+    pub announce_retries: bool,
     /// The proxy to go through, from `http_proxy`/`https_proxy`/`all_proxy`
     /// and `no_proxy` as the Python client reads them; `None`: direct.
     #[doc(hidden)]
@@ -246,7 +251,9 @@ impl Settings {
             })?,
             None => DEFAULT_INTERVAL,
         };
-        let log_requests = env(env::LOG).is_some_and(|v| v.eq_ignore_ascii_case("debug"));
+        let log = env(env::LOG);
+        let log_requests = log.as_deref().is_some_and(env::log_is_debug);
+        let announce_retries = !log.as_deref().is_some_and(env::log_is_quiet);
         let base_url = normalize_base_url(&url)?;
         Ok(Settings {
             proxy: proxy::choose(&base_url, env),
@@ -260,6 +267,7 @@ impl Settings {
                 .filter(|f| !f.is_empty())
                 .map(PathBuf::from),
             log_requests,
+            announce_retries,
             on_retry: None,
             update_interval,
         })
@@ -461,7 +469,32 @@ mod tests {
         assert_eq!(s.retries, 3);
         assert_eq!(s.backoff, Duration::from_millis(10));
         assert!(s.log_requests);
+        assert!(
+            s.announce_retries,
+            "debug lines do not silence the retry line"
+        );
         assert_eq!(s.update_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn taskfarm_log_quiet_or_off_silences_the_retry_line() {
+        for value in ["quiet", "OFF", "Quiet"] {
+            let s = resolve(&[
+                ("TASKFARM_USER", "a"),
+                ("TASKFARM_PASSWORD", "b"),
+                ("TASKFARM_LOG", value),
+            ])
+            .unwrap();
+            assert!(!s.announce_retries, "{value}");
+            assert!(!s.log_requests, "{value}");
+        }
+        let s = resolve(&[
+            ("TASKFARM_USER", "a"),
+            ("TASKFARM_PASSWORD", "b"),
+            ("TASKFARM_LOG", "info"),
+        ])
+        .unwrap();
+        assert!(s.announce_retries && !s.log_requests);
     }
 
     #[test]
@@ -472,6 +505,7 @@ mod tests {
         assert_eq!(s.backoff, Duration::from_millis(300));
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert!(!s.log_requests);
+        assert!(s.announce_retries);
         assert_eq!(s.update_interval, Duration::from_secs(1));
     }
 

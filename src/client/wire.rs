@@ -2,7 +2,7 @@
 //! names are the server's; unknown fields are ignored, missing ones are a
 //! protocol error.
 
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 /// `GET token` → `{"token": "<JWT>"}`.
 #[derive(Deserialize)]

@@ -14,7 +14,7 @@ lib_dir=$root/target/release
 lib=$lib_dir/libtaskfarm_worker.so
 
 [ -f "$lib" ] || { echo "$lib is missing: run make build first" >&2; exit 1; }
-newer=$(cd "$root" && find src build.rs Cargo.toml -newer "$lib" -print -quit)
+newer=$(cd "$root" && find src Cargo.toml -newer "$lib" -print -quit)
 [ -z "$newer" ] || { echo "$newer is newer than $lib: run make build first" >&2; exit 1; }
 for w in mpicc.openmpi mpif90.openmpi mpicc.mpich mpif90.mpich; do
     command -v "$w" >/dev/null || {

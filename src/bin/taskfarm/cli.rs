@@ -453,6 +453,37 @@ pub fn command_names() -> Vec<String> {
         .collect()
 }
 
+/// The first word of `args` (the arguments after the program's name) that
+/// is neither an option nor an option's value: where a command goes.
+pub fn first_word(args: &[String]) -> Option<&str> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let takes_value = |flag: &str| {
+        command.get_arguments().any(|a| {
+            !a.is_positional()
+                && a.get_action().takes_values()
+                && match flag.strip_prefix("--") {
+                    Some(long) => a.get_long() == Some(long),
+                    None => flag.len() == 2 && a.get_short() == flag.chars().nth(1),
+                }
+        })
+    };
+    let mut words = args.iter();
+    while let Some(arg) = words.next() {
+        if arg == "--" {
+            return words.next().map(String::as_str);
+        }
+        if arg.starts_with('-') && arg.len() > 1 {
+            if takes_value(arg) {
+                words.next();
+            }
+            continue;
+        }
+        return Some(arg);
+    }
+    None
+}
+
 /// The name nearest to `word`, when a slip of at most two letters (or a
 /// prefix) away.
 pub fn closest<'a>(word: &str, names: &'a [String]) -> Option<&'a str> {

@@ -3,6 +3,7 @@
 //! three styles.
 
 use serde_json::{json, Value};
+use taskfarm_worker::internal::http::transport::NOT_AN_API;
 use taskfarm_worker::internal::wire::TaskRecord;
 use taskfarm_worker::internal::{list_runs, new_token, Error, ErrorKind, Run, RunStatus, Settings};
 
@@ -34,15 +35,9 @@ pub fn explain(error: Error, settings: &Settings, uuid: Option<&str>) -> Failure
             // The library said it already.
             return Failure::from(error);
         }
-        if error.message().starts_with("GET token") {
-            return Failure::new(
-                EXIT_SERVER,
-                format!(
-                    "{} is not a taskfarm API (GET token answered HTTP 404); \
-                     its URL usually ends in /api/",
-                    settings.base_url
-                ),
-            );
+        if error.message().contains(NOT_AN_API) {
+            // The library said it: a server error for the tool.
+            return Failure::new(EXIT_SERVER, error.message());
         }
         if let Some(uuid) = uuid {
             return Failure::new(
@@ -188,15 +183,38 @@ pub fn with_not_started(mut info: Value, status: &RunStatus) -> Value {
 /// `taskfarm reset UUID [--all]`, `UUID -r`, `UUID -R`.
 pub fn reset(settings: &Settings, uuid: &str, all: bool, style: Style) -> Result<(), Failure> {
     let run = open(settings, uuid)?;
+    if style != Style::Human {
+        // manageTF prints nothing, nor does --json.
+        return run
+            .restart(all)
+            .map_err(|e| explain(e, settings, Some(uuid)));
+    }
+    // The server does not say how many it reset: the counts before tell it
+    // (the tasks computing, and done for --all), those after what is now.
+    let before = run.status().map_err(|e| explain(e, settings, Some(uuid)))?;
     run.restart(all)
         .map_err(|e| explain(e, settings, Some(uuid)))?;
-    match style {
-        Style::Human if all => output::line(&format!(
-            "run {uuid}: every task set back to waiting at 0 %"
-        )),
-        Style::Human => output::line(&format!("run {uuid}: unfinished tasks set back to waiting")),
-        Style::ManageTf | Style::Json => Ok(()),
-    }
+    let after = run.status().map_err(|e| explain(e, settings, Some(uuid)))?;
+    let tasks = |n: i64| format!("{n} task{}", if n == 1 { "" } else { "s" });
+    let now = format!(
+        "now {} not started, {} waiting, {} computing, {} done of {}",
+        after.num_not_started(),
+        after.num_waiting,
+        after.num_computing,
+        after.num_done,
+        after.num_tasks
+    );
+    output::line(&if all {
+        format!(
+            "run {uuid}: every task set back to waiting at 0 % ({} computing or done before); {now}",
+            tasks(before.num_computing + before.num_done)
+        )
+    } else {
+        format!(
+            "run {uuid}: {} computing set back to waiting; {now}",
+            tasks(before.num_computing)
+        )
+    })
 }
 
 /// `taskfarm delete UUID`, `UUID -d`.

@@ -77,6 +77,30 @@ pub fn python_float_repr(x: f64) -> String {
     }
 }
 
+/// The local date and time of `at` to the second, `2026-12-07 19:23:17`,
+/// for lines written to a file.
+pub fn local_time(at: std::time::SystemTime) -> String {
+    let seconds = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let t = libc::time_t::try_from(seconds).unwrap_or(libc::time_t::MAX);
+    // SAFETY: an all-zero tm is a valid value to be overwritten.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is thread-safe.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return format!("@{seconds}");
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
 /// A percentage for people: one decimal.
 pub fn percent(p: f64) -> String {
     format!("{p:.1} %")
@@ -96,12 +120,60 @@ pub fn duration(d: Duration) -> String {
 /// A rate in tasks per second for people, switching to per minute and per
 /// hour for slow runs.
 pub fn rate(tasks_per_second: f64) -> String {
-    if tasks_per_second >= 1.0 {
-        format!("{tasks_per_second:.1} tasks/s")
-    } else if tasks_per_second * 60.0 >= 1.0 {
-        format!("{:.1} tasks/min", tasks_per_second * 60.0)
-    } else {
-        format!("{:.2} tasks/h", tasks_per_second * 3600.0)
+    rate_in(tasks_per_second, RateUnit::for_rate(tasks_per_second))
+}
+
+/// The unit of a rate: tasks per second, minute or hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateUnit {
+    /// `tasks/s`
+    Second,
+    /// `tasks/min`
+    Minute,
+    /// `tasks/h`
+    Hour,
+}
+
+impl RateUnit {
+    /// The unit that shows `tasks_per_second` as at least 1 (per hour below that).
+    pub fn for_rate(tasks_per_second: f64) -> RateUnit {
+        if tasks_per_second >= 1.0 {
+            RateUnit::Second
+        } else if tasks_per_second * 60.0 >= 1.0 {
+            RateUnit::Minute
+        } else {
+            RateUnit::Hour
+        }
+    }
+
+    /// The unit for `tasks_per_second` when `self` was used so far: kept
+    /// while the number stays between 0.1 and 1000 in it, so that a rate near
+    /// a boundary does not flip between two units from one line to the next.
+    pub fn keep_or_change(self, tasks_per_second: f64) -> RateUnit {
+        let shown = tasks_per_second * self.seconds();
+        if (0.1..1000.0).contains(&shown) {
+            self
+        } else {
+            RateUnit::for_rate(tasks_per_second)
+        }
+    }
+
+    fn seconds(self) -> f64 {
+        match self {
+            RateUnit::Second => 1.0,
+            RateUnit::Minute => 60.0,
+            RateUnit::Hour => 3600.0,
+        }
+    }
+}
+
+/// `tasks_per_second` in `unit`: `2.0 tasks/s`, `30.0 tasks/min`, `3.60 tasks/h`.
+pub fn rate_in(tasks_per_second: f64, unit: RateUnit) -> String {
+    let n = tasks_per_second * unit.seconds();
+    match unit {
+        RateUnit::Second => format!("{n:.1} tasks/s"),
+        RateUnit::Minute => format!("{n:.1} tasks/min"),
+        RateUnit::Hour => format!("{n:.2} tasks/h"),
     }
 }
 
@@ -179,6 +251,17 @@ mod tests {
         assert_eq!(rate(2.0), "2.0 tasks/s");
         assert_eq!(rate(0.5), "30.0 tasks/min");
         assert_eq!(rate(0.001), "3.60 tasks/h");
+        // A rate around 1 task/s keeps the unit it started in.
+        let unit = RateUnit::for_rate(1.05);
+        assert_eq!(unit, RateUnit::Second);
+        assert_eq!(unit.keep_or_change(0.95), RateUnit::Second);
+        assert_eq!(rate_in(0.95, unit.keep_or_change(0.95)), "0.9 tasks/s");
+        let unit = RateUnit::for_rate(0.95);
+        assert_eq!(unit.keep_or_change(1.05), RateUnit::Minute);
+        assert_eq!(rate_in(1.05, RateUnit::Minute), "63.0 tasks/min");
+        // Far off, it changes.
+        assert_eq!(RateUnit::Second.keep_or_change(0.05), RateUnit::Minute);
+        assert_eq!(RateUnit::Minute.keep_or_change(20.0), RateUnit::Second);
         assert_eq!(
             table(&[
                 vec!["ID".into(), "UUID".into()],

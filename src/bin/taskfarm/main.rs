@@ -80,25 +80,34 @@ fn usage_error(error: clap::Error) -> ! {
 }
 
 /// A word that clap took for the manageTF UUID because it is no command
-/// (`taskfarm lst`): "unknown command 'lst' (did you mean 'list'?)". A word
-/// with a digit in it is taken for a mistyped UUID and left to clap.
+/// (`taskfarm lst`): "unknown command 'lst' (did you mean 'list'?)"; also
+/// when more words follow it (`taskfarm infoo UUID`, which clap reports as an
+/// unexpected argument: the UUID). A word with a digit in it is taken for a
+/// mistyped UUID and left to clap.
 fn unknown_command(error: &clap::Error) -> Option<String> {
     use clap::error::{ContextKind, ContextValue};
-    if error.kind() != ClapErrorKind::ValueValidation {
-        return None;
-    }
-    let arg = match error.get(ContextKind::InvalidArg) {
-        Some(ContextValue::String(arg)) => arg,
+    let word = match error.kind() {
+        ClapErrorKind::ValueValidation => {
+            match error.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(arg)) if arg == "[UUID]" => {}
+                _ => return None,
+            }
+            match error.get(ContextKind::InvalidValue) {
+                Some(ContextValue::String(word)) => word.clone(),
+                _ => return None,
+            }
+        }
+        ClapErrorKind::UnknownArgument => {
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            cli::first_word(&args)?.to_owned()
+        }
         _ => return None,
     };
-    let word = match error.get(ContextKind::InvalidValue) {
-        Some(ContextValue::String(word)) => word,
-        _ => return None,
-    };
-    if arg != "[UUID]" || word.chars().any(|c| c.is_ascii_digit()) || word.starts_with('-') {
-        return None;
-    }
     let names = cli::command_names();
+    if word.chars().any(|c| c.is_ascii_digit()) || word.starts_with('-') || names.contains(&word) {
+        return None;
+    }
+    let word = &word;
     let hint = match cli::closest(word, &names) {
         Some(name) => format!("did you mean '{name}'?"),
         None => format!("the commands are {}", names.join(", ")),

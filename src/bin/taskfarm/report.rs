@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde_derive::Serialize;
 use taskfarm_worker::internal::clock::unix_now;
 use taskfarm_worker::internal::Settings;
 

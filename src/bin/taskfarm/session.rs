@@ -11,6 +11,8 @@
 //! retrying" while the server is away.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use taskfarm_worker::internal::http::retry::{RetryEvent, RetryObserver};
 use taskfarm_worker::internal::settings::{DEFAULT_RETRIES, VARIABLES};
@@ -26,6 +28,9 @@ pub const INTERACTIVE_RETRIES: u32 = 4;
 
 /// Set once `watch` follows the run: a retry is then a lost connection.
 static WATCHING: AtomicBool = AtomicBool::new(false);
+
+/// While `watch` has lost the connection: since when (the first retry).
+static LOST_SINCE: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// The settings for a command: the token or credentials and URL from
 /// `login`, the interactive retry budget, and the retry messages on stderr.
@@ -49,6 +54,10 @@ fn interactive(
         settings.retries = INTERACTIVE_RETRIES;
     }
     settings.on_retry = Some(RetryObserver::new(|event| {
+        if WATCHING.load(Ordering::SeqCst) {
+            let mut lost = LOST_SINCE.lock().unwrap_or_else(|e| e.into_inner());
+            lost.get_or_insert_with(Instant::now);
+        }
         eprintln!("taskfarm: {}", one_line(&retry_line(event)));
     }));
     Ok(settings)
@@ -63,6 +72,13 @@ pub fn start_watching(settings: &Settings) -> u32 {
     } else {
         DEFAULT_RETRIES
     }
+}
+
+/// After an answer: how long `watch` had lost the connection, when it had
+/// (once per outage).
+pub fn connection_back() -> Option<Duration> {
+    let mut lost = LOST_SINCE.lock().unwrap_or_else(|e| e.into_inner());
+    lost.take().map(|since| since.elapsed())
 }
 
 fn retries_set() -> bool {

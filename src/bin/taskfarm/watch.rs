@@ -3,8 +3,12 @@
 //! A poll thread asks the server for the run every interval and sends the
 //! answers over a channel; Ctrl-C sends on the same channel, so the tool stops
 //! at once even while a request hangs. On a terminal the progress is an
-//! indicatif bar on stdout; otherwise one plain line per poll (one JSON object
-//! per poll with `--json`).
+//! indicatif bar on stdout, the counts, rate and ETA on a line of their own
+//! below it (so that the bar keeps its width at 80 columns and from frame to
+//! frame); otherwise one plain line per poll, starting with the local time
+//! (one JSON object per poll with `--json`). The rate keeps its unit while
+//! it stays readable in it. After a lost connection, the first answer says
+//! on stderr that the connection is back, and after how long.
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
@@ -17,8 +21,9 @@ use taskfarm_worker::internal::{Result as ClientResult, Run, RunStatus, Settings
 
 use crate::commands::{checked_status, explain, open, with_not_started};
 use crate::failure::{Failure, EXIT_INTERRUPTED};
-use crate::format;
+use crate::format::{self, RateUnit};
 use crate::output;
+use crate::session;
 
 /// What the main thread waits for.
 enum Event {
@@ -62,6 +67,12 @@ pub fn watch(
                 return Err(explain(error, settings, Some(uuid)));
             }
             Event::Polled(at, Ok(info)) => {
+                if let Some(lost) = session::connection_back() {
+                    display.note(&format!(
+                        "taskfarm: connection back after {}",
+                        format::duration(lost)
+                    ));
+                }
                 let status = checked_status(&info, uuid).inspect_err(|_| display.abandon())?;
                 rate.add(at, &status);
                 let complete = is_complete(&status);
@@ -104,6 +115,8 @@ fn tasks_done(status: &RunStatus) -> f64 {
 pub struct Rate {
     samples: VecDeque<(Instant, f64)>,
     remaining: f64,
+    /// The unit the rate is shown in, once there is one.
+    unit: Option<RateUnit>,
 }
 
 impl Rate {
@@ -127,6 +140,21 @@ impl Rate {
             self.samples.pop_front();
         }
         self.remaining = (status.num_tasks as f64 - done).max(0.0);
+        if let Some(rate) = self.per_second() {
+            self.unit = Some(match self.unit {
+                Some(unit) => unit.keep_or_change(rate),
+                None => RateUnit::for_rate(rate),
+            });
+        }
+    }
+
+    /// The rate as text, in the unit kept so far: `30.0 tasks/min`, `rate ?`.
+    pub fn text(&self) -> String {
+        match (self.per_second(), self.unit) {
+            (Some(rate), Some(unit)) => format::rate_in(rate, unit),
+            (Some(rate), None) => format::rate(rate),
+            (None, _) => "rate ?".to_owned(),
+        }
     }
 
     /// Tasks per second, when the run moved between the first and last poll.
@@ -146,7 +174,16 @@ impl Rate {
 
 /// The progress as text: percentage, counts, rate and ETA.
 pub fn progress_text(status: &RunStatus, rate: &Rate, complete: bool) -> String {
-    let pace = rate.per_second().map_or("rate ?".to_owned(), format::rate);
+    format!(
+        "{}  {}",
+        format::percent(status.percent_done),
+        counts_text(status, rate, complete)
+    )
+}
+
+/// The counts, rate and ETA (the bar shows the percentage).
+pub fn counts_text(status: &RunStatus, rate: &Rate, complete: bool) -> String {
+    let pace = rate.text();
     let eta = if complete {
         "complete".to_owned()
     } else {
@@ -155,8 +192,7 @@ pub fn progress_text(status: &RunStatus, rate: &Rate, complete: bool) -> String 
         })
     };
     format!(
-        "{}  not started {}  waiting {}  computing {}  done {}/{}  {pace}  {eta}",
-        format::percent(status.percent_done),
+        "not started {}  waiting {}  computing {}  done {}/{}  {pace}  {eta}",
         status.num_not_started(),
         status.num_waiting,
         status.num_computing,
@@ -183,10 +219,11 @@ impl Display {
         if !std::io::stdout().is_terminal() {
             return Display::Lines;
         }
-        // Positions are hundredths of a percent.
+        // Positions are hundredths of a percent. Only parts of a fixed
+        // width beside the bar (the percentage padded to 7), the rest below.
         let bar = ProgressBar::with_draw_target(Some(10_000), ProgressDrawTarget::stdout());
         let style = ProgressStyle::with_template(
-            "{spinner:.green} {elapsed_precise} [{wide_bar:.cyan/blue}] {msg}",
+            "{spinner:.green} {elapsed_precise} [{wide_bar:.cyan/blue}] {prefix:>7}\n  {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
@@ -204,12 +241,25 @@ impl Display {
     ) -> Result<(), Failure> {
         match self {
             Display::Json => output::json(&with_not_started(info.clone(), status)),
-            Display::Lines => output::line(&progress_text(status, rate, complete)),
+            Display::Lines => output::line(&format!(
+                "{}  {}",
+                format::local_time(std::time::SystemTime::now()),
+                progress_text(status, rate, complete)
+            )),
             Display::Bar(bar) => {
                 bar.set_position((status.percent_done.clamp(0.0, 100.0) * 100.0).round() as u64);
-                bar.set_message(progress_text(status, rate, complete));
+                bar.set_prefix(format::percent(status.percent_done));
+                bar.set_message(counts_text(status, rate, complete));
                 Ok(())
             }
+        }
+    }
+
+    /// A line on stderr, above the bar when there is one.
+    fn note(&self, line: &str) {
+        match self {
+            Display::Bar(bar) => bar.suspend(|| eprintln!("{line}")),
+            Display::Lines | Display::Json => eprintln!("{line}"),
         }
     }
 

@@ -1,14 +1,24 @@
 //! Name resolution for the agent: an IP address in the URL is used as it is,
 //! a host name is looked up once and the answer reused for a minute.
 //!
+//! - [`CachingResolver`]: the agent's resolver, one remembered answer;
+//! - [`LookupFailed`]: why a name has no address, as `getaddrinfo` says it
+//!   (a name that does not exist, or a resolver that failed for now), which
+//!   `retry.rs` reads to decide whether asking again can help.
+//!
 //! ureq's own resolver looks the host up again for every request, even on a
 //! kept-alive connection, and when a timeout is set (we always set one) it
 //! does so on a freshly spawned thread. On the canned benchmark server that
 //! was about a third of the client's CPU per request and ten of its 22
-//! system calls (BENCHMARKS.md, "Where the time goes").
+//! system calls (BENCHMARKS.md, "Where the time goes"). It also turns every
+//! failed lookup into one error, whether the name does not exist or the DNS
+//! server did not answer: the lookup here is `getaddrinfo` itself, so that
+//! its code is kept.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use ureq::config::Config;
@@ -80,7 +90,7 @@ impl Resolver for CachingResolver {
         if let Some(addresses) = self.remembered(host, port) {
             return Ok(addresses);
         }
-        let addresses = self.lookup.resolve(uri, config, timeout)?;
+        let addresses = self.look_up(host, port, timeout)?;
         let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
         *remembered = Some(Remembered {
             host: host.to_owned(),
@@ -93,6 +103,41 @@ impl Resolver for CachingResolver {
 }
 
 impl CachingResolver {
+    /// The addresses of `host` with `port`, from `getaddrinfo`, within the
+    /// timeout when there is one (the lookup then runs on a thread of its
+    /// own, which is left to finish alone when the time is up).
+    fn look_up(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let name = CString::new(host)
+            .map_err(|_| ureq::Error::BadUri("the host holds a NUL byte".to_owned()))?;
+        let found = if timeout.after.is_not_happening() {
+            getaddrinfo(&name)
+        } else {
+            let (tx, rx) = mpsc::sync_channel(1);
+            std::thread::spawn(move || tx.send(getaddrinfo(&name)).ok());
+            rx.recv_timeout(*timeout.after)
+                .map_err(|_| ureq::Error::Timeout(timeout.reason))?
+        };
+        let found = found.map_err(|code| {
+            ureq::Error::Io(std::io::Error::other(LookupFailed::new(host, code)))
+        })?;
+        let mut addresses = self.empty();
+        for mut address in found {
+            address.set_port(port);
+            if !addresses.contains(&address) && addresses.try_push(address).is_err() {
+                break;
+            }
+        }
+        if addresses.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(addresses)
+    }
+
     /// The remembered addresses of `host:port` while they are fresh.
     fn remembered(&self, host: &str, port: u16) -> Option<ResolvedSocketAddrs> {
         let remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
@@ -102,6 +147,106 @@ impl CachingResolver {
             .filter(|r| r.looked_up_at.elapsed() < NAME_CACHE_TTL)
             .map(|r| r.addresses.clone())
     }
+}
+
+/// Why a host name has no address: `getaddrinfo`'s code and its text. It
+/// travels to the retry rules inside the `ureq::Error::Io` of the attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupFailed {
+    /// The name looked up.
+    pub host: String,
+    /// `getaddrinfo`'s code (`EAI_NONAME`, `EAI_AGAIN`, ...).
+    pub code: i32,
+    /// What the code means (`gai_strerror`, or the system error of `EAI_SYSTEM`).
+    pub reason: String,
+}
+
+impl LookupFailed {
+    /// The failure of looking up `host` with `getaddrinfo` code `code`.
+    pub fn new(host: &str, code: i32) -> LookupFailed {
+        let reason = if code == libc::EAI_SYSTEM {
+            std::io::Error::last_os_error().to_string()
+        } else {
+            // SAFETY: gai_strerror returns a static string for every code.
+            unsafe { CStr::from_ptr(libc::gai_strerror(code)) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        LookupFailed {
+            host: host.to_owned(),
+            code,
+            reason,
+        }
+    }
+
+    /// Whether the name does not exist: the DNS said so (`EAI_NONAME`: no
+    /// such name, NXDOMAIN; `EAI_NODATA`: the name has no address). Asking
+    /// again will not change that, unlike a resolver that could not answer
+    /// now (`EAI_AGAIN`) or failed (`EAI_FAIL`, `EAI_SYSTEM`, ...).
+    pub fn no_such_name(&self) -> bool {
+        self.code == libc::EAI_NONAME || self.code == EAI_NODATA
+    }
+}
+
+/// glibc's "no address associated with hostname" (not in every libc).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const EAI_NODATA: i32 = libc::EAI_NODATA;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+const EAI_NODATA: i32 = libc::EAI_NONAME;
+
+impl fmt::Display for LookupFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "looking up {} failed: {}", self.host, self.reason)
+    }
+}
+
+impl std::error::Error for LookupFailed {}
+
+/// The addresses `getaddrinfo` gives for `name` (TCP, IPv4 and IPv6; port 0),
+/// in its order, or its error code.
+fn getaddrinfo(name: &CStr) -> Result<Vec<SocketAddr>, i32> {
+    // SAFETY: an all-zero addrinfo is the documented "no hints" value.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: name is a C string, hints lives across the call, list is
+    // written by getaddrinfo and freed below with freeaddrinfo.
+    let code = unsafe { libc::getaddrinfo(name.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    if code != 0 {
+        return Err(code);
+    }
+    let mut ips = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: entry is an element of the list getaddrinfo returned, and
+        // ai_addr points to a sockaddr of the family ai_family says.
+        unsafe {
+            let ai = &*entry;
+            match ai.ai_family {
+                libc::AF_INET if !ai.ai_addr.is_null() => {
+                    let sa = &*(ai.ai_addr as *const libc::sockaddr_in);
+                    let ip = Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr));
+                    ips.push(SocketAddr::V4(SocketAddrV4::new(ip, 0)));
+                }
+                libc::AF_INET6 if !ai.ai_addr.is_null() => {
+                    let sa = &*(ai.ai_addr as *const libc::sockaddr_in6);
+                    let ip = Ipv6Addr::from(sa.sin6_addr.s6_addr);
+                    ips.push(SocketAddr::V6(SocketAddrV6::new(
+                        ip,
+                        0,
+                        sa.sin6_flowinfo,
+                        sa.sin6_scope_id,
+                    )));
+                }
+                _ => {}
+            }
+            entry = ai.ai_next;
+        }
+    }
+    // SAFETY: list came from a successful getaddrinfo and is freed once.
+    unsafe { libc::freeaddrinfo(list) };
+    Ok(ips)
 }
 
 #[cfg(test)]

@@ -8,16 +8,20 @@
 //!
 //! Everything that decides a retry is here: `classify` sorts a transport
 //! error (with whether any byte of the request was sent) into what it means
-//! and whether it may be repeated, and `with_retries` is the one loop that
-//! repeats attempts, for the token calls and for `GET token` alike. Its
-//! waits are jittered ([`retry_wait`]): workers that lost the server together
-//! do not come back together.
+//! and whether it may be repeated (a host name that does not exist is not),
+//! and `with_retries` is the one loop that repeats attempts, for the token
+//! calls and for `GET token` alike. Its waits are jittered ([`retry_wait`]):
+//! workers that lost the server together do not come back together. A
+//! series of retries says so once on stderr (`series_line`), unless the
+//! program turned that off.
 
 use std::fmt;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::reply::{status_line, Reply, MAX_BODY_BYTES};
+use super::resolve::LookupFailed;
 use super::scrub;
 use crate::client::env;
 use crate::client::error::{Error, ErrorKind, Result};
@@ -187,6 +191,68 @@ enum Phase {
 /// completes as the attempt's overall timeout, indistinguishable by its kind
 /// from a server that is slow to answer.
 pub(crate) fn classify(error: &ureq::Error, attempted: &Attempted<'_>) -> Classified {
+    let (permanent, phase, kind, detail) = match lookup_failed(error) {
+        Some(failed) => sort_lookup(failed, attempted),
+        None => sort(error, attempted),
+    };
+    let reached = attempted.request_sent && phase == Phase::Any;
+    Classified {
+        failure: match (permanent, reached) {
+            (true, _) => TransportFailure::Permanent,
+            (false, true) => TransportFailure::MaybeSent,
+            (false, false) => TransportFailure::NothingSent,
+        },
+        reached,
+        kind,
+        // ureq's, the OS's and the TLS library's words: foreign text.
+        detail: scrub::clean(&detail),
+        http_status: 0,
+    }
+}
+
+/// The failed host name lookup inside `error`, when it is one
+/// (`resolve::CachingResolver` puts it in an `Io` error).
+fn lookup_failed(error: &ureq::Error) -> Option<&LookupFailed> {
+    match error {
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<LookupFailed>(),
+        _ => None,
+    }
+}
+
+/// A failed lookup of the server's (or the proxy's) host name: a name that
+/// does not exist fails at once (a typo in the URL would otherwise cost the
+/// whole retry series in silence); a resolver that could not answer now
+/// (`EAI_AGAIN`: a DNS server restarting, a network not yet up) is retried
+/// like a refused connection.
+fn sort_lookup(
+    failed: &LookupFailed,
+    attempted: &Attempted<'_>,
+) -> (bool, Phase, ErrorKind, String) {
+    let of_proxy = attempted
+        .proxy
+        .map_or(String::new(), |proxy| format!(" of {proxy}"));
+    let detail = if failed.no_such_name() {
+        format!(
+            "host not found: the name {}{of_proxy} does not exist ({})",
+            failed.host, failed.reason
+        )
+    } else {
+        format!(
+            "cannot look up the name {}{of_proxy} ({})",
+            failed.host, failed.reason
+        )
+    };
+    (
+        failed.no_such_name(),
+        Phase::Connecting,
+        ErrorKind::Connection,
+        detail,
+    )
+}
+
+/// Every other transport error: whether repeating cannot mend it, when in
+/// the attempt it can happen, the kind and the detail of [`classify`].
+fn sort(error: &ureq::Error, attempted: &Attempted<'_>) -> (bool, Phase, ErrorKind, String) {
     use std::io::ErrorKind as Io;
     use ureq::Error as E;
     use ureq::Timeout as T;
@@ -194,7 +260,7 @@ pub(crate) fn classify(error: &ureq::Error, attempted: &Attempted<'_>) -> Classi
         .proxy
         .map_or(String::new(), |proxy| format!(" to {proxy}"));
     let seconds = attempted.timeout.as_secs_f64();
-    let (permanent, phase, kind, detail) = match error {
+    match error {
         E::Io(io) => match io.kind() {
             Io::ConnectionRefused
             | Io::AddrNotAvailable
@@ -292,19 +358,6 @@ pub(crate) fn classify(error: &ureq::Error, attempted: &Attempted<'_>) -> Classi
             ErrorKind::Connection,
             format!("the request failed ({other})"),
         ),
-    };
-    let reached = attempted.request_sent && phase == Phase::Any;
-    Classified {
-        failure: match (permanent, reached) {
-            (true, _) => TransportFailure::Permanent,
-            (false, true) => TransportFailure::MaybeSent,
-            (false, false) => TransportFailure::NothingSent,
-        },
-        reached,
-        kind,
-        // ureq's, the OS's and the TLS library's words: foreign text.
-        detail: scrub::clean(&detail),
-        http_status: 0,
     }
 }
 
@@ -371,6 +424,12 @@ pub(crate) struct Policy<'a> {
     pub base_url: &'a str,
     /// Told of every retry before its wait.
     pub observer: Option<&'a RetryObserver>,
+    /// Whether a series of retries says so once on stderr ([`series_line`])
+    /// when no observer is told of each retry: on unless the program turned
+    /// it off (`TASKFARM_LOG=quiet`).
+    pub announce: bool,
+    /// The timeout of one attempt, for that line.
+    pub timeout: Duration,
     /// Writes a line of the request log (when the handle keeps one).
     pub log: &'a dyn Fn(fmt::Arguments<'_>),
 }
@@ -424,12 +483,17 @@ pub(crate) fn with_retries_as(
             policy.retries,
             wait.as_secs_f64()
         ));
+        // Cleaned as the log lines are: a failure's text may echo a secret.
+        let reason = scrub::clean(&match &outcome {
+            Ok(reply) => format!("answered HTTP {}", status_line(reply.status)),
+            Err(failure) => failure.detail.clone(),
+        });
+        if retry == 1 && policy.announce && policy.observer.is_none() {
+            let line = series_line(policy, method, endpoint, &reason);
+            // Never a panic for a stderr that cannot be written.
+            let _ = writeln!(std::io::stderr().lock(), "taskfarm: {line}");
+        }
         if let Some(observer) = policy.observer {
-            // Cleaned as the log lines are: a failure's text may echo a secret.
-            let reason = scrub::clean(&match &outcome {
-                Ok(reply) => format!("answered HTTP {}", status_line(reply.status)),
-                Err(failure) => failure.detail.clone(),
-            });
             observer.notify(&RetryEvent {
                 request: &format!("{} {endpoint}", method.as_str()),
                 base_url: policy.base_url,
@@ -440,6 +504,42 @@ pub(crate) fn with_retries_as(
             });
         }
         std::thread::sleep(wait);
+    }
+}
+
+/// The line a series of retries says on stderr at its first retry: what
+/// failed, how many retries follow, how long they wait in all on average
+/// (the sum of the [`backoff_delay`]s, which [`retry_wait`] jitters around)
+/// and the timeout of each attempt, and how to silence it.
+pub(crate) fn series_line(
+    policy: &Policy<'_>,
+    method: Method,
+    endpoint: &str,
+    reason: &str,
+) -> String {
+    let waits: Duration = (1..=policy.retries)
+        .map(|retry| backoff_delay(policy.backoff, retry))
+        .sum();
+    format!(
+        "{} {endpoint} to {}: {reason}; retrying up to {} {} over about {} of waits, \
+         each attempt up to {} ({}=quiet silences this line)",
+        method.as_str(),
+        policy.base_url,
+        policy.retries,
+        if policy.retries == 1 { "time" } else { "times" },
+        seconds(waits),
+        seconds(policy.timeout),
+        crate::client::env::LOG
+    )
+}
+
+/// `0.6 s`, `273 s`: a duration for a message.
+fn seconds(duration: Duration) -> String {
+    let s = duration.as_secs_f64();
+    if s < 10.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{s:.0} s")
     }
 }
 
@@ -782,6 +882,8 @@ mod tests {
             backoff: Duration::ZERO,
             base_url: "http://h/api/",
             observer: Some(&observer),
+            announce: true,
+            timeout: Duration::from_secs(1),
             log: &log,
         };
         let unsent = Classified {
@@ -876,6 +978,8 @@ mod tests {
             backoff: Duration::ZERO,
             base_url: "http://h/api/",
             observer: None,
+            announce: false,
+            timeout: Duration::from_secs(1),
             log: &log,
         };
         let failure = |failure| Classified {
@@ -919,6 +1023,100 @@ mod tests {
             Ok(Err(failure(TransportFailure::NothingSent)))
         });
         assert_eq!(made, 4);
+    }
+
+    #[test]
+    fn a_name_that_does_not_exist_is_not_retried_a_resolver_that_failed_for_now_is() {
+        let lookup =
+            |code| ureq::Error::Io(std::io::Error::other(LookupFailed::new("locahost", code)));
+        for proxy in [None, Some("the proxy p:3128 (from http_proxy)")] {
+            let attempted = Attempted {
+                request_sent: false,
+                timeout: Duration::from_secs(1),
+                proxy,
+            };
+            let of_proxy = proxy.map_or(String::new(), |p| format!(" of {p}"));
+            for code in [libc::EAI_NONAME, EAI_NODATA_CODE] {
+                let c = classify(&lookup(code), &attempted);
+                assert_eq!(c.failure, TransportFailure::Permanent, "{code}: {c:?}");
+                assert!(!c.reached && c.kind == ErrorKind::Connection, "{c:?}");
+                assert!(
+                    c.detail.starts_with(&format!(
+                        "host not found: the name locahost{of_proxy} does not exist ("
+                    )),
+                    "{c:?}"
+                );
+            }
+            for code in [libc::EAI_AGAIN, libc::EAI_FAIL, libc::EAI_MEMORY] {
+                let c = classify(&lookup(code), &attempted);
+                assert_eq!(c.failure, TransportFailure::NothingSent, "{code}: {c:?}");
+                assert!(may_retry_failure(Method::Post, c.failure));
+                assert!(
+                    c.detail
+                        .starts_with(&format!("cannot look up the name locahost{of_proxy} (")),
+                    "{c:?}"
+                );
+            }
+        }
+        // The resolver's own lookup of such a name gives that error.
+        let resolver = super::super::resolve::CachingResolver::default();
+        let uri: ureq::http::Uri = "http://locahost.invalid:5000/api/token".parse().unwrap();
+        let timeout = ureq::unversioned::transport::NextTimeout {
+            after: ureq::unversioned::transport::time::Duration::NotHappening,
+            reason: ureq::Timeout::Resolve,
+            per_read: None,
+            per_write: None,
+        };
+        use ureq::unversioned::resolver::Resolver as _;
+        let error = resolver
+            .resolve(&uri, &ureq::config::Config::default(), timeout)
+            .unwrap_err();
+        let failed = lookup_failed(&error).expect("a failed lookup");
+        assert_eq!(failed.host, "locahost.invalid");
+        assert!(
+            failed.no_such_name(),
+            "the resolver of this machine does not say that a name under .invalid \
+             does not exist (RFC 6761): {failed:?}"
+        );
+    }
+
+    /// glibc's EAI_NODATA, else EAI_NONAME again.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    const EAI_NODATA_CODE: i32 = libc::EAI_NODATA;
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    const EAI_NODATA_CODE: i32 = libc::EAI_NONAME;
+
+    #[test]
+    fn a_series_says_what_failed_how_long_it_may_take_and_how_to_silence_it() {
+        let log = |_: fmt::Arguments<'_>| {};
+        let policy = Policy {
+            retries: 10,
+            backoff: Duration::from_millis(300),
+            base_url: "http://locahost:5000/api/",
+            observer: None,
+            announce: true,
+            timeout: Duration::from_secs(60),
+            log: &log,
+        };
+        assert_eq!(
+            series_line(&policy, Method::Get, "token", "cannot connect (refused)"),
+            "GET token to http://locahost:5000/api/: cannot connect (refused); retrying up to \
+             10 times over about 273 s of waits, each attempt up to 60 s \
+             (TASKFARM_LOG=quiet silences this line)"
+        );
+        let short = Policy {
+            retries: 2,
+            backoff: Duration::from_millis(10),
+            timeout: Duration::from_millis(2500),
+            ..policy
+        };
+        assert!(series_line(&short, Method::Put, "x", "r")
+            .contains("up to 2 times over about 0.0 s of waits, each attempt up to 2.5 s"));
+        let once = Policy {
+            retries: 1,
+            ..short
+        };
+        assert!(series_line(&once, Method::Put, "x", "r").contains("; retrying up to 1 time over"));
     }
 
     #[test]

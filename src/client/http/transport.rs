@@ -15,7 +15,9 @@
 //! token is an authentication error that says so.
 //!
 //! A retry observer (`Settings::on_retry`) is told of every retry before its
-//! wait: the command-line tool says on stderr what it is waiting for.
+//! wait: the command-line tool says on stderr what it is waiting for. Without
+//! one, a series of retries says so once on stderr (`retry::series_line`)
+//! unless `Settings::announce_retries` is off (`TASKFARM_LOG=quiet`).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,6 +47,21 @@ use crate::client::wire::TokenAnswer;
 /// the server accepts gets `404`.
 const PROBE_ENDPOINT: &str = "runs/00000000000000000000000000000000?info=numDone";
 
+/// What the message of a `404` to `GET token` says of the base URL: the
+/// server answered, but that URL is not where its API is (the base URL
+/// usually ends in `/api/`).
+pub const NOT_AN_API: &str = "is not a taskfarm API";
+
+/// The hint a `404` gives when the base URL may not be the API's: `; its URL
+/// usually ends in /api/` when it does not end so, else nothing.
+pub fn api_hint(base_url: &str) -> &'static str {
+    if base_url.ends_with("/api/") {
+        ""
+    } else {
+        "; the URL of the taskfarm API usually ends in /api/"
+    }
+}
+
 /// The Basic user name of the control request of the token-refusal check:
 /// not a JWT, so the server looks it up as a user name (no such user: `401`
 /// without a password check).
@@ -65,6 +82,7 @@ pub struct Connection {
     retries: AtomicU32,
     backoff: Duration,
     log_requests: bool,
+    announce_retries: bool,
     on_retry: Option<RetryObserver>,
     /// `the proxy HOST:PORT (from http_proxy)` when there is one, for
     /// messages (never its user name or password).
@@ -107,6 +125,7 @@ impl Connection {
             retries: AtomicU32::new(settings.retries),
             backoff: settings.backoff,
             log_requests: settings.log_requests,
+            announce_retries: settings.announce_retries,
             on_retry: settings.on_retry.clone(),
             proxy_name,
             pid: std::process::id(),
@@ -293,6 +312,16 @@ impl Connection {
                 " (the server refused user {:?} and its password)",
                 credentials.username
             )),
+            // Flask's page says only "Not Found": say what it means.
+            ErrorKind::NotFound if e.http_status() == Some(404) => Error::with_http_status(
+                ErrorKind::NotFound,
+                404,
+                format!(
+                    "{} {NOT_AN_API} (GET token answered HTTP 404 Not Found); \
+                     its URL usually ends in /api/",
+                    self.base_url
+                ),
+            ),
             _ => e,
         })?;
         // The body holds the token: never quote it in a message.
@@ -353,6 +382,8 @@ impl Connection {
             backoff: self.backoff,
             base_url: &self.base_url,
             observer: self.on_retry.as_ref(),
+            announce: self.announce_retries,
+            timeout: self.timeout(),
             log,
         }
     }

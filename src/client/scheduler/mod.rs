@@ -38,7 +38,7 @@ pub mod slurm;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 /// How long a command asked for the time left may take: the worker carries
 /// on without a deadline after that.

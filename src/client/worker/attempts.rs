@@ -27,7 +27,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 
 use super::shared_dir::{self, ReadRefused};
 use crate::client::env;

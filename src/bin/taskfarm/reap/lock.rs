@@ -19,7 +19,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 use taskfarm_worker::internal::clock::unix_now;
 use taskfarm_worker::internal::worker::identity::host_name;
 use taskfarm_worker::internal::worker::machine::{

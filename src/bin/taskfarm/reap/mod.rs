@@ -117,8 +117,14 @@ fn show(report: &Report, json: bool) -> Result<(), Failure> {
         .filter(|w| w.verdict == "alive")
         .count();
     text.push_str(&format!(
-        "run {}: {} done, {} waiting, {} computing of {} tasks; {alive} live journaled worker(s)",
-        report.run, s.num_done, s.num_waiting, s.num_computing, s.num_tasks
+        "run {}: {} done, {} waiting, {} computing, {} not started of {} tasks; \
+         {alive} live journaled worker(s)",
+        report.run,
+        s.num_done,
+        s.num_waiting,
+        s.num_computing,
+        s.num_not_started(),
+        s.num_tasks
     ));
     if !report.set_aside.is_empty() {
         let tasks: Vec<String> = report.set_aside.iter().map(i64::to_string).collect();

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde_derive::Serialize;
 use taskfarm_worker::internal::wire::{RunStatus, TaskState, TaskUpdate};
 use taskfarm_worker::internal::worker::journal::{self, read_journal, Record};
 use taskfarm_worker::internal::worker::shared_dir::{check_directory, own_uid, DirectoryAccess};

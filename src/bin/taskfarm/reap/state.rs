@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde_derive::{Deserialize, Serialize};
 use taskfarm_worker::internal::worker::machine::boot_id;
 use taskfarm_worker::internal::worker::shared_dir::{
     own_uid, read_limited, write_atomic, ReadRefused,
