@@ -18,7 +18,8 @@
 # says ("Why some tests are binaries of their own"). Between binaries, only
 # the machine is shared; the binaries that use something of the machine that
 # one process at a time should use run one after another, in one lane:
-#   - a private Slurm cluster (slurm, reap_slurm, stop_slurm, slurm_harness):
+#   - a private Slurm cluster (slurm, reap_slurm, stop_slurm, slurm_harness,
+#     run_batch, which also runs mpirun):
 #     slurmctld and slurmd on one node;
 #   - MPI jobs of several ranks (mpi, stop_signals, reap): 4 ranks already
 #     oversubscribe the machine's cores, and the stop and reap tests time
@@ -39,7 +40,7 @@ die() { echo "mk/rust-tests.sh: $*" >&2; exit 1; }
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "TEST_JOBS=$jobs is not a number of jobs"
 
 # The lanes that run one binary after another (by test target name).
-slurm_lane=(slurm_harness slurm stop_slurm reap_slurm)
+slurm_lane=(slurm_harness slurm stop_slurm reap_slurm run_batch)
 mpi_lane=(mpi stop_signals reap)
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/tf-rust-tests.XXXXXX")
