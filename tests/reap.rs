@@ -23,6 +23,10 @@
 //! 5. Under Open MPI's mpirun, a rank SIGKILLed mid-task (mpirun then tears
 //!    the other ranks down): each rank's journal names its MPI rank, and once
 //!    `taskfarm reap` ran, one more worker finishes the run with nothing lost.
+//! 6. A give-back that reached the server while its answer was lost (the
+//!    recording proxy closes the connection): recorded in the reaper's
+//!    state, and the next passes do not take the task from the live worker
+//!    that took it meanwhile, even when the dead worker's journal is there.
 //!
 //! Every wait is on an event (a line of a worker, a file, the server's
 //! answer) with a generous overall deadline; there is no bare sleep.
@@ -39,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use common::c_programs;
 use common::journals::journal_files;
+use common::recording_proxy::{put_status, RecordingProxy};
 use common::server::{Db, TaskfarmServer};
 use serde_json::Value;
 use taskfarm_worker::internal::clock::unix_now;
@@ -920,6 +925,102 @@ fn orphans_are_restarted_only_when_asked_and_set_aside_tasks_stay_aside() {
     assert_eq!(task_state(&run, 1), TaskState::Computing, "still set aside");
     assert_eq!(pass["set_aside"], serde_json::json!([1]));
     drop((w0, w1));
+}
+
+#[test]
+fn a_give_back_whose_answer_was_lost_is_never_made_again() {
+    let server = shared_pg();
+    let proxy = RecordingProxy::start(server);
+    let run = std::sync::Arc::new(Run::create(&settings(server), 1).unwrap());
+    let dir = scratch("lost-answer");
+    // Task 0 held by a worker whose process has ended (its journal kept).
+    let mut first = Worker::register(run.clone()).unwrap();
+    assert_eq!(first.task().unwrap(), Some(0));
+    let template = Journal::start(&dir, run.uuid(), "dead01").unwrap();
+    let mut record = template.record();
+    template.finish();
+    let mut child = Command::new("true").spawn().unwrap();
+    record.pid = child.id();
+    child.wait().unwrap();
+    record.process_start = Some(0);
+    record.task = Some(0);
+    record.heartbeat = unix_now();
+    let journal_path = dir.join(journal::file_name(run.uuid(), "dead01"));
+    let write_journal = || {
+        std::fs::write(&journal_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    };
+    write_journal();
+
+    // The reaper talks through the proxy, which forwards the give-back
+    // and closes the connection without its answer.
+    let reap = || {
+        let out = run_ok(
+            Command::new(env!("CARGO_BIN_EXE_taskfarm"))
+                .args(["-b", &proxy.url, "-u", &server.user, "-p", &server.password])
+                .args(["reap", run.uuid(), "--journal"])
+                .arg(&dir)
+                .arg("--json")
+                .env("TASKFARM_RETRIES", "3")
+                .env("TASKFARM_BACKOFF", "0.05"),
+        );
+        json_lines(&out.stdout).remove(0)
+    };
+    let give_back = put_status(run.uuid(), 0, Some("waiting"));
+    let give_backs = || {
+        proxy
+            .records_of(run.uuid())
+            .iter()
+            .filter(|r| give_back(r))
+            .count()
+    };
+    let cut = proxy.cut(give_back.clone());
+    let first_pass = reap();
+    assert_eq!(give_backs(), 1, "{first_pass}");
+    assert_eq!(task_state(&run, 0), TaskState::Waiting, "it landed");
+    cut.remove();
+
+    // A live worker takes the task; the next pass leaves it alone.
+    let mut second = Worker::register(run.clone()).unwrap();
+    assert_eq!(second.task().unwrap(), Some(0));
+    let next_pass = reap();
+    assert_eq!(give_backs(), 1, "given back again: {next_pass}");
+    assert_eq!(task_state(&run, 0), TaskState::Computing);
+    // Even on the word of the dead worker's journal, still there (its
+    // removal failed on a shared file system, say): the state file says so.
+    write_journal();
+    let third_pass = reap();
+    assert_eq!(give_backs(), 1, "given back again: {third_pass}");
+    assert_eq!(task_state(&run, 0), TaskState::Computing);
+
+    let said = |pass: &Value, what: &str| {
+        pass["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains(what))
+    };
+    assert!(
+        said(&first_pass, "may have reached the server without an answer"),
+        "{first_pass}"
+    );
+    assert!(said(&third_pass, "not given back again"), "{third_pass}");
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("reap-{}.json", run.uuid()))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        state["releasing"],
+        serde_json::json!({"0": ["dead01"]}),
+        "{state}"
+    );
+    second.update(100.0).unwrap();
+    second.done().unwrap();
+    assert_eq!(
+        task_state(&run, 0),
+        TaskState::Done,
+        "the live worker's done"
+    );
+    drop(first);
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -42,6 +42,7 @@ pub struct Error {
     kind: ErrorKind,
     http_status: u16,
     message: String,
+    may_have_reached_server: bool,
 }
 
 /// The result type of the protocol client.
@@ -54,6 +55,7 @@ impl Error {
             kind,
             http_status: 0,
             message: scrub::clean_compound(&message.into()),
+            may_have_reached_server: false,
         }
     }
 
@@ -77,7 +79,15 @@ impl Error {
             kind,
             http_status,
             message: scrub::clean_compound(&message.into()),
+            may_have_reached_server: false,
         }
+    }
+
+    /// The same error, marked as one whose request may have reached the
+    /// server ([`Error::may_have_reached_server`]).
+    pub(crate) fn maybe_reached_server(mut self) -> Error {
+        self.may_have_reached_server = true;
+        self
     }
 
     /// The class of the error.
@@ -89,6 +99,15 @@ impl Error {
     /// there was no answer (a connection failure, a bad argument).
     pub fn http_status(&self) -> Option<u16> {
         (self.http_status != 0).then_some(self.http_status)
+    }
+
+    /// True when an attempt of the request failed after a byte of it was
+    /// sent and before an answer came (the connection closed or reset, a
+    /// timeout): the server may have acted on it. False for a request that
+    /// certainly did not reach the server (cannot connect, DNS), for an
+    /// answer, and for errors that are not of a request.
+    pub fn may_have_reached_server(&self) -> bool {
+        self.may_have_reached_server
     }
 
     /// The message for people.

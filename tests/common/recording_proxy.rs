@@ -12,8 +12,10 @@
 //! rules, the first matching one wins: [`RecordingProxy::hold`] forwards a
 //! request and holds its answer at a [`Gate`] until the test releases it
 //! (the server has acted, the client has not heard: a request in flight, for
-//! as long as the test wants), and [`RecordingProxy::fail`] refuses chosen
-//! requests. std only: one accept thread plus one thread per connection; one
+//! as long as the test wants), [`RecordingProxy::fail`] refuses chosen
+//! requests, and [`RecordingProxy::cut`] forwards chosen requests and closes
+//! the connection without their answers (the server has acted, the client
+//! never hears). std only: one accept thread plus one thread per connection; one
 //! upstream connection per client connection.
 
 use std::io::{BufRead, BufReader, Write};
@@ -186,6 +188,7 @@ impl std::fmt::Debug for Gate {
 enum Action {
     Hold(Gate),
     Fail,
+    Cut,
 }
 
 /// A rule of [`RecordingProxy::fail`]; dropping it does not end it, [`Rule::remove`] does.
@@ -303,6 +306,17 @@ impl RecordingProxy {
     /// rule is removed.
     pub fn fail(&self, matcher: Matcher) -> Rule {
         let id = self.shared.add_rule(matcher, Action::Fail);
+        Rule {
+            id,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// From now on, the requests `matcher` accepts are forwarded, the
+    /// server's answer read, and the connection to the client closed
+    /// without it, until the rule is removed.
+    pub fn cut(&self, matcher: Matcher) -> Rule {
+        let id = self.shared.add_rule(matcher, Action::Cut);
         Rule {
             id,
             shared: Arc::clone(&self.shared),
@@ -436,6 +450,10 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
         let Some(answer) = read_message(from_server, no_body) else {
             return;
         };
+        if let Some(Action::Cut) = action {
+            let _ = to_client.shutdown(Shutdown::Both);
+            return;
+        }
         if let (Mode::HoldPuts(hold), "PUT") = (mode, method.as_str()) {
             std::thread::sleep(hold);
         }

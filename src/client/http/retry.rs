@@ -462,8 +462,11 @@ pub(crate) fn with_retries_as(
     mut attempt: impl FnMut() -> Result<std::result::Result<Reply, Classified>>,
 ) -> Result<Reply> {
     let mut retry = 0;
+    // Whether an attempt failed after sending: the server may have acted.
+    let mut reached = false;
     loop {
         let outcome = attempt()?;
+        reached |= matches!(&outcome, Err(failure) if failure.reached);
         let retryable = match (&outcome, repeat) {
             (Ok(reply), Repeat::AsMethod) => may_retry_status(method, reply.status),
             (Err(failure), Repeat::AsMethod) => may_retry_failure(method, failure.failure),
@@ -473,7 +476,13 @@ pub(crate) fn with_retries_as(
             }
         };
         if !retryable || retry >= policy.retries {
-            return finish(policy, method, endpoint, outcome, retry);
+            return finish(policy, method, endpoint, outcome, retry).map_err(|e| {
+                if reached {
+                    e.maybe_reached_server()
+                } else {
+                    e
+                }
+            });
         }
         retry += 1;
         let wait = retry_wait(policy.backoff, retry);
@@ -1007,6 +1016,7 @@ mod tests {
             })
             .unwrap_err();
             assert_eq!((made, err.kind()), (attempts, ErrorKind::Connection));
+            assert!(err.may_have_reached_server(), "{err}");
         }
         // An answer, even a 503, is kept: the server may have acted on it.
         let mut made = 0;
@@ -1016,13 +1026,29 @@ mod tests {
         })
         .unwrap();
         assert_eq!((made, got.status), (1, 503));
-        // Nothing sent: repeated as any request.
+        // Nothing sent: repeated as any request, and the error says that
+        // the server cannot have acted on it.
         let mut made = 0;
-        let _ = with_retries_as(&policy, Method::Put, once, "runs/r/tasks/0", || {
+        let err = with_retries_as(&policy, Method::Put, once, "runs/r/tasks/0", || {
             made += 1;
             Ok(Err(failure(TransportFailure::NothingSent)))
-        });
+        })
+        .unwrap_err();
         assert_eq!(made, 4);
+        assert!(!err.may_have_reached_server(), "{err}");
+        // Sent once, then nothing sent: the first attempt may have landed.
+        let mut made = 0;
+        let err = with_retries(&policy, Method::Get, "runs", || {
+            made += 1;
+            Ok(Err(failure(if made == 1 {
+                TransportFailure::MaybeSent
+            } else {
+                TransportFailure::NothingSent
+            })))
+        })
+        .unwrap_err();
+        assert_eq!(made, 4);
+        assert!(err.may_have_reached_server(), "{err}");
     }
 
     #[test]

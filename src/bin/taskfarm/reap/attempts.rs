@@ -133,9 +133,22 @@ pub fn settle_not_done(
                         status: Some(TaskState::Waiting),
                     },
                 );
-                if let Err(error) = given {
-                    let _ = attempts::unsettle(dir, &pending.file);
-                    return Err(error);
+                match given {
+                    Ok(()) => {}
+                    Err(error) if error.may_have_reached_server() => {
+                        // It may have landed: the record stays settled, so
+                        // that no later pass gives the task back again.
+                        report.messages.push(format!(
+                            "  the give-back of task {task} may have reached the server \
+                             without an answer ({error}): not given back again; if it stays \
+                             computing, --restart-orphans gives it back"
+                        ));
+                        continue;
+                    }
+                    Err(error) => {
+                        let _ = attempts::unsettle(dir, &pending.file);
+                        return Err(error);
+                    }
                 }
             }
             report.given_back.push(action);

@@ -2,9 +2,11 @@
 //! decided on (`deciding.rs`), for those gone the held task given back, the
 //! kept `done`s delivered, an attempt recorded (`state.rs`), and the journal
 //! file removed; tasks that killed `max_attempts` workers are set aside
-//! instead. Only journals owned by the reaper's user (or `--owner`) are
-//! acted on, and no task the server never handed out is read or written
-//! (that would create it out of order and break the run).
+//! instead, and a give-back that may have reached the server unanswered is
+//! recorded and never made again (the task is left to `--restart-orphans`).
+//! Only journals owned by the reaper's user (or `--owner`) are acted on,
+//! and no task the server never handed out is read or written (that would
+//! create it out of order and break the run).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -562,6 +564,13 @@ impl<'a> Reaper<'a> {
                 .push(format!("  its task {task} is set aside: left computing"));
             return Ok(());
         }
+        if state.is_releasing(task, &record.worker) {
+            report.messages.push(format!(
+                "  its task {task} was given back by an earlier pass that heard no answer: \
+                 not given back again (see orphans)"
+            ));
+            return Ok(());
+        }
         // Failed attempts recorded by workers, and crashes (each once). The
         // reaper's own count of crashes is a floor: a record removed from a
         // shared directory does not give a task its attempts back.
@@ -614,7 +623,21 @@ impl<'a> Reaper<'a> {
                 state.count_crash(task, &record.worker);
                 state.save(&self.dir)?;
             }
-            self.give_back(task)?;
+            if let Err(e) = self.give_back(task) {
+                if !e.may_have_reached_server() {
+                    return Err(e);
+                }
+                // It may have landed, and the task be another worker's by
+                // the next pass: never given back again on this journal.
+                state.mark_releasing(task, &record.worker);
+                state.save(&self.dir)?;
+                report.messages.push(format!(
+                    "  the give-back of its task {task} may have reached the server without \
+                     an answer ({e}): not given back again; if it stays computing, \
+                     --restart-orphans gives it back"
+                ));
+                return Ok(());
+            }
         }
         report.messages.push(format!(
             "  {would}give back its task {task} (waiting, percentage kept; {attempts} attempt(s))"

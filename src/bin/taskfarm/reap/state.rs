@@ -46,6 +46,13 @@ pub struct State {
     /// computing: orphans are restarted only when two passes saw the same.
     #[serde(default)]
     pub orphan_look: Option<OrphanLook>,
+    /// Give-backs whose outcome is unknown (the PUT may have reached the
+    /// server, no answer came), per task the workers whose journal named
+    /// it: never given back again on those journals' word, as the journal's
+    /// own `releasing` says of a worker's hand-back (the task may already be
+    /// another worker's). A task left computing is `--restart-orphans`'.
+    #[serde(default)]
+    pub releasing: BTreeMap<i64, BTreeSet<String>>,
 }
 
 /// The reaper's look at one worker's heartbeat.
@@ -166,7 +173,25 @@ impl State {
         known + u32::from(!counted)
     }
 
-    /// Forgets the attempts of `task` (released).
+    /// Records that the give-back of `task`, held by `worker`, may have
+    /// reached the server without an answer.
+    pub fn mark_releasing(&mut self, task: i64, worker: &str) {
+        self.releasing
+            .entry(task)
+            .or_default()
+            .insert(worker.to_owned());
+    }
+
+    /// Whether a give-back of `task` on the word of `worker`'s journal may
+    /// already have reached the server ([`State::mark_releasing`]).
+    pub fn is_releasing(&self, task: i64, worker: &str) -> bool {
+        self.releasing
+            .get(&task)
+            .is_some_and(|w| w.contains(worker))
+    }
+
+    /// Forgets the attempts of `task` (released). Its uncertain give-backs
+    /// stay recorded: a journal that named it must not give it back later.
     pub fn forget(&mut self, task: i64) {
         self.attempts.remove(&task);
         self.counted.remove(&task);
@@ -262,6 +287,20 @@ mod tests {
         assert_eq!(state.attempts_with(3, "w1"), 1);
         assert_eq!(state.attempts_with(3, "w2"), 2);
         assert_eq!(state.count_crash(3, "w2"), 2);
+    }
+
+    #[test]
+    fn an_uncertain_give_back_is_remembered_per_journal_and_survives_a_release() {
+        let dir = scratch("releasing");
+        let mut state = State::load(&dir, "r1").unwrap();
+        state.mark_releasing(4, "w1");
+        state.forget(4);
+        state.save(&dir).unwrap();
+        let state = State::load(&dir, "r1").unwrap();
+        assert!(state.is_releasing(4, "w1"));
+        assert!(!state.is_releasing(4, "w2"), "another worker's journal");
+        assert!(!state.is_releasing(5, "w1"), "another task");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
