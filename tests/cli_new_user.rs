@@ -289,7 +289,8 @@ fn a_mistyped_command_is_not_taken_for_a_uuid() {
         ("wtach", "did you mean 'watch'?"),
         (
             "frobnicate",
-            "the commands are list, info, reset, delete, create, task, token, watch, reap, completions, manpage",
+            "the commands are list, info, reset, delete, create, task, token, watch, reap, run, report, failed, \
+             completions, manpage",
         ),
     ] {
         let out = run(tool(DEAD_URL), &[slip]).fails(EXIT_USAGE);
