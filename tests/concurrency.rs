@@ -61,19 +61,6 @@ fn size(name: &str, default: usize) -> usize {
     }
 }
 
-/// What a C worker wrote to stderr besides the library's one line at the
-/// start of a retry series ("taskfarm: GET token to URL: no answer within
-/// 60.0 s; retrying up to ..."): on a loaded machine the server may answer
-/// after a request's timeout, and the worker that retries says so; what it
-/// did is checked by the task counts. Anything else (an error) is returned.
-fn unexpected_stderr(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .filter(|line| !(line.starts_with("taskfarm: ") && line.contains("; retrying up to ")))
-        .collect()
-}
-
 fn timeout() -> Duration {
     Duration::from_secs(size("TASKFARM_STRESS_TIMEOUT", 300) as u64)
 }
@@ -476,7 +463,7 @@ fn c_worker_processes_and_threads_sharing_a_taskfarm_do_every_task_once() {
     for (name, ok, stdout, stderr) in &results {
         assert!(ok, "{name} failed:\n{stderr}\n{}", server.log_tail(20));
         assert!(
-            unexpected_stderr(stderr).is_empty(),
+            c_programs::unexpected_stderr(stderr).is_empty(),
             "{name} wrote to stderr:\n{stderr}"
         );
         done_by.insert(name.clone(), tasks_in_log(name, stdout));
@@ -547,7 +534,7 @@ fn python_and_c_workers_share_a_run_and_do_every_task_once() {
         assert!(ok, "{name} failed:\n{stderr}\n{}", server.log_tail(20));
         if name.contains("-c-") {
             assert!(
-                unexpected_stderr(stderr).is_empty(),
+                c_programs::unexpected_stderr(stderr).is_empty(),
                 "{name} wrote to stderr:\n{stderr}"
             );
         }

@@ -113,3 +113,17 @@ pub fn build(source: &str, bin: &Path) {
     let path = root().join(source);
     compile(source, linking(&cc(), C_FLAGS, &[&path], bin));
 }
+
+/// What a C worker wrote to stderr besides the library's one line at the
+/// start of a retry series ("taskfarm: GET token to URL: no answer within
+/// 60.0 s; retrying up to ..."): on a loaded machine the server may answer
+/// after a request's timeout, and the worker that retries says so; what it
+/// did is checked by the task counts (a killed server, a slow one). Anything
+/// else (an error) is returned.
+pub fn unexpected_stderr(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .filter(|line| !(line.starts_with("taskfarm: ") && line.contains("; retrying up to ")))
+        .collect()
+}
