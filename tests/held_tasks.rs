@@ -126,14 +126,22 @@ fn spawn(scenario: &str, uuid: &str, extra: &[(&str, &str)], ignore: Option<i32>
     for (name, value) in extra {
         command.env(name, value);
     }
-    if let Some(signal) = ignore {
-        // SAFETY: between fork and exec only signal(2), async-signal-safe.
-        unsafe {
-            command.pre_exec(move || {
+    // The child starts with the stop signals at their default action, except
+    // `ignore`: a test binary started in the background by a non-interactive
+    // shell (mk/rust-tests.sh's lanes) has SIGINT and SIGQUIT ignored, and the
+    // library rightly leaves an inherited SIG_IGN alone (finding 9), which
+    // would make every SIGINT of these tests a no-op.
+    // SAFETY: between fork and exec only signal(2), async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            for default in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM] {
+                libc::signal(default, libc::SIG_DFL);
+            }
+            if let Some(signal) = ignore {
                 libc::signal(signal, libc::SIG_IGN);
-                Ok(())
-            });
-        }
+            }
+            Ok(())
+        });
     }
     let mut child = command.spawn().unwrap();
     let (sender, lines) = mpsc::channel();
