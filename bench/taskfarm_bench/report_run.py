@@ -48,6 +48,24 @@ def _provenance(fig, sec, load_note):
                 other_max=fmt(load["other_cores_max"], 2), load_note=load_note(load))
 
 
+def run_target(fig):
+    """The issue's target for the table of targets: (name, measured, met),
+    judged against the canned server (the runner's own cost alone) and the
+    real one; None when the figures have no section g."""
+    sec = fig.get(KEY)
+    if not sec:
+        return None
+    rows, target = sec["rows"], sec["target_ratio"]
+    canned, real = own_ratio(rows, "runner-canned"), own_ratio(rows, "runner-postgresql")
+    med = {key[3]: m for key, m in medians(rows, FIELDS).items() if key[0] == "g-run"}
+    oks = [target_met(canned, target), target_met(real, target)]
+    measured = fill("run", "target_measured", runner=fmt(med.get("runner-canned", {}).get("self_us_per_task"), 1),
+                    fork=fmt(med.get("fork-exec", {}).get("self_us_per_task"), 1), ratio_canned=ratio_cell(canned),
+                    ratio_real=ratio_cell(real))
+    ok = None if None in oks else all(oks)
+    return fill("run", "target_name", target=f"{target:g}"), measured, ok
+
+
 def section_g(fig, load_note):
     """The section's blocks; none when the figures have no such section."""
     sec = fig.get(KEY)

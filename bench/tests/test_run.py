@@ -111,6 +111,13 @@ class Section(unittest.TestCase):
         self.assertIn("own CPU per task is ×6.0 fork+exec's own per exec: **not met**", text)
         self.assertIn("Of the runner's 300.0 µs of own CPU per task against the canned server, 50.0 µs", text)
 
+    def test_the_table_of_targets_has_it(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0))
+        table = text.split("## Targets")[1].split("\n## ")[0]
+        self.assertIn("| `taskfarm run`: the runner's own CPU per task ≤ 2× fork+exec's own per exec (section g) | "
+                      "300.0 µs vs 50.0 µs against the canned server: ×6.0; against PostgreSQL + gunicorn: ×6.0 | "
+                      "**not met** |", table)
+
     def test_a_floor_of_zero_is_not_measured(self):
         text = text_of(with_own_cpu(section(), 300.0, 0.0))
         self.assertIsNone(own_ratio(with_own_cpu(section(), 300.0, 0.0)["rows"], "runner-canned"))
