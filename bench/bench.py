@@ -5,8 +5,10 @@ with the harness venv's python (it runs the Python workers with the same
 interpreter, so taskfarm_worker must be importable): `make bench`, or
 
     venv=$(tests/harness/venv.sh)
-    make build build/bench/bench_worker
+    make build build/bench/bench_worker build/bench/fork_exec_loop
+    cargo build --release --features cli --bin taskfarm
     $venv/bin/python bench/bench.py [--smoke] [--out-dir DIR] [--worker-bin PATH]
+        [--runner-bin PATH] [--fork-exec-bin PATH]
 
 What it does (BENCHMARKS.md, which it writes, says it with the figures):
 
@@ -58,6 +60,16 @@ What it does (BENCHMARKS.md, which it writes, says it with the figures):
      FROM --render bench/figures.json` puts it into the full run's figures:
      `make bench-scale`.
 
+  `taskfarm run` (the report's section g, scenario_run.py): `taskfarm run
+     UUID -- true` against the canned server and the real one (PostgreSQL +
+     gunicorn), GNU parallel -j1, a /bin/sh loop and a plain fork+exec loop
+     (bench/fork_exec_loop.c) running the same command locally: tasks/s,
+     each launcher's own CPU per task (its children's apart, from
+     /proc/PID/stat of the unreaped process) and the issue's target (the
+     runner's own CPU per task at most twice fork+exec's own). `--only run`
+     runs it alone, `--merge run FROM --render bench/figures.json` puts it
+     into the full run's figures: `make bench-run`.
+
 Both clients run in the same invocation, alternating (C first in even
 repetitions, Python first in odd ones); the tables give medians. In a and b
 the server (nginx) is pinned to one CPU and the client (C worker, Python
@@ -75,10 +87,10 @@ BENCHMARKS.md); every correctness check still applies. Exit status: 0 when
 every run worked and every check passed (performance targets are reported,
 not enforced), 1 otherwise.
 
-Tools: nginx, wrk, valgrind, binutils, strace and PostgreSQL (for the
+Tools: nginx, wrk, valgrind, binutils, strace, GNU parallel and PostgreSQL (for the
 harness's `--db postgresql`) from Debian; when one is missing and we are root
 with apt-get, it is installed (`apt-get install -y --no-install-recommends
-nginx wrk valgrind binutils strace postgresql`), else the run fails saying
+nginx wrk valgrind binutils strace parallel postgresql`), else the run fails saying
 what to install. The harness (tests/harness/server.sh) runs the
 PostgreSQL cluster and gunicorn; its venv holds the Python packages.
 """

@@ -14,37 +14,55 @@
 #                      rendered: BENCHMARKS.md says it came from a run of its own
 #   make bench-scale   section f (many workers at once) alone at full size, merged
 #                      into bench/figures.json likewise
+#   make bench-run     section g (`taskfarm run -- true` against GNU parallel, a
+#                      shell loop and fork+exec) alone at full size, merged
+#                      into bench/figures.json likewise
 #   make bench-render  BENCHMARKS.md, bench/results.csv and the plots again from
 #                      the figures of the last run (bench/figures.json), after a
 #                      change of the report's prose (bench/report/*.md)
 #
-# bench and bench-smoke build the library and the C benchmark worker, make sure
+# bench and bench-smoke build the library, the C benchmark worker, the
+# fork+exec loop and the command-line tool (release; the smoke's in debug, as
+# the tests build it), make sure
 # the harness venv (the real server and the Python client) exists, and run
 # bench/bench.py with the venv's python; it installs nginx, wrk, valgrind,
-# binutils, strace and postgresql from Debian's packages when they are missing
+# binutils, strace, parallel and postgresql from Debian's packages when they are missing
 # (as root).
 
 BENCH_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 BENCH_WORKER := build/bench/bench_worker
+FORK_EXEC_LOOP := build/bench/fork_exec_loop
+# Scenario g's runner: the command-line tool, in release (the smoke's in debug).
+RUNNER_BIN := $(RELEASE_DIR)/taskfarm
+RUNNER_ARGS = --runner-bin $(RUNNER_BIN) --fork-exec-bin $(FORK_EXEC_LOOP)
+SMOKE_RUNNER_ARGS = --runner-bin target/debug/taskfarm --fork-exec-bin $(FORK_EXEC_LOOP)
 
-.PHONY: bench bench-smoke bench-unit bench-render bench-python-rs bench-scale
+.PHONY: bench bench-smoke bench-unit bench-render bench-python-rs bench-scale bench-run bench-programs
 
 $(BENCH_WORKER): bench/bench_worker.c include/taskfarm_worker.h $(RELEASE_DIR)/libtaskfarm_worker.so
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -Iinclude $< -L$(RELEASE_DIR) -Wl,-rpath,$(CURDIR)/$(RELEASE_DIR) -ltaskfarm_worker -o $@
 
+$(FORK_EXEC_LOOP): bench/fork_exec_loop.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $< -o $@
+
+# The C programs of the benchmark.
+bench-programs: build
+	@$(MAKE) --no-print-directory $(BENCH_WORKER) $(FORK_EXEC_LOOP)
+
 ## bench: the benchmarks, ours against the Python client (BENCHMARKS.md)
-bench: build
-	@$(MAKE) --no-print-directory $(BENCH_WORKER)
+bench: bench-programs
+	$(CARGO) build --release --features cli --bin taskfarm
 	@start=$$(date +%s); venv=$$(tests/harness/venv.sh) && \
-	"$$venv/bin/python" bench/bench.py --worker-bin $(BENCH_WORKER) && \
+	"$$venv/bin/python" bench/bench.py --worker-bin $(BENCH_WORKER) $(RUNNER_ARGS) && \
 	echo "make bench: done in $$(( $$(date +%s) - start )) s"
 
 ## bench-smoke: the benchmarks with tiny sizes, correctness checks only
-bench-smoke: build
-	@$(MAKE) --no-print-directory $(BENCH_WORKER)
+bench-smoke: bench-programs
+	$(CARGO) build --features cli --bin taskfarm
 	@start=$$(date +%s); venv=$$(tests/harness/venv.sh) && \
-	"$$venv/bin/python" bench/bench.py --smoke --worker-bin $(BENCH_WORKER) && \
+	"$$venv/bin/python" bench/bench.py --smoke --worker-bin $(BENCH_WORKER) $(SMOKE_RUNNER_ARGS) && \
 	echo "make bench-smoke: passed in $$(( $$(date +%s) - start )) s"
 
 ## bench-python-rs: the Python package's section alone, merged into bench/figures.json and BENCHMARKS.md
@@ -60,6 +78,13 @@ bench-scale: build
 	@venv=$$(tests/harness/venv.sh) && \
 	"$$venv/bin/python" bench/bench.py --only scale --worker-bin $(BENCH_WORKER) --out-dir build/bench-scale && \
 	"$$venv/bin/python" bench/bench.py --merge scale build/bench-scale/bench/figures.json --render bench/figures.json
+
+## bench-run: section g (`taskfarm run -- true` against GNU parallel and fork+exec) alone, merged into bench/figures.json and BENCHMARKS.md
+bench-run: bench-programs
+	$(CARGO) build --release --features cli --bin taskfarm
+	@venv=$$(tests/harness/venv.sh) && \
+	"$$venv/bin/python" bench/bench.py --only run --worker-bin $(BENCH_WORKER) $(RUNNER_ARGS) --out-dir build/bench-run && \
+	"$$venv/bin/python" bench/bench.py --merge run build/bench-run/bench/figures.json --render bench/figures.json
 
 ## bench-unit: the unit tests of the benchmark's statistics and report
 bench-unit:

@@ -32,6 +32,7 @@ if [ "$mode" = test ]; then
   need hostname "apt-get install -y hostname"
   need faketime "apt-get install -y faketime"   # the chaos soak (make chaos-short): a worker whose clock is off
   need nginx "apt-get install -y nginx"
+  need parallel "apt-get install -y parallel"   # the benchmark's section g (make bench-smoke)
   need openssl "apt-get install -y openssl"
   need cmake "apt-get install -y cmake"
   need pkg-config "apt-get install -y pkg-config"

@@ -20,6 +20,9 @@ measured):
   plot                the SVG plots
   scenario_python_rs, report_python_rs   the Python package taskfarm_worker_rs
                       against the Python client (its own section and figures)
+  scenario_run, report_run, own_cpu   `taskfarm run -- true` against GNU
+                      parallel, a shell loop and fork+exec (section g); a
+                      launcher's own CPU apart from its children's
   merge               a section run alone put into a full run's figures
   main                the run, or a re-render from saved figures
 

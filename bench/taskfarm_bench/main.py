@@ -19,7 +19,7 @@ from .config import CLIENTS, SIZES
 from .library_size import library_size
 from .load import LoadSampler
 from .merge import merge_section
-from .paths import DEFAULT_WORKER_BIN, LIB, ROOT
+from .paths import DEFAULT_FORK_EXEC_BIN, DEFAULT_RUNNER_BIN, DEFAULT_WORKER_BIN, LIB, ROOT
 from .plot import write_coalesced_svg, write_retry_wave_svg, write_throughput_svg
 from .processes import CLEANUP, on_signal
 from .profiling import profile, syscalls_per_request
@@ -31,6 +31,8 @@ from .scenario_coalesced import scenario_coalesced
 from .scenario_python_rs import KEY as PYTHON_RS
 from .scenario_python_rs import run_python_rs
 from .scenario_real import scenario_real
+from .scenario_run import KEY as RUN
+from .scenario_run import run_run
 from .scenario_scale import scenario_scale
 from .scenario_storm import scenario_storm
 from .stats import medians
@@ -39,7 +41,7 @@ from .tools import ensure_tools, machine, versions
 from .workers import Workers
 
 SKIPPABLE = ["canned", "wrk", "sqlite", "postgresql", "pg-throughput", "storm", "profile", "coalesced", "python-rs",
-             "scale"]
+             "scale", "run"]
 
 
 def parse_args(argv, description):
@@ -48,6 +50,10 @@ def parse_args(argv, description):
     ap.add_argument("--out-dir", help="where BENCHMARKS.md goes (results.csv, figures.json and the plots go "
                     "into OUT/bench/); default: the repository (or build/bench-smoke with --smoke)")
     ap.add_argument("--worker-bin", default=str(DEFAULT_WORKER_BIN))
+    ap.add_argument("--runner-bin", default=str(DEFAULT_RUNNER_BIN),
+                    help="the taskfarm command-line tool of scenario g (taskfarm run)")
+    ap.add_argument("--fork-exec-bin", default=str(DEFAULT_FORK_EXEC_BIN),
+                    help="bench/fork_exec_loop.c built (scenario g's floor)")
     ap.add_argument("--skip", action="append", default=[], choices=SKIPPABLE,
                     help="leave a part out (for development)")
     ap.add_argument("--only", choices=SKIPPABLE, help="run this part alone (every other one skipped)")
@@ -190,9 +196,13 @@ def run(args):
     cfg = SIZES["smoke" if args.smoke else "full"]
     out_dir = Path(args.out_dir) if args.out_dir else (ROOT / "build" / "bench-smoke" if args.smoke else ROOT)
     ensure_tools()
-    for need in (LIB, Path(args.worker_bin)):
+    needs = [LIB, Path(args.worker_bin)]
+    if "run" not in args.skip:
+        needs += [Path(args.runner_bin), Path(args.fork_exec_bin)]
+    for need in needs:
         if not need.exists():
-            sys.exit(f"bench: {need} is missing: run `make build build/bench/bench_worker` first")
+            sys.exit(f"bench: {need} is missing: run `make build build/bench/bench_worker "
+                     "build/bench/fork_exec_loop` and `cargo build --release --features cli --bin taskfarm` first")
     try:
         import taskfarm_worker  # noqa: F401
     except ImportError:
@@ -217,6 +227,10 @@ def run(args):
             phases["f"] = [time.monotonic()]
             fig["scale"] = run_scale(cfg, args.smoke, args.worker_bin, env, workdir, sampler)
             phases["f"].append(time.monotonic())
+        if "run" not in args.skip:
+            phases["g"] = [time.monotonic()]
+            fig[RUN] = run_run(args.smoke, args.runner_bin, args.fork_exec_bin, env, workdir, sampler)
+            phases["g"].append(time.monotonic())
         if "python-rs" not in args.skip:
             phases["python-rs"] = [time.monotonic()]
             fig[PYTHON_RS] = run_python_rs(args.smoke, args.worker_bin, env, workdir, sampler)

@@ -8,6 +8,7 @@ from .report_canned import scale_notes, section_a, section_b
 from .report_coalesced import section_e
 from .report_profile import section_profile, section_size
 from .report_python_rs import section_python_rs
+from .report_run import run_target, section_g
 from .report_scale import section_f
 from .report_server import section_c, section_d
 from .results import MEDIAN_FIELDS
@@ -50,6 +51,8 @@ def render(fig):
     rows, cfg = fig["rows"], fig["cfg"]
     med = medians(rows, MEDIAN_FIELDS)
     targets, misses = evaluate(cfg, med, fig["real_points"], fig["size"], rows)
+    if run_target(fig):
+        targets.append(run_target(fig))
     a = lambda client: med.get(("a-canned", "canned", 1, client), {})  # noqa: E731
     wrk = lambda m: med.get(("b-wrk", "canned", 1, f"wrk-{m}"), {})  # noqa: E731
     ac, ap, wput, wget = a("c"), a("python"), wrk("PUT"), wrk("GET")
@@ -57,7 +60,7 @@ def render(fig):
               + section_a(cfg, rows, ac, ap, wput) + section_b(cfg, rows, wget, wput)
               + section_c(med, rows, fig["real_points"], fig.get("pg_missing"), misses)
               + section_d(cfg, med, rows) + section_e(cfg, med, rows) + section_f(fig, load_note)
-              + section_python_rs(fig, load_note) + section_size(fig["size"])
+              + section_g(fig, load_note) + section_python_rs(fig, load_note) + section_size(fig["size"])
               + section_profile(cfg, fig["profile"], fig["syscalls"], ac, paired_vs_wrk(rows))
               + [fill("measured", "measured", versions=fig["versions"])])
     body = "\n\n".join(b.strip("\n") for b in blocks if b.strip())

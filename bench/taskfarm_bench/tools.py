@@ -22,6 +22,7 @@ TOOLS = {
     "nm": "binutils",
     "strip": "binutils",
     "strace": "strace",
+    "parallel": "parallel",
 }
 
 

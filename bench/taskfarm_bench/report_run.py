@@ -1,0 +1,105 @@
+"""The report's section g (`taskfarm run` against local launchers,
+bench/report/run.md), from the section's figures (figures.json's "run",
+written by scenario_run), with the issue's target: the runner's own CPU per
+task at most twice fork+exec's own per exec."""
+
+from .fmt import NONE, fmt
+from .scenario_run import KEY, LAUNCHERS, RUNNER_REQUESTS
+from .stats import medians, paired
+from .template import fill, text
+
+FIELDS = ["tasks", "tasks_per_s", "wall_s", "self_us_per_task", "children_us_per_task", "server_cpu_ms_per_task"]
+# The table's order: the runner, then the local launchers from the dearest to the floor.
+ORDER = ("runner-canned", "runner-postgresql", "parallel", "shell-loop", "fork-exec")
+
+
+def own_ratio(rows, launcher):
+    """launcher's own CPU per task / fork+exec's own per exec, within each
+    repetition: (median, low, high), None without both."""
+    return paired(rows, lambda r: r["scenario"] == "g-run", "self_us_per_task", launcher, "fork-exec")
+
+
+def ratio_cell(pr):
+    if pr is None:
+        return NONE
+    if pr[1] != pr[2]:
+        return fill("run", "ratio", ratio=f"{pr[0]:.1f}", low=f"{pr[1]:.1f}", high=f"{pr[2]:.1f}")
+    return fill("run", "ratio_one", ratio=f"{pr[0]:.1f}")
+
+
+def target_met(pr, target):
+    """True, False, or None when not measured."""
+    return None if pr is None else pr[0] <= target
+
+
+def verdict(ok):
+    return text("run", "not_measured" if ok is None else "met" if ok else "not_met")
+
+
+def _provenance(fig, sec, load_note):
+    """Nothing when the section comes from the report's run; else when and
+    under what load its own run was made (`make bench-run`)."""
+    if sec["date"] == fig.get("date") and sec["smoke"] == fig.get("smoke"):
+        return ""
+    load = sec["load"]
+    return fill("run", "separate_run", date=sec["date"], elapsed=f"{sec['elapsed']:.0f}",
+                load1_min=f"{load['load1_min']:.2f}", load1_max=f"{load['load1_max']:.2f}",
+                load1_median=f"{load['load1_median']:.2f}", other_mean=fmt(load["other_cores_mean"], 2),
+                other_max=fmt(load["other_cores_max"], 2), load_note=load_note(load))
+
+
+def run_target(fig):
+    """The issue's target for the table of targets: (name, measured, met),
+    judged against the canned server (the runner's own cost alone) and the
+    real one; None when the figures have no section g."""
+    sec = fig.get(KEY)
+    if not sec:
+        return None
+    rows, target = sec["rows"], sec["target_ratio"]
+    canned, real = own_ratio(rows, "runner-canned"), own_ratio(rows, "runner-postgresql")
+    med = {key[3]: m for key, m in medians(rows, FIELDS).items() if key[0] == "g-run"}
+    oks = [target_met(canned, target), target_met(real, target)]
+    measured = fill("run", "target_measured", runner=fmt(med.get("runner-canned", {}).get("self_us_per_task"), 1),
+                    fork=fmt(med.get("fork-exec", {}).get("self_us_per_task"), 1), ratio_canned=ratio_cell(canned),
+                    ratio_real=ratio_cell(real))
+    ok = None if None in oks else all(oks)
+    return fill("run", "target_name", target=f"{target:g}"), measured, ok
+
+
+def section_g(fig, load_note):
+    """The section's blocks; none when the figures have no such section."""
+    sec = fig.get(KEY)
+    if not sec:
+        return []
+    rows, cfg = sec["rows"], sec["cfg"]
+    med = {key[3]: m for key, m in medians(rows, FIELDS).items() if key[0] == "g-run"}
+    lines = []
+    for launcher in (x for x in ORDER if x in LAUNCHERS):
+        m = med.get(launcher, {})
+        tps = m.get("tasks_per_s")
+        name = text("run", "name_" + launcher.replace("-", "_"))
+        lines.append(fill("run", "row", name=name, tasks=fmt(m.get("tasks")),
+                          tps=fmt(tps, 1), wall_ms=fmt(1e3 / tps if tps else None, 2),
+                          self_us=fmt(m.get("self_us_per_task"), 1),
+                          children_us=fmt(m.get("children_us_per_task"), 1),
+                          ratio=NONE if launcher == "fork-exec" else ratio_cell(own_ratio(rows, launcher))))
+    canned, real = own_ratio(rows, "runner-canned"), own_ratio(rows, "runner-postgresql")
+    target = sec["target_ratio"]
+    ok_canned, ok_real = target_met(canned, target), target_met(real, target)
+    server_ms = med.get("runner-postgresql", {}).get("server_cpu_ms_per_task")
+    runner, floor = med.get("runner-canned", {}), med.get("fork-exec", {})
+    self_us, fork_us = runner.get("self_us_per_task"), floor.get("self_us_per_task")
+    why = ""
+    if ok_canned is False and self_us is not None and fork_us is not None:
+        why = fill("run", "why_not_met", self_us=fmt(self_us, 1), fork_us=fmt(fork_us, 1),
+                   extra_us=fmt(self_us - fork_us, 1))
+    return [
+        fill("run", "intro", pg_tasks=cfg["pg_tasks"], parallel_version=sec.get("parallel_version") or "GNU parallel",
+             shell=sec["shell"], job_shell=sec.get("job_shell") or NONE, command=sec["command"], reps=cfg["reps"],
+             window=f"{cfg['canned_window_s']:g}", per_task=RUNNER_REQUESTS, tick_ms=f"{sec['tick_s'] * 1e3:g}",
+             provenance=_provenance(fig, sec, load_note)),
+        fill("run", "table", rows="\n".join(lines),
+             server=fill("run", "server", server_ms=fmt(server_ms, 1)) if server_ms is not None else "",
+             target=f"{target:g}", ratio_canned=ratio_cell(canned), ratio_real=ratio_cell(real),
+             verdict_canned=verdict(ok_canned), verdict_real=verdict(ok_real), why=why),
+    ]

@@ -1,0 +1,144 @@
+"""Section g (`taskfarm run` against local launchers): a launcher's own CPU
+told apart from its children's on real processes, the section rendered from
+its figures with the target's verdict, and merged into a full run's
+figures without touching the rest."""
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from taskfarm_bench.merge import merge_section
+from taskfarm_bench.own_cpu import TICK_S, parse_stat, run_measured
+from taskfarm_bench.report import render
+from taskfarm_bench.report_run import own_ratio, section_g
+from taskfarm_bench.results import load_figures
+from taskfarm_bench.scenario_run import KEY
+
+HERE = Path(__file__).resolve().parent
+FIXTURE = HERE / "smoke_figures.json"
+# The section's figures from `bench.py --smoke --only run`.
+SECTION = HERE / "smoke_run.json"
+HEADING = "## g. `taskfarm run`: a command per task"
+# Python that spins for 0.4 s of CPU: in itself, or in a child it waits for.
+SPIN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n"
+SPIN_IN_CHILD = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {SPIN!r}], check=True)\n"
+
+
+def measured(code, **kw):
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        return run_measured([sys.executable, "-c", code], None, 60, out, err, **kw)
+
+
+class OwnCpu(unittest.TestCase):
+    def test_a_process_that_spins_itself_has_the_cpu_as_its_own(self):
+        m = measured(SPIN)
+        self.assertEqual(m.returncode, 0)
+        self.assertGreaterEqual(m.self_s, 0.4 - 2 * TICK_S)
+        self.assertLessEqual(m.children_s, 2 * TICK_S)
+
+    def test_the_cpu_of_a_child_it_waited_for_is_the_childrens(self):
+        m = measured(SPIN_IN_CHILD)
+        self.assertEqual(m.returncode, 0)
+        self.assertGreaterEqual(m.children_s, 0.4 - 2 * TICK_S)
+        self.assertLess(m.self_s, 0.2)  # the interpreter's start and the spawn only
+        self.assertAlmostEqual(m.self_s + m.children_s, m.rusage_s, delta=4 * TICK_S + 0.02 * m.rusage_s)
+
+    def test_a_window_ends_with_sigterm(self):
+        m = measured("import time\ntime.sleep(30)\n", window_s=0.3)
+        self.assertEqual(m.returncode, -15)
+        self.assertGreaterEqual(m.wall_s, 0.3)
+        self.assertLess(m.wall_s, 5)
+
+    def test_a_name_with_spaces_and_parentheses_is_skipped_whole(self):
+        fields = ["S"] + ["0"] * 10 + ["300", "100", "50", "25"] + ["0"] * 30
+        own, children = parse_stat("4242 (a) b (c) " + " ".join(fields))
+        self.assertAlmostEqual(own, 400 * TICK_S)
+        self.assertAlmostEqual(children, 75 * TICK_S)
+
+    def test_a_run_that_outlasts_its_timeout_is_killed(self):
+        with tempfile.TemporaryFile() as out:
+            with self.assertRaises(TimeoutError):
+                run_measured(["sleep", "30"], None, 0.3, out, subprocess.DEVNULL)
+
+
+def section(**changes):
+    return dict(json.loads(SECTION.read_text()), **changes)
+
+
+def with_own_cpu(sec, runner_us, fork_us):
+    """The section with every repetition's own CPU per task set: the
+    runners' to runner_us, fork+exec's to fork_us."""
+    sec = copy.deepcopy(sec)
+    for r in sec["rows"]:
+        if r["client"].startswith("runner-"):
+            r["self_us_per_task"] = runner_us
+        elif r["client"] == "fork-exec":
+            r["self_us_per_task"] = fork_us
+    return sec
+
+
+def text_of(sec):
+    fig = load_figures(FIXTURE)
+    fig[KEY] = sec
+    return render(fig)[0]
+
+
+class Section(unittest.TestCase):
+    def test_rendered_after_f_and_before_the_library_size_with_every_figure(self):
+        text = text_of(section())
+        headings = re.findall(r"^## (.*)$", text, re.M)
+        g = headings.index(HEADING[3:])
+        self.assertEqual(headings[g - 1][:2], "f." if "scale" in load_figures(FIXTURE) else "e.")
+        self.assertEqual(headings[g + 1], "Library size")
+        body = text.split(HEADING)[1].split("\n## ")[0]
+        self.assertNotIn("${", body)
+        for name in ("`taskfarm run`, canned server", "`taskfarm run`, PostgreSQL + gunicorn -w 4",
+                     "GNU parallel -j1", "`/bin/sh` loop", "fork + exec loop (C)"):
+            self.assertIn(f"| {name} |", body)
+
+    def test_twice_fork_exec_or_less_is_met(self):
+        text = text_of(with_own_cpu(section(), 90.0, 50.0))
+        self.assertIn("own CPU per task is ×1.8 fork+exec's own per exec: **met**", text)
+
+    def test_more_than_twice_is_not_met_and_says_where_the_rest_goes(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0))
+        self.assertIn("own CPU per task is ×6.0 fork+exec's own per exec: **not met**", text)
+        self.assertIn("Of the runner's 300.0 µs of own CPU per task against the canned server, 50.0 µs", text)
+
+    def test_the_table_of_targets_has_it(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0))
+        table = text.split("## Targets")[1].split("\n## ")[0]
+        self.assertIn("| `taskfarm run`: the runner's own CPU per task ≤ 2× fork+exec's own per exec (section g) | "
+                      "300.0 µs vs 50.0 µs against the canned server: ×6.0; against PostgreSQL + gunicorn: ×6.0 | "
+                      "**not met** |", table)
+
+    def test_a_floor_of_zero_is_not_measured(self):
+        text = text_of(with_own_cpu(section(), 300.0, 0.0))
+        self.assertIsNone(own_ratio(with_own_cpu(section(), 300.0, 0.0)["rows"], "runner-canned"))
+        self.assertIn("**not measured**", text)
+
+    def test_a_separate_run_says_so(self):
+        self.assertIn("(`make bench-run`, on 1999-01-01 00:00 UTC", text_of(section(date="1999-01-01 00:00 UTC")))
+
+    def test_without_its_figures_no_section(self):
+        self.assertEqual(section_g(load_figures(FIXTURE), lambda load: ""), [])
+        self.assertNotIn(HEADING, render(load_figures(FIXTURE))[0])
+
+
+class Merge(unittest.TestCase):
+    def test_only_the_section_changes(self):
+        tmp = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, tmp)
+        into, src = tmp / "figures.json", tmp / "section.json"
+        shutil.copy(FIXTURE, into)
+        src.write_text(json.dumps({KEY: section(), "rows": []}))
+        merge_section(KEY, src, into)
+        before, after = json.loads(FIXTURE.read_text()), json.loads(into.read_text())
+        self.assertEqual(after.pop(KEY), section())
+        self.assertEqual(after, before)
