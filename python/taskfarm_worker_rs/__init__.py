@@ -7,7 +7,8 @@ line::
 Map of the package:
   taskfarm   tfRuns, TaskFarm, TaskFarmWorker (the Python client's API, and more)
   errors     TaskFarmError (a RuntimeError), InvalidArgumentError (also a
-             ValueError), TaskFarmConnectionError (also a ConnectionError)
+             ValueError), TaskFarmConnectionError (also a ConnectionError),
+             NotDoneWarning (done() below 100 %)
   stop       stop_on_signals, stop_requested
   _native    loading the library and declaring its functions (ctypes)
 
@@ -15,13 +16,13 @@ docs/python.md in the repository says what changes and what is added.
 """
 
 from . import _native
-from .errors import InvalidArgumentError, TaskFarmConnectionError, TaskFarmError
+from .errors import InvalidArgumentError, NotDoneWarning, TaskFarmConnectionError, TaskFarmError
 from .stop import stop_on_signals, stop_requested
 from .taskfarm import DEFAULT_URL, TaskFarm, TaskFarmWorker, tfRuns
 
 __all__ = [
     "tfRuns", "TaskFarm", "TaskFarmWorker",
-    "TaskFarmError", "InvalidArgumentError", "TaskFarmConnectionError",
+    "TaskFarmError", "InvalidArgumentError", "TaskFarmConnectionError", "NotDoneWarning",
     "stop_on_signals", "stop_requested", "DEFAULT_URL", "__version__",
 ]
 

@@ -24,6 +24,7 @@ STATUS_NO_MORE_TASKS = 1
 STATUS_INVALID_ARGUMENT = 2
 STATUS_CONNECTION = 3
 STATUS_STOPPED = 9
+STATUS_NOT_DONE = 10
 
 # tf_stop_mode.
 STOP_EXIT = 0
@@ -108,6 +109,8 @@ def _declare(lib):
         "tf_worker_task": (status, WorkerPtr, ctypes.POINTER(c_int64)),
         "tf_worker_update": (status, WorkerPtr, c_double),
         "tf_worker_done": (status, WorkerPtr),
+        "tf_worker_fail": (status, WorkerPtr, c_char_p),
+        "tf_worker_attempt": (status, WorkerPtr, ctypes.POINTER(c_int64)),
         "tf_worker_requeue": (status, WorkerPtr),
         "tf_worker_flush": (status, WorkerPtr),
         "tf_worker_set_update_interval": (status, WorkerPtr, c_double),

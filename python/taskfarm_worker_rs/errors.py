@@ -8,6 +8,8 @@ them where it caught that client's:
                            Python client's ValueError); nothing was sent
   TaskFarmConnectionError  also a ConnectionError (an OSError, as requests'
                            ConnectionError is): the server could not be reached
+  NotDoneWarning           a UserWarning, not an exception: done() released a
+                           task below 100 %, which stays computing
 
   raise_for(lib, status, what)   raises the one that fits a failed call
 
@@ -54,3 +56,11 @@ def raise_for(lib, status, what=None):
     else:
         cls = TaskFarmError
     raise cls(message, status, name, http_status)
+
+
+class NotDoneWarning(UserWarning):
+    """`done()` released the held task below 100 %: not marked done, it stays
+    `computing` on the server (as with the Python client, which said nothing).
+    A warning, not an error, so that a program switched by one import line runs
+    on; ``warnings.simplefilter("error", NotDoneWarning)`` makes it raise (after
+    the release). A task that failed is ended with `fail(message)` instead."""

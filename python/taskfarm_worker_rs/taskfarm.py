@@ -6,31 +6,38 @@ changes, nothing else):
                                            a run: opened (uuid) or created (numTasks)
   TaskFarmWorker(username, password, uuid, url_base=...)
                                            a worker of a run: .task, .tasks, update, done
+                                           (and beyond the client: fail, .attempt)
 
 Every request is the library's (include/taskfarm_worker.h says what each C
 function does; the Python client's method is named in each comment there).
 Beyond the Python client, in the same classes: a token instead of a password
-(`with_token`, TASKFARM_TOKEN), deadlines, the journal, requeue, flush and the
-update interval (see docs/python.md).
+(`with_token`, TASKFARM_TOKEN), deadlines, the journal, fail and attempt,
+requeue, flush and the update interval (see docs/python.md).
 """
 
 import ctypes
 import json
 import operator
 import os
+import warnings
 
 from . import _native
-from .errors import InvalidArgumentError, raise_for
+from .errors import InvalidArgumentError, NotDoneWarning, raise_for
 
 DEFAULT_URL = "http://localhost:5000/api/"  # the Python client's default url_base
 
 
-def _arg(text):
-    """A str argument as the C string it becomes; None stays NULL (the environment)."""
-    if text is None:
+def _arg(text, nullable=True):
+    """A str argument as the C string it becomes; None stays NULL (the
+    environment) where `nullable`. A NUL character would cut the C string
+    short: ValueError (an InvalidArgumentError), as Python's own calls do."""
+    if text is None and nullable:
         return None
     if not isinstance(text, str):
         raise TypeError(f"expected a str, got {type(text).__name__}")
+    if "\0" in text:
+        raise InvalidArgumentError("embedded NUL character in a str argument", _native.STATUS_INVALID_ARGUMENT,
+                                   "TF_ERR_INVALID_ARGUMENT", 0)
     return text.encode("utf-8")
 
 
@@ -289,7 +296,7 @@ class TaskFarmWorker(TaskFarm):
 
     @property
     def tasks(self):
-        """Iterates over the remaining tasks: each is the held task until `done()`."""
+        """Iterates over the remaining tasks: each is the held task until `done()` or `fail()`."""
         while self.task is not None:
             yield self.task
 
@@ -310,10 +317,22 @@ class TaskFarmWorker(TaskFarm):
 
     def done(self):
         """Releases the held task: marked done on the server only when the last
-        update was 100. Either way the next `task` asks for a new one."""
+        update was 100. Either way the next `task` asks for a new one; returns
+        None, as the Python client. Below 100 the task stays computing on the
+        server, as with the Python client, and a NotDoneWarning says which task
+        at what percentage (a failed task is ended with `fail`). After a stop
+        signal an unfinished task goes back to the server instead (`stopped`)."""
         status = self._lib.tf_worker_done(self._w())
-        if status not in (_native.STATUS_OK, _native.STATUS_NO_MORE_TASKS):
-            raise_for(self._lib, status)
+        if status == _native.STATUS_OK:
+            return
+        if status == _native.STATUS_NOT_DONE:
+            message = (self._lib.tf_last_error() or b"").decode("utf-8", "replace")
+            warnings.warn(NotDoneWarning(message), stacklevel=2)
+            return
+        if status == _native.STATUS_STOPPED:
+            self._stopped = True  # handed back at its percentage, as by update
+            return
+        raise_for(self._lib, status)
 
     # --- beyond the Python client --------------------------------------------------------
 
@@ -329,6 +348,29 @@ class TaskFarmWorker(TaskFarm):
         task is held. A checkpointing code resumes a handed-back task from it."""
         out = ctypes.c_double()
         status = self._lib.tf_worker_held_percent(self._w(), ctypes.byref(out))
+        if status == _native.STATUS_NO_MORE_TASKS:
+            return None
+        _check(self._lib, status)
+        return out.value
+
+    def fail(self, message):
+        """The held task failed here; `message` (a str, kept up to 2 KiB) says
+        why. It goes back to the server (waiting, its percentage kept) and the
+        next `task` takes another. With a journal (`set_journal`,
+        TASKFARM_JOURNAL) the attempt is counted across the run's workers, and a
+        task whose attempts reach TASKFARM_MAX_ATTEMPTS (default 3) is set aside
+        (left computing, listed by `taskfarm failed`); without one nothing is
+        counted. When the server does not take it back: TaskFarmError, the task
+        still held. With no task held, does nothing. See tf_worker_fail."""
+        _check(self._lib, self._lib.tf_worker_fail(self._w(), _arg(message, nullable=False)))
+
+    @property
+    def attempt(self):
+        """The held task's attempt number (no request): 1 + its failed or crashed
+        attempts in the journal directory, by any worker (1 without a journal);
+        None when no task is held."""
+        out = ctypes.c_int64()
+        status = self._lib.tf_worker_attempt(self._w(), ctypes.byref(out))
         if status == _native.STATUS_NO_MORE_TASKS:
             return None
         _check(self._lib, status)

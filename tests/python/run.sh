@@ -5,6 +5,8 @@
 #      Python client taskfarm-worker 0.4.0 on the same server;
 #      test_beyond_seed.py: the token, update interval, deadline, journal,
 #      stop signals, exceptions;
+#      test_outcomes.py: fail (handed back, attempts counted in a journal,
+#      set aside at TASKFARM_MAX_ATTEMPTS), attempt, done below 100 %;
 #   2. example.py and manageTF.py (the Python client's programs written
 #      afresh, one import line changed) against the same programs with that
 #      line put back, and against the real manageTF: same output, same runs;
@@ -32,7 +34,7 @@ export PYTHONPATH=$root/python TASKFARM_WORKER_LIB=$root/target/release/libtaskf
 here=tests/python
 
 # 1. The API, side by side, and what it adds.
-for module in test_parity test_beyond_seed; do
+for module in test_parity test_beyond_seed test_outcomes; do
     check "$module (unittest)" env -C "$here" "$python" -m unittest -v "$module"
 done
 

@@ -3,7 +3,8 @@ Python client) and taskfarm_worker_rs each on a run of their own on the same
 real server (tests/python/run.sh starts it; TASKFARM_URL, _USER, _PASSWORD).
 Each call must give the same value (and type), or an exception of the Python
 client's class (RuntimeError, ValueError) with the same "[HTTP n]" when the
-server answered; the runs must end in the same state, task by task.
+server answered; the runs must end in the same state, task by task. One
+addition: ours warns (NotDoneWarning) where done() leaves a task below 100 %.
 
 Where ours refuses before sending (InvalidArgumentError: an unknown info key,
 a task outside the run), the Python client's request gets an HTTP error: both
@@ -13,6 +14,7 @@ are RuntimeErrors, ours says why without a request.
 import os
 import re
 import unittest
+import warnings
 
 import requests
 import taskfarm_worker as seed
@@ -150,11 +152,17 @@ class SideBySide(unittest.TestCase):
             ("getTaskInfo", 0, ""), ("done",),
             ("task",), ("update", 100), ("done",), ("numDone",),
         ]
-        for name, *args in ops:
-            def call(w, n=name, x=args):
-                member = getattr(w, n)
-                return member(*x) if callable(member) else member
-            self.same(f"{name}{tuple(args)}", lambda c=call: c(wa), lambda c=call: c(wb))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ours.NotDoneWarning)
+            for name, *args in ops:
+                def call(w, n=name, x=args):
+                    member = getattr(w, n)
+                    return member(*x) if callable(member) else member
+                self.same(f"{name}{tuple(args)}", lambda c=call: c(wa), lambda c=call: c(wb))
+        # The two done() below 100 % (tasks 0 and 2): the same effect, and ours warns where the client was silent.
+        not_done = [str(record.message) for record in caught if issubclass(record.category, ours.NotDoneWarning)]
+        self.assertEqual(len(not_done), 2, not_done)
+        self.assertIn("task 0 was released at 50 %", not_done[0])
         # The rest through the iterator, each task to 100 % and done.
         seen = {}
         for client, w in (("seed", wa), ("ours", wb)):
