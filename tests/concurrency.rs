@@ -286,24 +286,6 @@ fn assert_server_says_all_done(run: &Arc<SharedRun>, n: usize) {
     );
 }
 
-/// No server error: no traceback and no 5xx answer in gunicorn's log.
-fn assert_no_server_errors(server: &TaskfarmServer) {
-    let log = std::fs::read_to_string(server.state_dir.join("server.log")).unwrap_or_default();
-    let bad: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains("Traceback")
-                || l.contains("[ERROR]")
-                || l.contains("[CRITICAL]")
-                || l.split("\" ")
-                    .nth(1)
-                    .is_some_and(|rest| rest.starts_with('5'))
-        })
-        .take(20)
-        .collect();
-    assert!(bad.is_empty(), "server errors:\n{}", bad.join("\n"));
-}
-
 // ---------------------------------------------------------------------------
 // In-process workers: threads, each with its own tf_worker, all making
 // information calls on one shared tf_taskfarm.
@@ -476,7 +458,7 @@ fn c_worker_processes_and_threads_sharing_a_taskfarm_do_every_task_once() {
     }
     assert_each_task_once(n, &done_by);
     assert_server_says_all_done(&run, n);
-    assert_no_server_errors(&server);
+    server.assert_no_server_errors();
 
     let counts: Vec<usize> = done_by.values().map(Vec::len).collect();
     if n >= 10 * (processes + threads) {
@@ -542,7 +524,7 @@ fn python_and_c_workers_share_a_run_and_do_every_task_once() {
     }
     assert_each_task_once(n, &done_by);
     assert_server_says_all_done(&run, n);
-    assert_no_server_errors(&server);
+    server.assert_no_server_errors();
 
     let by_python: usize = done_by
         .iter()

@@ -19,34 +19,18 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::server::{Db, TaskfarmServer};
+use common::jobs::{job_dir, pg_server};
 use common::slurm::SlurmCluster;
 use taskfarm_worker::internal::{Run, Settings};
 
 const DEADLINE: Duration = Duration::from_secs(600);
 
-fn server() -> &'static TaskfarmServer {
-    static SERVER: OnceLock<TaskfarmServer> = OnceLock::new();
-    SERVER.get_or_init(|| TaskfarmServer::start_with(Db::Postgresql))
-}
-
 fn new_run(num_tasks: i64) -> Run {
-    let s = server();
+    let s = pg_server();
     let settings = Settings::resolve(Some(&s.user), Some(&s.password), Some(&s.url)).unwrap();
     Run::create(&settings, num_tasks).unwrap()
-}
-
-/// A fresh directory for one job's script, job logs and output.
-fn job_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("run-batch-{}", std::process::id()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Writes `script` into `dir` and submits it with `options`, the server's
@@ -60,7 +44,7 @@ fn submit(cluster: &SlurmCluster, dir: &Path, script: &str, options: &[&str], ru
         .args(options)
         .args(["-o", "out-%A-%a.txt"])
         .arg(&path)
-        .envs(server().credentials_env())
+        .envs(pg_server().credentials_env())
         .env("TASKFARM", env!("CARGO_BIN_EXE_taskfarm"))
         .env("RUN", run.uuid())
         .env("TASKFARM_UPDATE_INTERVAL", "0")
@@ -140,7 +124,7 @@ fn a_slurm_array_with_and_without_srun_finishes_the_run() {
     let cluster = SlurmCluster::shared();
     for (name, srun) in [("plain", ""), ("srun", "srun --ntasks=1")] {
         let run = new_run(8);
-        let dir = job_dir(name);
+        let dir = job_dir("run-batch", name);
         let job = submit(
             cluster,
             &dir,
@@ -176,7 +160,7 @@ exec "$TASKFARM" run "$RUN" --journal journal --joblog "log-$SLURM_ARRAY_TASK_ID
 fn a_slurm_time_limit_hands_the_tasks_back_at_their_percentage() {
     let cluster = SlurmCluster::shared();
     let run = new_run(4);
-    let dir = job_dir("time-limit");
+    let dir = job_dir("run-batch", "time-limit");
     std::fs::create_dir_all(dir.join("journal")).unwrap();
     let job = submit(
         cluster,
@@ -221,7 +205,7 @@ fn a_slurm_time_limit_hands_the_tasks_back_at_their_percentage() {
 #[test]
 fn mpirun_with_four_ranks_does_every_task_once() {
     let run = new_run(12);
-    let dir = job_dir("mpirun");
+    let dir = job_dir("run-batch", "mpirun");
     let out = Command::new("mpirun.openmpi")
         // Root needs --allow-run-as-root; more ranks than cores need
         // --oversubscribe.
@@ -232,7 +216,7 @@ fn mpirun_with_four_ranks_does_every_task_once() {
                 sh -c 'echo "task $TASKFARM_TASK"'"#,
         )
         .current_dir(&dir)
-        .envs(server().credentials_env())
+        .envs(pg_server().credentials_env())
         .env("TASKFARM", env!("CARGO_BIN_EXE_taskfarm"))
         .env("RUN", run.uuid())
         .env("TASKFARM_UPDATE_INTERVAL", "0")

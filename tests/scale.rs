@@ -196,24 +196,6 @@ fn tasks_of(stdout: &str) -> Vec<i64> {
     tasks
 }
 
-/// No server error: no traceback and no 5xx answer in gunicorn's log.
-fn assert_no_server_errors(server: &TaskfarmServer) {
-    let log = std::fs::read_to_string(server.state_dir.join("server.log")).unwrap_or_default();
-    let bad: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.contains("Traceback")
-                || l.contains("[ERROR]")
-                || l.contains("[CRITICAL]")
-                || l.split("\" ")
-                    .nth(1)
-                    .is_some_and(|rest| rest.starts_with('5'))
-        })
-        .take(20)
-        .collect();
-    assert!(bad.is_empty(), "server errors:\n{}", bad.join("\n"));
-}
-
 /// A run of `n` tasks and the token of the handle that made it.
 fn run_and_token(server: &TaskfarmServer, n: usize) -> (*mut tf_taskfarm, String, String) {
     let tf = create_run(server, n as i64);
@@ -244,7 +226,7 @@ fn many_workers_with_a_shared_token_do_every_task_once() {
         (s.num_done, s.num_waiting, s.num_computing),
         (tasks as i64, 0, 0)
     );
-    assert_no_server_errors(&server);
+    server.assert_no_server_errors();
     eprintln!(
         "scale: {n} worker processes did {tasks} tasks in {:.1} s",
         took.as_secs_f64()
@@ -301,7 +283,7 @@ fn many_workers_ride_out_a_server_killed_and_restarted_mid_run() {
         (s.num_done, s.num_waiting, s.num_computing),
         (tasks as i64, 0, 0)
     );
-    assert_no_server_errors(&server);
+    server.assert_no_server_errors();
     eprintln!(
         "scale: {n} workers rode out a server outage of {:.1} s; {lost} hand-out(s) lost",
         outage.as_secs_f64()

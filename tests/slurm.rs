@@ -21,14 +21,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use common::jobs::{
-    assert_each_task_once, assert_run_done, examples, mpi_report, new_run, pg_server, root,
-    scratch, token_requests, worker_tasks,
+    assert_each_task_once, assert_run_done, examples, job_dir, mpi_report, new_run, pg_server,
+    root, token_requests, worker_tasks,
 };
 use common::server::TaskfarmServer;
 use common::slurm::{JobEnd, SlurmCluster};
@@ -36,14 +36,6 @@ use common::slurm::{JobEnd, SlurmCluster};
 const DEADLINE: Duration = Duration::from_secs(600);
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// A fresh output directory for one test's jobs.
-fn job_dir(name: &str) -> PathBuf {
-    let dir = scratch("slurm").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `sbatch --parsable` in `dir` with the environment a user of the server
 /// would have: the server's URL and the credentials, the `taskfarm` tool on
@@ -126,7 +118,7 @@ fn checks_since(server: &TaskfarmServer, before: usize) -> usize {
 fn array_job_of_4_elements_does_every_task_once() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (cluster, server) = (SlurmCluster::shared(), pg_server());
-    let dir = job_dir("array");
+    let dir = job_dir("slurm", "array");
     let tasks = 60;
     let uuid = new_run(server, tasks);
     let checks_before = token_requests(server);
@@ -152,7 +144,7 @@ fn array_job_of_4_elements_does_every_task_once() {
 fn job_script_fetches_one_token_for_4_srun_workers() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (cluster, server) = (SlurmCluster::shared(), pg_server());
-    let dir = job_dir("srun");
+    let dir = job_dir("slurm", "srun");
     let tasks = 60;
     let uuid = new_run(server, tasks);
     let checks_before = token_requests(server);
@@ -209,7 +201,7 @@ fn srun_mpi_pmix_runs_4_ranks_with_rank_0s_one_password_check() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (cluster, server) = (SlurmCluster::shared(), pg_server());
     assert_pmix(cluster);
-    let dir = job_dir("srun-mpi");
+    let dir = job_dir("slurm", "srun-mpi");
     let tasks = 200;
     let uuid = new_run(server, tasks);
     let checks_before = token_requests(server);
@@ -234,7 +226,7 @@ fn job_script_token_reaches_mpi_ranks_under_srun() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (cluster, server) = (SlurmCluster::shared(), pg_server());
     assert_pmix(cluster);
-    let dir = job_dir("job-mpi");
+    let dir = job_dir("slurm", "job-mpi");
     let tasks = 200;
     let uuid = new_run(server, tasks);
     let checks_before = token_requests(server);

@@ -22,31 +22,16 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::c_programs;
-use common::server::{Db, TaskfarmServer};
+use common::jobs::{job_dir, pg_server};
 use common::slurm::SlurmCluster;
 use taskfarm_worker::internal::{Run, Settings};
 
 const DEADLINE: Duration = Duration::from_secs(600);
 
-fn server() -> &'static TaskfarmServer {
-    static SERVER: OnceLock<TaskfarmServer> = OnceLock::new();
-    SERVER.get_or_init(|| TaskfarmServer::start_with(Db::Postgresql))
-}
-
 fn new_run(num_tasks: i64) -> Run {
-    let s = server();
+    let s = pg_server();
     let settings = Settings::resolve(Some(&s.user), Some(&s.password), Some(&s.url)).unwrap();
     Run::create(&settings, num_tasks).unwrap()
-}
-
-/// A fresh directory for one job's script and output.
-fn job_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("stop-slurm-{}", std::process::id()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// examples/worker.c, unchanged, built against the tree
@@ -54,7 +39,7 @@ fn job_dir(name: &str) -> PathBuf {
 fn example_worker() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let bin = job_dir("bin").join("worker");
+        let bin = job_dir("stop-slurm", "bin").join("worker");
         c_programs::build("examples/worker.c", &bin);
         bin
     })
@@ -65,7 +50,7 @@ fn example_worker() -> &'static PathBuf {
 fn submit(cluster: &SlurmCluster, dir: &Path, script: &str, options: &[&str], run: &Run) -> String {
     let path = dir.join("job.sh");
     std::fs::write(&path, script).unwrap();
-    let s = server();
+    let s = pg_server();
     let mut sbatch = cluster.sbatch();
     sbatch
         .current_dir(dir)
@@ -140,8 +125,8 @@ fn a_time_limit_hands_every_task_back_and_a_resubmission_finishes_the_run() {
     let cluster = SlurmCluster::shared();
     let limited = new_run(4);
     let warned = new_run(2);
-    let dir1 = job_dir("time-limit");
-    let dir2 = job_dir("early-warning");
+    let dir1 = job_dir("stop-slurm", "time-limit");
+    let dir2 = job_dir("stop-slurm", "early-warning");
     // 4 steps of 50 s: a task takes 200 s. Slurm checks time limits only
     // every so often (the job may run 90 s and more of its minute here), so
     // a task must outlast that by far; the first step ends (25 %) before the

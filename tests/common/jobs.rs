@@ -19,6 +19,15 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A fresh, empty directory `name` in this process's [`scratch`] directory
+/// `area`: one job's script, job logs and output.
+pub fn job_dir(area: &str, name: &str) -> PathBuf {
+    let dir = scratch(area).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// This test process's scratch directory under `target/tmp/` (`NAME-<pid>`);
 /// those of test processes that are gone are removed first.
 pub fn scratch(name: &str) -> PathBuf {

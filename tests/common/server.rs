@@ -362,6 +362,25 @@ impl TaskfarmServer {
         pid_alive(self.current_pid())
     }
 
+    /// Asserts that the server reported no error: no traceback, no
+    /// `[ERROR]` or `[CRITICAL]` line and no 5xx answer in its log.
+    pub fn assert_no_server_errors(&self) {
+        let log = std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default();
+        let bad: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                l.contains("Traceback")
+                    || l.contains("[ERROR]")
+                    || l.contains("[CRITICAL]")
+                    || l.split("\" ")
+                        .nth(1)
+                        .is_some_and(|rest| rest.starts_with('5'))
+            })
+            .take(20)
+            .collect();
+        assert!(bad.is_empty(), "server errors:\n{}", bad.join("\n"));
+    }
+
     /// The last `lines` lines of the server's log (for failure messages).
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(self.state_dir.join("server.log")).unwrap_or_default();
