@@ -927,12 +927,34 @@ fn orphans_are_restarted_only_when_asked_and_set_aside_tasks_stay_aside() {
     drop((w0, w1));
 }
 
+/// How the reaper's first give-back goes wrong after the server stored it.
+#[derive(Clone, Copy)]
+enum LostAnswer {
+    /// The connection closed without the answer.
+    Cut,
+    /// A front proxy answered 502 in the server's place.
+    BadGateway,
+}
+
 #[test]
 fn a_give_back_whose_answer_was_lost_is_never_made_again() {
+    give_back_stored_but_not_confirmed(LostAnswer::Cut);
+}
+
+#[test]
+fn a_give_back_answered_502_after_the_server_stored_it_is_never_made_again() {
+    give_back_stored_but_not_confirmed(LostAnswer::BadGateway);
+}
+
+fn give_back_stored_but_not_confirmed(fault: LostAnswer) {
     let server = shared_pg();
     let proxy = RecordingProxy::start(server);
     let run = std::sync::Arc::new(Run::create(&settings(server), 1).unwrap());
-    let dir = scratch("lost-answer");
+    // A directory per variant: the two tests run side by side.
+    let dir = scratch(match fault {
+        LostAnswer::Cut => "lost-answer",
+        LostAnswer::BadGateway => "bad-gateway",
+    });
     // Task 0 held by a worker whose process has ended (its journal kept).
     let mut first = Worker::register(run.clone()).unwrap();
     assert_eq!(first.task().unwrap(), Some(0));
@@ -973,7 +995,10 @@ fn a_give_back_whose_answer_was_lost_is_never_made_again() {
             .filter(|r| give_back(r))
             .count()
     };
-    let cut = proxy.cut(give_back.clone());
+    let cut = match fault {
+        LostAnswer::Cut => proxy.cut(give_back.clone()),
+        LostAnswer::BadGateway => proxy.bad_gateway(give_back.clone()),
+    };
     let first_pass = reap();
     assert_eq!(give_backs(), 1, "{first_pass}");
     assert_eq!(task_state(&run, 0), TaskState::Waiting, "it landed");
@@ -1000,7 +1025,7 @@ fn a_give_back_whose_answer_was_lost_is_never_made_again() {
             .any(|m| m.as_str().unwrap().contains(what))
     };
     assert!(
-        said(&first_pass, "may have reached the server without an answer"),
+        said(&first_pass, "may have reached the server, unconfirmed"),
         "{first_pass}"
     );
     assert!(said(&third_pass, "not given back again"), "{third_pass}");

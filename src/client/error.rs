@@ -101,11 +101,13 @@ impl Error {
         (self.http_status != 0).then_some(self.http_status)
     }
 
-    /// True when an attempt of the request failed after a byte of it was
-    /// sent and before an answer came (the connection closed or reset, a
-    /// timeout): the server may have acted on it. False for a request that
-    /// certainly did not reach the server (cannot connect, DNS), for an
-    /// answer, and for errors that are not of a request.
+    /// True when the server may have acted on the request: an attempt of it
+    /// failed after a byte of it was sent and before an answer came (the
+    /// connection closed or reset, a timeout), or the answer was of the 5xx
+    /// class (the server, or a front proxy's back end, may have acted before
+    /// failing). False for a request that certainly did not reach the server
+    /// (cannot connect, DNS), for any other answer, and for errors that are
+    /// not of a request.
     pub fn may_have_reached_server(&self) -> bool {
         self.may_have_reached_server
     }

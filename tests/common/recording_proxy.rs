@@ -15,7 +15,9 @@
 //! as long as the test wants), [`RecordingProxy::fail`] refuses chosen
 //! requests, and [`RecordingProxy::cut`] forwards chosen requests and closes
 //! the connection without their answers (the server has acted, the client
-//! never hears). std only: one accept thread plus one thread per connection; one
+//! never hears), and [`RecordingProxy::bad_gateway`] forwards them and
+//! answers 502 in the server's place (the server has acted, the client hears
+//! of an error). std only: one accept thread plus one thread per connection; one
 //! upstream connection per client connection.
 
 use std::io::{BufRead, BufReader, Write};
@@ -189,6 +191,7 @@ enum Action {
     Hold(Gate),
     Fail,
     Cut,
+    BadGateway,
 }
 
 /// A rule of [`RecordingProxy::fail`]; dropping it does not end it, [`Rule::remove`] does.
@@ -317,6 +320,18 @@ impl RecordingProxy {
     /// without it, until the rule is removed.
     pub fn cut(&self, matcher: Matcher) -> Rule {
         let id = self.shared.add_rule(matcher, Action::Cut);
+        Rule {
+            id,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// From now on, the requests `matcher` accepts are forwarded, the
+    /// server's answer read, and `502 Bad Gateway` sent to the client in its
+    /// place (as a front proxy does whose back end answered too late), until
+    /// the rule is removed.
+    pub fn bad_gateway(&self, matcher: Matcher) -> Rule {
+        let id = self.shared.add_rule(matcher, Action::BadGateway);
         Rule {
             id,
             shared: Arc::clone(&self.shared),
@@ -453,6 +468,13 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
         if let Some(Action::Cut) = action {
             let _ = to_client.shutdown(Shutdown::Both);
             return;
+        }
+        if let Some(Action::BadGateway) = action {
+            let answer = "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n";
+            if to_client.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+            continue;
         }
         if let (Mode::HoldPuts(hold), "PUT") = (mode, method.as_str()) {
             std::thread::sleep(hold);

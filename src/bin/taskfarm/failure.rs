@@ -5,6 +5,8 @@ use std::sync::OnceLock;
 
 use taskfarm_worker::internal::{Error, ErrorKind};
 
+use crate::format::is_bidi_control;
+
 /// Exit status of a local failure (the password cannot be read, stdout cannot
 /// be written).
 pub const EXIT_LOCAL: i32 = 1;
@@ -74,10 +76,12 @@ pub fn register_secret(password: &str) {
 }
 
 /// The message as one line, the password (if it is long enough to be told
-/// apart from ordinary text) replaced by `***`.
+/// apart from ordinary text) replaced by `***`: control characters (C0, DEL,
+/// C1: a line break, an escape sequence from a server's answer) and
+/// bidirectional formatting characters become spaces.
 pub fn one_line(message: &str) -> String {
     let mut line: String = message
-        .split(|c: char| c.is_control())
+        .split(|c: char| c.is_control() || is_bidi_control(c))
         .map(str::trim)
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
@@ -118,6 +122,11 @@ mod tests {
         assert_eq!(
             one_line("first\n  second\r\n\tthird hunter2"),
             "first second third ***"
+        );
+        // A server's text with DEL, a C1 CSI and a right-to-left override.
+        assert_eq!(
+            one_line("run a\u{7f}b\u{9b}31mc\u{202e}d"),
+            "run a b 31mc d"
         );
     }
 }

@@ -26,7 +26,7 @@ pub fn visible(text: &str) -> String {
 
 /// The characters that reorder text on a terminal that renders
 /// bidirectional text (the "Trojan Source" characters).
-fn is_bidi_control(c: char) -> bool {
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 

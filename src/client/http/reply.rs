@@ -33,7 +33,10 @@ pub struct Reply {
 impl Reply {
     /// The reply when its status is one of `expected`, else the error that
     /// status means (401 → auth, 404 → not found, 502/503/504 → connection,
-    /// else HTTP), naming the request, the status and the server's body.
+    /// else HTTP), naming the request, the status and the server's body. An
+    /// error of the 5xx class may have reached the server
+    /// ([`Error::may_have_reached_server`]): the server, or a front proxy's
+    /// back end, may have acted before the failure was answered.
     pub fn expect(self, expected: &[u16]) -> Result<Reply> {
         if expected.contains(&self.status) {
             return Ok(self);
@@ -44,7 +47,7 @@ impl Reply {
             502..=504 => ErrorKind::Connection,
             _ => ErrorKind::Http,
         };
-        Err(Error::with_http_status(
+        let error = Error::with_http_status(
             kind,
             self.status,
             format!(
@@ -60,7 +63,12 @@ impl Reply {
                     None => describe_body(&self.body),
                 }
             ),
-        ))
+        );
+        Err(if self.status >= 500 {
+            error.maybe_reached_server()
+        } else {
+            error
+        })
     }
 
     /// The body parsed as JSON into `T`; a body that does not fit is a protocol error.
@@ -163,6 +171,7 @@ mod tests {
             assert_eq!(err.http_status(), Some(status));
             assert!(err.message().starts_with("GET runs answered HTTP"), "{err}");
             assert!(err.message().ends_with("nope"), "{err}");
+            assert_eq!(err.may_have_reached_server(), status >= 500, "{err}");
         }
     }
 }

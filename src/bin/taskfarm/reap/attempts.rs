@@ -139,8 +139,8 @@ pub fn settle_not_done(
                         // It may have landed: the record stays settled, so
                         // that no later pass gives the task back again.
                         report.messages.push(format!(
-                            "  the give-back of task {task} may have reached the server \
-                             without an answer ({error}): not given back again; if it stays \
+                            "  the give-back of task {task} may have reached the server, \
+                             unconfirmed ({error}): not given back again; if it stays \
                              computing, --restart-orphans gives it back"
                         ));
                         continue;

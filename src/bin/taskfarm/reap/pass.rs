@@ -2,8 +2,8 @@
 //! decided on (`deciding.rs`), for those gone the held task given back, the
 //! kept `done`s delivered, an attempt recorded (`state.rs`), and the journal
 //! file removed; tasks that killed `max_attempts` workers are set aside
-//! instead, and a give-back that may have reached the server unanswered is
-//! recorded and never made again (the task is left to `--restart-orphans`).
+//! instead, and a give-back that may have reached the server unconfirmed (no
+//! answer, or a 5xx) is recorded and never made again (the task is left to `--restart-orphans`).
 //! Only journals owned by the reaper's user (or `--owner`) are acted on,
 //! and no task the server never handed out is read or written (that would
 //! create it out of order and break the run).
@@ -632,8 +632,8 @@ impl<'a> Reaper<'a> {
                 state.mark_releasing(task, &record.worker);
                 state.save(&self.dir)?;
                 report.messages.push(format!(
-                    "  the give-back of its task {task} may have reached the server without \
-                     an answer ({e}): not given back again; if it stays computing, \
+                    "  the give-back of its task {task} may have reached the server, \
+                     unconfirmed ({e}): not given back again; if it stays computing, \
                      --restart-orphans gives it back"
                 ));
                 return Ok(());

@@ -174,7 +174,7 @@ impl State {
     }
 
     /// Records that the give-back of `task`, held by `worker`, may have
-    /// reached the server without an answer.
+    /// reached the server unconfirmed (no answer, or a 5xx).
     pub fn mark_releasing(&mut self, task: i64, worker: &str) {
         self.releasing
             .entry(task)
