@@ -17,6 +17,11 @@
 //! - `done` carries the latest percentage even after a failed update, and a
 //!   failed hand-back leaves progress open ([`a_failed_update_100_still_records_the_done_task_at_100`],
 //!   [`after_a_failed_hand_back_progress_is_sent_again`]);
+//! - a hand-back whose request may have reached the server unconfirmed (no
+//!   answer, a 502) lets go of the task and is never sent again, by the
+//!   program or the watcher, and the journal names the task no more
+//!   ([`a_hand_back_that_may_have_landed_is_never_sent_again`],
+//!   [`a_watchers_hand_back_that_may_have_landed_leaves_the_journal_naming_no_task`]);
 //! - a task being requested when SIGTERM comes is handed back
 //!   ([`sigterm_while_a_task_is_requested_hands_it_back`]);
 //! - in `TF_STOP_EXIT` a call that finds the watcher handing its task back
@@ -511,7 +516,9 @@ fn after_a_failed_hand_back_progress_is_sent_again() {
     worker.set_update_interval(Duration::ZERO).unwrap();
     let task = worker.task().unwrap().unwrap();
     worker.update(10.0).unwrap();
-    let refused = proxy().fail(put_status(run.uuid(), task, Some("waiting")));
+    // Refused by a front proxy (429) without reaching the server: certainly
+    // not handed back, so the task is still held.
+    let refused = proxy().answer(put_status(run.uuid(), task, Some("waiting")), 429);
     assert!(worker.hand_back().is_err(), "the proxy refused it");
     refused.remove();
     assert_eq!(worker.held_task(), Some(task));
@@ -520,6 +527,107 @@ fn after_a_failed_hand_back_progress_is_sent_again() {
     worker.update(100.0).unwrap();
     worker.done().unwrap();
     assert_task(&run, task, TaskState::Done, 100.0);
+}
+
+/// How a hand-back's request reaches the server without the worker hearing
+/// that it did.
+#[derive(Debug, Clone, Copy)]
+enum Unconfirmed {
+    /// Forwarded, its answer never passed on (the connection closed).
+    Cut,
+    /// Forwarded, answered 502 by the proxy in the server's place.
+    BadGateway,
+}
+
+fn unconfirmed(run: &Run, task: i64, how: Unconfirmed) -> common::recording_proxy::Rule {
+    let matcher = put_status(run.uuid(), task, Some("waiting"));
+    match how {
+        Unconfirmed::Cut => proxy().cut(matcher),
+        Unconfirmed::BadGateway => proxy().bad_gateway(matcher),
+    }
+}
+
+/// The journal records of `run` in `dir` as the reaper reads them.
+fn journal_records(dir: &std::path::Path, run: &str) -> Vec<serde_json::Value> {
+    common::journals::journal_files(dir, run)
+        .iter()
+        .map(|name| serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_hand_back_that_may_have_landed_is_never_sent_again() {
+    for how in [Unconfirmed::Cut, Unconfirmed::BadGateway] {
+        let run = new_run(2);
+        let journal = journal_dir(&format!("unconfirmed-{how:?}"));
+        let settings = Settings::resolve(
+            Some(&TaskfarmServer::shared().user),
+            Some(&TaskfarmServer::shared().password),
+            Some(&proxy().url),
+        )
+        .unwrap();
+        let remote = Arc::new(Run::open(&settings, run.uuid()).unwrap());
+        let mut first = Worker::register(Arc::clone(&remote)).unwrap();
+        first.set_journal(Some(&journal)).unwrap();
+        first.set_update_interval(Duration::ZERO).unwrap();
+        let task = first.task().unwrap().unwrap();
+        first.update(30.0).unwrap();
+        let rule = unconfirmed(&run, task, how);
+        let error = first.hand_back().unwrap_err();
+        rule.remove();
+        assert!(error.message().contains("held no more"), "{how:?}: {error}");
+        // The server took it; the worker knows it may have, and lets go.
+        assert_task(&run, task, TaskState::Waiting, 30.0);
+        assert_eq!(first.held_task(), None, "{how:?}");
+        let named: Vec<_> = journal_records(&journal, run.uuid())
+            .into_iter()
+            .filter(|r| r["task"] == task)
+            .collect();
+        assert!(
+            named.is_empty(),
+            "{how:?}: the journal still names task {task}: {named:#?}"
+        );
+        // Another worker takes it; the first one's hand-back again sends nothing.
+        let mut second = Worker::register(Arc::clone(&remote)).unwrap();
+        assert_eq!(second.task().unwrap(), Some(task), "{how:?}");
+        first.hand_back().unwrap();
+        assert_eq!(puts_with(run.uuid(), task, "waiting").len(), 1, "{how:?}");
+        assert_task(&run, task, TaskState::Computing, 30.0);
+        second.update(100.0).unwrap();
+        second.done().unwrap();
+        assert_task(&run, task, TaskState::Done, 100.0);
+        drop((first, second));
+        let _ = std::fs::remove_dir_all(&journal);
+    }
+}
+
+#[test]
+fn a_watchers_hand_back_that_may_have_landed_leaves_the_journal_naming_no_task() {
+    let run = new_run(2);
+    let journal = journal_dir("watcher-unconfirmed");
+    let journal_text = journal.to_str().unwrap();
+    let mut worker = spawn(
+        "one_worker_stop",
+        run.uuid(),
+        &[("TASKFARM_JOURNAL", journal_text)],
+        None,
+    );
+    let task = number(&worker.said("computing "), 1);
+    let rule = unconfirmed(&run, task, Unconfirmed::Cut);
+    worker.signal(libc::SIGTERM);
+    let (status, _) = worker.wait_exit(EVENT);
+    rule.remove();
+    worker.assert_died_of(status, libc::SIGTERM);
+    assert_eq!(puts_with(run.uuid(), task, "waiting").len(), 1);
+    assert_task(&run, task, TaskState::Waiting, 50.0);
+    // A reaper reading this journal must not give the task back again (by
+    // then it may be another worker's).
+    let records = journal_records(&journal, run.uuid());
+    assert!(
+        records.iter().all(|r| r["task"] != task),
+        "the journal still names task {task}: {records:#?}"
+    );
+    let _ = std::fs::remove_dir_all(&journal);
 }
 
 // Finding 4: a task being requested when SIGTERM comes is handed back.
@@ -871,6 +979,13 @@ fn child() {
             let (a, b) = (env_worker(), env_worker());
             let (ta, tb) = (take_at(a, 30.0), take_at(b, 60.0));
             say(&format!("computing {ta} {tb}"));
+            park();
+        }
+        "one_worker_stop" => {
+            stop_on(&[libc::SIGTERM]);
+            let w = env_worker();
+            let task = take_at(w, 50.0);
+            say(&format!("computing {task}"));
             park();
         }
         "one_worker" => {

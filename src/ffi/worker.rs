@@ -289,7 +289,10 @@ pub extern "C" fn tf_worker_done(worker: *mut tf_worker) -> tf_status {
 /// (default 3) is set aside instead: left `computing`, so that no worker
 /// takes it, and listed by `taskfarm failed`. Without a journal the task is
 /// handed back and nothing is counted. If the server does not take it back,
-/// the task stays held and nothing is recorded (the call can be repeated).
+/// the task stays held and nothing is recorded (the call can be repeated);
+/// but when the hand-back may have reached the server unconfirmed (no
+/// answer, or a 5xx), the attempt stays recorded and the task is held no
+/// more, as for `tf_worker_requeue`.
 /// With no task held, does nothing. A stop signal caught while the fail
 /// is in flight waits for its outcome (see `tf_stop_on_signals`): the task
 /// is never handed back twice, and a task set aside is never handed back.
@@ -327,7 +330,12 @@ pub extern "C" fn tf_worker_attempt(worker: *const tf_worker, out_attempt: *mut 
 
 /// Gives the held task back (state `waiting`, 0 %) and forgets it, for a
 /// worker that cannot finish it; another worker gets it next. If the server
-/// does not take it back, the task stays held. With no task held, does nothing.
+/// does not take it back, the task stays held (the call can be repeated).
+/// If the request may have reached the server unconfirmed (the connection
+/// closed before the answer, or a 5xx answer), the task may be `waiting` or
+/// already another worker's: it is held no more and never handed back
+/// again, the error says so, and if it stays `computing` it is an orphan for
+/// `taskfarm reap --restart-orphans`. With no task held, does nothing.
 /// A progress update still waiting is dropped (the task goes back at 0 %).
 #[no_mangle]
 pub extern "C" fn tf_worker_requeue(worker: *mut tf_worker) -> tf_status {

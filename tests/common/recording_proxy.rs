@@ -17,7 +17,8 @@
 //! the connection without their answers (the server has acted, the client
 //! never hears), and [`RecordingProxy::bad_gateway`] forwards them and
 //! answers 502 in the server's place (the server has acted, the client hears
-//! of an error). std only: one accept thread plus one thread per connection; one
+//! of an error), and [`RecordingProxy::answer`] answers chosen requests
+//! itself without forwarding them (the server certainly did not act). std only: one accept thread plus one thread per connection; one
 //! upstream connection per client connection.
 
 use std::io::{BufRead, BufReader, Write};
@@ -192,6 +193,7 @@ enum Action {
     Fail,
     Cut,
     BadGateway,
+    Answer(u16),
 }
 
 /// A rule of [`RecordingProxy::fail`]; dropping it does not end it, [`Rule::remove`] does.
@@ -338,6 +340,18 @@ impl RecordingProxy {
         }
     }
 
+    /// From now on, the requests `matcher` accepts are read and answered
+    /// with `status` (and an empty body) by the proxy itself, nothing
+    /// forwarded nor recorded (as a front proxy's rate limit, 429), until the
+    /// rule is removed: a failure the server certainly did not act on.
+    pub fn answer(&self, matcher: Matcher, status: u16) -> Rule {
+        let id = self.shared.add_rule(matcher, Action::Answer(status));
+        Rule {
+            id,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Every request forwarded so far, in the order of arrival.
     pub fn records(&self) -> Vec<Record> {
         self.shared.records.lock().unwrap().clone()
@@ -415,6 +429,12 @@ fn read_message(reader: &mut impl BufRead, no_body: impl Fn(&str) -> bool) -> Op
     Some(message)
 }
 
+/// Whether the server's `answer` closes its connection after it.
+fn closes(answer: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(answer).to_ascii_lowercase();
+    head.contains("\r\nconnection: close\r\n")
+}
+
 fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
     let mut from_client = BufReader::new(client.try_clone().unwrap());
     let mut to_client = client;
@@ -440,6 +460,13 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
             shared.refused.fetch_add(1, Ordering::SeqCst);
             let _ = to_client.shutdown(Shutdown::Both);
             return;
+        }
+        if let Some(Action::Answer(status)) = action {
+            let answer = format!("HTTP/1.1 {status} Refused Here\r\ncontent-length: 0\r\n\r\n");
+            if to_client.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+            continue;
         }
         shared.records.lock().unwrap().push(record.clone());
         if mode == Mode::Unavailable {
@@ -470,6 +497,9 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
             return;
         }
         if let Some(Action::BadGateway) = action {
+            if closes(&answer) {
+                server = None;
+            }
             let answer = "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n";
             if to_client.write_all(answer.as_bytes()).is_err() {
                 return;
@@ -482,8 +512,7 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
         if let Some(Action::Hold(gate)) = action {
             gate.hold(&record);
         }
-        let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
-        if head.contains("\r\nconnection: close\r\n") {
+        if closes(&answer) {
             server = None;
         }
         if to_client.write_all(&answer).is_err() {

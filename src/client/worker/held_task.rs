@@ -107,14 +107,26 @@ pub enum Event {
     HandBackSent,
     /// The hand-back's answer came (program's or watcher's).
     HandBackAnswered,
-    /// The hand-back failed (program's or watcher's).
-    HandBackFailed,
+    /// The hand-back failed (program's or watcher's). `may_have_landed`:
+    /// its request may have reached the server (no answer, or a 5xx): the
+    /// task may be waiting, or already another worker's, so it is held no
+    /// more and never handed back again (if it did not land it stays
+    /// `computing`, an orphan for `taskfarm reap --restart-orphans`).
+    HandBackFailed {
+        /// The request may have reached the server.
+        may_have_landed: bool,
+    },
     /// The program says the task failed here (`tf_worker_fail`).
     FailSent,
     /// The fail's hand-back or set-aside was answered.
     FailAnswered,
-    /// The fail's record or request failed: the task is still held.
-    FailFailed,
+    /// The fail's record or request failed: the task is still held, unless
+    /// its hand-back may have reached the server (`may_have_landed`, as for
+    /// [`Event::HandBackFailed`]).
+    FailFailed {
+        /// The hand-back may have reached the server.
+        may_have_landed: bool,
+    },
     /// The stop watcher looks at this worker (`TF_STOP_EXIT`).
     StopCaught,
 }
@@ -212,7 +224,23 @@ pub fn step(state: HeldState, event: Event, stopped: bool) -> (HeldState, Verdic
             V::Go,
             Some(Note::Released),
         ),
-        (S::HandingBack(held, by), E::HandBackFailed) => (
+        // It may be another worker's already: held no more, named no more.
+        (
+            S::HandingBack(_, by),
+            E::HandBackFailed {
+                may_have_landed: true,
+            },
+        ) => (
+            if by == By::Program { S::Idle } else { S::Ended },
+            V::Go,
+            Some(Note::Released),
+        ),
+        (
+            S::HandingBack(held, by),
+            E::HandBackFailed {
+                may_have_landed: false,
+            },
+        ) => (
             if by == By::Program {
                 S::Held(held)
             } else {
@@ -225,7 +253,18 @@ pub fn step(state: HeldState, event: Event, stopped: bool) -> (HeldState, Verdic
         // a stop either way, and a set-aside one is left by choice.
         (S::Held(held), E::FailSent) => (S::Failing(held), V::Go, Some(Note::Releasing)),
         (S::Failing(_), E::FailAnswered) => (S::Idle, V::Go, Some(Note::Released)),
-        (S::Failing(held), E::FailFailed) => (S::Held(held), V::Go, Some(Note::NotReleased)),
+        (
+            S::Failing(_),
+            E::FailFailed {
+                may_have_landed: true,
+            },
+        ) => (S::Idle, V::Go, Some(Note::Released)),
+        (
+            S::Failing(held),
+            E::FailFailed {
+                may_have_landed: false,
+            },
+        ) => (S::Held(held), V::Go, Some(Note::NotReleased)),
         (S::Idle, E::StopCaught) => (S::Ended, V::Go, None),
         (S::Held(held), E::StopCaught) => (
             S::HandingBack(held, By::Watcher),
@@ -467,7 +506,10 @@ impl Slot {
     /// its latest percentage, and forgets it; `false` when nothing was held.
     /// Nothing of its progress is sent after it. If the server does not take
     /// it, the task stays held with its progress open again (what was
-    /// pending is pending again), so that the call can be repeated.
+    /// pending is pending again), so that the call can be repeated; unless
+    /// the request may have reached the server (no answer, or a 5xx): then
+    /// the task is held no more (it may be another worker's already) and the
+    /// error says so.
     pub fn hand_back(&self, percent: Option<f64>) -> Result<bool> {
         let held = match self.apply(Event::HandBackSent) {
             (Verdict::Go, HeldState::HandingBack(held, By::Program)) => held,
@@ -481,9 +523,17 @@ impl Slot {
                 self.apply(Event::HandBackAnswered);
                 Ok(true)
             }
+            Err(error) if error.may_have_reached_server() => {
+                self.apply(Event::HandBackFailed {
+                    may_have_landed: true,
+                });
+                Err(no_longer_held(error, held.task))
+            }
             Err(error) => {
                 self.progress.reopen(held.task, closed);
-                self.apply(Event::HandBackFailed);
+                self.apply(Event::HandBackFailed {
+                    may_have_landed: false,
+                });
                 Err(error)
             }
         }
@@ -514,7 +564,9 @@ impl Slot {
             Ok(done) => done,
             Err(error) => {
                 self.progress.reopen(held.task, closed);
-                self.apply(Event::FailFailed);
+                self.apply(Event::FailFailed {
+                    may_have_landed: false,
+                });
                 return Err(error);
             }
         };
@@ -534,10 +586,20 @@ impl Slot {
                 self.apply(Event::FailAnswered);
                 Ok(Some((held, set_aside)))
             }
+            // A hand-back that may have landed: the attempt stays recorded
+            // and the task is held no more (it may be another worker's).
+            Err(error) if !set_aside && error.may_have_reached_server() => {
+                self.apply(Event::FailFailed {
+                    may_have_landed: true,
+                });
+                Err(no_longer_held(error, held.task))
+            }
             Err(error) => {
                 undo(recorded);
                 self.progress.reopen(held.task, closed);
-                self.apply(Event::FailFailed);
+                self.apply(Event::FailFailed {
+                    may_have_landed: false,
+                });
                 Err(error)
             }
         }
@@ -592,10 +654,11 @@ impl Slot {
         let sent = send_hand_back(&self.run, held.task, held.percent);
         self.apply_locked(
             &mut self.lock(),
-            if sent.is_ok() {
-                Event::HandBackAnswered
-            } else {
-                Event::HandBackFailed
+            match &sent {
+                Ok(()) => Event::HandBackAnswered,
+                Err(e) => Event::HandBackFailed {
+                    may_have_landed: e.may_have_reached_server(),
+                },
             },
             true,
         );
@@ -642,6 +705,15 @@ fn out_of_order(verdict: Verdict, what: &str) -> Error {
 }
 
 /// The hand-back: `waiting` at `percent`, in one request.
+/// `error` of a hand-back of `task` that may have reached the server, with
+/// what became of the task.
+fn no_longer_held(error: Error, task: i64) -> Error {
+    error.context_after(&format!(
+        "; task {task} may have been handed back, so it is held no more (if it \
+         stays computing, `taskfarm reap --restart-orphans` gives it back)"
+    ))
+}
+
 fn send_hand_back(run: &Arc<dyn ProgressTarget>, task: i64, percent: f64) -> Result<()> {
     run.put_progress(
         task,
@@ -737,10 +809,32 @@ mod tests {
             ("DoneFailed", E::DoneFailed { kept: false }),
             ("HandBackSent", E::HandBackSent),
             ("HandBackAnswered", E::HandBackAnswered),
-            ("HandBackFailed", E::HandBackFailed),
+            (
+                "HandBackFailed",
+                E::HandBackFailed {
+                    may_have_landed: false,
+                },
+            ),
+            (
+                "HandBackFailed(maybe landed)",
+                E::HandBackFailed {
+                    may_have_landed: true,
+                },
+            ),
             ("FailSent", E::FailSent),
             ("FailAnswered", E::FailAnswered),
-            ("FailFailed", E::FailFailed),
+            (
+                "FailFailed",
+                E::FailFailed {
+                    may_have_landed: false,
+                },
+            ),
+            (
+                "FailFailed(maybe landed)",
+                E::FailFailed {
+                    may_have_landed: true,
+                },
+            ),
             ("StopCaught", E::StopCaught),
         ]
     }
@@ -781,9 +875,16 @@ mod tests {
             ("HandingBack(Watcher)", "HandBackFailed") => {
                 (S::Ended, V::Go, Some(Note::NotReleased))
             }
+            ("HandingBack(Program)", "HandBackFailed(maybe landed)") => {
+                (S::Idle, V::Go, Some(Note::Released))
+            }
+            ("HandingBack(Watcher)", "HandBackFailed(maybe landed)") => {
+                (S::Ended, V::Go, Some(Note::Released))
+            }
             ("Held", "FailSent") => (S::Failing(T), V::Go, Some(Note::Releasing)),
             ("Failing", "FailAnswered") => (S::Idle, V::Go, Some(Note::Released)),
             ("Failing", "FailFailed") => (S::Held(T), V::Go, Some(Note::NotReleased)),
+            ("Failing", "FailFailed(maybe landed)") => (S::Idle, V::Go, Some(Note::Released)),
             ("Idle", "StopCaught") => (S::Ended, V::Go, None),
             ("Held", "StopCaught") => {
                 (S::HandingBack(T, By::Watcher), V::Go, Some(Note::Releasing))
@@ -827,7 +928,7 @@ mod tests {
                 rows += 1;
             }
         }
-        assert_eq!(rows, 8 * 17);
+        assert_eq!(rows, 8 * 19);
     }
 
     #[test]
@@ -848,7 +949,22 @@ mod tests {
         for (name, state) in states() {
             for (event_name, event) in events() {
                 for stopped in [false, true] {
-                    let (next, verdict, _) = step(state, event, stopped);
+                    let (next, verdict, note) = step(state, event, stopped);
+                    // A hand-back that may have landed leaves no task held
+                    // nor named in the journal: it is never sent twice.
+                    if verdict == V::Go
+                        && matches!(
+                            event,
+                            E::HandBackFailed {
+                                may_have_landed: true
+                            } | E::FailFailed {
+                                may_have_landed: true
+                            }
+                        )
+                    {
+                        assert!(!matches!(next, S::Held(_)), "{name} + {event_name}");
+                        assert_eq!(note, Some(Note::Released), "{name} + {event_name}");
+                    }
                     // Never `waiting` after `done`: a done in flight is never
                     // handed back, and nothing but its outcome leaves Finishing.
                     if let S::Finishing(_) = state {
@@ -860,7 +976,7 @@ mod tests {
                     if let S::Failing(_) = state {
                         assert!(
                             matches!(next, S::Failing(_))
-                                || matches!(event, E::FailAnswered | E::FailFailed),
+                                || matches!(event, E::FailAnswered | E::FailFailed { .. }),
                             "{name} + {event_name}"
                         );
                     }

@@ -393,7 +393,9 @@ impl Worker {
     /// `computing`, so that no worker takes it, and listed by `taskfarm
     /// failed`. Without a journal it is handed back and nothing is counted.
     /// If the server does not take it back, the task stays held and nothing
-    /// is recorded. With no task held, nothing is done.
+    /// is recorded; if the hand-back may have reached the server unconfirmed,
+    /// the attempt stays recorded and the task is held no more (see
+    /// [`Worker::hand_back`]). With no task held, nothing is done.
     ///
     /// Through the held task's state machine: a stop watcher waits for the
     /// fail's outcome and never hands back a task being failed or set aside.
@@ -548,7 +550,11 @@ impl Worker {
     /// Hands the held task back (`waiting`) at its latest percentage, sent or
     /// pending, and forgets it, as the stop watcher does: another worker
     /// carries on from there. If the server does not take it, the task stays
-    /// held, so that the call can be repeated. With no task held, nothing is sent.
+    /// held, so that the call can be repeated; if the request may have
+    /// reached the server unconfirmed (no answer, or a 5xx), the task may be
+    /// another worker's already: it is held no more, never handed back again,
+    /// and the error says so (left `computing`, it is an orphan for `taskfarm
+    /// reap --restart-orphans`). With no task held, nothing is sent.
     pub fn hand_back(&mut self) -> Result<()> {
         self.check_process()?;
         // A failed background send is superseded: its value is still pending
@@ -562,7 +568,8 @@ impl Worker {
     }
 
     /// Gives the held task back (`waiting`, 0 %) and forgets it, for a worker
-    /// that cannot finish it. If the server does not take it, the task stays held.
+    /// that cannot finish it. If the server does not take it, the task stays
+    /// held (unless the request may have reached it: see [`Worker::hand_back`]).
     /// A pending progress value is dropped: the request sets 0 %.
     pub fn requeue(&mut self) -> Result<()> {
         self.check_process()?;
