@@ -21,6 +21,7 @@
 //!   answer, a 502) lets go of the task and is never sent again, by the
 //!   program or the watcher, and the journal names the task no more
 //!   ([`a_hand_back_that_may_have_landed_is_never_sent_again`],
+//!   [`a_fail_whose_hand_back_may_have_landed_keeps_its_attempt_and_lets_go`],
 //!   [`a_watchers_hand_back_that_may_have_landed_leaves_the_journal_naming_no_task`]);
 //! - a task being requested when SIGTERM comes is handed back
 //!   ([`sigterm_while_a_task_is_requested_hands_it_back`]);
@@ -599,6 +600,42 @@ fn a_hand_back_that_may_have_landed_is_never_sent_again() {
         drop((first, second));
         let _ = std::fs::remove_dir_all(&journal);
     }
+}
+
+#[test]
+fn a_fail_whose_hand_back_may_have_landed_keeps_its_attempt_and_lets_go() {
+    let run = new_run(2);
+    let journal = journal_dir("fail-unconfirmed");
+    let settings = Settings::resolve(
+        Some(&TaskfarmServer::shared().user),
+        Some(&TaskfarmServer::shared().password),
+        Some(&proxy().url),
+    )
+    .unwrap();
+    let remote = Arc::new(Run::open(&settings, run.uuid()).unwrap());
+    let mut worker = Worker::register(Arc::clone(&remote)).unwrap();
+    worker.set_journal(Some(&journal)).unwrap();
+    worker.set_update_interval(Duration::ZERO).unwrap();
+    let task = worker.task().unwrap().unwrap();
+    worker.update(20.0).unwrap();
+    let rule = unconfirmed(&run, task, Unconfirmed::Cut);
+    let error = worker.fail("the solver diverged").unwrap_err();
+    rule.remove();
+    assert!(error.message().contains("held no more"), "{error}");
+    assert_task(&run, task, TaskState::Waiting, 20.0);
+    assert_eq!(worker.held_task(), None);
+    // The attempt happened: its record stays, counted once.
+    let records = attempt_records(&journal, run.uuid());
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["task"], task);
+    // Nothing held: a second fail sends nothing.
+    assert_eq!(
+        worker.fail("again").unwrap(),
+        taskfarm_worker::Failed::NothingHeld
+    );
+    assert_eq!(puts_with(run.uuid(), task, "waiting").len(), 1);
+    drop(worker);
+    let _ = std::fs::remove_dir_all(&journal);
 }
 
 #[test]
