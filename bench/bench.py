@@ -66,7 +66,9 @@ What it does (BENCHMARKS.md, which it writes, says it with the figures):
      (bench/fork_exec_loop.c) running the same command locally: tasks/s,
      each launcher's own CPU per task (its children's apart, from
      /proc/PID/stat of the unreaped process) and the issue's target (the
-     runner's own CPU per task at most twice fork+exec's own). `--only run`
+     runner's own CPU per task at most twice fork+exec's own), with the
+     library's own CPU per request alone (bench_worker on the canned
+     server), the runner's floor with its two requests. `--only run`
      runs it alone, `--merge run FROM --render bench/figures.json` puts it
      into the full run's figures: `make bench-run`.
 

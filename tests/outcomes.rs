@@ -8,15 +8,24 @@
 //!
 //! The workers are tests/outcomes/outcome_worker.{c,cpp,f90}, built here
 //! against include/ and the release library of `make build`.
+//!
+//! One interleaving is forced through the recording proxy: a worker
+//! SIGKILLed while its `done` below 100 % is in flight (the answer held)
+//! leaves its `not_done` record, written before the request; a reaper pass
+//! while it lives leaves the task alone, one after its death gives it back
+//! as that one attempt, not as a crash
+//! ([`a_worker_killed_while_its_done_below_100_is_in_flight_counts_one_not_done`]).
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use common::c_programs::{build, compile, linking, root};
 use common::jobs::{new_run, pg_server, run_counts, scratch};
+use common::recording_proxy::{any_put_percent, RecordingProxy};
 use common::server::TaskfarmServer;
 use serde_json::Value;
 
@@ -283,4 +292,81 @@ fn each_outcome_in_cpp() {
 #[test]
 fn each_outcome_in_fortran() {
     the_outcomes("fortran", fortran_worker());
+}
+
+/// The attempt records of `run` in `dir` whose names start with `prefix`
+/// (`notdone-`: pending, `attempt-`: settled), as JSON.
+fn records(dir: &Path, prefix: &str, run: &str) -> Vec<Value> {
+    let start = format!("{prefix}{run}-");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap();
+        if name.starts_with(&start) && name.ends_with(".json") {
+            found.push(
+                serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap(),
+            );
+        }
+    }
+    found
+}
+
+#[test]
+fn a_worker_killed_while_its_done_below_100_is_in_flight_counts_one_not_done() {
+    let server = pg_server();
+    let proxy = RecordingProxy::start(server);
+    let run = new_run(server, 1);
+    let journal = dir().join("journal-not-done-in-flight");
+    std::fs::create_dir_all(&journal).unwrap();
+    // The 50 % stays pending (a long interval): the done's own request is
+    // the one that carries it; its answer is held.
+    let gate = proxy.hold(any_put_percent(&run, 50.0));
+    let mut worker = Command::new(c_worker())
+        .args([run.as_str(), "99", "0"])
+        .envs(server.credentials_env())
+        .env("TASKFARM_URL", &proxy.url)
+        .env("TASKFARM_JOURNAL", &journal)
+        .env("TASKFARM_UPDATE_INTERVAL", "3600")
+        .env_remove("TASKFARM_LOG")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    gate.wait_held(1, Duration::from_secs(120));
+
+    // In flight: the record is there already, pending.
+    let pending = records(&journal, "notdone-", &run);
+    assert_eq!(pending.len(), 1, "{pending:#?}");
+    assert_eq!(
+        (&pending[0]["kind"], &pending[0]["task"]),
+        (&"not_done".into(), &0.into())
+    );
+    // A reaper pass meanwhile: the worker lives and still names the task,
+    // whose release may not have landed: nothing given back, nothing settled.
+    let pass = |args: &[&str]| -> Value {
+        let mut all = vec![
+            "reap",
+            run.as_str(),
+            "--journal",
+            journal.to_str().unwrap(),
+            "--json",
+        ];
+        all.extend_from_slice(args);
+        serde_json::from_str(&taskfarm(server, &all)).unwrap()
+    };
+    let live = pass(&[]);
+    assert_eq!(live["given_back"], serde_json::json!([]), "{live}");
+    assert_eq!(records(&journal, "notdone-", &run).len(), 1, "{live}");
+    assert_eq!(run_counts(server, &run), (1, 0, 1, 0));
+
+    // SIGKILL with the answer held, then the answer goes to nobody.
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    gate.release();
+    let reaped = pass(&[]);
+    assert_eq!(reaped["given_back"][0]["task"], 0, "{reaped}");
+    assert_eq!(run_counts(server, &run), (1, 1, 0, 0), "{reaped}");
+    // One attempt, the not_done (settled), and no crash.
+    let settled = records(&journal, "attempt-", &run);
+    assert!(records(&journal, "notdone-", &run).is_empty(), "{reaped}");
+    assert_eq!(settled.len(), 1, "{settled:#?}\n{reaped}");
+    assert_eq!(settled[0]["kind"], "not_done", "{settled:#?}");
 }

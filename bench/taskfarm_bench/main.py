@@ -229,7 +229,8 @@ def run(args):
             phases["f"].append(time.monotonic())
         if "run" not in args.skip:
             phases["g"] = [time.monotonic()]
-            fig[RUN] = run_run(args.smoke, args.runner_bin, args.fork_exec_bin, env, workdir, sampler)
+            fig[RUN] = run_run(args.smoke, args.runner_bin, args.fork_exec_bin, env, workdir, sampler,
+                               args.worker_bin)
             phases["g"].append(time.monotonic())
         if "python-rs" not in args.skip:
             phases["python-rs"] = [time.monotonic()]

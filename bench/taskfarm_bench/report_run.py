@@ -10,7 +10,7 @@ from .template import fill, text
 
 FIELDS = ["tasks", "tasks_per_s", "wall_s", "self_us_per_task", "children_us_per_task", "server_cpu_ms_per_task"]
 # The table's order: the runner, then the local launchers from the dearest to the floor.
-ORDER = ("runner-canned", "runner-postgresql", "parallel", "shell-loop", "fork-exec")
+ORDER = ("runner-canned", "runner-postgresql", "library", "parallel", "shell-loop", "fork-exec")
 
 
 def own_ratio(rows, launcher):
@@ -89,10 +89,19 @@ def section_g(fig, load_note):
     server_ms = med.get("runner-postgresql", {}).get("server_cpu_ms_per_task")
     runner, floor = med.get("runner-canned", {}), med.get("fork-exec", {})
     self_us, fork_us = runner.get("self_us_per_task"), floor.get("self_us_per_task")
+    request_us = med.get("library", {}).get("self_us_per_task")
     why = ""
     if ok_canned is False and self_us is not None and fork_us is not None:
         why = fill("run", "why_not_met", self_us=fmt(self_us, 1), fork_us=fmt(fork_us, 1),
                    extra_us=fmt(self_us - fork_us, 1))
+        if request_us is not None and fork_us:
+            floor_us = fork_us + RUNNER_REQUESTS * request_us
+            part = "floor_above" if floor_us > target * fork_us else "floor_below"
+            floor_verdict = fill("run", part, target=f"{target:g}", requests=RUNNER_REQUESTS)
+            why += " " + fill("run", "floor", fork_us=fmt(fork_us, 1), requests=RUNNER_REQUESTS,
+                              request_us=fmt(request_us, 1), floor_us=fmt(floor_us, 1),
+                              floor_ratio=f"{floor_us / fork_us:.1f}", floor_verdict=floor_verdict,
+                              self_us=fmt(self_us, 1), over_us=fmt(self_us - floor_us, 1))
     return [
         fill("run", "intro", pg_tasks=cfg["pg_tasks"], parallel_version=sec.get("parallel_version") or "GNU parallel",
              shell=sec["shell"], job_shell=sec.get("job_shell") or NONE, command=sec["command"], reps=cfg["reps"],

@@ -13,6 +13,12 @@ beside launchers that run the same command locally, in one run (issue 29):
   fork-exec          bench/fork_exec_loop.c: fork, execv, waitpid, nothing
                      else: the floor.
   shell-loop         a `while` loop of /bin/sh running the command.
+  library            bench/bench_worker.c over the library on the canned
+                     server, one update per task sent at once (task,
+                     update, done: 3 requests per task): the library's own
+                     CPU per request, with no command, so that the runner's
+                     floor (fork+exec's own + RUNNER_REQUESTS requests) can
+                     be said.
 
 Every launcher runs one command at a time (-j1), /usr/bin/true (`true`
 resolved once, so that no PATH search differs), pinned to the client's CPU
@@ -43,14 +49,14 @@ from .real_server import RealServer, start_server
 from .runs import server_env
 
 KEY = "run"  # the section's key in figures.json (and `--only run`)
-LAUNCHERS = ("runner-canned", "runner-postgresql", "parallel", "fork-exec", "shell-loop")
+LAUNCHERS = ("runner-canned", "runner-postgresql", "parallel", "fork-exec", "shell-loop", "library")
 TARGET_RATIO = 2.0  # the runner's own CPU per task at most twice fork+exec's own per exec
 
 SIZES = {
     "full": dict(reps=5, canned_window_s=5.0, pg_tasks=300, parallel_jobs=1000, fork_exec=3000,
-                 shell_loop=3000, timeout=600),
+                 shell_loop=3000, library_tasks=1500, timeout=600),
     "smoke": dict(reps=1, canned_window_s=0.5, pg_tasks=5, parallel_jobs=10, fork_exec=20, shell_loop=20,
-                  timeout=120),
+                  library_tasks=10, timeout=120),
 }
 
 # nginx's requests for a runner on the canned server: before its first task
@@ -73,9 +79,10 @@ def true_path():
 class Launchers:
     """The commands of the section, and where their output goes."""
 
-    def __init__(self, cfg, workdir, runner_bin, fork_exec_bin, env):
+    def __init__(self, cfg, workdir, runner_bin, fork_exec_bin, worker_bin, env):
         self.cfg, self.dir, self.env = cfg, Path(workdir), env
         self.runner_bin, self.fork_exec_bin = str(runner_bin), str(fork_exec_bin)
+        self.worker_bin = str(worker_bin)
         self.true = true_path()
         self.lines = self.dir / "parallel-input"
         self.lines.write_text("".join(f"{i}\n" for i in range(cfg["parallel_jobs"])))
@@ -187,7 +194,32 @@ def shell_loop(lx, rep):
     return row("shell-loop", "local", rep, n, m)
 
 
-def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler):
+def library(lx, canned, canned_env, rep):
+    """The library alone on the canned server: bench_worker's own CPU per
+    request over its task loop (the row's "tasks" are its requests)."""
+    n = lx.cfg["library_tasks"]
+    env = dict(canned_env, BENCH_UPDATES="1", TASKFARM_UPDATE_INTERVAL="0")
+    before = canned.stub_requests()
+    m, out, err = lx.measure("library", [lx.worker_bin, canned.run_uuid, str(n)], env)
+    seen = canned.stub_requests() - before - 1
+    label = f"library rep {rep}"
+    ok = check(m.returncode == 0, f"{label}: exit {m.returncode}: {err[-800:]}")
+    got = json.loads(out.splitlines()[-1]) if ok and out.strip() else {}
+    requests = got.get("loop_requests", 0)
+    check(got.get("tasks") == n and requests == 3 * n,
+          f"{label}: {got.get('tasks')} tasks and {requests} requests, wanted {n} and {3 * n}")
+    # Its 3 set-up requests (and nginx's hop of POST worker) besides the loop's.
+    check(seen == requests + RUNNER_SETUP_REQUESTS, f"{label}: nginx saw {seen} requests, the worker says "
+          f"{requests} + {RUNNER_SETUP_REQUESTS}")
+    check_sum(label, m)
+    r = row("library", "canned", rep, requests, m)
+    loop_cpu = got.get("loop_cpu_s")
+    r["self_us_per_task"] = loop_cpu / requests * 1e6 if requests and loop_cpu is not None else None
+    r["tasks_per_s"] = requests / got["loop_wall_s"] if requests and got.get("loop_wall_s") else None
+    return r
+
+
+def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler, worker_bin):
     """The section's run: its figures (rows, sizes, date, load)."""
     cfg = SIZES["smoke" if smoke else "full"]
     started, load_before, t0 = time.monotonic(), os.getloadavg(), time.monotonic()
@@ -195,7 +227,7 @@ def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler):
     env = {k: v for k, v in env.items() if k != "TASKFARM_UPDATE_INTERVAL"}
     wd = Path(workdir) / "run"
     wd.mkdir(parents=True, exist_ok=True)
-    lx = Launchers(cfg, wd, runner_bin, fork_exec_bin, env)
+    lx = Launchers(cfg, wd, runner_bin, fork_exec_bin, worker_bin, env)
     rows = []
     log("scenario g: taskfarm run -- true, GNU parallel, fork+exec and a shell loop")
     canned = CannedServer(wd, uuidlib.uuid4().hex, fake_jwt()).start()
@@ -216,6 +248,8 @@ def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler):
                     r, _ = runner_canned(lx, canned, canned_env, rep)
                 elif launcher == "runner-postgresql":
                     r = runner_postgresql(lx, server, env, rep)
+                elif launcher == "library":
+                    r = library(lx, canned, canned_env, rep)
                 else:
                     r = {"parallel": parallel, "fork-exec": fork_exec, "shell-loop": shell_loop}[launcher](lx, rep)
                 rows.append(r)

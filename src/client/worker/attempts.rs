@@ -20,7 +20,14 @@
 //! `--owner`), read through `shared_dir::read_limited` (never through a
 //! symlink, never a FIFO or device), at most [`MAX_RECORD_BYTES`] long, of
 //! this format and run.
-//! Anything else is left alone and not counted.
+//! Anything else is left alone and not counted. So the crash records of a
+//! reaper running as another user (`--owner`) count for the reaper, not for
+//! the workers: each count is a floor, on purpose (docs/workers-die.md).
+//!
+//! A `not_done` record is written *before* the release's request (removed
+//! when the request fails): the reaper never gives back the task of a live
+//! worker whose journal still names it, and gives back that of a dead one
+//! as the `not_done` attempt, not as a crash.
 
 use std::collections::BTreeMap;
 use std::fs;

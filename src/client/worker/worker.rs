@@ -330,7 +330,7 @@ impl Worker {
     /// A pending progress value goes in the same request: `update(100)` then
     /// `done()` within the interval is one `PUT` of percentage and state.
     pub fn done(&mut self) -> Result<()> {
-        self.release(false).map(|_| ())
+        self.release(false, false).map(|_| ())
     }
 
     /// [`Worker::done`], answering whether the task was marked done:
@@ -338,31 +338,46 @@ impl Worker {
     /// on the server, as with the Python client; with a journal the release
     /// is recorded, and `taskfarm reap` gives the task back as a failed
     /// attempt). `Ok(true)` also when no task was held.
+    ///
+    /// With a journal the `not_done` record is written *before* the
+    /// release's request (removed again when the request fails and the task
+    /// stays held): a process that dies with the request in flight, or just
+    /// after its answer, leaves the record, and the reaper gives the task
+    /// back as that one attempt (a record written after the answer left a
+    /// window where the journal no longer named the task and no record did
+    /// yet: the task stayed computing with nobody on it). If the record
+    /// cannot be written, nothing is sent and the task stays held.
     pub fn done_marked(&mut self) -> Result<bool> {
-        let held = self.slot.held();
-        let finished = self.release(false)?;
-        if let (false, Some(held), Some(dir)) = (finished, held, self.journal_dir()) {
-            let record = Attempt::new(
-                self.run.uuid(),
+        self.release(false, true)
+    }
+
+    /// Writes the pending `not_done` record of `held`, to be released below
+    /// 100 %, in the journal directory if there is one: its directory and
+    /// file name.
+    fn record_not_done(&self, held: HeldTask) -> Result<Option<(std::path::PathBuf, String)>> {
+        let Some(dir) = self.journal_dir() else {
+            return Ok(None);
+        };
+        let record = Attempt::new(
+            self.run.uuid(),
+            held.task,
+            Kind::NotDone,
+            &self.uuid,
+            held.percent,
+            &format!(
+                "released by done at {} % (below 100): the task stayed computing",
+                held.percent
+            ),
+        );
+        match attempts::record(&dir, &record) {
+            Ok(file) => Ok(Some((dir, file))),
+            Err(e) => Err(Error::invalid_argument(format!(
+                "task {} is to be released below 100 %, but the journal directory {} cannot \
+                 record it: {e}; nothing was sent, the task is still held",
                 held.task,
-                Kind::NotDone,
-                &self.uuid,
-                held.percent,
-                &format!(
-                    "released by done at {} % (below 100): the task stayed computing",
-                    held.percent
-                ),
-            );
-            attempts::record(&dir, &record).map_err(|e| {
-                Error::invalid_argument(format!(
-                    "task {} was released below 100 %, but the journal directory {} could \
-                     not record it: {e}",
-                    held.task,
-                    dir.display()
-                ))
-            })?;
+                dir.display()
+            ))),
         }
-        Ok(finished)
     }
 
     /// The journal directory, if the worker keeps a journal.
@@ -454,12 +469,14 @@ impl Worker {
     /// Marks the held task done at 100 %, whatever percentage it was last
     /// given; otherwise as [`Worker::done`] (a failure, the journal, a stop).
     pub fn complete(&mut self) -> Result<()> {
-        self.release(true).map(|_| ())
+        self.release(true, false).map(|_| ())
     }
 
     /// [`Worker::done`], or [`Worker::complete`] when `complete`; true when
     /// the task was marked done (or none was held).
-    fn release(&mut self, complete: bool) -> Result<bool> {
+    /// `record_not_done`: a release below 100 % is recorded in the journal
+    /// directory first ([`Worker::done_marked`]).
+    fn release(&mut self, complete: bool, record_not_done: bool) -> Result<bool> {
         self.check_process()?;
         // A failed background send is superseded: its value is still
         // pending and goes in this call's own request, whose outcome is the
@@ -479,6 +496,18 @@ impl Worker {
         };
         let Some((held, finished)) = begun else {
             return self.deliver_kept().map(|()| true);
+        };
+        // The intent before the request: see `done_marked`.
+        let not_done = if record_not_done && !finished {
+            match self.record_not_done(held) {
+                Ok(file) => file,
+                Err(error) => {
+                    self.slot.end_done(DoneOutcome::Failed);
+                    return Err(error);
+                }
+            }
+        } else {
+            None
         };
         let pending = self.progress().settle();
         // A finished task is recorded at 100 %, whatever became of the
@@ -522,6 +551,10 @@ impl Worker {
                     _ => {
                         if let Some(p) = pending {
                             self.progress().restore(p);
+                        }
+                        // Still held: the release did not happen.
+                        if let Some((dir, file)) = &not_done {
+                            let _ = attempts::remove(dir, file);
                         }
                         self.slot.end_done(DoneOutcome::Failed);
                         return Err(error);

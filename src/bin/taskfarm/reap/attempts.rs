@@ -74,15 +74,33 @@ pub fn record_crash(
     })
 }
 
+/// Whether a pending `not_done` record of `worker` names `task`: the worker
+/// recorded its release below 100 % before sending it (the library writes
+/// the record first), so its task is given back as that attempt, not as a
+/// crash.
+pub fn released_below_100(found: &[Found], task: i64, worker: &str) -> bool {
+    found.iter().any(|f| {
+        f.pending
+            && f.attempt.kind == Kind::NotDone
+            && f.attempt.task == task
+            && f.attempt.worker == worker
+    })
+}
+
 /// Gives back (or sets aside) every task released below 100 % that a
 /// pending record names and that the server still shows computing; the
-/// record is then settled (it stays counted as an attempt).
+/// record is then settled (it stays counted as an attempt). `live_held`:
+/// the (worker, task) pairs that the journals of live workers name — the
+/// record of such a pair is written before the release's request, which
+/// may still be in flight (the task still held): left for a later pass.
+#[allow(clippy::too_many_arguments)]
 pub fn settle_not_done(
     run: &Run,
     dir: &Path,
     owners: &[u32],
     max_attempts: u32,
     dry: bool,
+    live_held: &BTreeSet<(String, i64)>,
     state: &mut State,
     report: &mut Report,
 ) -> Result<()> {
@@ -90,6 +108,14 @@ pub fn settle_not_done(
     let would = if dry { "would " } else { "" };
     for pending in found.iter().filter(|f| f.pending) {
         let task = pending.attempt.task;
+        if live_held.contains(&(pending.attempt.worker.clone(), task)) {
+            report.messages.push(format!(
+                "task {task}: worker {} is releasing it below 100 % and still names it: left \
+                 for a later pass",
+                pending.attempt.worker
+            ));
+            continue;
+        }
         if run.check_task(task).is_err() {
             continue;
         }

@@ -296,6 +296,8 @@ impl<'a> Reaper<'a> {
         );
         let clock = clock_name();
         let mut alive = 0usize;
+        // The (worker, task) pairs that live workers' journals name.
+        let mut live_held = std::collections::BTreeSet::new();
         let mut seen_workers = BTreeSet::new();
         for (name, record) in read {
             let path = self.dir.join(name);
@@ -337,6 +339,9 @@ impl<'a> Reaper<'a> {
             });
             if word == "alive" {
                 alive += 1;
+                if let Some(task) = record.task {
+                    live_held.insert((record.worker.clone(), task));
+                }
                 continue;
             }
             report.messages.push(format!(
@@ -362,6 +367,7 @@ impl<'a> Reaper<'a> {
             &self.options.owners,
             self.options.max_attempts,
             dry,
+            &live_held,
             &mut state,
             &mut report,
         )?;
@@ -575,6 +581,13 @@ impl<'a> Reaper<'a> {
         // reaper's own count of crashes is a floor: a record removed from a
         // shared directory does not give a task its attempts back.
         let records = attempts::records(&self.dir, self.run.uuid(), &self.options.owners)?;
+        if attempts::released_below_100(&records, task, &record.worker) {
+            report.messages.push(format!(
+                "  it was releasing its task {task} below 100 % (its not_done record is \
+                 there): given back as that attempt, no crash counted"
+            ));
+            return Ok(());
+        }
         let attempts = if crashed {
             attempts::with_crash(&records, task, &record.worker)
                 .max(state.attempts_with(task, &record.worker))

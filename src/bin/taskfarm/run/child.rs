@@ -1,6 +1,7 @@
-//! The command of one attempt as a child process: started in a process
-//! group of its own (so that a signal reaches everything it started), killed
-//! with SIGKILL if `taskfarm run` dies (`PR_SET_PDEATHSIG`), waited for
+//! The command of one attempt as a child process: started by `spawn.rs` in
+//! a process group of its own (so that a signal reaches everything it
+//! started), killed with SIGKILL if `taskfarm run` dies
+//! (`PR_SET_PDEATHSIG`), waited for
 //! through a pidfd (no polling delay when it ends), reaped with `wait4` for
 //! its resource usage, and its process group killed once it has ended:
 //! nothing it started runs on.
@@ -12,9 +13,9 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::spawn::{Program, Spawner};
 
 /// How much of the command's stderr is kept for the message of a failure.
 pub const TAIL_BYTES: usize = 4096;
@@ -76,61 +77,34 @@ fn seconds(t: libc::timeval) -> f64 {
 }
 
 impl Child {
-    /// Starts `launch` in a process group of its own, stdin from /dev/null.
-    pub fn start(launch: Launch) -> io::Result<Child> {
-        let (program, args) = launch
-            .argv
-            .split_first()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command"))?;
-        let mut command = Command::new(program);
-        command.args(args).stdin(Stdio::null()).process_group(0);
-        for (name, value) in &launch.env {
-            command.env(name, value);
-        }
-        let piped = matches!(launch.output, Output::PassThrough);
-        match launch.output {
+    /// Starts `launch` with `spawner` in a process group of its own, stdin
+    /// from /dev/null.
+    pub fn start(launch: Launch, spawner: &mut Spawner) -> io::Result<Child> {
+        let (stdout, stderr, pipe) = match &launch.output {
             Output::PassThrough => {
-                command.stdout(Stdio::inherit()).stderr(Stdio::piped());
+                let (read, write) = stderr_pipe()?;
+                (None, write, Some(read))
             }
             Output::Files { stdout, stderr } => {
-                command.stdout(stdout).stderr(stderr);
+                (Some(stdout.as_raw_fd()), stderr.try_clone()?.into(), None)
             }
-        }
-        // SAFETY: between fork and exec the closure calls only prctl and
-        // getppid (async-signal-safe) and touches no memory of the parent.
-        let parent = unsafe { libc::getpid() };
-        unsafe {
-            command.pre_exec(move || {
-                // SIGKILL when the thread that started it ends (taskfarm run
-                // killed): a command never outlives its runner.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    // The parent died before prctl took effect.
-                    libc::_exit(137);
-                }
-                Ok(())
-            });
-        }
-        let mut child = command.spawn()?;
-        let pid = child.id() as libc::pid_t;
-        let stderr = if piped {
-            child.stderr.take().map(|pipe| {
-                let fd = OwnedFd::from(pipe);
-                set_nonblocking(fd.as_raw_fd());
-                File::from(fd)
-            })
-        } else {
-            None
         };
-        // The std handle is dropped without waiting: the pid is reaped here,
-        // by wait4.
-        drop(child);
+        let pid = spawner.spawn(&Program {
+            argv: launch.argv,
+            env: launch.env,
+            stdout,
+            stderr: stderr.as_raw_fd(),
+        })?;
+        // Our copy of the child's end goes, so that its end of file comes
+        // when the command's processes have all closed it.
+        drop(stderr);
         Ok(Child {
             pid,
             pidfd: pidfd_open(pid),
-            stderr,
+            stderr: pipe.map(|read| {
+                set_nonblocking(read.as_raw_fd());
+                File::from(read)
+            }),
             tail: Vec::new(),
             ended: false,
         })
@@ -156,14 +130,18 @@ impl Child {
     pub fn wait(&mut self, tick: Duration) -> io::Result<Option<Ended>> {
         let until = Instant::now() + tick;
         loop {
+            // poll(2) first: a command just started has not ended, and one
+            // that has makes its pidfd readable at once.
+            let left = until.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                self.poll(left)?;
+            }
             if let Some(ended) = self.try_reap()? {
                 return Ok(Some(ended));
             }
-            let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(None);
             }
-            self.poll(left)?;
         }
     }
 
@@ -312,6 +290,17 @@ fn set_nonblocking(fd: libc::c_int) {
     }
 }
 
+/// A pipe for the command's stderr (both ends close-on-exec): (read, write).
+fn stderr_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 returns.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: two fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// A pidfd for `pid` (Linux 5.3 and later); `None` where there is none.
 fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
@@ -352,8 +341,11 @@ mod tests {
 
     #[test]
     fn exit_status_environment_and_stderr_tail() {
-        let mut child =
-            Child::start(launch("echo one >&2; echo \"$TF_TEST_VALUE\" >&2; exit 3")).unwrap();
+        let mut child = Child::start(
+            launch("echo one >&2; echo \"$TF_TEST_VALUE\" >&2; exit 3"),
+            &mut Spawner::new().unwrap(),
+        )
+        .unwrap();
         let ended = wait_end(&mut child);
         assert_eq!((ended.exit, ended.signal), (Some(3), None));
         assert_eq!(last_lines(child.stderr_tail(), 1), "seven");
@@ -362,7 +354,11 @@ mod tests {
 
     #[test]
     fn a_signal_to_the_group_reaches_the_grandchildren() {
-        let mut child = Child::start(launch("sleep 600 & sleep 600; wait")).unwrap();
+        let mut child = Child::start(
+            launch("sleep 600 & sleep 600; wait"),
+            &mut Spawner::new().unwrap(),
+        )
+        .unwrap();
         assert!(child.wait(Duration::from_millis(50)).unwrap().is_none());
         child.signal_group(libc::SIGTERM);
         let ended = wait_end(&mut child);
@@ -378,7 +374,7 @@ mod tests {
             "sleep 600 >/dev/null 2>&1 & echo $! > {}; exit 0",
             pidfile.display()
         );
-        let mut child = Child::start(launch(&script)).unwrap();
+        let mut child = Child::start(launch(&script), &mut Spawner::new().unwrap()).unwrap();
         let ended = wait_end(&mut child);
         assert_eq!(ended.exit, Some(0));
         let pid: i32 = std::fs::read_to_string(&pidfile)

@@ -8,6 +8,8 @@
 //! - `runner.rs`: one worker's loop, a task and an attempt at a time;
 //! - `child.rs`: the command as a child process in its own process group,
 //!   waited for and reaped with its resource usage;
+//! - `spawn.rs`: how a command is started (`clone` with `CLONE_VFORK`, not
+//!   `fork`: the runner's memory is not copied per task);
 //! - `command_line.rs`: `{}` and the `TASKFARM_*` variables of a command;
 //! - `progress_file.rs`: `TASKFARM_PROGRESS`, the percentage it writes;
 //! - `joblog.rs`: `--joblog`, one JSON line per attempt;
@@ -19,6 +21,7 @@ pub mod exit_status;
 pub mod joblog;
 mod progress_file;
 mod runner;
+mod spawn;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

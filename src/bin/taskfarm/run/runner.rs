@@ -23,6 +23,7 @@ use super::command_line::{environment, substitute};
 use super::exit_status::{describe, failure_message};
 use super::joblog::{Entry, JobLog, Outcome};
 use super::progress_file::ProgressDir;
+use super::spawn::Spawner;
 
 /// How often a runner looks at the progress file, the clock and the stop
 /// flag while its command runs (the command's end wakes it at once).
@@ -99,6 +100,15 @@ pub struct Tally {
 /// Works through the run with `worker` as runner number `slot`.
 pub fn work(worker: &mut Worker, slot: usize, cx: &Context<'_>) -> (End, Tally) {
     let mut tally = Tally::default();
+    let mut spawner = match Spawner::new() {
+        Ok(spawner) => spawner,
+        Err(e) => {
+            return (
+                End::Local(format!("cannot prepare the commands: {e}")),
+                tally,
+            )
+        }
+    };
     loop {
         let task = match worker.task() {
             Ok(Some(task)) => task,
@@ -113,7 +123,7 @@ pub fn work(worker: &mut Worker, slot: usize, cx: &Context<'_>) -> (End, Tally) 
             }
             Err(e) => return (End::Server(e), tally),
         };
-        match attempt(worker, slot, task, cx, &mut tally) {
+        match attempt(worker, slot, task, cx, &mut spawner, &mut tally) {
             Ok(None) => {}
             Ok(Some(end)) => return (end, tally),
             Err(end) => {
@@ -131,6 +141,7 @@ fn attempt(
     slot: usize,
     task: i64,
     cx: &Context<'_>,
+    spawner: &mut Spawner,
     tally: &mut Tally,
 ) -> Result<Option<End>, End> {
     let number = worker.attempt().ok().flatten().unwrap_or(1);
@@ -146,7 +157,7 @@ fn attempt(
     };
     let start = unix_now();
     let started = Instant::now();
-    let mut child = Child::start(launch).map_err(|e| {
+    let mut child = Child::start(launch, spawner).map_err(|e| {
         End::Local(format!(
             "cannot start {}: {e}",
             cx.command[0].to_string_lossy()
