@@ -382,8 +382,11 @@ mod tests {
     fn the_child_has_its_group_the_environment_and_default_signals() {
         let mut spawner = Spawner::new().unwrap();
         let (read, write) = pipe();
+        // The masks read by the shell's own process after `exec`: read from
+        // a child of the shell they would be the shell's while it forks
+        // (dash blocks every signal around fork()), a race.
         let script = "echo \"$TF_SPAWN_VALUE $(ps -o pgid= -p $$ | tr -d ' ') $$\"; \
-                      grep -E '^(SigIgn|SigBlk)' /proc/$$/status";
+                      exec grep -E '^(SigIgn|SigBlk)' /proc/self/status";
         let program = Program {
             argv: vec!["sh".into(), "-c".into(), script.into()],
             env: vec![("TF_SPAWN_VALUE".into(), "seven".into())],
