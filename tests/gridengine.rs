@@ -241,7 +241,10 @@ fn a_job_reads_its_time_left_from_grid_engine() {
     let run = new_run(2);
     let unlimited = loop_job("unlimited", &[], &run, 100_000);
     let what = format!("no h_rt, tasks of 100000 s\n{}", unlimited.text);
-    assert_eq!(unlimited.status, "status TF_NO_MORE_TASKS tasks 2", "{what}");
+    assert_eq!(
+        unlimited.status, "status TF_NO_MORE_TASKS tasks 2",
+        "{what}"
+    );
     assert_eq!(
         unlimited.deadline_lines,
         [format!(
