@@ -45,8 +45,10 @@ address resolves to; where the host name resolves to 127.0.0.1 (which
 resolves back to localhost) they differ, and host_aliases names them one
 host. Users: the daemons run as the user who starts the cell (bootstrap
 `admin_user none`), root in the tests. Debian's default configuration has
-min_uid and min_gid 1000, below which Grid Engine refuses to run a job:
-the cell has 0, so root's jobs run (as root, like the Slurm tests' jobs).
+min_uid and min_gid 1000, and qsub as root is refused then ("job
+rejected: your user id 0 is lower than minimum user id 1000 of cluster
+configuration"): the cell has 0, so root's jobs run (as root, like the
+Slurm tests' jobs).
 
 Stopping (`stop`, SIGTERM or SIGINT to the supervisor, or the watched
 process gone): `qconf -kej NODE` (the execd kills its jobs and exits), then
