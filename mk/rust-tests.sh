@@ -23,7 +23,8 @@
 #     slurmctld and slurmd on one node;
 #   - MPI jobs of several ranks (mpi, stop_signals, reap): 4 ranks already
 #     oversubscribe the machine's cores, and the stop and reap tests time
-#     signals against them.
+#     signals against them;
+#   - a private Grid Engine cell (gridengine): sge_qmaster and sge_execd.
 # The longest lane starts first. Two binaries run cargo (rust_api builds
 # examples/worker.rs, library_without_cli asks cargo tree and metadata): they
 # run beside the others, as cargo takes its own locks, and compile nothing:
@@ -42,6 +43,7 @@ die() { echo "mk/rust-tests.sh: $*" >&2; exit 1; }
 # The lanes that run one binary after another (by test target name).
 slurm_lane=(slurm_harness slurm stop_slurm reap_slurm run_batch)
 mpi_lane=(mpi stop_signals reap)
+gridengine_lane=(gridengine)
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/tf-rust-tests.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
@@ -76,7 +78,7 @@ while IFS=$'\t' read -r name exe; do path[$name]=$exe; done <"$logs/binaries"
 # The lanes: the two shared ones, then every other binary alone.
 lanes=()
 lane_of() { local IFS=' '; echo "$*"; }
-for lane in slurm_lane mpi_lane; do
+for lane in slurm_lane mpi_lane gridengine_lane; do
     declare -n members=$lane
     present=()
     for name in "${members[@]}"; do
@@ -86,7 +88,7 @@ for lane in slurm_lane mpi_lane; do
     unset -n members
 done
 while IFS=$'\t' read -r name _; do
-    case " ${slurm_lane[*]} ${mpi_lane[*]} " in *" $name "*) continue ;; esac
+    case " ${slurm_lane[*]} ${mpi_lane[*]} ${gridengine_lane[*]} " in *" $name "*) continue ;; esac
     lanes+=("$name")
 done <"$logs/binaries"
 

@@ -49,6 +49,12 @@ if [ "$mode" = test ]; then
   need_sbin slurmd "apt-get install -y slurmd"
   need_sbin munged "apt-get install -y munge"
   need sbatch "apt-get install -y slurm-client"
+  # Grid Engine (tests/gridengine.rs, tests/harness/gridengine.sh): Debian's
+  # binaries behind their wrapper scripts, in /usr/lib/gridengine.
+  [ -x /usr/lib/gridengine/sge_qmaster ] || missing+=("sge_qmaster (apt-get install -y gridengine-master)")
+  [ -x /usr/lib/gridengine/sge_execd ] || missing+=("sge_execd (apt-get install -y gridengine-exec)")
+  need qsub "apt-get install -y gridengine-client"
+  need qconf "apt-get install -y gridengine-client"
   need mpirun.openmpi "apt-get install -y openmpi-bin"
   need mpicc.openmpi "apt-get install -y libopenmpi-dev"
   need mpif90.openmpi "apt-get install -y libopenmpi-dev"

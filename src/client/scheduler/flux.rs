@@ -11,8 +11,8 @@
 //!   `PRIORITY`, `SCHED`, `RUN` and `CLEANUP` are alive. Without a recorded
 //!   instance, unknown.
 
-use super::command::{run_with_env, run_with_time_limit, CommandOutput};
-use super::{first_line, JobId, JobState, STATE_LIMIT, TIME_LEFT_LIMIT};
+use super::command::CommandOutput;
+use super::{first_line, state_from, stdout_of, JobId, JobState, TIME_LEFT_LIMIT};
 
 /// What `flux job timeleft` prints for a job without a time limit.
 const UNLIMITED: u64 = u32::MAX as u64;
@@ -20,14 +20,7 @@ const UNLIMITED: u64 = u32::MAX as u64;
 /// Asks `flux job timeleft` the seconds this process's job has left;
 /// `Ok(None)`: no time limit.
 pub fn time_left(_id: &JobId) -> Result<Option<f64>, String> {
-    let output = run_with_time_limit("flux", &["job", "timeleft"], TIME_LEFT_LIMIT)?;
-    if !output.success {
-        return Err(format!(
-            "flux job timeleft failed: {}",
-            first_line(&output.stderr)
-        ));
-    }
-    parse_time_left(&output.stdout)
+    parse_time_left(&stdout_of("flux", &["job", "timeleft"], TIME_LEFT_LIMIT)?)
 }
 
 /// Asks `flux jobs` whether job `id` is still there.
@@ -38,15 +31,12 @@ pub fn job_state(id: &JobId) -> JobState {
             id.job
         ));
     };
-    match run_with_env(
+    state_from(
         "flux",
         &["jobs", "-n", "-o", "{state}", &id.job],
         &[("FLUX_URI", instance)],
-        STATE_LIMIT,
-    ) {
-        Ok(output) => parse_job_state(&output, &id.job),
-        Err(why) => JobState::Unknown(why),
-    }
+        |output| parse_job_state(output, &id.job),
+    )
 }
 
 /// The seconds left from `flux job timeleft`: one line of whole seconds;

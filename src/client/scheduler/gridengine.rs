@@ -16,7 +16,7 @@
 //!   which qstat -j does not tell apart: unknown.
 
 use super::command::{run_with_time_limit, CommandOutput};
-use super::{clock_seconds, first_line, JobId, JobState, STATE_LIMIT, TIME_LEFT_LIMIT};
+use super::{clock_seconds, first_line, state_from, stdout_of, JobId, JobState, TIME_LEFT_LIMIT};
 
 /// What qstat prints for a job it does not have (on stdout or stderr; Son
 /// of Grid Engine adds "or permissions are not sufficient").
@@ -35,11 +35,8 @@ pub fn time_left(id: &JobId) -> Result<Option<f64>, String> {
     let Some(limit) = parse_hard_runtime(&details.stdout, &id.job)? else {
         return Ok(None);
     };
-    let list = run_with_time_limit("qstat", &["-s", "rs"], TIME_LEFT_LIMIT)?;
-    if !list.success {
-        return Err(format!("qstat -s rs failed: {}", first_line(&list.stderr)));
-    }
-    let start = parse_start_time(&list.stdout, &id.job, id.task.as_deref())?;
+    let list = stdout_of("qstat", &["-s", "rs"], TIME_LEFT_LIMIT)?;
+    let start = parse_start_time(&list, &id.job, id.task.as_deref())?;
     let start = start.to_unix().ok_or_else(|| {
         format!(
             "Grid Engine job {}: start time {start:?} is not a local time",
@@ -54,10 +51,9 @@ pub fn time_left(id: &JobId) -> Result<Option<f64>, String> {
 
 /// Asks qstat whether job `id` (its task, for an array task) is still there.
 pub fn job_state(id: &JobId) -> JobState {
-    match run_with_time_limit("qstat", &["-j", &id.job], STATE_LIMIT) {
-        Ok(output) => parse_job_state(&output, &id.job, id.task.as_deref()),
-        Err(why) => JobState::Unknown(why),
-    }
+    state_from("qstat", &["-j", &id.job], &[], |output| {
+        parse_job_state(output, &id.job, id.task.as_deref())
+    })
 }
 
 /// The job's hard wall-clock limit `h_rt` in seconds from `qstat -j JOBID`:

@@ -14,7 +14,7 @@
 //!   and `WAIT` are alive.
 
 use super::command::{run_with_time_limit, CommandOutput};
-use super::{first_line, JobId, JobState, STATE_LIMIT, TIME_LEFT_LIMIT};
+use super::{first_line, state_from, JobId, JobState, TIME_LEFT_LIMIT};
 
 /// The `bjobs -o` fields asked, `|` between them.
 const FORMAT: &str = "stat time_left delimiter='|'";
@@ -27,22 +27,24 @@ pub fn job_ref(id: &JobId) -> String {
     }
 }
 
-fn bjobs(id: &JobId, limit: std::time::Duration) -> Result<CommandOutput, String> {
-    run_with_time_limit("bjobs", &["-noheader", "-o", FORMAT, &job_ref(id)], limit)
+/// The arguments of bjobs asking about `job` (a [`job_ref`]).
+fn bjobs_args(job: &str) -> [&str; 4] {
+    ["-noheader", "-o", FORMAT, job]
 }
 
 /// Asks bjobs the seconds job `id` has left; `Ok(None)`: no run limit.
 pub fn time_left(id: &JobId) -> Result<Option<f64>, String> {
-    let output = bjobs(id, TIME_LEFT_LIMIT)?;
-    parse_time_left(&output, &job_ref(id))
+    let job = job_ref(id);
+    let output = run_with_time_limit("bjobs", &bjobs_args(&job), TIME_LEFT_LIMIT)?;
+    parse_time_left(&output, &job)
 }
 
 /// Asks bjobs whether job `id` is still there.
 pub fn job_state(id: &JobId) -> JobState {
-    match bjobs(id, STATE_LIMIT) {
-        Ok(output) => parse_job_state(&output, &job_ref(id)),
-        Err(why) => JobState::Unknown(why),
-    }
+    let job = job_ref(id);
+    state_from("bjobs", &bjobs_args(&job), &[], |output| {
+        parse_job_state(output, &job)
+    })
 }
 
 /// The `STAT|TIME_LEFT` lines of the answer. bjobs may exit with 0 or 255

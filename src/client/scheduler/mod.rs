@@ -5,7 +5,9 @@
 //! - `mod.rs` (here): [`jobs_in_env`], the one place where the library
 //!   recognises the jobs it runs in; [`JobId`], a job as its scheduler names
 //!   it (recorded in the worker journal); [`JobState`], the one verdict every
-//!   scheduler answers; the time limits of their commands.
+//!   scheduler answers; the time limits of their commands, and the shape the
+//!   modules share: a command's output or why it cannot be used
+//!   ([`stdout_of`]), a verdict from a command ([`state_from`]).
 //! - `command.rs`: a scheduler's command run with a time limit.
 //! - `slurm.rs`: Slurm (`SLURM_JOB_ID`), every `squeue` query.
 //! - `pbs.rs`: PBS Pro / OpenPBS (`PBS_JOBID`), `qstat -f -F json`.
@@ -273,6 +275,37 @@ fn is_decimal(s: &str) -> bool {
     !whole.is_empty()
         && whole.chars().all(|c| c.is_ascii_digit())
         && fraction.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Runs `program ARGS` under `limit` and gives what it printed on its
+/// standard output; `Err` (one line) when it cannot be run, takes more than
+/// `limit`, or fails: "`PROGRAM ARGS` failed: " and the first line of its
+/// standard error.
+pub fn stdout_of(program: &str, args: &[&str], limit: Duration) -> Result<String, String> {
+    let output = command::run_with_time_limit(program, args, limit)?;
+    if !output.success {
+        return Err(format!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            first_line(&output.stderr)
+        ));
+    }
+    Ok(output.stdout)
+}
+
+/// The reaper's verdict from `program ARGS` (with the variables `env`) run
+/// under [`STATE_LIMIT`]: `parse` reads its output, whatever its exit
+/// status; a command that cannot be run or takes longer is unknown.
+pub fn state_from(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    parse: impl FnOnce(&command::CommandOutput) -> JobState,
+) -> JobState {
+    match command::run_with_env(program, args, env, STATE_LIMIT) {
+        Ok(output) => parse(&output),
+        Err(why) => JobState::Unknown(why),
+    }
 }
 
 /// The first line of `text`, trimmed and cut to 200 characters, for a

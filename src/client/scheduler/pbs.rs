@@ -12,28 +12,23 @@
 
 use serde_json::Value;
 
-use super::command::{run_with_time_limit, CommandOutput};
-use super::{clock_seconds, first_line, JobId, JobState, STATE_LIMIT, TIME_LEFT_LIMIT};
+use super::command::CommandOutput;
+use super::{clock_seconds, first_line, state_from, stdout_of, JobId, JobState, TIME_LEFT_LIMIT};
 
 /// Asks `qstat` the seconds job `id` has left; `Ok(None)`: no walltime limit.
 pub fn time_left(id: &JobId) -> Result<Option<f64>, String> {
-    let output = run_with_time_limit("qstat", &["-f", "-F", "json", &id.job], TIME_LEFT_LIMIT)?;
-    if !output.success {
-        return Err(format!(
-            "qstat -f -F json {} failed: {}",
-            id.job,
-            first_line(&output.stderr)
-        ));
-    }
-    parse_time_left(&output.stdout, &id.job)
+    let stdout = stdout_of("qstat", &["-f", "-F", "json", &id.job], TIME_LEFT_LIMIT)?;
+    parse_time_left(&stdout, &id.job)
 }
 
 /// Asks `qstat` whether job `id` is still there.
 pub fn job_state(id: &JobId) -> JobState {
-    match run_with_time_limit("qstat", &["-x", "-f", "-F", "json", &id.job], STATE_LIMIT) {
-        Ok(output) => parse_job_state(&output, &id.job),
-        Err(why) => JobState::Unknown(why),
-    }
+    state_from(
+        "qstat",
+        &["-x", "-f", "-F", "json", &id.job],
+        &[],
+        |output| parse_job_state(output, &id.job),
+    )
 }
 
 /// The seconds left from the JSON of `qstat -f -F json`: the limit

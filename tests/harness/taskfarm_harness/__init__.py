@@ -1,5 +1,5 @@
-"""The test harness's real taskfarm server and Slurm cluster, one concern
-per module.
+"""The test harness's real taskfarm server, Slurm cluster and Grid Engine
+cell, one concern per module.
 
 - errors.py          HarnessError: a failure reported on stderr with exit 1
 - loopback.py        the host the servers listen on, free ports
@@ -13,7 +13,12 @@ per module.
 - slurm_processes.py the processes of a Slurm cluster
 - slurm_teardown.py  jobs cancelled, daemons stopped, leftovers killed
 - slurm_supervisor.py  the daemons' parent: start, watch, stop
+- gridengine_config.py  the Grid Engine cell's state directory: paths,
+                     cluster.json, the private SGE_ROOT and cell, the queue
+- gridengine_teardown.py  the cell's processes; daemons and jobs stopped
+- gridengine_supervisor.py  the daemons' parent: start, configure, watch, stop
 
-tests/harness/taskfarm_server.py and tests/harness/slurm_cluster.py are the
-command lines over them (the benchmark, bench/, imports them too).
+tests/harness/taskfarm_server.py, tests/harness/slurm_cluster.py and
+tests/harness/gridengine_cluster.py are the command lines over them (the
+benchmark, bench/, imports them too).
 """

@@ -1,6 +1,7 @@
 """Processes and process groups, Linux /proc aware: PID 1 of a container may
 never reap zombies, and a zombie still answers kill(pid, 0)."""
 
+import ctypes
 import os
 import signal
 import time
@@ -118,6 +119,16 @@ def kill_group(pgid, timeout=STOP_TIMEOUT):
 
 # --------------------------------------------------------------------------
 # Single processes, by PID.
+
+
+def die_with_parent():
+    """preexec_fn of a daemon: SIGTERM to it when its parent (a harness's
+    supervisor) dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def signal_process(pid, sig):

@@ -3,7 +3,6 @@
 until the node is idle, its watch over the daemons and the watched process,
 and its stop."""
 
-import ctypes
 import os
 import shutil
 import signal
@@ -13,7 +12,7 @@ import time
 
 from .errors import HarnessError
 from .loopback import free_port
-from .process_groups import process_alive, process_starttime, terminate
+from .process_groups import die_with_parent, process_alive, process_starttime, terminate
 from .slurm_config import (
     CLUSTER_JSON,
     PARTITION,
@@ -45,15 +44,6 @@ def log(msg):
     print(f"{stamp} slurm_cluster.py: {msg}", flush=True)
 
 
-def _pdeathsig():
-    """preexec_fn: SIGTERM to the child when the supervisor dies."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def supervise(state_dir, watched):
     """Runs munged, slurmctld and slurmd of state_dir as children until a
     signal, a daemon's exit or the end of process watched (None: none),
@@ -80,7 +70,7 @@ def supervise(state_dir, watched):
         daemons[name] = subprocess.Popen(
             cmd, env=env, cwd=p["dir"], stdin=subprocess.DEVNULL,
             stdout=sys.stdout, stderr=subprocess.STDOUT, close_fds=True,
-            preexec_fn=_pdeathsig)  # noqa: PLW1509 (this process starts no threads)
+            preexec_fn=die_with_parent)  # noqa: PLW1509 (this process starts no threads)
         write_json(p["daemons"], {n: [d.pid, process_starttime(d.pid)]
                                   for n, d in daemons.items()})
 
