@@ -136,6 +136,8 @@ def fault_table(runs):
         rows.append(cells)
     rows.append(["proxy answers touched"] + [sum(r["proxy_hits"].values()) for r in runs])
     rows.append(["worker processes"] + [r["worker_processes"] for r in runs])
+    rows.append(["service found down after a server fault, restarted again"]
+                + [len(r["server_recoveries"]) if "server_recoveries" in r else "not recorded" for r in runs])
     rows.append(["load average at the end (1, 5, 15 min)"]
                 + [", ".join(f"{x:g}" for x in r["load_average"]) if r.get("load_average") else "not recorded"
                    for r in runs])

@@ -204,7 +204,10 @@ def run_soak(cfg):
         if sup is not None:
             sup.stop_all()
         if reapers is not None:
-            reapers.stop()
+            try:
+                reapers.stop()
+            except RuntimeError as e:  # reported, the rest still stops
+                say(f"warning: stopping the reaper: {e}")
         if proxy is not None:
             proxy.close()
         disk.unmount()
