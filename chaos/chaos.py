@@ -122,9 +122,16 @@ def main(argv=None):
     figures, result = run_soak(cfg)
     counts = result["counts"]
     total = sum(counts.values())
+    looks = (figures.get("reaper") or {}).get("looks", {})
+    heartbeat_only = sum(n for host in looks.values() for kind, n in host.items()
+                         if kind.startswith("heartbeat-"))
     print(f"chaos: seed {cfg.seed} ({cfg.client}): {figures['done']} of {cfg.tasks} done "
           f"({figures['done_percent']:g} %), {figures['computed_again']} computed again, "
-          f"{figures['wrongly_reaped']} wrongly reaped (a heartbeat-only verdict on a live worker); "
+          f"{figures['wrongly_reaped']} wrongly reaped live worker(s) (a heartbeat-only verdict on "
+          f"a worker SIGSTOPped longer than --stale); reaper verdicts: {heartbeat_only} "
+          f"heartbeat-only ({figures['heartbeat_only_give_backs']} of them gave a task back), "
+          f"{sum(h.get('pid', 0) for h in looks.values())} on the pid; "
+          f"load {figures.get('load_average')}; "
           f"violations: {total} {json.dumps(counts)}", flush=True)
     if args.figures:
         add_figures(args.figures, figures)

@@ -7,11 +7,13 @@
 #                       is written from it. CHAOS_SEED (default: drawn, printed),
 #                       CHAOS_SECONDS (120), CHAOS_TASKS (1000), CHAOS_WORKERS (8).
 #                       Root is needed (a tmpfs journal in a mount namespace of its
-#                       own, unshare -u for the reaper on "another host").
+#                       own; the reaper on "another host" in a PID and UTS
+#                       namespace of its own, unshare -p -f -u).
 #   make chaos-short    our library alone, about two minutes of faults on the fixed
 #                       seed CHAOS_SHORT_SEED, failing on any violation (part of
 #                       `make test`; root, as make chaos)
-#   make chaos-unit     the unit tests of the oracle, the schedule and the report
+#   make chaos-unit     the unit tests of the oracle, the schedule and the report,
+#                       and the server faults on the real server (root only)
 #                       (chaos/tests/, Python unittest; part of `make test`)
 #   make chaos-render   RELIABILITY.md again from chaos/figures.json (no soak)
 
@@ -43,7 +45,7 @@ chaos-short: chaos-tools
 	"$$venv/bin/python" chaos/chaos.py --client c --seed $(CHAOS_SHORT_SEED) --seconds 120 --tasks 800 \
 	    --out-dir build/chaos-short --fail-on-violation
 
-## chaos-unit: the unit tests of the oracle, the schedule and the report
+## chaos-unit: the unit tests of the oracle, the schedule, the report and the server faults
 chaos-unit:
 	@venv=$$(tests/harness/venv.sh) && \
 	"$$venv/bin/python" -m unittest discover -s chaos/tests -t chaos

@@ -20,18 +20,20 @@ The violations (kinds, as printed):
 - `done-undone`: a task row that left `done` (a finished task handed out
   again);
 - `overlap`: two computations of one task at the same time by two workers
-  that were both alive. Excused (counted as `wrongly-reaped`, not a
-  violation) only when a reaper's pass gave that task of that worker back on
-  a verdict that rested on the heartbeat alone ("its heartbeat stood still",
-  which only a reaper that cannot see the worker's pid gives): the guarantee
-  allows overlapping leases only there. Whether the worker was SIGSTOPped
-  longer than --stale at the time is recorded with the excuse (a running
-  worker judged dead would mean a heartbeat that fell behind);
+  that were both alive. Excused (counted as *wrongly reaped live worker*,
+  not a violation) only when both hold: a reaper's pass gave that task of
+  that worker back on a verdict that rested on the heartbeat alone ("its
+  heartbeat stood still", which only a reaper that cannot judge the
+  worker's pid gives), and the worker was SIGSTOPped for longer than
+  --stale, after it began that computation and before that verdict was
+  read: the guarantee allows overlapping leases only there. A heartbeat-only
+  verdict on a worker that was not stopped that long is a violation (its
+  message says so): the heartbeat of a running worker fell behind;
 - `recomputed`: a task computed again although the worker that computed it
   before neither died nor gave it back first (a SIGTERM, a stop signal,
   counts as giving it back: the library hands the task back before the
   process ends), or after its done returned TF_OK (the same excuse as for
-  an overlap, on the same evidence);
+  an overlap, on the same evidence, before the done);
 - `done-below-100`: a task done with a percentage below 100.
 
 `check(history)` returns {"counts": ..., "violations": [...], ...}; each
@@ -151,22 +153,30 @@ def heartbeat_verdicts(history):
 
 
 def excused(first, later, uuids, verdicts, stops, stale_ns):
-    """The excuse of an overlap or a recomputation, or None: a reaper's pass
-    gave the first worker's task back on a heartbeat-only verdict, read by
-    the soak after the first computation began and no later than 5 s after
-    the second one ended (the pass prints its report once it is over). The
-    excuse says whether the first worker was SIGSTOPped longer than --stale
-    around then."""
+    """What a reaper said of the first worker, or None: a pass gave the
+    first worker's task back on a heartbeat-only verdict, read by the soak
+    after the first computation began and no later than 5 s after the
+    second one ended (the pass prints its report once it is over). It says
+    whether the first worker was SIGSTOPped for longer than --stale after
+    that computation began and at least --stale before the verdict was read
+    (`stopped_longer_than_stale`): only then is the overlap excused."""
     uuid = uuids.get(first["worker"])
     end = later["end"] if later["end"] is not None else INF
+    found = None
     for t in verdicts.get((first["task"], uuid), ()):
         if first["start"] <= t <= end + 5 * 10**9:
-            stopped = any(continued - stopped_at > stale_ns and stopped_at <= t
+            stopped = any(continued - stopped_at > stale_ns and stopped_at + stale_ns <= t
                           and continued >= first["start"]
                           for stopped_at, continued in stops.get(first["worker"], ()))
-            return {"task": first["task"], "workers": [first["worker"], later["worker"]],
-                    "stopped_longer_than_stale": stopped}
-    return None
+            found = {"task": first["task"], "workers": [first["worker"], later["worker"]],
+                     "stopped_longer_than_stale": stopped, "verdict_t": t}
+            if stopped:
+                return found
+    return found
+
+
+NOT_STOPPED = (" (a reaper gave it back on a heartbeat-only verdict, but {worker} was not SIGSTOPped "
+               "longer than --stale: a running worker's heartbeat fell behind)")
 
 
 def check(history):
@@ -242,12 +252,14 @@ def check(history):
                     # process: what runs in between is thrown away.
                     continue
                 excuse = excused(a, b, uuids, verdicts, stops, stale_ns)
+                allowed = excuse is not None and excuse["stopped_longer_than_stale"]
+                why_not = NOT_STOPPED.format(worker=a["worker"]) if excuse and not allowed else ""
                 if overlapping:
-                    if excuse:
+                    if allowed:
                         excuses.append(excuse)
                         continue
                     add("overlap", task, f"task {task} computed by {a['worker']} and {b['worker']} at once, "
-                        f"both alive", [a, b])
+                        f"both alive{why_not}", [a, b])
                     continue
                 a_dead = deaths.get(a["worker"]) is not None and deaths[a["worker"]] <= b["start"]
                 gave_back = (a["requeued"] == "TF_OK" and a["requeue_t"] <= b["start"]) or \
@@ -256,11 +268,12 @@ def check(history):
                     add("recomputed", task, f"task {task} computed again by {b['worker']} after "
                         f"{a['worker']}'s done returned TF_OK", [a, b])
                 elif not (a_dead or gave_back):
-                    if excuse:
+                    if allowed:
                         excuses.append(excuse)
                         continue
                     add("recomputed", task, f"task {task} computed again by {b['worker']} while "
-                        f"{a['worker']} (which computed it first) was alive and had not given it back", [a, b])
+                        f"{a['worker']} (which computed it first) was alive and had not given it back"
+                        f"{why_not}", [a, b])
 
     counts = dict.fromkeys(KINDS, 0)
     for v in violations:
@@ -272,6 +285,7 @@ def check(history):
             "stuck_computing": sum(1 for t in db_tasks.values() if t["status"] == "computing"),
             "computations": len(comps), "computed_again": computed_again,
             "wrongly_reaped": len(excuses), "excused": excuses,
+            "heartbeat_only_give_backs": sum(len(ts) for ts in verdicts.values()),
             "counts": counts, "violations": violations}
 
 

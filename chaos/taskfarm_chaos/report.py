@@ -38,10 +38,13 @@ def setup_text(runs):
         f"{r['heartbeat']:g} s, on a 2 MiB tmpfs), `TASKFARM_STOP_SIGNALS=TERM` and "
         f"`TASKFARM_TIMEOUT={r['timeout']:g}`; `taskfarm reap --watch 1 --stale {r['stale']:g} "
         f"--max-attempts 1000` runs beside them, on this host or, after a *reaper-swap*, on "
-        f"\"another host\" (`unshare -u` with another host name; the reaper judges a pid by the "
-        f"boot id and PID namespace its journal records, so this one judges pids too: no verdict "
-        f"of these soaks rests on the heartbeat alone, see the findings). Every client talks to "
-        f"the server through a fault proxy.\n\n"
+        f"\"another host\": `unshare --pid --fork --kill-child --mount-proc --uts` with another "
+        f"host name and a PID namespace of its own, so that the pids the journals record mean "
+        f"nothing to it and its verdicts on the workers rest on their heartbeats alone (it is "
+        f"stopped with its namespace, and its lock removed once all of it is gone). Seeds "
+        f"{_seeds(r for r in runs if not _looks(r)) or 'none'} ran before that, with the other "
+        f"host's reaper under `unshare -u` only, in the workers' PID namespace: it judged pids "
+        f"(see the findings). Every client talks to the server through a fault proxy.\n\n"
         f"The faults (chaos/taskfarm_chaos/schedule.py), one every 2.5 s on average at random "
         f"moments drawn from the seed: SIGKILL of a worker mid-task, mid-request (waiting for "
         f"`tf_worker_task`) and mid-`done` (the moment read from the worker's own log); SIGTERM; "
@@ -59,9 +62,34 @@ def setup_text(runs):
         f"back.")
 
 
+def _seeds(runs):
+    return ", ".join(str(r["seed"]) for r in runs)
+
+
+def _looks(run):
+    """The reapers' verdicts by what they rested on, None when not counted
+    (the soaks before the other host's reaper had a PID namespace)."""
+    return (run.get("reaper") or {}).get("looks")
+
+
+def _heartbeat_only(run):
+    looks = _looks(run)
+    if looks is None:
+        return None
+    return sum(n for host in looks.values() for kind, n in host.items() if kind.startswith("heartbeat-"))
+
+
+def _heartbeat_cell(run):
+    n = _heartbeat_only(run)
+    if n is None:
+        return "not counted"
+    return f"{n} ({run.get('heartbeat_only_give_backs', 0)} gave back)"
+
+
 def c_table(runs):
     head = ["seed", "faults for", "tasks", "faults", "done", "lost", "done twice", "done undone",
-            "overlap (live)", "recomputed (live)", "done < 100 %", "computed again", "wrongly reaped",
+            "overlap (live)", "recomputed (live)", "done < 100 %", "computed again",
+            "heartbeat-only verdicts", "wrongly reaped live worker",
             "given back", "dones delivered", "orphans restarted", "took"]
     rows = []
     for r in runs:
@@ -71,19 +99,22 @@ def c_table(runs):
         rows.append([r["seed"], f"{r['fault_period']:.0f} s", r["tasks"], _sum_faults(r),
                      f"{r['done_percent']:g} %", v["lost"], v["done-twice"], v["done-undone"],
                      v["overlap"], v["recomputed"], v["done-below-100"], r["computed_again"],
-                     _wrongly_reaped(r), reaper.get("given_back", 0), reaper.get("delivered", 0),
+                     _heartbeat_cell(r), _wrongly_reaped(r), reaper.get("given_back", 0),
+                     reaper.get("delivered", 0),
                      orphans.get("orphans") if orphans.get("restarted") else 0,
                      f"{r['elapsed']:.0f} s"])
     total = ["all", f"{sum(r['fault_period'] for r in runs):.0f} s", sum(r["tasks"] for r in runs),
              sum(_sum_faults(r) for r in runs), "", *[sum(r["violations"][k] for r in runs) for k in KINDS],
-             sum(r["computed_again"] for r in runs), sum(r["wrongly_reaped"] for r in runs),
+             sum(r["computed_again"] for r in runs),
+             sum(_heartbeat_only(r) or 0 for r in runs), sum(r["wrongly_reaped"] for r in runs),
              "", "", "", f"{sum(r['elapsed'] for r in runs):.0f} s"]
     return _table(head, rows + [total]) if rows else "No soak of our library recorded."
 
 
 def _wrongly_reaped(run):
-    """Excused overlaps, and how many of them hit a worker that was not
-    stopped (a heartbeat that fell behind on a running worker)."""
+    """Excused overlaps and recomputations: a heartbeat-only verdict on a
+    worker SIGSTOPped longer than --stale. (Soaks judged by the oracle
+    before it required the stop also counted verdicts on running workers.)"""
     running = run.get("wrongly_reaped_running")
     return f"{run['wrongly_reaped']} ({running} running)" if running else run["wrongly_reaped"]
 
@@ -105,6 +136,8 @@ def fault_table(runs):
         rows.append(cells)
     rows.append(["proxy answers touched"] + [sum(r["proxy_hits"].values()) for r in runs])
     rows.append(["worker processes"] + [r["worker_processes"] for r in runs])
+    rows.append(["service found down after a server fault, restarted again"]
+                + [len(r["server_recoveries"]) if "server_recoveries" in r else "not recorded" for r in runs])
     rows.append(["load average at the end (1, 5, 15 min)"]
                 + [", ".join(f"{x:g}" for x in r["load_average"]) if r.get("load_average") else "not recorded"
                    for r in runs])

@@ -124,11 +124,37 @@ class OracleTest(unittest.TestCase):
                       dict(verdict, worker="U1"), dict(verdict, t=int(0.8 * S))):
             kinds, _ = self.kinds(history(logs, procs, faults=[stop], verdicts=[other]))
             self.assertEqual(kinds, {"overlap": 1}, other)
-        # A heartbeat-only verdict on a worker that was not stopped excuses it
-        # too (that is what the guarantee allows), and says so.
-        kinds, result = self.kinds(history(logs, procs, verdicts=[verdict]))
+        # A heartbeat-only verdict on a worker that was not stopped longer
+        # than --stale is no excuse (its heartbeat should have gone on): a
+        # violation that says so. Nor is a stop shorter than --stale, or one
+        # that began less than --stale before the verdict was read.
+        short = dict(stop, continued=int(5 * S))
+        late = dict(stop, stopped=int(3.5 * S))
+        for faults in ([], [short], [late]):
+            kinds, result = self.kinds(history(logs, procs, faults=faults, verdicts=[verdict]))
+            self.assertEqual(kinds, {"overlap": 1}, faults)
+            self.assertEqual(result["wrongly_reaped"], 0)
+            self.assertIn("was not SIGSTOPped longer than --stale", result["violations"][0]["message"])
+        self.assertEqual(result["heartbeat_only_give_backs"], 1)
+
+    def test_a_stopped_worker_reaped_on_its_heartbeat_may_see_its_task_computed_again_later(self):
+        # w0.1 is stopped from 1.5 s to 11 s in task 0, which a reaper on
+        # another host gives back at 7 s; w1.1 computes it from 12 s on,
+        # after w0.1 went on (and failed its done): a recomputation the
+        # verdict excuses, not one of a worker that gave nothing back.
+        logs = {"w0.1": [line(0.5, "w0.1", "begin", "U0"), line(1, "w0.1", "start", 0),
+                         line(11.5, "w0.1", "computed", 0), line(11.6, "w0.1", "done", 0, "TF_ERR_HTTP")]
+                + task_lines("w0.1", 1, 20),
+                "w1.1": [line(0.5, "w1.1", "begin", "U1")] + task_lines("w1.1", 0, 12)}
+        stop = {"kind": "stop-long", "at": 1.5, "target": "w0.1", "stopped": int(1.5 * S), "continued": int(11 * S)}
+        verdict = {"t": int(7 * S), "host": "other", "task": 0, "worker": "U0", "verdict": "gone",
+                   "reason": "its heartbeat stood still for 4.2 s of this reaper's clock, more than 4.0 s"}
+        procs = [proc("w0.1"), proc("w1.1")]
+        kinds, result = self.kinds(history(logs, procs, faults=[stop], verdicts=[verdict]))
         self.assertEqual(kinds, {})
-        self.assertFalse(result["excused"][0]["stopped_longer_than_stale"])
+        self.assertEqual(result["wrongly_reaped"], 1)
+        kinds, _ = self.kinds(history(logs, procs, faults=[stop]))
+        self.assertEqual(kinds, {"recomputed": 1})
 
     def test_a_task_computed_again_while_its_first_worker_lived_is_recomputed(self):
         # w0.1's done failed; it lives on (and does task 1); w1.1 computes task 0 again.
