@@ -26,13 +26,14 @@
 //!    the server: 404) through a recording proxy: each first request arrives
 //!    no sooner than its share of the window (`4·i/40` s) after its process
 //!    started.
-//! 4. The jitter happens: 24 processes whose every request the proxy answers
-//!    503, each with 5 retries at backoff 0.2 s (steps 0.4, 0.8, 1.6, 3.2 s
-//!    after the first, immediate, retry). Without jitter
-//!    (`TASKFARM_RETRY_JITTER=none`, the control) no gap between two
-//!    attempts is shorter than its step; with it, about a quarter of the
-//!    gaps are shorter than half their step (a sleep can be made longer by
-//!    a loaded machine, never shorter), and the gaps average about the step.
+//! 4. The jitter happens: 48 processes whose every request the proxy answers
+//!    503, each with 5 retries at backoff 0.5 s (steps 1, 2, 4, 8 s after
+//!    the first, immediate, retry), and 48 more without jitter
+//!    (`TASKFARM_RETRY_JITTER=none`, the control) beside them. Without
+//!    jitter no gap between two attempts is shorter than its step; with
+//!    it, about a quarter of the gaps are shorter than half their step (a
+//!    sleep can be made longer by a loaded machine, never shorter), and the
+//!    gaps average about the step.
 //!
 //! Sizes: `TASKFARM_SCALE_WORKERS` processes (default 300, the issue's
 //! size), one task each: a task per process is what "every task done once"
@@ -481,32 +482,44 @@ fn wait_output(child: &mut Child) -> (std::process::ExitStatus, String) {
     (child.wait().unwrap(), err)
 }
 
-/// The gaps between the attempts of each of `n` processes whose requests
-/// all get 503, as multiples of their backoff step (steps 2 to 5; the first
-/// retry has none).
-fn retry_gaps(proxy: &RecordingProxy, n: usize, env: &[(&str, String)]) -> Vec<f64> {
-    let runs: Vec<String> = (0..n).map(|_| uuid_hex()).collect();
-    let mut children: Vec<Child> = runs
-        .iter()
-        .map(|run| {
-            status_command(&proxy.url, "not-a-real-token", run, env)
+/// The backoff factor of the jitter test: steps of 1, 2, 4 and 8 s after
+/// the first, immediate, retry, long beside a loaded machine's delays (a
+/// quarter of a second at load 46 on 2 cores), which lengthen the short
+/// gaps and so lower the share of them below half their step.
+const JITTER_BACKOFF: f64 = 0.5;
+
+/// `n` processes whose requests all get 503, started with `env`: (the run
+/// each one asks for, the process).
+fn failing_processes(
+    proxy: &RecordingProxy,
+    n: usize,
+    env: &[(&str, String)],
+) -> Vec<(String, Child)> {
+    (0..n)
+        .map(|_| {
+            let run = uuid_hex();
+            let child = status_command(&proxy.url, "not-a-real-token", &run, env)
                 .spawn()
-                .unwrap()
+                .unwrap();
+            (run, child)
         })
-        .collect();
-    for (i, child) in children.iter_mut().enumerate() {
-        let (status, err) = wait_output(child);
+        .collect()
+}
+
+/// The gaps between the attempts of each of these processes, as multiples
+/// of their backoff step (steps 2 to 5; the first retry has none).
+fn retry_gaps(proxy: &RecordingProxy, processes: Vec<(String, Child)>) -> Vec<f64> {
+    let mut gaps = Vec::new();
+    for (i, (run, mut child)) in processes.into_iter().enumerate() {
+        let (status, err) = wait_output(&mut child);
         assert!(
             !status.success() && err.contains("503"),
             "process {i}: {status}: {err}"
         );
-    }
-    let mut gaps = Vec::new();
-    for run in &runs {
-        let at: Vec<Instant> = proxy.records_of(run).iter().map(|r| r.at).collect();
+        let at: Vec<Instant> = proxy.records_of(&run).iter().map(|r| r.at).collect();
         assert_eq!(at.len(), 6, "1 attempt and 5 retries");
         for retry in 2..=5 {
-            let step = 0.2 * 2f64.powi(retry - 1);
+            let step = JITTER_BACKOFF * 2f64.powi(retry - 1);
             let gap = at[retry as usize].duration_since(at[retry as usize - 1]);
             gaps.push(gap.as_secs_f64() / step);
         }
@@ -520,33 +533,36 @@ fn uuid_hex() -> String {
 
 #[test]
 fn retry_waits_are_jittered_and_without_jitter_never_shorter_than_the_step() {
-    const N: usize = 24;
+    const N: usize = 48;
     let test = Instant::now();
     let server = TaskfarmServer::start();
     let proxy = RecordingProxy::start(&server);
     proxy.set_mode(Mode::Unavailable);
     let base = vec![
         ("TASKFARM_RETRIES", "5".to_owned()),
-        ("TASKFARM_BACKOFF", "0.2".to_owned()),
+        ("TASKFARM_BACKOFF", JITTER_BACKOFF.to_string()),
     ];
-
     let mut fixed_env = base.clone();
     fixed_env.push(("TASKFARM_RETRY_JITTER", "none".to_owned()));
-    let fixed = retry_gaps(&proxy, N, &fixed_env);
+    // Both kinds at once, each process on a run of its own.
+    let fixed = failing_processes(&proxy, N, &fixed_env);
+    let jittered = failing_processes(&proxy, N, &base);
+
+    let fixed = retry_gaps(&proxy, fixed);
     let short: Vec<&f64> = fixed.iter().filter(|&&g| g < 0.99).collect();
     assert!(
         short.is_empty(),
         "waits shorter than the step without jitter: {short:?}"
     );
 
-    let jittered = retry_gaps(&proxy, N, &base);
+    let jittered = retry_gaps(&proxy, jittered);
     let below_half = jittered.iter().filter(|&&g| g < 0.5).count();
     let mean = jittered.iter().sum::<f64>() / jittered.len() as f64;
-    // Expected: a quarter below half the step (24 of 96; fewer on a loaded
-    // machine, whose delays lengthen the gaps); 7 or fewer has a probability
-    // below 1e-6 for uniform waits.
+    // Expected: a quarter below half the step (48 of 192; fewer on a loaded
+    // machine, whose delays lengthen the gaps: about 25 with delays of half a
+    // second); 11 or fewer has a probability below 1e-9 for uniform waits.
     assert!(
-        below_half >= 8,
+        below_half >= 12,
         "only {below_half} of {} jittered gaps below half their step: {jittered:?}",
         jittered.len()
     );
