@@ -129,6 +129,9 @@ def _start_once(p, cpus, watch_pid):
                                stdout=out, stderr=subprocess.STDOUT,
                                close_fds=True, start_new_session=True)
     info["pid"] = sup.pid
+    # With the pid's start time, a later stop never signals another process
+    # that reuses the pid (the supervisor may be gone by then).
+    info["pid_starttime"] = process_starttime(sup.pid)
     write_info(p["dir"], info)
     deadline = time.monotonic() + READY_TIMEOUT
     state = None
@@ -158,7 +161,8 @@ def start_cluster(state_dir, cpus, watch_pid):
     check_programs()
     p = paths(state_dir)
     old = read_info(p["dir"])
-    if old and (process_alive(old.get("pid")) or cluster_processes(p["dir"])):
+    if old and (process_alive(old.get("pid"), old.get("pid_starttime"))
+                or cluster_processes(p["dir"])):
         raise HarnessError(f"a cluster from {p['dir']} is still running: "
                            "stop it first")
     for d in ("state", "spool"):
@@ -192,7 +196,8 @@ def stop_cluster(state_dir):
     info = read_info(p["dir"])
     if info is None:
         return f"no {CLUSTER_JSON} in {p['dir']}: nothing to stop"
-    terminate([info.get("pid")], SUPERVISOR_STOP_TIMEOUT)
+    if process_alive(info.get("pid"), info.get("pid_starttime")):
+        terminate([info.get("pid")], SUPERVISOR_STOP_TIMEOUT)
     left = teardown(p)
     if left:
         raise HarnessError(f"still alive after stop: {left}")
