@@ -12,15 +12,21 @@ RELEASE_DIR := target/release
 TFW_VERSION := $(shell awk -F'"' '/^\[/ { p = ($$0 == "[package]") } p && /^version *=/ { print $$2; exit }' Cargo.toml)
 SONAME := libtaskfarm_worker.so.$(firstword $(subst ., ,$(TFW_VERSION)))
 
-# Test targets run by `make test` after lint and the Rust tests, TEST_JOBS at
-# a time (each prints its output whole when it ends): every suite works in a
-# scratch directory of its own, on free ports, with servers of its own.
+# Test targets run by `make test` beside lint and the Rust test binaries,
+# TEST_JOBS at a time (mk/rust-tests.sh; each prints its output whole when it
+# ends): every suite works in a scratch directory of its own, on free ports,
+# with servers of its own.
 TEST_TARGETS := c-tests server-doc-tests
-# How many test binaries (mk/rust-tests.sh) and suites run at once.
-TEST_JOBS ?= 3
+# How many test binaries and suites run at once (mk/rust-tests.sh).
+TEST_JOBS ?= 4
 export TEST_JOBS
+# Release builds run with CC set (make's CC, `cc` unless given): ring's build
+# script reads CC, and a test suite's `make install` runs with CC set, so
+# without it that install would rebuild the release libraries and the tool
+# (and relink the .so under the running tests) instead of finding them fresh.
+RELEASE_CARGO = env CC="$(CC)" $(CARGO)
 
-.PHONY: all build header reference test demo lint rust-tests stress c-tests exports prerequisites demo-prerequisites server-doc-tests clean
+.PHONY: all build header reference test demo lint rust-tests rust-test-build stress c-tests exports prerequisites demo-prerequisites server-doc-tests clean
 
 all: build
 
@@ -34,9 +40,10 @@ all: build
 ## compiles only the tool's own crates after this.
 build:
 	mk/install/native-static-libs.sh $(RELEASE_DIR) \
-	    $(CARGO) rustc --release --lib --crate-type cdylib,staticlib -- \
+	    $(RELEASE_CARGO) rustc --release --lib --crate-type cdylib,staticlib -- \
 	    -C link-arg=-Wl,-soname,$(SONAME) --print native-static-libs
-	ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/$(SONAME)
+	[ "$$(readlink $(RELEASE_DIR)/$(SONAME))" = libtaskfarm_worker.so ] || \
+	    ln -sf libtaskfarm_worker.so $(RELEASE_DIR)/$(SONAME)
 
 ## header: regenerate include/taskfarm_worker.h from the sources, and the
 ## reference pages from it (commit both)
@@ -72,6 +79,11 @@ demo-prerequisites:
 rust-tests: build
 	CARGO="$(CARGO)" mk/rust-tests.sh
 
+# The Rust tests compiled (mk/rust-tests.sh's step 1), target/debug/taskfarm
+# with them: the tool as the tests run it.
+rust-test-build:
+	$(CARGO) test --features cli --no-run
+
 ## stress: the concurrency tests with bigger sizes (PostgreSQL; about 2.5 min)
 stress: build
 	TASKFARM_STRESS_TASKS=3000 TASKFARM_STRESS_PROCESSES=48 TASKFARM_STRESS_THREADS=8 \
@@ -94,12 +106,15 @@ server-doc-tests: build
 
 ## test: every test (lint, header check, Rust unit and integration tests
 ## against the real server and the fault server, C programs under valgrind):
-## lint, then the Rust tests (their binaries side by side), then the suites
-## of TEST_TARGETS side by side, TEST_JOBS (3) at a time
+## the release libraries and the Rust tests compiled (the harness venv built
+## meanwhile), then lint, the test
+## binaries, the doc tests and the suites of TEST_TARGETS side by side,
+## TEST_JOBS (4) at a time, the longest first (mk/rust-tests.sh)
 test: prerequisites
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory lint rust-tests && \
-	$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(TEST_TARGETS) && \
+	tests/harness/venv.sh >/dev/null & venv=$$!; \
+	$(MAKE) --no-print-directory build && wait $$venv && \
+	CARGO="$(CARGO)" MAKE="$(MAKE)" TEST_SUITES="lint $(TEST_TARGETS)" mk/rust-tests.sh && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
 
 ## demo: a local real server, a run, workers working through it (needs only

@@ -32,7 +32,8 @@
 BENCH_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 BENCH_WORKER := build/bench/bench_worker
 FORK_EXEC_LOOP := build/bench/fork_exec_loop
-# Scenario g's runner: the command-line tool, in release (the smoke's in debug).
+# Scenario g's runner: the command-line tool, in release (the smoke's in debug,
+# the binary of the Rust tests' build).
 RUNNER_BIN := $(RELEASE_DIR)/taskfarm
 RUNNER_ARGS = --runner-bin $(RUNNER_BIN) --fork-exec-bin $(FORK_EXEC_LOOP)
 SMOKE_RUNNER_ARGS = --runner-bin target/debug/taskfarm --fork-exec-bin $(FORK_EXEC_LOOP)
@@ -53,14 +54,15 @@ bench-programs: build
 
 ## bench: the benchmarks, ours against the Python client (BENCHMARKS.md)
 bench: bench-programs
-	$(CARGO) build --release --features cli --bin taskfarm
+	$(RELEASE_CARGO) build --release --features cli --bin taskfarm
 	@start=$$(date +%s); venv=$$(tests/harness/venv.sh) && \
 	"$$venv/bin/python" bench/bench.py --worker-bin $(BENCH_WORKER) $(RUNNER_ARGS) && \
 	echo "make bench: done in $$(( $$(date +%s) - start )) s"
 
 ## bench-smoke: the benchmarks with tiny sizes, correctness checks only
-bench-smoke: bench-programs
-	$(CARGO) build --features cli --bin taskfarm
+## (the tool: target/debug/taskfarm, as `cargo test` builds it for the tests;
+## a `cargo build` of it would compile another one in its place)
+bench-smoke: bench-programs rust-test-build
 	@start=$$(date +%s); venv=$$(tests/harness/venv.sh) && \
 	"$$venv/bin/python" bench/bench.py --smoke --worker-bin $(BENCH_WORKER) $(SMOKE_RUNNER_ARGS) && \
 	echo "make bench-smoke: passed in $$(( $$(date +%s) - start )) s"
@@ -81,7 +83,7 @@ bench-scale: build
 
 ## bench-run: section g (`taskfarm run -- true` against GNU parallel and fork+exec) alone, merged into bench/figures.json and BENCHMARKS.md
 bench-run: bench-programs
-	$(CARGO) build --release --features cli --bin taskfarm
+	$(RELEASE_CARGO) build --release --features cli --bin taskfarm
 	@venv=$$(tests/harness/venv.sh) && \
 	"$$venv/bin/python" bench/bench.py --only run --worker-bin $(BENCH_WORKER) $(RUNNER_ARGS) --out-dir build/bench-run && \
 	"$$venv/bin/python" bench/bench.py --merge run build/bench-run/bench/figures.json --render bench/figures.json

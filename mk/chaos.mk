@@ -29,7 +29,7 @@ $(CHAOS_WORKER): chaos/chaos_worker.c include/taskfarm_worker.h $(RELEASE_DIR)/l
 
 # The library, the C worker and the `taskfarm` tool (its reaper).
 chaos-tools: build
-	$(CARGO) build --release --features cli --bin taskfarm
+	$(RELEASE_CARGO) build --release --features cli --bin taskfarm
 	@$(MAKE) --no-print-directory $(CHAOS_WORKER)
 
 ## chaos: a soak of our library and of the Python client on one seed (RELIABILITY.md)

@@ -73,7 +73,7 @@ TFW_INSTALL_BUILD ?= install-build
 
 # The libraries and the command-line tool.
 install-build: build
-	$(CARGO) build --release --features cli --bin taskfarm
+	$(RELEASE_CARGO) build --release --features cli --bin taskfarm
 
 ## install: the command-line tool taskfarm, the libraries, headers, Fortran
 ## module, pkg-config files and CMake package under $(DESTDIR)$(PREFIX)

@@ -1,49 +1,73 @@
 #!/usr/bin/env bash
-# mk/rust-tests.sh (`make rust-tests`): the Rust tests, compiled once, their
-# binaries run side by side.
+# mk/rust-tests.sh (`make rust-tests`, and `make test`'s scheduler): the Rust
+# tests compiled once, their binaries run side by side, and with TEST_SUITES
+# the make suites beside them in the same lanes.
 #
 #   1. `cargo test --features cli --no-run`: every test binary (the library's
-#      and the tool's unit tests, each tests/*.rs) compiled in one cargo run;
-#   2. the binaries run TEST_JOBS at a time (default 3), from the repository's
-#      root as cargo runs them, each with its output kept and printed whole
-#      when it ends, so that the outputs do not mix;
-#   3. the doc tests (`cargo test --doc`), after the binaries.
+#      and the tool's unit tests, each tests/*.rs, and target/debug/taskfarm)
+#      compiled in one cargo run;
+#   2. the items run TEST_JOBS at a time (default 3), from the repository's
+#      root, each with its output kept and printed whole when it ends, so that
+#      the outputs do not mix. An item is a test binary (by its target name),
+#      a make target of TEST_SUITES (`make test` passes lint and the suites of
+#      TEST_TARGETS: run as `make -o build -o rust-test-build TARGET`, as both
+#      are done by then) or `doc-tests` (`cargo test --doc`);
+#   3. the longest lane first (the expected seconds below; an item not listed
+#      counts 10 s), so that the long ones do not start last.
 #
-# Every binary runs to its end (cargo's --no-fail-fast); the script fails when
+# Every item runs to its end (cargo's --no-fail-fast); the script fails when
 # one failed, naming each. Arguments go to every test binary (`mk/rust-tests.sh
-# --nocapture`). TEST_ONLY="faults header" runs only those binaries (and no
-# doc tests).
+# --nocapture`). TEST_ONLY="faults header" runs only those binaries (no doc
+# tests, no suites).
 #
 # A test binary is one process and shares within itself what tests/README.md
-# says ("Why some tests are binaries of their own"). Between binaries, only
-# the machine is shared; the binaries that use something of the machine that
-# one process at a time should use run one after another, in one lane:
+# says ("Why some tests are binaries of their own"). Between items, only the
+# machine is shared; the items that use something of the machine that one
+# process at a time should use run one after another, in one lane (one line of
+# exclusive_lanes each; an item absent from this run is left out):
+#   - MPI jobs of several ranks (mpi, stop_signals, reap, and install-tests,
+#     which runs the MPI examples): 4 ranks already oversubscribe the
+#     machine's cores, and the stop and reap tests time signals against them;
+#     install-tests first, as `make install` builds the release tool, which
+#     fpm-tests and chaos-short wait for too (cargo's lock);
 #   - a private Slurm cluster (slurm, reap_slurm, stop_slurm, slurm_harness,
-#     run_batch, which also runs mpirun):
-#     slurmctld and slurmd on one node;
-#   - MPI jobs of several ranks (mpi, stop_signals, reap): 4 ranks already
-#     oversubscribe the machine's cores, and the stop and reap tests time
-#     signals against them;
+#     run_batch, which also runs mpirun): slurmctld and slurmd on one node;
 #   - a private Grid Engine cell (gridengine): sge_qmaster and sge_execd.
-# The longest lane starts first. Two binaries run cargo (rust_api builds
-# examples/worker.rs, library_without_cli asks cargo tree and metadata): they
-# run beside the others, as cargo takes its own locks, and compile nothing:
-# step 1 built the example with the same features, and rust_api fails if its
-# build recompiles anything but the example (a build without `--features cli`
-# recompiled syn, serde, ureq, cbindgen and the library while three lanes ran).
+# Every other item is a lane of its own. Items that run cargo (rust_api builds
+# examples/worker.rs, library_without_cli asks cargo tree and metadata, lint,
+# the doc tests, the suites that build the release tool or the wheel) wait
+# for cargo's lock when another holds it, and compile nothing twice: step 1
+# built the example with the same features, and rust_api fails if its build
+# recompiles anything but the example; the Makefile gives every release build
+# the same CC (ring's build script reads it), so a suite's `make install`
+# finds `make build`'s libraries fresh instead of rebuilding them under the
+# running tests.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 cargo=${CARGO:-cargo}
+make=${MAKE:-make}
 jobs=${TEST_JOBS:-3}
 die() { echo "mk/rust-tests.sh: $*" >&2; exit 1; }
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "TEST_JOBS=$jobs is not a number of jobs"
 
-# The lanes that run one binary after another (by test target name).
-slurm_lane=(slurm_harness slurm stop_slurm reap_slurm run_batch)
-mpi_lane=(mpi stop_signals reap)
-gridengine_lane=(gridengine)
+# The lanes that run their items one after another, in this order.
+exclusive_lanes=(
+    "install-tests mpi stop_signals reap"                 # MPI jobs of several ranks
+    "slurm_harness slurm stop_slurm reap_slurm run_batch" # one private Slurm cluster
+    "gridengine"                                          # one private Grid Engine cell
+)
+# Expected seconds of the long items (2 cores, loaded), to start the longest
+# lane first; from `make test` runs, rounded up.
+declare -A expected=(
+    [install-tests]=240 [chaos-short]=200 [python-tests]=150 [bench-smoke]=120
+    [stop_slurm]=100 [run_batch]=100 [schedulers]=100 [fpm-tests]=90
+    [lint]=80 [scale]=150 [gridengine]=150 [chaos-unit]=75 [cli]=60 [fortran-tests]=60 [cpp-tests]=50
+    [c-tests]=50 [server-doc-tests]=40 [slurm]=40 [mpi]=40 [harness_smoke]=35
+    [reap]=35 [concurrency]=35 [progress]=30 [outcomes]=30 [stop_signals]=30
+    [doc-tests]=30
+)
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/tf-rust-tests.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
@@ -52,7 +76,7 @@ trap 'rm -rf "$logs"' EXIT
 start=$(date +%s)
 "$cargo" test --features cli --no-run --message-format=json-render-diagnostics >"$logs/build.json" ||
     die "cargo test --no-run failed (see above)"
-python3 - "$logs/build.json" >"$logs/binaries" <<'EOF'
+python3 - "$logs/build.json" >"$logs/binaries" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     if not line.startswith("{"):
@@ -64,45 +88,74 @@ for line in open(sys.argv[1]):
     kind = t["kind"][0]
     name = t["name"] if kind == "test" else f"{kind}:{t['name']}"
     print(f"{name}\t{m['executable']}")
-EOF
+PY
 if [ -n "${TEST_ONLY:-}" ]; then
     awk -F'\t' -v only=" $TEST_ONLY " 'index(only, " " $1 " ")' "$logs/binaries" >"$logs/only"
     mv "$logs/only" "$logs/binaries"
 fi
 [ -s "$logs/binaries" ] || die "cargo test --no-run listed no test binary${TEST_ONLY:+ of TEST_ONLY=$TEST_ONLY}"
-echo "mk/rust-tests.sh: compiled $(wc -l <"$logs/binaries") test binaries in $(( $(date +%s) - start )) s; running them $jobs at a time"
+echo "mk/rust-tests.sh: compiled $(wc -l <"$logs/binaries") test binaries in $(( $(date +%s) - start )) s"
 
-declare -A path=()
-while IFS=$'\t' read -r name exe; do path[$name]=$exe; done <"$logs/binaries"
-
-# The lanes: the two shared ones, then every other binary alone.
-lanes=()
-lane_of() { local IFS=' '; echo "$*"; }
-for lane in slurm_lane mpi_lane gridengine_lane; do
-    declare -n members=$lane
-    present=()
-    for name in "${members[@]}"; do
-        [ -n "${path[$name]:-}" ] && present+=("$name")
-    done
-    [ ${#present[@]} -gt 0 ] && lanes+=("$(lane_of "${present[@]}")")
-    unset -n members
-done
-while IFS=$'\t' read -r name _; do
-    case " ${slurm_lane[*]} ${mpi_lane[*]} ${gridengine_lane[*]} " in *" $name "*) continue ;; esac
-    lanes+=("$name")
+# The items: "kind<TAB>name", kind bin (path[name]), make or doc.
+declare -A path=() kind=()
+items=()
+while IFS=$'\t' read -r name exe; do
+    path[$name]=$exe kind[$name]=bin items+=("$name")
 done <"$logs/binaries"
+if [ -z "${TEST_ONLY:-}" ]; then
+    kind[doc-tests]=doc items+=(doc-tests)
+    for name in ${TEST_SUITES:-}; do
+        [ -z "${kind[$name]:-}" ] || die "TEST_SUITES: $name is also a test binary's name"
+        kind[$name]=make items+=("$name")
+    done
+fi
 
-# run_lane "NAME NAME...": each binary in turn; its output into $logs/NAME.out,
-# its exit status into $logs/NAME.rc, then printed whole.
+# The lanes: the exclusive ones (their present items), then every other item
+# alone; each as "SECONDS<TAB>NAME NAME...", sorted longest first.
+declare -A laned=()
+for lane in "${exclusive_lanes[@]}"; do
+    present=() seconds=0
+    for name in $lane; do
+        [ -n "${kind[$name]:-}" ] || continue
+        present+=("$name") laned[$name]=1
+        seconds=$((seconds + ${expected[$name]:-10}))
+    done
+    [ ${#present[@]} -eq 0 ] || printf '%s\t%s\n' "$seconds" "${present[*]}"
+done >"$logs/lanes"
+for name in "${items[@]}"; do
+    [ -n "${laned[$name]:-}" ] || printf '%s\t%s\n' "${expected[$name]:-10}" "$name"
+done >>"$logs/lanes"
+lanes=()
+while IFS=$'\t' read -r _ lane; do lanes+=("$lane"); done < <(sort -t $'\t' -k1,1nr -s "$logs/lanes")
+echo "mk/rust-tests.sh: running ${#items[@]} items in ${#lanes[@]} lanes, $jobs at a time"
+
+# run_item NAME ARGS...: one item, its output into $logs/NAME.out.
+run_item() {
+    local name=$1
+    shift
+    case ${kind[$name]} in
+        bin) "${path[$name]}" "$@" ;;
+        doc) "$cargo" test --features cli --doc ;;
+        make) "$make" --no-print-directory -o build -o rust-test-build "$name" ;;
+    esac >"$logs/$name.out" 2>&1 </dev/null
+}
+
+# run_lane "NAME NAME..." ARGS...: each item in turn; its exit status into
+# $logs/NAME.rc, then its output printed whole.
 run_lane() {
-    local name began rc
+    local name began rc where
     for name in $1; do
         began=$(date +%s)
         rc=0
-        "${path[$name]}" "${@:2}" >"$logs/$name.out" 2>&1 </dev/null || rc=$?
+        run_item "$name" "${@:2}" || rc=$?
         echo "$rc" >"$logs/$name.rc"
+        case ${kind[$name]} in
+            bin) where=${path[$name]#"$root"/} ;;
+            doc) where="cargo test --doc" ;;
+            make) where="make $name" ;;
+        esac
         {
-            echo "---- $name (${path[$name]#"$root"/}): exit status $rc, $(( $(date +%s) - began )) s"
+            echo "---- $name ($where): exit status $rc, $(( $(date +%s) - began )) s, at $(( $(date +%s) - start )) s"
             cat "$logs/$name.out"
         } | flock "$logs/print.lock" cat
     done
@@ -119,16 +172,11 @@ for lane in "${lanes[@]}"; do
 done
 wait || true
 
-# 3. The doc tests (compiled and run by rustdoc).
-doc_rc=0
-[ -n "${TEST_ONLY:-}" ] || "$cargo" test --features cli --doc || doc_rc=$?
-
 failed=()
-while IFS=$'\t' read -r name _; do
+for name in "${items[@]}"; do
     [ "$(cat "$logs/$name.rc" 2>/dev/null || echo missing)" = 0 ] || failed+=("$name")
-done <"$logs/binaries"
-[ "$doc_rc" = 0 ] || failed+=("doc tests")
+done
 if [ ${#failed[@]} -gt 0 ]; then
     die "failed: ${failed[*]}"
 fi
-echo "mk/rust-tests.sh: every test binary and the doc tests passed in $(( $(date +%s) - start )) s"
+echo "mk/rust-tests.sh: all ${#items[@]} items passed in $(( $(date +%s) - start )) s"
