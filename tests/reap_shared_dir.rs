@@ -643,7 +643,10 @@ fn one_reaper_per_run_and_a_worker_starting_during_a_pass_keeps_its_task() {
 
 #[test]
 fn a_give_back_that_fails_counts_the_crash_once() {
-    // The server answers the reaper's reads; every PUT fails (500).
+    // The server answers the reaper's reads; every PUT is refused before it
+    // reaches the server (429 from a front proxy), so the give-back certainly
+    // did not land and is tried again on the next pass. (A 5xx may have
+    // landed: never repeated, reap.rs tests it.)
     let uuid = "0123456789abcdef0123456789abcdef";
     let server = FaultServer::start(move |request, _| {
         let run = serde_json::json!({"id": 1, "uuid": uuid, "numTasks": 2, "percentDone": 0.0,
@@ -656,7 +659,7 @@ fn a_give_back_that_fails_counts_the_crash_once() {
                     "status": "computing"}),
             ),
             ("GET", p) if p == format!("/api/runs/{uuid}") => Action::json(200, &run),
-            _ => Action::text(500, "broken"),
+            _ => Action::text(429, "slow down"),
         }
     });
     let dir = scratch("putfails");

@@ -400,9 +400,15 @@ mod tests {
         let out = std::io::read_to_string(std::fs::File::from(read)).unwrap();
         let mut lines = out.lines();
         assert_eq!(lines.next(), Some(format!("seven {pid} {pid}").as_str()));
-        // SIGPIPE not ignored, nothing blocked.
+        // SIGPIPE not ignored, nothing blocked: signals 1 to 31 and 34 to
+        // 64. Signals 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID): no
+        // program can set or block them through glibc, and one run in about
+        // twenty of this test beside the others showed 32 ignored.
         for line in lines {
-            assert!(line.ends_with("0000000000000000"), "{out}");
+            let (field, mask) = line.split_once(":\t").expect("a /proc status line");
+            let mask = u64::from_str_radix(mask.trim(), 16).expect("a hex mask");
+            let glibc_own = (1u64 << 31) | (1u64 << 32);
+            assert_eq!(mask & !glibc_own, 0, "{field}: {out}");
         }
     }
 
