@@ -38,10 +38,17 @@ fn dir() -> &'static PathBuf {
     DIR.get_or_init(|| scratch("outcomes"))
 }
 
+/// The C worker, built once for the whole binary: two tests run it side by
+/// side, and a rebuild under a running test left the file half-written
+/// (EACCES when run).
 fn c_worker() -> PathBuf {
-    let bin = dir().join("outcome_worker_c");
-    build("tests/outcomes/outcome_worker.c", &bin);
-    bin
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = dir().join("outcome_worker_c");
+        build("tests/outcomes/outcome_worker.c", &bin);
+        bin
+    })
+    .clone()
 }
 
 fn cpp_worker() -> PathBuf {
