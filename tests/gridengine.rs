@@ -37,13 +37,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::c_programs::{self, compile, linking, root};
+use common::c_programs;
 use common::gridengine::GridEngineCell;
 use common::jobs::{pg_server, scratch};
-use common::journals::journal_files;
+use common::journals::{self, journal_files};
 use serde_json::Value;
 use taskfarm_worker::internal::scheduler::{JobId, Scheduler};
 use taskfarm_worker::internal::worker::journal::{self, Record};
@@ -148,7 +147,7 @@ fn loop_job(name: &str, options: &[&str], run: &Run, task_seconds: u32) -> LoopJ
     cmd.args(["-o", "out", "-e", "err"])
         .args(options)
         .args(["-b", "y"])
-        .arg(stop_worker())
+        .arg(c_programs::stop_worker())
         .args(["loop", run.uuid()])
         .env("TASKFARM_TASK_SECONDS", task_seconds.to_string())
         .env("TASKFARM_LOG", "debug");
@@ -266,7 +265,7 @@ fn each_task_of_an_array_job_reads_its_own_time_left() {
     let mut cmd = qsub(cell, &dir);
     cmd.args(["-t", "1-3", "-l", &format!("h_rt={H_RT}")])
         .args(["-o", "out.$TASK_ID", "-e", "err.$TASK_ID", "-b", "y"])
-        .arg(stop_worker())
+        .arg(c_programs::stop_worker())
         .args(["loop", run.uuid()])
         .env("TASKFARM_TASK_SECONDS", "60")
         .env("TASKFARM_LOG", "debug");
@@ -335,31 +334,6 @@ fn reap_in_another_pid_namespace(cell: &GridEngineCell, run: &Run, dir: &Path) -
     serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("bad JSON ({e}): {stdout}"))
 }
 
-/// The verdict and reason of the worker holding `task` in `pass`.
-fn verdict(pass: &Value, task: i64) -> (String, String) {
-    let worker = pass["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["task"].as_i64() == Some(task))
-        .unwrap_or_else(|| panic!("no worker holding task {task} in {pass}"));
-    (
-        worker["verdict"].as_str().unwrap().to_owned(),
-        worker["reason"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn given_back(pass: &Value) -> Vec<i64> {
-    let mut tasks: Vec<i64> = pass["given_back"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["task"].as_i64().unwrap())
-        .collect();
-    tasks.sort();
-    tasks
-}
-
 /// A held worker: its job, its array task, its output file.
 struct Holder {
     name: &'static str,
@@ -399,7 +373,7 @@ fn the_reaper_asks_grid_engine_whether_a_job_is_gone() {
         cmd.args(["-l", &format!("h_rt={H_RT}")])
             .args(options)
             .args(["-e", &format!("{name}.err"), "-b", "y"])
-            .arg(reap_worker())
+            .arg(c_programs::reap_worker())
             .arg(run.uuid())
             .env("TASKFARM_JOURNAL", &journal_dir)
             .env("TASKFARM_UPDATE_INTERVAL", "0")
@@ -470,7 +444,7 @@ fn the_reaper_asks_grid_engine_whether_a_job_is_gone() {
     // Alive, every one: Grid Engine has them; nothing is given back.
     let pass = reap_in_another_pid_namespace(cell, &run, &journal_dir);
     for (holder, task) in holders.iter().zip(&tasks) {
-        let (word, reason) = verdict(&pass, *task);
+        let (word, reason) = journals::verdict(&pass, *task);
         assert_eq!(word, "alive", "{}: {reason}\n{pass}", holder.name);
         assert!(
             reason.contains(&format!("its {} is running", holder.describe())),
@@ -478,7 +452,7 @@ fn the_reaper_asks_grid_engine_whether_a_job_is_gone() {
             holder.name
         );
     }
-    assert_eq!(given_back(&pass), Vec::<i64>::new(), "{pass}");
+    assert_eq!(journals::given_back(&pass), Vec::<i64>::new(), "{pass}");
     assert_eq!(counts(&run).1, 5, "computing");
 
     // Deleted: the job, and task 1 of the array (task 2 runs on).
@@ -493,10 +467,10 @@ fn the_reaper_asks_grid_engine_whether_a_job_is_gone() {
 
     // Gone, through Grid Engine: the heartbeats are fresh, --stale is an hour.
     let pass = reap_in_another_pid_namespace(cell, &run, &journal_dir);
-    let (word, reason) = verdict(&pass, tasks[2]);
+    let (word, reason) = journals::verdict(&pass, tasks[2]);
     assert_eq!(word, "gone", "{reason}\n{pass}");
     assert_eq!(reason, format!("Grid Engine no longer knows job {deleted}"));
-    assert_eq!(given_back(&pass), [tasks[2]], "{pass}");
+    assert_eq!(journals::given_back(&pass), [tasks[2]], "{pass}");
     let record = run.task(tasks[2]).unwrap();
     assert_eq!(
         (record.status, record.percent_completed),
@@ -505,7 +479,7 @@ fn the_reaper_asks_grid_engine_whether_a_job_is_gone() {
     );
     // The deleted array task: Grid Engine cannot tell it from a task queued
     // again, so the heartbeat decides, and it is fresh.
-    let (word, reason) = verdict(&pass, tasks[3]);
+    let (word, reason) = journals::verdict(&pass, tasks[3]);
     assert_eq!(word, "alive", "{reason}\n{pass}");
     assert!(
         reason.contains(&format!(
@@ -514,7 +488,7 @@ fn the_reaper_asks_grid_engine_whether_a_job_is_gone() {
         "{reason}"
     );
     for i in [0, 1, 4] {
-        let (word, reason) = verdict(&pass, tasks[i]);
+        let (word, reason) = journals::verdict(&pass, tasks[i]);
         assert_eq!(word, "alive", "{}: {reason}\n{pass}", holders[i].name);
         assert!(
             reason.contains(&format!("its {} is running", holders[i].describe())),
@@ -534,26 +508,3 @@ fn the_reaper_asks_grid_engine_whether_a_job_is_gone() {
 
 // ---------------------------------------------------------------------------
 // The C workers.
-
-/// tests/stop/stop_worker.c, built once per test process.
-fn stop_worker() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = scratch("gridengine-bin").join("stop_worker");
-        let source = root().join("tests/stop/stop_worker.c");
-        let mut command = linking(&c_programs::cc(), c_programs::C_FLAGS, &[&source], &bin);
-        command.arg("-pthread");
-        compile("tests/stop/stop_worker.c", command);
-        bin
-    })
-}
-
-/// tests/reap/worker.c, built once per test process.
-fn reap_worker() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = scratch("gridengine-bin").join("worker");
-        c_programs::build("tests/reap/worker.c", &bin);
-        bin
-    })
-}

@@ -484,6 +484,18 @@ fn ok(status: tf_status) {
     assert_eq!(status, TF_OK, "{}", last_error());
 }
 
+/// Run `uuid` opened for the Rust API through the proxy.
+fn through_proxy(uuid: &str) -> Arc<Run> {
+    let server = TaskfarmServer::shared();
+    let settings = Settings::resolve(
+        Some(&server.user),
+        Some(&server.password),
+        Some(&proxy().url),
+    )
+    .unwrap();
+    Arc::new(Run::open(&settings, uuid).unwrap())
+}
+
 #[test]
 fn a_failed_update_100_still_records_the_done_task_at_100() {
     let run = new_run(2);
@@ -505,13 +517,7 @@ fn a_failed_update_100_still_records_the_done_task_at_100() {
 #[test]
 fn after_a_failed_hand_back_progress_is_sent_again() {
     let run = new_run(2);
-    let settings = Settings::resolve(
-        Some(&TaskfarmServer::shared().user),
-        Some(&TaskfarmServer::shared().password),
-        Some(&proxy().url),
-    )
-    .unwrap();
-    let remote = Arc::new(Run::open(&settings, run.uuid()).unwrap());
+    let remote = through_proxy(run.uuid());
     remote.connection().set_retries(0);
     let mut worker = Worker::register(Arc::clone(&remote)).unwrap();
     worker.set_update_interval(Duration::ZERO).unwrap();
@@ -561,13 +567,7 @@ fn a_hand_back_that_may_have_landed_is_never_sent_again() {
     for how in [Unconfirmed::Cut, Unconfirmed::BadGateway] {
         let run = new_run(2);
         let journal = journal_dir(&format!("unconfirmed-{how:?}"));
-        let settings = Settings::resolve(
-            Some(&TaskfarmServer::shared().user),
-            Some(&TaskfarmServer::shared().password),
-            Some(&proxy().url),
-        )
-        .unwrap();
-        let remote = Arc::new(Run::open(&settings, run.uuid()).unwrap());
+        let remote = through_proxy(run.uuid());
         let mut first = Worker::register(Arc::clone(&remote)).unwrap();
         first.set_journal(Some(&journal)).unwrap();
         first.set_update_interval(Duration::ZERO).unwrap();
@@ -606,13 +606,7 @@ fn a_hand_back_that_may_have_landed_is_never_sent_again() {
 fn a_fail_whose_hand_back_may_have_landed_keeps_its_attempt_and_lets_go() {
     let run = new_run(2);
     let journal = journal_dir("fail-unconfirmed");
-    let settings = Settings::resolve(
-        Some(&TaskfarmServer::shared().user),
-        Some(&TaskfarmServer::shared().password),
-        Some(&proxy().url),
-    )
-    .unwrap();
-    let remote = Arc::new(Run::open(&settings, run.uuid()).unwrap());
+    let remote = through_proxy(run.uuid());
     let mut worker = Worker::register(Arc::clone(&remote)).unwrap();
     worker.set_journal(Some(&journal)).unwrap();
     worker.set_update_interval(Duration::ZERO).unwrap();

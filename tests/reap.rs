@@ -76,18 +76,6 @@ fn settings(server: &TaskfarmServer) -> Settings {
     s
 }
 
-/// tests/reap/worker.c built against the tree (tests/common/c_programs.rs:
-/// run `make build` first).
-fn c_worker() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("reap-worker-{}", std::process::id()));
-        c_programs::build("tests/reap/worker.c", &bin);
-        bin
-    })
-}
-
 /// A worker process and the lines it prints, read by a thread.
 struct WorkerProcess {
     child: Child,
@@ -97,7 +85,7 @@ struct WorkerProcess {
 
 impl WorkerProcess {
     fn start(server: &TaskfarmServer, run: &str, journal: &Path, env: &[(&str, String)]) -> Self {
-        let mut command = Command::new(c_worker());
+        let mut command = Command::new(c_programs::reap_worker());
         command
             .arg(run)
             .envs(server.credentials_env())
@@ -788,7 +776,7 @@ fn an_mpi_rank_killed_mid_task_loses_nothing_once_reap_runs() {
     // (SIGTERM, then SIGKILL): none of them frees its worker.
     let out = Command::new(mpirun)
         .args(["--allow-run-as-root", "--oversubscribe", "-n", "4"])
-        .arg(c_worker())
+        .arg(c_programs::reap_worker())
         .arg(run.uuid())
         .envs(server.credentials_env())
         .env("TASKFARM_JOURNAL", &dir)

@@ -331,17 +331,6 @@ fn a_state_file_that_is_a_device_or_a_fifo_is_refused_at_once() {
     assert!(err.contains("not a regular file"), "{err}");
 }
 
-/// tests/reap/worker.c (built against the release library).
-fn c_worker() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("reap-shared-worker-{}", std::process::id()));
-        common::c_programs::build("tests/reap/worker.c", &bin);
-        bin
-    })
-}
-
 /// The C worker under `wrapper` (e.g. `unshare --pid --kill-child
 /// --mount-proc`: killing unshare kills the worker, pid 1 of its namespace),
 /// holding its first task; its stdout read until "holding N".
@@ -354,7 +343,7 @@ fn held_worker(
     let (program, rest) = wrapper.split_first().unwrap();
     let mut child = Command::new(program)
         .args(rest)
-        .arg(c_worker())
+        .arg(common::c_programs::reap_worker())
         .arg(run)
         .envs(server.credentials_env())
         .env("TASKFARM_JOURNAL", dir)

@@ -42,13 +42,12 @@ mod common;
 mod cluster_name;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::c_programs;
 use common::jobs::{pg_server, scratch};
-use common::journals::journal_files;
+use common::journals::{self, journal_files};
 use common::slurm::SlurmCluster;
 use serde_json::Value;
 use taskfarm_worker::internal::worker::journal::{self, Record};
@@ -57,17 +56,6 @@ use taskfarm_worker::internal::{Run, TaskState};
 const DEADLINE: Duration = Duration::from_secs(300);
 /// The reaper's host name (see the module documentation).
 const LOGIN_NODE: &str = "login-node";
-
-/// tests/reap/worker.c built against the tree (tests/common/c_programs.rs:
-/// run `make build` first).
-fn c_worker() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = scratch("reap-slurm").join("worker");
-        c_programs::build("tests/reap/worker.c", &bin);
-        bin
-    })
-}
 
 /// Element 0: the worker is the batch step. Element 1: the worker is srun's
 /// step 0; once that has ended, the script waits for $GO (written by the
@@ -218,31 +206,6 @@ fn assert_no_secret(dir: &Path, run: &Run) {
     }
 }
 
-/// The verdict and reason of the worker holding `task` in `pass`.
-fn verdict(pass: &Value, task: i64) -> (String, String) {
-    let worker = pass["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["task"].as_i64() == Some(task))
-        .unwrap_or_else(|| panic!("no worker holding task {task} in {pass}"));
-    (
-        worker["verdict"].as_str().unwrap().to_owned(),
-        worker["reason"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn given_back(pass: &Value) -> Vec<i64> {
-    let mut tasks: Vec<i64> = pass["given_back"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["task"].as_i64().unwrap())
-        .collect();
-    tasks.sort();
-    tasks
-}
-
 #[test]
 fn an_array_element_killed_by_scancel_is_found_gone_through_slurm() {
     let cluster = SlurmCluster::shared();
@@ -266,7 +229,7 @@ fn an_array_element_killed_by_scancel_is_found_gone_through_slurm() {
         // printed, and the give-back must keep it.
         .env("TASKFARM_UPDATE_INTERVAL", "0")
         .env("TASKFARM_RETRIES", "3")
-        .env("WORKER", c_worker())
+        .env("WORKER", c_programs::reap_worker())
         .env("RUN", run.uuid())
         .env("GO", &go)
         .env_remove("TASKFARM_TOKEN")
@@ -350,14 +313,14 @@ fn an_array_element_killed_by_scancel_is_found_gone_through_slurm() {
     // Alive: Slurm says so; nothing is given back.
     let pass = reap_from_login_node(cluster, &run, &journal_dir);
     for task in [task0, task1] {
-        let (word, reason) = verdict(&pass, task);
+        let (word, reason) = journals::verdict(&pass, task);
         assert_eq!(word, "alive", "task {task}: {reason}\n{pass}");
         assert!(
             reason.contains("its Slurm job is running"),
             "task {task}: {reason}"
         );
     }
-    assert_eq!(given_back(&pass), Vec::<i64>::new(), "{pass}");
+    assert_eq!(journals::given_back(&pass), Vec::<i64>::new(), "{pass}");
     assert_eq!(run.status().unwrap().num_computing, 2);
 
     // Kill the element, and the step of the other one.
@@ -376,13 +339,13 @@ fn an_array_element_killed_by_scancel_is_found_gone_through_slurm() {
 
     // Gone, through Slurm: the heartbeats are fresh and --stale is an hour.
     let pass = reap_from_login_node(cluster, &run, &journal_dir);
-    let (word, reason) = verdict(&pass, task0);
+    let (word, reason) = journals::verdict(&pass, task0);
     assert_eq!(word, "gone", "{reason}\n{pass}");
     assert_eq!(
         reason,
         format!("Slurm job {job0} is CANCELLED (array element {array}_0)")
     );
-    let (word, reason) = verdict(&pass, task1);
+    let (word, reason) = journals::verdict(&pass, task1);
     assert_eq!(word, "gone", "{reason}\n{pass}");
     assert_eq!(
         reason,
@@ -390,7 +353,7 @@ fn an_array_element_killed_by_scancel_is_found_gone_through_slurm() {
     );
     let mut expected = vec![task0, task1];
     expected.sort();
-    assert_eq!(given_back(&pass), expected, "{pass}");
+    assert_eq!(journals::given_back(&pass), expected, "{pass}");
     for task in [task0, task1] {
         let record = run.task(task).unwrap();
         assert_eq!(

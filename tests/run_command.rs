@@ -23,6 +23,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -84,6 +85,25 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let until = Instant::now() + DEADLINE;
     while !check() {
         assert!(Instant::now() < until, "waited {DEADLINE:?} for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// [`wait_for`] while `child` (a `taskfarm run` started by [`start`]) runs:
+/// at the deadline the child is killed (a test never leaves it running)
+/// and the failure shows its stderr.
+fn wait_while_running(child: &mut Child, what: &str, mut check: impl FnMut() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !check() {
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            panic!("waited {DEADLINE:?} for {what}; taskfarm run said:\n{stderr}");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -404,7 +424,7 @@ fn sigterm_hands_the_tasks_back_at_their_percentage_and_ends_taskfarm_run_as_sig
     // Both commands reported 40 %, and the server has it. Tasks are handed
     // out in order: 0 and 1 (asking about a task never handed out would
     // make the server count it waiting).
-    wait_for("two tasks at 40 % on the server", || {
+    wait_while_running(&mut child, "two tasks at 40 % on the server", || {
         (0..2)
             .filter(|&t| task_on_server(server, &run, t) == (TaskState::Computing, 40.0))
             .count()
@@ -464,7 +484,7 @@ fn sigkill_takes_the_command_along_and_reap_gives_its_task_back() {
             &script,
         ],
     ));
-    wait_for("task 0 at 40 % on the server", || {
+    wait_while_running(&mut child, "task 0 at 40 % on the server", || {
         task_on_server(server, &run, 0) == (TaskState::Computing, 40.0)
     });
     let pid: i64 = std::fs::read_to_string(d.join("pid-0"))

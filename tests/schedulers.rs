@@ -33,7 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::c_programs::{self, compile, linking, root};
+use common::c_programs::{self, root};
 use common::server::{Db, TaskfarmServer};
 use serde_json::Value;
 use taskfarm_worker::internal::clock::unix_now;
@@ -238,7 +238,7 @@ fn loop_in_job(fake: &Fake, answer: &str, task_seconds: u32) -> (LoopOutcome, Ar
     let run = new_run(2);
     let scratch = scratch(&format!("{}-{answer}-{task_seconds}", fake.dir));
     let log = scratch.join("calls");
-    let mut command = Command::new(stop_worker());
+    let mut command = Command::new(c_programs::stop_worker());
     command.args(["loop", run.uuid()]);
     in_job(&mut command, fake, answer, &log);
     command
@@ -364,7 +364,7 @@ fn reaper(fake: &Fake) {
 
     // A worker started in the job records it in its journal.
     let log = dir.join("worker-calls");
-    let mut command = Command::new(reap_worker());
+    let mut command = Command::new(c_programs::reap_worker());
     command
         .arg(run.uuid())
         .env("TASKFARM_JOURNAL", &dir)
@@ -636,27 +636,4 @@ fn run_to_end(mut command: Command) -> (std::process::ExitStatus, String, String
         std::thread::sleep(Duration::from_millis(10));
     };
     (status, stdout.join().unwrap(), stderr.join().unwrap())
-}
-
-/// tests/stop/stop_worker.c, built once per test process.
-fn stop_worker() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = scratch("bin-stop").join("stop_worker");
-        let source = root().join("tests/stop/stop_worker.c");
-        let mut command = linking(&c_programs::cc(), c_programs::C_FLAGS, &[&source], &bin);
-        command.arg("-pthread");
-        compile("tests/stop/stop_worker.c", command);
-        bin
-    })
-}
-
-/// tests/reap/worker.c, built once per test process.
-fn reap_worker() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let bin = scratch("bin-reap").join("worker");
-        c_programs::build("tests/reap/worker.c", &bin);
-        bin
-    })
 }

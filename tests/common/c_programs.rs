@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 /// The repository's root.
@@ -126,4 +127,29 @@ pub fn unexpected_stderr(stderr: &str) -> Vec<&str> {
         .filter(|line| !line.trim().is_empty())
         .filter(|line| !(line.starts_with("taskfarm: ") && line.contains("; retrying up to ")))
         .collect()
+}
+
+/// tests/reap/worker.c (takes a task and holds it), built once per test
+/// process into its scratch directory.
+pub fn reap_worker() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = super::jobs::scratch("bin").join("reap_worker");
+        build("tests/reap/worker.c", &bin);
+        bin
+    })
+}
+
+/// tests/stop/stop_worker.c (with `-pthread`), built once per test process
+/// into its scratch directory.
+pub fn stop_worker() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = super::jobs::scratch("bin").join("stop_worker");
+        let source = root().join("tests/stop/stop_worker.c");
+        let mut command = linking(&cc(), C_FLAGS, &[&source], &bin);
+        command.arg("-pthread");
+        compile("tests/stop/stop_worker.c", command);
+        bin
+    })
 }

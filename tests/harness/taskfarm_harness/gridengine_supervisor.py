@@ -6,7 +6,6 @@ ready; the supervisor watches the daemons and the watched process, and
 stops the cell."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,8 +28,8 @@ from .gridengine_config import (
 )
 from .gridengine_teardown import MARK_ENV, cell_processes, daemon_command, teardown
 from .loopback import free_port
-from .process_groups import die_with_parent, process_alive, process_starttime, terminate
-from .state import log_tail, write_json
+from .process_groups import Daemons, process_alive, terminate
+from .state import log_tail
 
 READY_TIMEOUT = 90.0      # until the queue is ready (a loaded machine)
 QMASTER_TIMEOUT = 60.0    # until the qmaster answers qconf
@@ -75,54 +74,26 @@ def supervise(state_dir, watched):
     then tears the cell down. Returns the exit status."""
     p = paths(state_dir)
     info = read_info(p["dir"])
-    stop = {"why": None}
-
-    def on_signal(signum, _frame):
-        stop["why"] = f"signal {signal.Signals(signum).name}"
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    watched_start = process_starttime(watched) if watched else None
-    if watched and not process_alive(watched, watched_start):
-        raise HarnessError(f"--watch-pid {watched}: no such process")
-
     env = client_env(p, info["ports"])
     env[MARK_ENV] = p["dir"]
     env["SGE_ND"] = "1"  # the daemons stay in the foreground, our children
-    daemons = {}
-
-    def launch(name):
-        cmd = daemon_command(name)
-        log(f"starting {name}: {' '.join(cmd)}")
-        daemons[name] = subprocess.Popen(
-            cmd, env=env, cwd=p["dir"], stdin=subprocess.DEVNULL,
-            stdout=sys.stdout, stderr=subprocess.STDOUT, close_fds=True,
-            preexec_fn=die_with_parent)  # noqa: PLW1509 (this process starts no threads)
-        write_json(p["daemons"], {n: [d.pid, process_starttime(d.pid)]
-                                  for n, d in daemons.items()})
-
+    daemons = Daemons(env, p["dir"], p["daemons"], log, watched)
+    daemons.stop_on_signals()
     code = 0
     try:
-        launch("sge_qmaster")
+        daemons.launch("sge_qmaster", daemon_command("sge_qmaster"))
         _configure(p, info)
-        launch("sge_execd")
-        while stop["why"] is None:
-            for name, proc in daemons.items():
-                if proc.poll() is not None:
-                    stop["why"] = f"{name} exited with status {proc.returncode}"
-                    code = 1
-            if watched and not process_alive(watched, watched_start):
-                stop["why"] = f"the watched process {watched} is gone"
-            time.sleep(WATCH_INTERVAL)
+        daemons.launch("sge_execd", daemon_command("sge_execd"))
+        code = daemons.watch(WATCH_INTERVAL)
     except HarnessError as e:
         log(f"error: {e}")
         code = 1
     except BaseException as e:  # noqa: BLE001 - always tear down
         log(f"error: {e!r}")
         code = 1
-    log(f"stopping the cell ({stop['why'] or 'start failed'})")
+    log(f"stopping the cell ({daemons.stop['why'] or 'start failed'})")
     began = time.monotonic()
-    left = teardown(p, info, daemons)
+    left = teardown(p, info, daemons.procs)
     log(f"stopped in {time.monotonic() - began:.1f} s" + (f"; still alive: {left}" if left else ""))
     return code
 

@@ -1,10 +1,17 @@
 """Processes and process groups, Linux /proc aware: PID 1 of a container may
-never reap zombies, and a zombie still answers kill(pid, 0)."""
+never reap zombies, and a zombie still answers kill(pid, 0). Also the
+daemons of a harness's supervisor and its watch over them (`Daemons`), shared
+by the Slurm and Grid Engine harnesses."""
 
 import ctypes
 import os
 import signal
+import subprocess
+import sys
 import time
+
+from .errors import HarnessError
+from .state import write_json
 
 STOP_TIMEOUT = 5.0
 
@@ -200,3 +207,56 @@ def pgid_of(pid):
         return os.getpgid(pid)
     except (ProcessLookupError, TypeError):
         return None
+
+
+class Daemons:
+    """The daemons of a harness's supervisor (Slurm's, Grid Engine's): its
+    children, each dying with it (die_with_parent), their pids and start
+    times recorded in the file `record` for a teardown from elsewhere; and
+    the supervisor's watch over them. `procs` maps a name to its Popen."""
+
+    def __init__(self, env, cwd, record, log, watched):
+        """`watched`: the process whose end ends the watch (None: none),
+        known by its start time from now on; one that does not exist is
+        refused."""
+        self.env, self.cwd, self.record, self.log = env, cwd, record, log
+        self.procs = {}
+        self.stop = {"why": None}
+        self.watched = watched
+        self.watched_start = process_starttime(watched) if watched else None
+        if watched and not process_alive(watched, self.watched_start):
+            raise HarnessError(f"--watch-pid {watched}: no such process")
+
+    def stop_on_signals(self):
+        """SIGTERM and SIGINT end the watch (`watch`)."""
+        def on_signal(signum, _frame):
+            self.stop["why"] = f"signal {signal.Signals(signum).name}"
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def launch(self, name, cmd):
+        """Starts daemon `name` (the command line `cmd`, in the foreground)."""
+        self.log(f"starting {name}: {' '.join(cmd)}")
+        self.procs[name] = subprocess.Popen(
+            cmd, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+            stdout=sys.stdout, stderr=subprocess.STDOUT, close_fds=True,
+            preexec_fn=die_with_parent)  # noqa: PLW1509 (a supervisor starts no threads)
+        write_json(self.record, {n: [d.pid, process_starttime(d.pid)]
+                                 for n, d in self.procs.items()})
+
+    def watch(self, interval):
+        """Until a signal (stop_on_signals), a daemon's exit or the end of
+        the watched process. Returns 1 when a daemon exited, else 0;
+        `stop["why"]` says why."""
+        watched, watched_start = self.watched, self.watched_start
+        code = 0
+        while self.stop["why"] is None:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    self.stop["why"] = f"{name} exited with status {proc.returncode}"
+                    code = 1
+            if watched and not process_alive(watched, watched_start):
+                self.stop["why"] = f"the watched process {watched} is gone"
+            time.sleep(interval)
+        return code
+

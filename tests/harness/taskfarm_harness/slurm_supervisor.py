@@ -5,14 +5,13 @@ and its stop."""
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 
 from .errors import HarnessError
 from .loopback import free_port
-from .process_groups import die_with_parent, process_alive, process_starttime, terminate
+from .process_groups import Daemons, process_alive, process_starttime, terminate
 from .slurm_config import (
     CLUSTER_JSON,
     PARTITION,
@@ -27,7 +26,7 @@ from .slurm_config import (
 )
 from .slurm_processes import MARK_ENV, cluster_processes
 from .slurm_teardown import teardown
-from .state import log_tail, write_json
+from .state import log_tail
 
 READY_TIMEOUT = 90.0      # until the node is idle (a loaded machine)
 WATCH_INTERVAL = 0.5
@@ -49,63 +48,36 @@ def supervise(state_dir, watched):
     signal, a daemon's exit or the end of process watched (None: none),
     then tears the cluster down. Returns the exit status."""
     p = paths(state_dir)
-    stop = {"why": None}
-
-    def on_signal(signum, _frame):
-        stop["why"] = f"signal {signal.Signals(signum).name}"
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    watched_start = process_starttime(watched) if watched else None
-    if watched and not process_alive(watched, watched_start):
-        raise HarnessError(f"--watch-pid {watched}: no such process")
-
     env = dict(os.environ)
     env[MARK_ENV] = p["dir"]
     env["SLURM_CONF"] = p["conf"]
-    daemons = {}
-
-    def launch(name, cmd):
-        log(f"starting {name}: {' '.join(cmd)}")
-        daemons[name] = subprocess.Popen(
-            cmd, env=env, cwd=p["dir"], stdin=subprocess.DEVNULL,
-            stdout=sys.stdout, stderr=subprocess.STDOUT, close_fds=True,
-            preexec_fn=die_with_parent)  # noqa: PLW1509 (this process starts no threads)
-        write_json(p["daemons"], {n: [d.pid, process_starttime(d.pid)]
-                                  for n, d in daemons.items()})
-
+    daemons = Daemons(env, p["dir"], p["daemons"], log, watched)
+    daemons.stop_on_signals()
     code = 0
     try:
-        launch("munged", [program("munged"), "--foreground", "--force",
-                          f"--key-file={p['munge_key']}",
-                          f"--socket={p['munge_socket']}",
-                          f"--pid-file={p['munge_pid']}",
-                          f"--log-file={p['munge_log']}",
-                          f"--seed-file={p['munge_seed']}"])
+        daemons.launch("munged", [program("munged"), "--foreground", "--force",
+                                  f"--key-file={p['munge_key']}",
+                                  f"--socket={p['munge_socket']}",
+                                  f"--pid-file={p['munge_pid']}",
+                                  f"--log-file={p['munge_log']}",
+                                  f"--seed-file={p['munge_seed']}"])
         deadline = time.monotonic() + 30
         while not os.path.exists(p["munge_socket"]):
-            if daemons["munged"].poll() is not None or time.monotonic() > deadline:
+            if daemons.procs["munged"].poll() is not None or time.monotonic() > deadline:
                 raise HarnessError("munged did not create its socket:\n"
                                    + log_tail(p["munge_log"]))
             time.sleep(0.05)
-        launch("slurmctld", [program("slurmctld"), "-D", "-c", "-f", p["conf"]])
-        launch("slurmd", [program("slurmd"), "-D", "-f", p["conf"]])
-        while stop["why"] is None:
-            for name, proc in daemons.items():
-                if proc.poll() is not None:
-                    stop["why"] = f"{name} exited with status {proc.returncode}"
-                    code = 1
-            if watched and not process_alive(watched, watched_start):
-                stop["why"] = f"the watched process {watched} is gone"
-            time.sleep(WATCH_INTERVAL)
+        daemons.launch("slurmctld", [program("slurmctld"), "-D", "-c", "-f", p["conf"]])
+        daemons.launch("slurmd", [program("slurmd"), "-D", "-f", p["conf"]])
+        code = daemons.watch(WATCH_INTERVAL)
     except HarnessError as e:
         log(f"error: {e}")
         code = 1
     except BaseException as e:  # noqa: BLE001 - always tear down
         log(f"error: {e!r}")
         code = 1
-    log(f"stopping the cluster ({stop['why'] or 'start failed'})")
-    teardown(p, daemons)
+    log(f"stopping the cluster ({daemons.stop['why'] or 'start failed'})")
+    teardown(p, daemons.procs)
     log("stopped")
     return code
 
