@@ -443,7 +443,10 @@ enum tf_status tf_taskfarm_info(const struct tf_taskfarm *taskfarm,
  * (`{"id":..,"task":..,"percentCompleted":..,"status":..}`). `task` must be
  * in 0..numTasks-1. Free `*out_json` with `tf_string_free`.
  *
- * Note: the server creates a task that was never handed out when it is read.
+ * Note: the server creates a task that was never handed out when it is read
+ * (as `waiting`); read while a worker is being handed that task, the server
+ * can create it twice (one row `computing`, one `waiting`, either answering
+ * later reads). Read only tasks known to be handed out.
  */
 enum tf_status tf_taskfarm_get_task_info(const struct tf_taskfarm *taskfarm,
                                          int64_t task,

@@ -108,6 +108,11 @@ fn wait_while_running(child: &mut Child, what: &str, mut check: impl FnMut() -> 
     }
 }
 
+/// Task `task`'s state and percentage on the server. Only for a task known to
+/// be handed out: the server creates a task that a `GET` names before it was
+/// handed out, and a `GET` racing the `POST …/task` that hands it out leaves
+/// the task twice in its database (one row `computing`, one `waiting`; either
+/// may answer the next `GET`).
 fn task_on_server(server: &TaskfarmServer, run: &str, task: i64) -> (TaskState, f64) {
     let run = Run::open(&server.settings(), run).unwrap();
     let record = run.task(task).unwrap();
@@ -393,6 +398,33 @@ fn reporting_then_waiting(d: &Path) -> String {
     )
 }
 
+/// Waits (while `child` runs) until `count` commands of
+/// [`reporting_then_waiting`] wrote their process ids, and returns them as
+/// (task, pid), by task.
+fn wait_for_commands(child: &mut Child, d: &Path, count: usize) -> Vec<(i64, i64)> {
+    let mut commands = Vec::new();
+    wait_while_running(child, &format!("{count} commands started"), || {
+        commands = std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|entry| {
+                let entry = entry.unwrap();
+                let task = entry
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix("pid-")?
+                    .parse()
+                    .ok()?;
+                // Whole once the line ends (the shell's echo may be half-way).
+                let line = std::fs::read_to_string(entry.path()).ok()?;
+                Some((task, line.strip_suffix('\n')?.parse().ok()?))
+            })
+            .collect();
+        commands.len() == count
+    });
+    commands.sort_unstable();
+    commands
+}
+
 fn start(mut command: Command) -> Child {
     command.stdout(Stdio::null()).stderr(Stdio::piped());
     command.spawn().expect("start taskfarm run")
@@ -421,24 +453,14 @@ fn sigterm_hands_the_tasks_back_at_their_percentage_and_ends_taskfarm_run_as_sig
             &script,
         ],
     ));
-    // Both commands reported 40 %, and the server has it. Tasks are handed
-    // out in order: 0 and 1 (asking about a task never handed out would
-    // make the server count it waiting).
+    // Both commands started (so their tasks were handed out: the server is
+    // asked about no other task), reported 40 %, and the server has it.
+    let commands = wait_for_commands(&mut child, &d, 2);
     wait_while_running(&mut child, "two tasks at 40 % on the server", || {
-        (0..2)
-            .filter(|&t| task_on_server(server, &run, t) == (TaskState::Computing, 40.0))
-            .count()
-            == 2
+        commands
+            .iter()
+            .all(|&(t, _)| task_on_server(server, &run, t) == (TaskState::Computing, 40.0))
     });
-    let pids: Vec<i64> = (0..2)
-        .map(|t| {
-            std::fs::read_to_string(d.join(format!("pid-{t}")))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap()
-        })
-        .collect();
     // SAFETY: signals our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
@@ -447,11 +469,11 @@ fn sigterm_hands_the_tasks_back_at_their_percentage_and_ends_taskfarm_run_as_sig
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status}: {stderr}");
     assert!(stderr.contains("SIGTERM: task 0 handed back"), "{stderr}");
-    for pid in pids {
+    for &(_, pid) in &commands {
         assert!(!running(pid), "command {pid} still runs");
     }
     // Both back at 40 %, waiting; nothing done, nothing else started.
-    for t in 0..2 {
+    for &(t, _) in &commands {
         assert_eq!(task_on_server(server, &run, t), (TaskState::Waiting, 40.0));
     }
     assert_eq!(run_counts(server, &run), (4, 2, 0, 0));
@@ -484,14 +506,11 @@ fn sigkill_takes_the_command_along_and_reap_gives_its_task_back() {
             &script,
         ],
     ));
+    let (task, pid) = wait_for_commands(&mut child, &d, 1)[0];
+    assert_eq!(task, 0, "the first task handed out");
     wait_while_running(&mut child, "task 0 at 40 % on the server", || {
         task_on_server(server, &run, 0) == (TaskState::Computing, 40.0)
     });
-    let pid: i64 = std::fs::read_to_string(d.join("pid-0"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
     wait_for("the command to die with taskfarm run", || !running(pid));

@@ -343,7 +343,10 @@ pub extern "C" fn tf_taskfarm_info(
 /// (`{"id":..,"task":..,"percentCompleted":..,"status":..}`). `task` must be
 /// in 0..numTasks-1. Free `*out_json` with `tf_string_free`.
 ///
-/// Note: the server creates a task that was never handed out when it is read.
+/// Note: the server creates a task that was never handed out when it is read
+/// (as `waiting`); read while a worker is being handed that task, the server
+/// can create it twice (one row `computing`, one `waiting`, either answering
+/// later reads). Read only tasks known to be handed out.
 #[no_mangle]
 pub extern "C" fn tf_taskfarm_get_task_info(
     taskfarm: *const tf_taskfarm,
