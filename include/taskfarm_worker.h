@@ -723,6 +723,10 @@ enum tf_status tf_worker_attempt(const struct tf_worker *worker, int64_t *out_at
  * again, the error says so, and if it stays `computing` it is an orphan for
  * `taskfarm reap --restart-orphans`. With no task held, does nothing.
  * A progress update still waiting is dropped (the task goes back at 0 %).
+ * With a journal that cannot record the release (a full disk) while it
+ * names the task as held, nothing is sent: `TF_ERR_INVALID_ARGUMENT`, the
+ * task still held (else `taskfarm reap` could give it back a second time
+ * after this process ends); the same holds for `tf_worker_fail`.
  */
 enum tf_status tf_worker_requeue(struct tf_worker *worker);
 

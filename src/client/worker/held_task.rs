@@ -149,6 +149,13 @@ pub enum Verdict {
     Stopped,
     /// Not possible in this state (a call out of order): refused.
     OutOfOrder,
+    /// Not from [`step`]: the journal could not record that the task is
+    /// being released and, as last written, names it as held (a full disk,
+    /// a lost mount). Released now, the task would be given back a second
+    /// time by `taskfarm reap` once this process ends, maybe after another
+    /// worker took it; so nothing changes: the task stays held, named in
+    /// the journal, for the program to try again or for the reaper.
+    NotRecorded,
 }
 
 /// What the journal is told of a transition, before it can be seen.
@@ -175,8 +182,11 @@ pub enum Note {
 
 /// Where the notes go: the worker journal's writer (`journal.rs`).
 pub trait Notes: std::fmt::Debug + Send + Sync {
-    /// Records `note` (called under the slot's lock).
-    fn note(&self, note: Note);
+    /// Records `note` (called under the slot's lock). `false` only for a
+    /// [`Note::Releasing`] that could not be recorded while the journal,
+    /// as last written, names the task as held ([`Verdict::NotRecorded`]);
+    /// the failures of the other notes are the journal's to report.
+    fn note(&self, note: Note) -> bool;
 }
 
 /// One transition: the state after `event` in `state`, what the actor does,
@@ -360,7 +370,9 @@ impl Slot {
                     .unwrap_or_else(|e| e.into_inner())
                     .as_ref()
                 {
-                    journal.note(note);
+                    if !journal.note(note) {
+                        return (Verdict::NotRecorded, **state);
+                    }
                 }
             }
             **state = next;
@@ -413,7 +425,7 @@ impl Slot {
     pub fn set_journal(&self, journal: Option<Box<dyn Notes>>) {
         let state = self.lock();
         if let (Some(journal), HeldState::Held(held)) = (&journal, *state) {
-            journal.note(Note::Held(held));
+            let _ = journal.note(Note::Held(held));
         }
         *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = journal;
     }
@@ -514,6 +526,9 @@ impl Slot {
         let held = match self.apply(Event::HandBackSent) {
             (Verdict::Go, HeldState::HandingBack(held, By::Program)) => held,
             (Verdict::Nothing, _) => return Ok(false),
+            (Verdict::NotRecorded, HeldState::Held(held)) => {
+                return Err(not_recorded(held.task, "handed back"))
+            }
             (verdict, _) => return Err(out_of_order(verdict, "hand the task back")),
         };
         let closed = self.progress.close(held.task);
@@ -557,6 +572,9 @@ impl Slot {
         let held = match self.apply(Event::FailSent) {
             (Verdict::Go, HeldState::Failing(held)) => held,
             (Verdict::Nothing, _) => return Ok(None),
+            (Verdict::NotRecorded, HeldState::Held(held)) => {
+                return Err(not_recorded(held.task, "failed"))
+            }
             (verdict, _) => return Err(out_of_order(verdict, "fail the task")),
         };
         let closed = self.progress.close(held.task);
@@ -615,6 +633,16 @@ impl Slot {
         loop {
             match self.apply_locked(&mut state, Event::StopCaught, true) {
                 (Verdict::Go, HeldState::HandingBack(held, By::Watcher)) => return Some(held),
+                (Verdict::NotRecorded, HeldState::Held(held)) => {
+                    eprintln!(
+                        "taskfarm: {signal}: task {} of run {} not handed back: the worker \
+                         journal cannot be written and names it as held; `taskfarm reap` \
+                         gives it back once this process has ended",
+                        held.task,
+                        self.run.run_uuid()
+                    );
+                    return None;
+                }
                 (Verdict::Wait, waiting) => {
                     if !told {
                         told = true;
@@ -696,6 +724,16 @@ fn in_flight(state: HeldState, run: &str) -> String {
         }
         _ => format!("a request of a worker of run {run} is in flight"),
     }
+}
+
+/// The error of a release refused with [`Verdict::NotRecorded`].
+fn not_recorded(task: i64, what: &str) -> Error {
+    Error::invalid_argument(format!(
+        "task {task} was not {what}: the worker journal cannot be written (see stderr) and \
+         names it as held, so `taskfarm reap` would give it back a second time after this \
+         process ends; the task is still held (make room in the journal directory, then \
+         call again)"
+    ))
 }
 
 fn out_of_order(verdict: Verdict, what: &str) -> Error {
@@ -1050,11 +1088,12 @@ mod tests {
     }
 
     impl Notes for SlowJournal {
-        fn note(&self, note: Note) {
+        fn note(&self, note: Note) -> bool {
             if let Note::Held(_) = note {
                 self.inside.lock().unwrap().send(()).unwrap();
                 self.go_on.lock().unwrap().recv().unwrap();
             }
+            true
         }
     }
 
@@ -1096,7 +1135,7 @@ mod tests {
     }
 
     impl Notes for WatcherAtTheHeldNote {
-        fn note(&self, note: Note) {
+        fn note(&self, note: Note) -> bool {
             if let Note::Held(_) = note {
                 let slot = self.slot.upgrade().unwrap();
                 std::thread::scope(|s| {
@@ -1114,7 +1153,7 @@ mod tests {
                     });
                 });
             }
-            self.journal.note(note);
+            self.journal.note(note)
         }
     }
 
@@ -1257,5 +1296,51 @@ mod tests {
         slot.progress().update(held.task, held.percent).unwrap();
         let puts = run.puts.lock().unwrap().clone();
         assert_eq!(puts.last(), Some(&(7, Some(55.0), None)));
+    }
+
+    /// A journal that cannot record a release and, as last written, names
+    /// the task as held (a full disk): what [`Notes::note`] answers then.
+    #[derive(Debug)]
+    struct FullDisk;
+
+    impl Notes for FullDisk {
+        fn note(&self, note: Note) -> bool {
+            note != Note::Releasing
+        }
+    }
+
+    #[test]
+    fn a_release_the_journal_cannot_record_is_never_sent() {
+        let (run, slot) = slot();
+        slot.set_journal(Some(Box::new(FullDisk)));
+        slot.begin_request(|| None).unwrap();
+        slot.progress().task_taken();
+        slot.end_request(Some(T), false);
+        // The program's hand-back and fail: an error, nothing sent, the
+        // task still held (the journal names it: the reaper gives it back
+        // once, after the process).
+        let e = slot.hand_back(None).unwrap_err();
+        assert!(e.message().contains("task 7 was not handed back"), "{e}");
+        assert!(e.message().contains("is still held"), "{e}");
+        let e = slot
+            .fail(
+                |_| -> Result<(bool, ())> { panic!("nothing recorded") },
+                |_| {},
+            )
+            .unwrap_err();
+        assert!(e.message().contains("task 7 was not failed"), "{e}");
+        assert_eq!(slot.held(), Some(T));
+        // The stop watcher's turn: nothing handed back either.
+        slot.watcher_turn(
+            Instant::now() + std::time::Duration::from_secs(60),
+            "SIGTERM",
+        );
+        assert_eq!(*slot.lock(), S::Held(T));
+        assert_eq!(run.puts.lock().unwrap().clone(), Vec::<Put>::new());
+        // Once the journal can record it, the hand-back goes.
+        slot.set_journal(None);
+        assert!(slot.hand_back(None).unwrap());
+        let puts = run.puts.lock().unwrap().clone();
+        assert_eq!(puts, vec![(7, Some(40.0), Some(TaskState::Waiting))]);
     }
 }

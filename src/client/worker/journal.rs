@@ -283,6 +283,9 @@ struct Written {
     failing: Option<String>,
     /// The kept `done`s of the last record that was written.
     kept_done: Vec<i64>,
+    /// The task the last record written names as held (not being
+    /// released): the one a reaper would give back after this process.
+    names_held: Option<i64>,
 }
 
 impl Shared {
@@ -312,6 +315,7 @@ impl Shared {
         match &result {
             Ok(()) => {
                 written.kept_done = record.kept_done.clone();
+                written.names_held = record.task.filter(|_| !record.releasing);
                 if written.failing.take().is_some() {
                     eprintln!("taskfarm: the journal {} is written again", path.display());
                 }
@@ -446,9 +450,23 @@ impl Journal {
     }
 
     /// The worker is about to give its task back itself (written first, so
-    /// that the reaper never gives it back a second time).
-    pub fn releasing(&self) {
-        self.change(|r| r.releasing = true);
+    /// that the reaper never gives it back a second time). `false` when the
+    /// write failed and the journal, as last written, names the task as
+    /// held: the release must not happen (the record stays as written).
+    pub fn releasing(&self) -> bool {
+        if !self.owned() {
+            return true;
+        }
+        let mut record = self.shared.lock();
+        record.releasing = true;
+        if self.shared.write(&mut record).is_ok() {
+            return true;
+        }
+        let named = record.task.is_some() && self.shared.written().names_held == record.task;
+        if named {
+            record.releasing = false;
+        }
+        !named
     }
 
     /// The give-back did not happen: the task is still held.
@@ -550,7 +568,7 @@ impl Journal {
 pub struct Releaser(Journal);
 
 impl Notes for Releaser {
-    fn note(&self, note: Note) {
+    fn note(&self, note: Note) -> bool {
         let journal = &self.0;
         match note {
             Note::Held(held) => journal.held(held.task, held.percent),
@@ -570,10 +588,11 @@ impl Notes for Releaser {
                 r.percent = Some(held.percent);
                 r.releasing = false;
             }),
-            Note::Releasing => journal.releasing(),
+            Note::Releasing => return journal.releasing(),
             Note::Released => journal.released(),
             Note::NotReleased => journal.not_released(),
         }
+        true
     }
 }
 
@@ -834,6 +853,33 @@ mod tests {
         journal.keep_done(9);
         assert!(journal.done_is_kept(9));
         journal.delivered(9);
+        journal.finish();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_release_is_refused_only_while_the_journal_written_names_the_task() {
+        let dir = scratch("release-unwritable");
+        let journal = Journal::start(&dir, "abc123", "feed0a").unwrap();
+        journal.held(4, 40.0);
+        // Every write fails from now on; the journal as written names task 4.
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            !journal.releasing(),
+            "the reaper would give task 4 back again"
+        );
+        assert!(!journal.record().releasing, "the record stays as written");
+        // Written again: the release may go.
+        fs::create_dir_all(&dir).unwrap();
+        assert!(journal.releasing());
+        journal.released();
+        // A task whose `held` was never written is named by no journal a
+        // reaper could read: its release may go even when nothing can be
+        // written.
+        fs::remove_dir_all(&dir).unwrap();
+        journal.held(5, 10.0);
+        assert!(journal.releasing());
+        fs::create_dir_all(&dir).unwrap();
         journal.finish();
         let _ = fs::remove_dir_all(&dir);
     }

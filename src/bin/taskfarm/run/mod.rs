@@ -36,7 +36,7 @@ use taskfarm_worker::internal::worker::stop_signals::{
 use taskfarm_worker::internal::{Run, Settings, Worker};
 
 use crate::commands::explain;
-use crate::failure::{Failure, EXIT_LOCAL};
+use crate::failure::{one_line, Failure, EXIT_LOCAL};
 use exit_status::{EXIT_FAILED_ATTEMPTS, EXIT_WALL_TIME};
 use joblog::JobLog;
 use progress_file::ProgressDir;
@@ -192,6 +192,11 @@ fn conclude(
         signal => signal,
     };
     if signal != 0 {
+        // The process ends as the signal; what went wrong on the way (a
+        // hand-back refused) is said first.
+        if let Some(failure) = &failure {
+            eprintln!("taskfarm: {}", one_line(&failure.message));
+        }
         end_as(signal);
     }
     if let Some(failure) = failure {
