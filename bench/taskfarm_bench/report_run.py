@@ -102,6 +102,7 @@ def section_g(fig, load_note):
                               request_us=fmt(request_us, 1), floor_us=fmt(floor_us, 1),
                               floor_ratio=f"{floor_us / fork_us:.1f}", floor_verdict=floor_verdict,
                               self_us=fmt(self_us, 1), over_us=fmt(self_us - floor_us, 1))
+        why += "\n\n" + fill("run", "where_it_goes", target=f"{target:g}")
     return [
         fill("run", "intro", pg_tasks=cfg["pg_tasks"], parallel_version=sec.get("parallel_version") or "GNU parallel",
              shell=sec["shell"], job_shell=sec.get("job_shell") or NONE, command=sec["command"], reps=cfg["reps"],

@@ -12,6 +12,20 @@
 //! the connection: TCP, the proxy's `CONNECT`, the TLS handshake), so this is
 //! also where a [`SendWatch`] learns whether an attempt sent any of its
 //! request: a POST whose attempt failed before that may be repeated.
+//!
+//! Two more system calls per exchange are saved here (`taskfarm run`'s
+//! profile, BENCHMARKS.md section g):
+//! - the time left until an attempt's deadline is passed down rounded up to
+//!   the millisecond (`whole_ms`): ureq's TCP transport sets `SO_SNDTIMEO` /
+//!   `SO_RCVTIMEO` whenever the value it is given changes, which a deadline
+//!   read to the nanosecond does at every request; the kernel keeps these
+//!   timeouts in clock ticks (1 to 10 ms) rounded up anyway, so the deadline
+//!   is the same.
+//! - ureq probes a connection (`is_open`: non-blocking mode on, a one-byte
+//!   read, off) when it goes back to the pool after an answer and again when
+//!   it is taken out for the next request. The first probe is skipped: the
+//!   second one, which ureq always makes before a pooled connection is used,
+//!   sees the same things (bytes after the answer, a close) and later.
 
 use std::cell::Cell;
 
@@ -68,6 +82,7 @@ impl<In: Transport> Connector<In> for SingleWriteConnector {
         Ok(chained.map(|inner| SingleWriteTransport {
             inner,
             held: Vec::new(),
+            answered: false,
         }))
     }
 }
@@ -78,12 +93,27 @@ pub struct SingleWriteTransport<T> {
     inner: T,
     /// Written by ureq, not sent yet.
     held: Vec<u8>,
+    /// Input was awaited since the last `is_open`: the next one is ureq's
+    /// probe of a connection going back to the pool, and is skipped.
+    answered: bool,
+}
+
+/// `timeout` with the time left rounded up to the whole millisecond.
+fn whole_ms(mut timeout: NextTimeout) -> NextTimeout {
+    if !timeout.after.is_not_happening() {
+        let left = *timeout.after;
+        let ms = left.as_nanos().div_ceil(1_000_000);
+        let rounded = std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+        timeout.after = rounded.max(left).into();
+    }
+    timeout
 }
 
 impl<T: Transport> SingleWriteTransport<T> {
     /// Sends what is held, through the inner transport's output buffer, and
     /// forgets it whether or not that worked (keeping the allocation).
     fn send_held(&mut self, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = whole_ms(timeout);
         let mut result = Ok(());
         let mut sent = 0;
         if !self.held.is_empty() {
@@ -109,7 +139,7 @@ impl<T: Transport> Transport for SingleWriteTransport<T> {
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         if self.held.is_empty() && amount >= HOLD_LIMIT {
             note_sending();
-            return self.inner.transmit_output(amount, timeout);
+            return self.inner.transmit_output(amount, whole_ms(timeout));
         }
         let written = &self.inner.buffers().output()[..amount];
         self.held.extend_from_slice(written);
@@ -121,15 +151,21 @@ impl<T: Transport> Transport for SingleWriteTransport<T> {
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.send_held(timeout)?;
-        self.inner.maybe_await_input(timeout)
+        self.answered = true;
+        self.inner.maybe_await_input(whole_ms(timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.send_held(timeout)?;
-        self.inner.await_input(timeout)
+        self.answered = true;
+        self.inner.await_input(whole_ms(timeout))
     }
 
     fn is_open(&mut self) -> bool {
+        if std::mem::take(&mut self.answered) {
+            // Going back to the pool: probed when taken out again.
+            return self.held.is_empty();
+        }
         self.held.is_empty() && self.inner.is_open()
     }
 
@@ -149,6 +185,8 @@ mod tests {
         buffers: LazyBuffers,
         sends: Vec<Vec<u8>>,
         fail_sends: bool,
+        probes: usize,
+        timeouts: Vec<std::time::Duration>,
     }
 
     impl Recorder {
@@ -157,6 +195,8 @@ mod tests {
                 buffers: LazyBuffers::new(1024, output_size),
                 sends: Vec::new(),
                 fail_sends: false,
+                probes: 0,
+                timeouts: Vec::new(),
             }
         }
     }
@@ -165,7 +205,8 @@ mod tests {
         fn buffers(&mut self) -> &mut dyn Buffers {
             &mut self.buffers
         }
-        fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+        fn transmit_output(&mut self, amount: usize, t: NextTimeout) -> Result<(), ureq::Error> {
+            self.timeouts.push(*t.after);
             if self.fail_sends {
                 return Err(ureq::Error::Io(std::io::ErrorKind::BrokenPipe.into()));
             }
@@ -173,10 +214,12 @@ mod tests {
             self.sends.push(sent);
             Ok(())
         }
-        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+        fn await_input(&mut self, t: NextTimeout) -> Result<bool, ureq::Error> {
+            self.timeouts.push(*t.after);
             Ok(true)
         }
         fn is_open(&mut self) -> bool {
+            self.probes += 1;
             true
         }
     }
@@ -191,6 +234,7 @@ mod tests {
         SingleWriteTransport {
             inner,
             held: Vec::new(),
+            answered: false,
         }
     }
 
@@ -291,5 +335,39 @@ mod tests {
         .join()
         .unwrap();
         assert!(!watch.request_sent());
+    }
+
+    #[test]
+    fn the_time_left_goes_down_rounded_up_to_the_millisecond() {
+        let mut t = wrap(Recorder::new(1024));
+        let left = |d: std::time::Duration| NextTimeout {
+            after: d.into(),
+            ..NextTimeout::default()
+        };
+        let ms = std::time::Duration::from_millis;
+        write(&mut t, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        t.await_input(left(ms(30_000) - std::time::Duration::from_nanos(1)))
+            .unwrap();
+        t.await_input(left(ms(30_000) - std::time::Duration::from_micros(999)))
+            .unwrap();
+        t.await_input(left(ms(0))).unwrap();
+        // The send (held until the first read) and the three reads.
+        assert_eq!(
+            t.inner.timeouts,
+            [ms(30_000), ms(30_000), ms(30_000), ms(0)]
+        );
+    }
+
+    #[test]
+    fn the_probe_after_an_answer_is_skipped_the_one_before_a_request_is_not() {
+        let mut t = wrap(Recorder::new(1024));
+        write(&mut t, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        t.await_input(NextTimeout::default()).unwrap();
+        assert!(t.is_open(), "back to the pool");
+        assert_eq!(t.inner.probes, 0);
+        assert!(t.is_open(), "taken out of the pool");
+        assert_eq!(t.inner.probes, 1);
+        assert!(t.is_open());
+        assert_eq!(t.inner.probes, 2);
     }
 }

@@ -31,6 +31,7 @@
 //! taken (a thread of the parent may have held it at the fork), and the
 //! watcher of a child never touches the parent's slots.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Instant;
@@ -312,6 +313,11 @@ pub struct Slot {
     pid: u32,
     state: Mutex<HeldState>,
     changed: Condvar,
+    /// Threads waiting on `changed` (the watcher), counted under `state`:
+    /// a transition wakes them only when there are some (std's
+    /// `notify_all` makes a system call even for no waiter, and a task
+    /// costs several transitions).
+    waiting: AtomicUsize,
     /// The worker's journal, if any. Locked only under `state`.
     journal: Mutex<Option<Box<dyn Notes>>>,
 }
@@ -340,6 +346,7 @@ impl Slot {
             pid: std::process::id(),
             state: Mutex::new(HeldState::Idle),
             changed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
             journal: Mutex::new(None),
         });
         let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
@@ -376,7 +383,9 @@ impl Slot {
                 }
             }
             **state = next;
-            self.changed.notify_all();
+            if self.waiting.load(Ordering::Relaxed) > 0 {
+                self.changed.notify_all();
+            }
         }
         (verdict, **state)
     }
@@ -657,11 +666,13 @@ impl Slot {
                     if now >= deadline {
                         return None;
                     }
+                    self.waiting.fetch_add(1, Ordering::Relaxed);
                     state = self
                         .changed
                         .wait_timeout(state, deadline - now)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
+                    self.waiting.fetch_sub(1, Ordering::Relaxed);
                 }
                 _ => return None,
             }

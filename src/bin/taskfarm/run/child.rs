@@ -89,7 +89,7 @@ impl Child {
                 (Some(stdout.as_raw_fd()), stderr.try_clone()?.into(), None)
             }
         };
-        let pid = spawner.spawn(&Program {
+        let spawned = spawner.spawn(&Program {
             argv: launch.argv,
             env: launch.env,
             stdout,
@@ -99,8 +99,8 @@ impl Child {
         // when the command's processes have all closed it.
         drop(stderr);
         Ok(Child {
-            pid,
-            pidfd: pidfd_open(pid),
+            pid: spawned.pid,
+            pidfd: spawned.pidfd,
             stderr: pipe.map(|read| {
                 set_nonblocking(read.as_raw_fd());
                 File::from(read)
@@ -280,13 +280,12 @@ impl Drop for Child {
     }
 }
 
+/// Makes the read end of a fresh pipe non-blocking (its only status flag:
+/// F_SETFL sets them all, no F_GETFL needed).
 fn set_nonblocking(fd: libc::c_int) {
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
+        libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
     }
 }
 
@@ -299,17 +298,6 @@ fn stderr_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: two fresh descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// A pidfd for `pid` (Linux 5.3 and later); `None` where there is none.
-fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 /// The last `lines` lines of `bytes` (lossy UTF-8), without trailing blanks.

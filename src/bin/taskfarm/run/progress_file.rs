@@ -1,7 +1,9 @@
 //! `TASKFARM_PROGRESS`: the file a command writes its percentage to
 //! (`echo 40 > "$TASKFARM_PROGRESS"`). Each runner has one, in a private
 //! directory that `taskfarm run` makes (as `mkdtemp` does: mode 0700, a
-//! random name) and removes when it ends; it is emptied before each attempt.
+//! random name) and removes when it ends; it is emptied before each attempt
+//! (unless it was read empty after the last one ended: one open less per
+//! task for a command that reports nothing).
 
 use std::fs;
 use std::io::{self, Read};
@@ -33,17 +35,14 @@ impl ProgressDir {
         Err(io::Error::other("no fresh directory name after 16 tries"))
     }
 
-    /// The progress file of runner `slot`, emptied (made if missing).
-    pub fn file(&self, slot: usize) -> io::Result<ProgressFile> {
-        let path = self.path.join(format!("progress-{slot}"));
-        fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)?;
-        Ok(ProgressFile { path, last: None })
+    /// The progress file of runner `slot` (made, empty, by its first
+    /// [`ProgressFile::begin`]).
+    pub fn file(&self, slot: usize) -> ProgressFile {
+        ProgressFile {
+            path: self.path.join(format!("progress-{slot}")),
+            last: None,
+            read_empty: false,
+        }
     }
 }
 
@@ -58,9 +57,29 @@ impl Drop for ProgressDir {
 pub struct ProgressFile {
     path: PathBuf,
     last: Option<f64>,
+    /// The last read found the file there and empty.
+    read_empty: bool,
 }
 
 impl ProgressFile {
+    /// Before an attempt: the file emptied (made if missing), no percentage
+    /// read yet. Not opened when the last read, after the previous command
+    /// had ended, found it empty.
+    pub fn begin(&mut self) -> io::Result<()> {
+        self.last = None;
+        if std::mem::take(&mut self.read_empty) {
+            return Ok(());
+        }
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.path)?;
+        Ok(())
+    }
+
     /// Its path, for `TASKFARM_PROGRESS`.
     pub fn path(&self) -> &Path {
         &self.path
@@ -70,6 +89,7 @@ impl ProgressFile {
     /// number of its content, in 0..100 (a value above 100 by at most 1e-6
     /// is 100). Anything else (empty, half written, text) is no news.
     pub fn read_new(&mut self) -> Option<f64> {
+        self.read_empty = false;
         let mut bytes = Vec::new();
         let file = fs::OpenOptions::new()
             .read(true)
@@ -77,6 +97,7 @@ impl ProgressFile {
             .open(&self.path)
             .ok()?;
         file.take(MAX_BYTES).read_to_end(&mut bytes).ok()?;
+        self.read_empty = bytes.is_empty();
         let value = parse(&bytes)?;
         if self.last == Some(value) {
             return None;
@@ -120,13 +141,24 @@ mod tests {
     #[test]
     fn a_file_reports_each_new_value_once() {
         let dir = ProgressDir::create().unwrap();
-        let mut file = dir.file(0).unwrap();
+        let mut file = dir.file(0);
+        file.begin().unwrap();
         assert_eq!(file.read_new(), None);
         fs::write(file.path(), "40\n").unwrap();
         assert_eq!(file.read_new(), Some(40.0));
         assert_eq!(file.read_new(), None);
         fs::write(file.path(), "60\n").unwrap();
         assert_eq!(file.read_new(), Some(60.0));
+        // The next attempt starts from an empty file, and reads 60 again.
+        file.begin().unwrap();
+        assert_eq!(fs::read(file.path()).unwrap(), b"");
+        assert_eq!(file.read_new(), None);
+        // Read empty: not opened again; written since, it would be emptied.
+        file.begin().unwrap();
+        fs::write(file.path(), "60\n").unwrap();
+        assert_eq!(file.read_new(), Some(60.0));
+        file.begin().unwrap();
+        assert_eq!(fs::read(file.path()).unwrap(), b"");
         let path = dir.path.clone();
         drop(file);
         drop(dir);

@@ -22,7 +22,7 @@ use super::child::{last_lines, Child, Ended, Launch, Output, TAIL_BYTES};
 use super::command_line::{environment, substitute};
 use super::exit_status::{describe, failure_message};
 use super::joblog::{Entry, JobLog, Outcome};
-use super::progress_file::ProgressDir;
+use super::progress_file::{ProgressDir, ProgressFile};
 use super::spawn::Spawner;
 
 /// How often a runner looks at the progress file, the clock and the stop
@@ -109,6 +109,7 @@ pub fn work(worker: &mut Worker, slot: usize, cx: &Context<'_>) -> (End, Tally) 
             )
         }
     };
+    let mut progress = cx.progress.file(slot);
     loop {
         let task = match worker.task() {
             Ok(Some(task)) => task,
@@ -123,7 +124,7 @@ pub fn work(worker: &mut Worker, slot: usize, cx: &Context<'_>) -> (End, Tally) 
             }
             Err(e) => return (End::Server(e), tally),
         };
-        match attempt(worker, slot, task, cx, &mut spawner, &mut tally) {
+        match attempt(worker, task, cx, &mut spawner, &mut progress, &mut tally) {
             Ok(None) => {}
             Ok(Some(end)) => return (end, tally),
             Err(end) => {
@@ -138,16 +139,15 @@ pub fn work(worker: &mut Worker, slot: usize, cx: &Context<'_>) -> (End, Tally) 
 /// Runs the command on `task`; `Ok(Some(end))` when the runner must stop.
 fn attempt(
     worker: &mut Worker,
-    slot: usize,
     task: i64,
     cx: &Context<'_>,
     spawner: &mut Spawner,
+    progress: &mut ProgressFile,
     tally: &mut Tally,
 ) -> Result<Option<End>, End> {
     let number = worker.attempt().ok().flatten().unwrap_or(1);
-    let mut progress = cx
-        .progress
-        .file(slot)
+    progress
+        .begin()
         .map_err(|e| End::Local(format!("cannot make the progress file: {e}")))?;
     let (output, stderr_file) = output_files(cx.output, task, number)?;
     let launch = Launch {

@@ -3,8 +3,9 @@
 //!
 //! - [`Spawner`]: what every attempt of one runner shares (the environment
 //!   read once, `/dev/null`, the child's stack, the signals to reset);
-//! - [`Spawner::spawn`]: one command started, its pid returned once it has
-//!   executed (or its `execvp` error);
+//! - [`Spawner::spawn`]: one command started, its pid and pidfd (made by
+//!   the `clone` itself, `CLONE_PIDFD`) returned once it has executed (or
+//!   its `execvp` error);
 //! - `child_main`: what runs in the child before `execvp`.
 //!
 //! Why: `fork` copies the runner's page tables and makes every page it
@@ -51,16 +52,34 @@ pub struct Program {
     pub stderr: RawFd,
 }
 
+/// A command started: its pid, and a pidfd for it where the kernel makes
+/// one (Linux 5.2 and later).
+#[derive(Debug)]
+pub struct Spawned {
+    /// The command's process id.
+    pub pid: libc::pid_t,
+    /// A descriptor that becomes readable when it ends.
+    pub pidfd: Option<OwnedFd>,
+}
+
 /// What every command of one runner shares.
 #[derive(Debug)]
 pub struct Spawner {
     /// `NAME=VALUE` of the runner's environment, read once (`taskfarm run`
     /// changes its own environment nowhere).
     base_env: Vec<(OsString, CString)>,
+    /// The names the last command added, and the indices in `base_env` of
+    /// the entries that they leave as they are (the same names every
+    /// attempt: computed once).
+    kept: (Vec<String>, Vec<usize>),
     dev_null: OwnedFd,
     stack: Stack,
     /// Signals with a handler in this process: reset in the child.
     caught: Vec<libc::c_int>,
+    /// This process's id (the child checks that its parent is still it).
+    parent: libc::pid_t,
+    /// Whether `clone` takes `CLONE_PIDFD` here (false after an EINVAL).
+    clone_pidfd: bool,
 }
 
 /// What the child reads (prepared by the parent) and writes (its error).
@@ -101,16 +120,20 @@ impl Spawner {
         let dev_null = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Spawner {
             base_env,
+            kept: (Vec::new(), Vec::new()),
             dev_null,
             stack: Stack::map(STACK_BYTES)?,
             caught: caught_signals(),
+            // SAFETY: getpid has no preconditions.
+            parent: unsafe { libc::getpid() },
+            clone_pidfd: true,
         })
     }
 
-    /// Starts `program`; its pid once it has executed. An error of
-    /// `execvp` (no such program, not executable) or of the steps before
+    /// Starts `program`; its pid and pidfd once it has executed. An error
+    /// of `execvp` (no such program, not executable) or of the steps before
     /// it comes back as that errno, the child reaped.
-    pub fn spawn(&mut self, program: &Program) -> io::Result<libc::pid_t> {
+    pub fn spawn(&mut self, program: &Program) -> io::Result<Spawned> {
         let (name, _) = program
             .argv
             .split_first()
@@ -120,11 +143,10 @@ impl Spawner {
             .iter()
             .map(|a| c_string(a.as_bytes().to_vec()))
             .collect::<io::Result<Vec<CString>>>()?;
-        let env = self.environment(&program.env)?;
+        let extra = extra_environment(&program.env)?;
         let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(ptr::null());
-        let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-        env_ptrs.push(ptr::null());
+        let env_ptrs = self.environment(&program.env, &extra);
         let program_name = c_string(name.as_bytes().to_vec())?;
         let needed = STACK_BYTES + argv_ptrs.len() * std::mem::size_of::<usize>() * 2;
         if self.stack.len < needed {
@@ -137,12 +159,12 @@ impl Spawner {
             stdin: self.dev_null.as_raw_fd(),
             stdout: program.stdout.unwrap_or(-1),
             stderr: program.stderr,
-            // SAFETY: getpid has no preconditions.
-            parent: unsafe { libc::getpid() },
+            parent: self.parent,
             caught: self.caught.as_ptr(),
             caught_len: self.caught.len(),
             error: 0,
         };
+        let mut pidfd: libc::c_int = -1;
         let pid = {
             let _blocked = BlockedSignals::all()?;
             // SAFETY: the child runs child_main on its own stack (mapped,
@@ -152,19 +174,43 @@ impl Spawner {
             // until the child has executed or exited, so nothing of this
             // thread runs meanwhile; every signal is blocked here and
             // inherited blocked by the child, so no handler of ours runs in
-            // it.
-            unsafe {
-                libc::clone(
-                    child_main,
-                    self.stack.top(),
-                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                    (&mut args as *mut ChildArgs).cast(),
-                )
+            // it. With CLONE_PIDFD the kernel writes the pidfd (close-on-
+            // exec) to `pidfd` before the child runs.
+            let top = self.stack.top();
+            let child_args: *mut libc::c_void = (&mut args as *mut ChildArgs).cast();
+            let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+            let mut pid = -1;
+            if self.clone_pidfd {
+                // SAFETY: as said above; `pidfd` outlives the call.
+                pid = unsafe {
+                    libc::clone(
+                        child_main,
+                        top,
+                        flags | libc::CLONE_PIDFD,
+                        child_args,
+                        &mut pidfd as *mut libc::c_int,
+                    )
+                };
+                if pid < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                    // A kernel older than 5.2: a pidfd_open after each clone.
+                    self.clone_pidfd = false;
+                }
             }
+            if !self.clone_pidfd {
+                // SAFETY: as said above.
+                pid = unsafe { libc::clone(child_main, top, flags, child_args) };
+            }
+            pid
         };
         if pid < 0 {
             return Err(io::Error::last_os_error());
         }
+        let pidfd = if pidfd >= 0 {
+            // SAFETY: a fresh descriptor the kernel made for us.
+            Some(unsafe { OwnedFd::from_raw_fd(pidfd) })
+        } else {
+            pidfd_open(pid)
+        };
         // SAFETY: args outlives the child's use of it (it has executed or
         // exited); volatile because another task wrote it.
         let error = unsafe { ptr::read_volatile(&args.error) };
@@ -174,26 +220,57 @@ impl Spawner {
             unsafe { libc::waitpid(pid, &mut status, 0) };
             return Err(io::Error::from_raw_os_error(error));
         }
-        Ok(pid)
+        Ok(Spawned { pid, pidfd })
     }
 
-    /// The runner's environment with `extra` added (an existing variable
-    /// of the same name replaced, in its place), as `NAME=VALUE` strings.
-    fn environment(&self, extra: &[(String, OsString)]) -> io::Result<Vec<CString>> {
-        let mut env = Vec::with_capacity(self.base_env.len() + extra.len());
-        for (name, entry) in &self.base_env {
-            if !extra.iter().any(|(n, _)| n.as_bytes() == name.as_bytes()) {
-                env.push(entry.clone());
-            }
+    /// The runner's environment without the variables `extra` names, then
+    /// `extra` (as `NAME=VALUE`), as the null-terminated vector `execvpe`
+    /// takes; it points into `self` and `extra`.
+    fn environment(
+        &mut self,
+        extra_names: &[(String, OsString)],
+        extra: &[CString],
+    ) -> Vec<*const libc::c_char> {
+        let (names, kept) = &mut self.kept;
+        if !names.iter().eq(extra_names.iter().map(|(n, _)| n)) {
+            *names = extra_names.iter().map(|(n, _)| n.clone()).collect();
+            *kept = (0..self.base_env.len())
+                .filter(|&i| {
+                    let name = self.base_env[i].0.as_bytes();
+                    !names.iter().any(|n| n.as_bytes() == name)
+                })
+                .collect();
         }
-        for (name, value) in extra {
+        let mut env = Vec::with_capacity(kept.len() + extra.len() + 1);
+        env.extend(kept.iter().map(|&i| self.base_env[i].1.as_ptr()));
+        env.extend(extra.iter().map(|e| e.as_ptr()));
+        env.push(ptr::null());
+        env
+    }
+}
+
+/// `extra`'s variables as `NAME=VALUE` C strings.
+fn extra_environment(extra: &[(String, OsString)]) -> io::Result<Vec<CString>> {
+    extra
+        .iter()
+        .map(|(name, value)| {
             let mut bytes = name.as_bytes().to_vec();
             bytes.push(b'=');
             bytes.extend_from_slice(value.as_bytes());
-            env.push(c_string(bytes)?);
-        }
-        Ok(env)
+            c_string(bytes)
+        })
+        .collect()
+}
+
+/// A pidfd for `pid` (Linux 5.3 and later); `None` where there is none.
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
     }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
 /// `bytes` as a C string; a NUL byte in it is an invalid input.
@@ -393,7 +470,7 @@ mod tests {
             stdout: Some(write.as_raw_fd()),
             stderr: write.as_raw_fd(),
         };
-        let pid = spawner.spawn(&program).unwrap();
+        let pid = spawner.spawn(&program).unwrap().pid;
         drop(write);
         let status = wait(pid);
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
