@@ -190,9 +190,10 @@ impl<'a> Reaper<'a> {
 
     /// The number of tasks the server has handed out: they are created in
     /// order (docs/PROTOCOL.md), so tasks `0..n` exist and no other may be read
-    /// or written (that would create it out of order).
+    /// or written (that would create it out of order). At most `numTasks`
+    /// (a task moving while the server counts is counted twice).
     fn handed_out(status: &RunStatus) -> i64 {
-        status.num_done + status.num_computing + status.num_waiting
+        (status.num_done + status.num_computing + status.num_waiting).min(status.num_tasks)
     }
 
     /// Refuses task `task` when the server never handed it out.
