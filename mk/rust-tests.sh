@@ -8,7 +8,7 @@
 #      compiled in one cargo run;
 #   2. the items run TEST_JOBS at a time (default 3), from the repository's
 #      root, each with its output kept and printed whole when it ends, so that
-#      the outputs do not mix. An item is a test binary (by its target name),
+#      the outputs do not mix, after a line with its wall and CPU seconds. An item is a test binary (by its target name),
 #      a make target of TEST_SUITES (`make test` passes lint and the suites of
 #      TEST_TARGETS: run as `make -o build -o rust-test-build TARGET`, as both
 #      are done by then) or `doc-tests` (`cargo test --doc`);
@@ -72,8 +72,22 @@ declare -A expected=(
 logs=$(mktemp -d "${TMPDIR:-/tmp}/tf-rust-tests.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
 
+# children_cpu: sets cpu to the CPU time (user + system, in clock ticks) of
+# the processes this shell has waited for so far (/proc's cutime and cstime):
+# an item's CPU seconds, printed beside its wall seconds, show where the
+# machine's time goes. Daemons that leave their parent (pg_ctl's server) are
+# not counted.
+ticks=$(getconf CLK_TCK)
+children_cpu() {
+    local -a stat
+    read -r -a stat <"/proc/$BASHPID/stat"
+    cpu=$((stat[15] + stat[16]))
+}
+
 # 1. Compile once; the list of binaries is "name<TAB>path", from cargo's JSON.
 start=$(date +%s)
+children_cpu
+compile_cpu=$cpu
 "$cargo" test --features cli --no-run --message-format=json-render-diagnostics >"$logs/build.json" ||
     die "cargo test --no-run failed (see above)"
 python3 - "$logs/build.json" >"$logs/binaries" <<'PY'
@@ -94,7 +108,8 @@ if [ -n "${TEST_ONLY:-}" ]; then
     mv "$logs/only" "$logs/binaries"
 fi
 [ -s "$logs/binaries" ] || die "cargo test --no-run listed no test binary${TEST_ONLY:+ of TEST_ONLY=$TEST_ONLY}"
-echo "mk/rust-tests.sh: compiled $(wc -l <"$logs/binaries") test binaries in $(( $(date +%s) - start )) s"
+children_cpu
+echo "mk/rust-tests.sh: compiled $(wc -l <"$logs/binaries") test binaries in $(( $(date +%s) - start )) s (CPU $(( (cpu - compile_cpu) / ticks )) s)"
 
 # The items: "kind<TAB>name", kind bin (path[name]), make or doc.
 declare -A path=() kind=()
@@ -141,13 +156,16 @@ run_item() {
 }
 
 # run_lane "NAME NAME..." ARGS...: each item in turn; its exit status into
-# $logs/NAME.rc, then its output printed whole.
+# $logs/NAME.rc, then its output printed whole with its wall and CPU seconds.
 run_lane() {
-    local name began rc where
+    local name began rc where cpu cpu_before
     for name in $1; do
         began=$(date +%s)
+        children_cpu
+        cpu_before=$cpu
         rc=0
         run_item "$name" "${@:2}" || rc=$?
+        children_cpu
         echo "$rc" >"$logs/$name.rc"
         case ${kind[$name]} in
             bin) where=${path[$name]#"$root"/} ;;
@@ -155,7 +173,7 @@ run_lane() {
             make) where="make $name" ;;
         esac
         {
-            echo "---- $name ($where): exit status $rc, $(( $(date +%s) - began )) s, at $(( $(date +%s) - start )) s"
+            echo "---- $name ($where): exit status $rc, $(( $(date +%s) - began )) s (CPU $(( (cpu - cpu_before) / ticks )) s), at $(( $(date +%s) - start )) s"
             cat "$logs/$name.out"
         } | flock "$logs/print.lock" cat
     done
@@ -179,4 +197,5 @@ done
 if [ ${#failed[@]} -gt 0 ]; then
     die "failed: ${failed[*]}"
 fi
-echo "mk/rust-tests.sh: all ${#items[@]} items passed in $(( $(date +%s) - start )) s"
+children_cpu
+echo "mk/rust-tests.sh: all ${#items[@]} items passed in $(( $(date +%s) - start )) s (CPU $(( (cpu - compile_cpu) / ticks )) s)"
