@@ -106,14 +106,19 @@ server-doc-tests: build
 
 ## test: every test (lint, header check, Rust unit and integration tests
 ## against the real server and the fault server, C programs under valgrind):
-## the release libraries and the Rust tests compiled (the harness venv built
-## meanwhile), then lint, the test
+## the release libraries, the Rust tests and the harness venv built side by
+## side (two cargo runs on two profiles: each fills the core the other leaves
+## idle, as in a release LTO link; the release build's output is printed when
+## it ends), then lint, the test
 ## binaries, the doc tests and the suites of TEST_TARGETS side by side,
 ## TEST_JOBS (4) at a time, the longest first (mk/rust-tests.sh)
 test: prerequisites
-	@start=$$(date +%s); \
+	@start=$$(date +%s); build_log=$$(mktemp); \
 	tests/harness/venv.sh >/dev/null & venv=$$!; \
-	$(MAKE) --no-print-directory build && wait $$venv && \
+	$(MAKE) --no-print-directory build >"$$build_log" 2>&1 & build=$$!; \
+	$(CARGO) test --features cli --no-run; tests=$$?; \
+	wait $$build; built=$$?; cat "$$build_log"; rm -f "$$build_log"; \
+	[ $$built = 0 ] && [ $$tests = 0 ] && wait $$venv && \
 	CARGO="$(CARGO)" MAKE="$(MAKE)" TEST_SUITES="lint $(TEST_TARGETS)" mk/rust-tests.sh && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
 

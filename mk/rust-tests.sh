@@ -8,7 +8,7 @@
 #      compiled in one cargo run;
 #   2. the items run TEST_JOBS at a time (default 3), from the repository's
 #      root, each with its output kept and printed whole when it ends, so that
-#      the outputs do not mix. An item is a test binary (by its target name),
+#      the outputs do not mix, after a line with its wall and CPU seconds. An item is a test binary (by its target name),
 #      a make target of TEST_SUITES (`make test` passes lint and the suites of
 #      TEST_TARGETS: run as `make -o build -o rust-test-build TARGET`, as both
 #      are done by then) or `doc-tests` (`cargo test --doc`);
@@ -58,22 +58,39 @@ exclusive_lanes=(
     "slurm_harness slurm stop_slurm reap_slurm run_batch" # one private Slurm cluster
     "gridengine"                                          # one private Grid Engine cell
 )
-# Expected seconds of the long items (2 cores, loaded), to start the longest
-# lane first; from `make test` runs, rounded up.
+# Expected seconds of the long items, to start the longest lane first (LPT:
+# the order is what counts): the longest from a fresh-clone `make test` on a
+# quiet machine, the others 0.6 times their figure in one at load 12-17.
 declare -A expected=(
-    [install-tests]=240 [chaos-short]=200 [python-tests]=150 [bench-smoke]=120
-    [stop_slurm]=100 [run_batch]=100 [schedulers]=100 [fpm-tests]=90
-    [lint]=80 [scale]=150 [gridengine]=150 [chaos-unit]=75 [cli]=60 [fortran-tests]=60 [cpp-tests]=50
-    [c-tests]=50 [server-doc-tests]=40 [slurm]=40 [mpi]=40 [harness_smoke]=35
-    [reap]=35 [concurrency]=35 [progress]=30 [outcomes]=30 [stop_signals]=30
-    [doc-tests]=30
+    [chaos-short]=265 [install-tests]=195 [lint]=195 [bench-smoke]=156
+    [python-tests]=130 [schedulers]=125 [c-tests]=114 [harness_smoke]=105
+    [server-doc-tests]=100 [concurrency]=85 [scale]=80 [stop_slurm]=80
+    [fortran-tests]=80 [cli]=75 [outcomes]=70 [reap]=60 [cpp-tests]=60
+    [run_batch]=60 [stop_signals]=50 [mpi]=45 [chaos-unit]=40 [held_tasks]=40
+    [real_server]=40 [run_command]=35 [reap_shared_dir]=35 [slurm]=35
+    [progress]=35 [server_restarts]=35 [gridengine]=30 [reap_scale]=30
+    [token]=25 [reap_slurm]=25 [rust_api]=15 [fpm-tests]=15
 )
 
 logs=$(mktemp -d "${TMPDIR:-/tmp}/tf-rust-tests.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
 
+# children_cpu: sets cpu to the CPU time (user + system, in clock ticks) of
+# the processes this shell has waited for so far (/proc's cutime and cstime):
+# an item's CPU seconds, printed beside its wall seconds, show where the
+# machine's time goes. Daemons that leave their parent (pg_ctl's server) are
+# not counted.
+ticks=$(getconf CLK_TCK)
+children_cpu() {
+    local -a stat
+    read -r -a stat <"/proc/$BASHPID/stat"
+    cpu=$((stat[15] + stat[16]))
+}
+
 # 1. Compile once; the list of binaries is "name<TAB>path", from cargo's JSON.
 start=$(date +%s)
+children_cpu
+compile_cpu=$cpu
 "$cargo" test --features cli --no-run --message-format=json-render-diagnostics >"$logs/build.json" ||
     die "cargo test --no-run failed (see above)"
 python3 - "$logs/build.json" >"$logs/binaries" <<'PY'
@@ -94,7 +111,8 @@ if [ -n "${TEST_ONLY:-}" ]; then
     mv "$logs/only" "$logs/binaries"
 fi
 [ -s "$logs/binaries" ] || die "cargo test --no-run listed no test binary${TEST_ONLY:+ of TEST_ONLY=$TEST_ONLY}"
-echo "mk/rust-tests.sh: compiled $(wc -l <"$logs/binaries") test binaries in $(( $(date +%s) - start )) s"
+children_cpu
+echo "mk/rust-tests.sh: compiled $(wc -l <"$logs/binaries") test binaries in $(( $(date +%s) - start )) s (CPU $(( (cpu - compile_cpu) / ticks )) s)"
 
 # The items: "kind<TAB>name", kind bin (path[name]), make or doc.
 declare -A path=() kind=()
@@ -141,13 +159,16 @@ run_item() {
 }
 
 # run_lane "NAME NAME..." ARGS...: each item in turn; its exit status into
-# $logs/NAME.rc, then its output printed whole.
+# $logs/NAME.rc, then its output printed whole with its wall and CPU seconds.
 run_lane() {
-    local name began rc where
+    local name began rc where cpu cpu_before
     for name in $1; do
         began=$(date +%s)
+        children_cpu
+        cpu_before=$cpu
         rc=0
         run_item "$name" "${@:2}" || rc=$?
+        children_cpu
         echo "$rc" >"$logs/$name.rc"
         case ${kind[$name]} in
             bin) where=${path[$name]#"$root"/} ;;
@@ -155,7 +176,7 @@ run_lane() {
             make) where="make $name" ;;
         esac
         {
-            echo "---- $name ($where): exit status $rc, $(( $(date +%s) - began )) s, at $(( $(date +%s) - start )) s"
+            echo "---- $name ($where): exit status $rc, $(( $(date +%s) - began )) s (CPU $(( (cpu - cpu_before) / ticks )) s), at $(( $(date +%s) - start )) s"
             cat "$logs/$name.out"
         } | flock "$logs/print.lock" cat
     done
@@ -179,4 +200,5 @@ done
 if [ ${#failed[@]} -gt 0 ]; then
     die "failed: ${failed[*]}"
 fi
-echo "mk/rust-tests.sh: all ${#items[@]} items passed in $(( $(date +%s) - start )) s"
+children_cpu
+echo "mk/rust-tests.sh: all ${#items[@]} items passed in $(( $(date +%s) - start )) s (CPU $(( (cpu - compile_cpu) / ticks )) s)"

