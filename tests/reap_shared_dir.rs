@@ -24,6 +24,9 @@
 //! 6. A give-back whose PUT fails three passes in a row counts one crash.
 //! 7. A `done` whose journal write fails is an error that keeps the task
 //!    held, never "kept in the journal".
+//! 8. Symlinks planted by another user at the final and at the old
+//!    predictable temporary names of a worker's journal and of the
+//!    reaper's state file write nothing through them.
 
 mod common;
 
@@ -296,6 +299,114 @@ fn another_users_journals_are_left_alone_and_no_task_never_handed_out_is_touched
             w.complete().unwrap();
         }
     }
+}
+
+/// Runs `ln -s TARGET LINK` for each pair as user 2001 (a member of the
+/// group directory's group, who cannot write the targets).
+fn plant_symlinks_as_another_user(links: &[(&Path, PathBuf)]) {
+    for (target, link) in links {
+        let status = Command::new("setpriv")
+            .args(["--reuid", "2001", "--regid", "3000", "--groups", "3000"])
+            .args(["ln", "-s"])
+            .arg(target)
+            .arg(link)
+            .status()
+            .unwrap();
+        assert!(status.success(), "user 2001 could not plant {link:?}");
+    }
+}
+
+#[test]
+fn another_users_symlinks_at_the_journals_and_the_reapers_names_write_nothing_of_ours() {
+    let server = shared_pg();
+    let run = Arc::new(Run::create(&settings(server), 2).unwrap());
+    let dir = group_dir("symlinks");
+    // Files of the user who runs workers and the reaper, out of user 2001's
+    // reach (mode 0644 in a directory of mode 0755).
+    let private = scratch("symlinks-victim");
+    let victims: Vec<PathBuf> = ["results.dat", "notes.txt", "authorized_keys", "data.csv"]
+        .iter()
+        .map(|name| {
+            let path = private.join(name);
+            std::fs::write(&path, format!("precious {name}")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            path
+        })
+        .collect();
+    let unchanged = || {
+        for path in &victims {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert_eq!(
+                std::fs::read_to_string(path).unwrap(),
+                format!("precious {name}"),
+                "{path:?} was written through a planted symlink"
+            );
+        }
+    };
+    let regular = |path: &Path| {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        assert!(meta.file_type().is_file(), "{path:?}: {meta:?}");
+        std::os::unix::fs::MetadataExt::uid(&meta)
+    };
+
+    // A worker's journal: links at its final name and at the temporary name
+    // bfdd2f0 used, `.{name}.{pid}.tmp` (pid: this process, the worker).
+    let mut worker = Worker::register(run.clone()).unwrap();
+    let journal_name = journal::file_name(run.uuid(), worker.uuid());
+    plant_symlinks_as_another_user(&[
+        (&victims[0], dir.join(&journal_name)),
+        (
+            &victims[1],
+            dir.join(format!(".{journal_name}.{}.tmp", std::process::id())),
+        ),
+    ]);
+    let started = worker.set_journal(Some(&dir));
+    unchanged();
+    started.unwrap();
+    let task = worker.task().unwrap().unwrap();
+    worker.update(50.0).unwrap();
+    unchanged();
+    assert_eq!(regular(&dir.join(&journal_name)), 0);
+    let record = journal::read_record(&dir.join(&journal_name), run.uuid()).unwrap();
+    assert_eq!(record.task, Some(task));
+
+    // The reaper's state file `reap-<run>.json`: a link at its old temporary
+    // name; the reaper runs as pid 1 of a PID namespace of its own, so that
+    // name is known beforehand.
+    let state_name = format!("reap-{}.json", run.uuid());
+    plant_symlinks_as_another_user(&[(&victims[2], dir.join(format!(".{state_name}.1.tmp")))]);
+    let inner = reap(server, run.uuid(), &dir, &["--json"]);
+    let mut in_own_namespace = Command::new("unshare");
+    in_own_namespace
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env_remove("TASKFARM_TOKEN");
+    let out = output(&mut in_own_namespace);
+    unchanged();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pass: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(verdict(&pass, worker.uuid()).0, "alive", "{pass}");
+    assert_eq!(regular(&dir.join(&state_name)), 0);
+
+    // A link at the state file's own name: refused, nothing written.
+    std::fs::remove_file(dir.join(&state_name)).unwrap();
+    plant_symlinks_as_another_user(&[(&victims[3], dir.join(&state_name))]);
+    let out = output(&mut reap(server, run.uuid(), &dir, &[]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    unchanged();
+
+    worker.complete().unwrap();
+    assert_eq!(state(&run, task), TaskState::Done);
+    unchanged();
 }
 
 #[test]
