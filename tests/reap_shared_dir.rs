@@ -27,6 +27,8 @@
 //! 8. Symlinks planted by another user at the final and at the old
 //!    predictable temporary names of a worker's journal and of the
 //!    reaper's state file write nothing through them.
+//! 9. A journal write that fails is said on stderr once per streak of
+//!    failures (whatever `TASKFARM_LOG` says), and so is its recovery.
 
 mod common;
 
@@ -817,4 +819,141 @@ fn a_done_whose_journal_write_fails_is_an_error_not_kept() {
     proxy.set_mode(Mode::Forward);
     worker.done().unwrap();
     assert_eq!(state(&run, task), TaskState::Done);
+}
+
+/// The names of files created in a directory (inotify `IN_CREATE`): how a
+/// test knows that a worker tried to write its journal there.
+struct Creations(libc::c_int);
+
+impl Creations {
+    fn watch(dir: &Path) -> Creations {
+        // SAFETY: no preconditions.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+        let path = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+        // SAFETY: fd is an inotify descriptor, path a NUL-terminated path.
+        let watch = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_CREATE) };
+        assert!(watch >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+        Creations(fd)
+    }
+
+    /// The names created since the last call.
+    fn names(&mut self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: buf is writable for its length.
+            let n = unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return names;
+            }
+            // struct inotify_event: wd, mask, cookie, len (4 bytes each),
+            // then len bytes of NUL-padded name.
+            let mut at = 0;
+            while at + 16 <= n as usize {
+                let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                let name = &buf[at + 16..at + 16 + len];
+                let end = name.iter().position(|&b| b == 0).unwrap_or(len);
+                names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+                at += 16 + len;
+            }
+        }
+    }
+}
+
+impl Drop for Creations {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours, closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+#[test]
+fn a_failing_journal_write_is_said_once_per_streak_and_its_recovery_too() {
+    let server = shared_pg();
+    let run = Run::create(&settings(server), 1).unwrap();
+    let dir = scratch("saidonce");
+    let mut creations = Creations::watch(&dir);
+    // A Rust worker: this binary re-run (`journal_child`).
+    let mut worker = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "journal_child", "--ignored", "--nocapture", "-q"])
+            .env(JOURNAL_CHILD_RUN, run.uuid())
+            .envs(server.credentials_env())
+            .env("TASKFARM_JOURNAL", &dir)
+            .env("TASKFARM_JOURNAL_HEARTBEAT", "0.1")
+            .env_remove("TASKFARM_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = worker.0.stderr.take().unwrap();
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let name = wait_until("its journal naming its task", || {
+        let name = journal_files(&dir, run.uuid()).first().cloned()?;
+        let record = journal::read_record(&dir.join(&name), run.uuid()).ok()?;
+        record.task.is_some().then_some(name)
+    });
+    let said = |wanted: &str| {
+        let line = lines
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|e| panic!("no line on the worker's stderr ({e}), {wanted:?} expected"));
+        assert!(line.contains(wanted), "{line:?}: {wanted:?} expected");
+    };
+    for _streak in 0..2 {
+        // A directory at the journal's name: every write fails (rename(2)
+        // of a file over a directory, EISDIR) until it goes.
+        std::fs::remove_file(dir.join(&name)).unwrap();
+        std::fs::create_dir(dir.join(&name)).unwrap();
+        creations.names();
+        // Five heartbeats tried and failed: each made a temporary file.
+        let mut tried = 0;
+        wait_until("five failed writes", || {
+            tried += creations.names().iter().filter(|n| n.ends_with(".tmp")).count();
+            (tried >= 5).then_some(())
+        });
+        std::fs::remove_dir(dir.join(&name)).unwrap();
+        wait_until("the journal written again", || {
+            std::fs::symlink_metadata(dir.join(&name))
+                .is_ok_and(|m| m.is_file())
+                .then_some(())
+        });
+        // In the order written: one line for the whole streak, then one
+        // for the recovery.
+        said("cannot write the journal");
+        said("is written again");
+    }
+    drop(worker);
+    assert!(
+        lines.recv_timeout(Duration::from_secs(10)).is_err(),
+        "more lines on the worker's stderr"
+    );
+}
+
+/// The environment variable naming the run of [`journal_child`].
+const JOURNAL_CHILD_RUN: &str = "REAP_SHARED_DIR_CHILD_RUN";
+
+/// A worker process of [`a_failing_journal_write_is_said_once_per_streak_and_its_recovery_too`]
+/// (ignored in a normal run): the server and journal from the environment
+/// (`TASKFARM_LOG` unset), holds the first task for ever.
+#[test]
+#[ignore = "a worker process of another test of this file, which runs it"]
+fn journal_child() {
+    let uuid = std::env::var(JOURNAL_CHILD_RUN).expect("run by another test only");
+    let run = Arc::new(Run::open(&Settings::from_env().unwrap(), &uuid).unwrap());
+    let mut worker = Worker::register(run).unwrap();
+    worker.task().unwrap().unwrap();
+    loop {
+        std::thread::park();
+    }
 }
