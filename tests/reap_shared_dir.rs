@@ -21,6 +21,8 @@
 //!    same host name with another boot id are all alive.
 //! 5. One reaper per run (the lock); a worker that starts while a pass runs
 //!    keeps its task under `--restart-orphans`.
+//!    A worker that takes a task after a pass's look at the run (the pass
+//!    held by the recording proxy) keeps it: the last check sees it.
 //! 6. A give-back whose PUT fails three passes in a row counts one crash.
 //! 7. A `done` whose journal write fails is an error that keeps the task
 //!    held, never "kept in the journal".
@@ -744,6 +746,78 @@ fn one_reaper_per_run_and_a_worker_starting_during_a_pass_keeps_its_task() {
         TaskState::Computing,
         "the late worker's task was restarted"
     );
+}
+
+#[test]
+fn a_worker_that_takes_a_task_after_a_passs_look_keeps_it_under_restart_orphans() {
+    // Task 0 is held by a worker without a journal: an orphan, restarted
+    // when two passes in a row see the same run. The second pass is held
+    // (by the proxy) between its look at the run and the restart; a worker
+    // takes a task meanwhile: the last check before the restart sees it.
+    let server = shared_pg();
+    let proxy = RecordingProxy::start(server);
+    let run = Arc::new(Run::create(&settings(server), 3).unwrap());
+    let dir = scratch("latestart");
+    let _w0 = holders(&run, 1);
+    let first = ok_json(&mut reap(
+        server,
+        run.uuid(),
+        &dir,
+        &["--restart-orphans", "--json"],
+    ));
+    assert_eq!(first["restarted"], false, "{first}");
+    // The pass reads the run's counts three times: at its start, for its
+    // look at the orphans, and just before a restart. The second answer is
+    // held.
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count_path = format!("/runs/{}?info=", run.uuid());
+    let gate = proxy.hold(Arc::new(move |r: &common::recording_proxy::Record| {
+        r.method == "GET"
+            && r.path.ends_with(&count_path)
+            && reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+    }));
+    let direct = reap(server, run.uuid(), &dir, &["--restart-orphans", "--json"]);
+    let mut second = Command::new(direct.get_program());
+    second
+        .args(direct.get_args().map(|arg| {
+            if arg == std::ffi::OsStr::new(&server.url) {
+                std::ffi::OsStr::new(&proxy.url)
+            } else {
+                arg
+            }
+        }))
+        .envs(direct.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env_remove("TASKFARM_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let second = second.spawn().unwrap();
+    gate.wait_held(1, DEADLINE);
+    let mut late = Worker::register(run.clone()).unwrap();
+    let late_task = late.task().unwrap().unwrap();
+    gate.release();
+    let out = wait_output(second);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pass: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(pass["restarted"], false, "{pass}");
+    assert!(
+        pass["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("changed during this pass")),
+        "{pass}"
+    );
+    assert_eq!(
+        state(&run, late_task),
+        TaskState::Computing,
+        "the late worker's task was restarted"
+    );
+    late.complete().unwrap();
 }
 
 #[test]
