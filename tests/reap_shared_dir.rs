@@ -23,6 +23,7 @@
 //!    keeps its task under `--restart-orphans`.
 //!    A worker that takes a task after a pass's look at the run (the pass
 //!    held by the recording proxy) keeps it: the last check sees it.
+//!    A task a live worker's journal explains is never called an orphan.
 //! 6. A give-back whose PUT fails three passes in a row counts one crash.
 //! 7. A `done` whose journal write fails is an error that keeps the task
 //!    held, never "kept in the journal".
@@ -818,6 +819,43 @@ fn a_worker_that_takes_a_task_after_a_passs_look_keeps_it_under_restart_orphans(
         "the late worker's task was restarted"
     );
     late.complete().unwrap();
+}
+
+#[test]
+fn a_task_a_live_journal_explains_is_never_called_an_orphan() {
+    let server = shared_pg();
+    let run = Arc::new(Run::create(&settings(server), 2).unwrap());
+    let dir = scratch("explained");
+    let orphan_line = "computing that no live journaled worker holds";
+    let says_orphans = |pass: &Value| {
+        pass["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains(orphan_line))
+    };
+    // A worker of this process with a journal holds task 0: its journal
+    // explains the one task computing.
+    let mut journaled = Worker::register(run.clone()).unwrap();
+    journaled.set_journal(Some(&dir)).unwrap();
+    assert_eq!(journaled.task().unwrap(), Some(0));
+    for args in [&["--json"][..], &["--restart-orphans", "--json"][..]] {
+        let pass = ok_json(&mut reap(server, run.uuid(), &dir, args));
+        assert_eq!(verdict(&pass, journaled.uuid()).0, "alive", "{pass}");
+        assert!(!says_orphans(&pass), "{pass}");
+        assert_eq!(pass["orphans"], 0, "{pass}");
+        assert_eq!(pass["restarted"], false, "{pass}");
+    }
+    assert_eq!(state(&run, 0), TaskState::Computing);
+    // It ends; a worker without a journal takes task 1: that one is said.
+    journaled.complete().unwrap();
+    drop(journaled);
+    let mut unjournaled = Worker::register(run.clone()).unwrap();
+    assert_eq!(unjournaled.task().unwrap(), Some(1));
+    let pass = ok_json(&mut reap(server, run.uuid(), &dir, &["--json"]));
+    assert!(says_orphans(&pass), "{pass}");
+    assert_eq!(pass["orphans"], 1, "{pass}");
+    unjournaled.complete().unwrap();
 }
 
 #[test]
