@@ -580,10 +580,7 @@ fn taskfarm_create_shows_a_servers_control_characters_visibly() {
         if request.path.ends_with("/token") {
             return token_ok(TOKEN);
         }
-        Action::json(
-            201,
-            &json!({"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3}),
-        )
+        Action::json(201, &json!({"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3}))
     });
     for how in [&["create", "3"][..], &["create", "3", "--json"][..]] {
         let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))

@@ -941,11 +941,19 @@ impl Creations {
     fn watch(dir: &Path) -> Creations {
         // SAFETY: no preconditions.
         let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
         let path = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
         // SAFETY: fd is an inotify descriptor, path a NUL-terminated path.
         let watch = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_CREATE) };
-        assert!(watch >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+        assert!(
+            watch >= 0,
+            "inotify_add_watch: {}",
+            std::io::Error::last_os_error()
+        );
         Creations(fd)
     }
 
@@ -1017,9 +1025,9 @@ fn a_failing_journal_write_is_said_once_per_streak_and_its_recovery_too() {
         record.task.is_some().then_some(name)
     });
     let said = |wanted: &str| {
-        let line = lines
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|e| panic!("no line on the worker's stderr ({e}), {wanted:?} expected"));
+        let line = lines.recv_timeout(DEADLINE).unwrap_or_else(|e| {
+            panic!("no line on the worker's stderr ({e}), {wanted:?} expected")
+        });
         assert!(line.contains(wanted), "{line:?}: {wanted:?} expected");
     };
     for _streak in 0..2 {
@@ -1031,7 +1039,11 @@ fn a_failing_journal_write_is_said_once_per_streak_and_its_recovery_too() {
         // Five heartbeats tried and failed: each made a temporary file.
         let mut tried = 0;
         wait_until("five failed writes", || {
-            tried += creations.names().iter().filter(|n| n.ends_with(".tmp")).count();
+            tried += creations
+                .names()
+                .iter()
+                .filter(|n| n.ends_with(".tmp"))
+                .count();
             (tried >= 5).then_some(())
         });
         std::fs::remove_dir(dir.join(&name)).unwrap();
