@@ -1,7 +1,8 @@
 //! Hostile input against the scripted fault server: a server that echoes
 //! the credentials back, a user name Basic authentication cannot carry, a
 //! port that would wrap, an answer head over ureq's limit, a token too big to
-//! send, and CA files that are not files. Every test checks what reached the
+//! send, CA files that are not files, and server strings carrying terminal
+//! controls (`taskfarm list`, `info`, `create`, `token`). Every test checks what reached the
 //! listening side, not only the status: bad input sends nothing.
 //!
 //! Ports that fall back to the scheme's port (`:5OOO` → 80) are checked in
@@ -533,6 +534,67 @@ fn taskfarm_list_prints_a_servers_control_characters_visibly() {
             ),
             "{stdout}"
         );
+    }
+}
+
+#[test]
+fn taskfarm_info_prints_a_servers_control_characters_visibly() {
+    setup();
+    let server = FaultServer::start(|request, _| {
+        if request.path.ends_with("/token") {
+            return token_ok(TOKEN);
+        }
+        Action::json(
+            200,
+            &json!({"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3, "numWaiting": 1,
+                "numComputing": 1, "numDone": 1, "percentDone": 33.3}),
+        )
+    });
+    // `info` (a table) and manageTF's `-i` (one line).
+    for (how, lines_expected) in [(&["info", RUN][..], 8), (&["-i", RUN][..], 1)] {
+        let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
+            .args(["-b", &server.url(), "-u", USER, "-p", PASSWORD])
+            .args(how)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{how:?}: {stderr}");
+        assert_no_terminal_control(&stdout, &format!("taskfarm {how:?}"));
+        assert_eq!(stdout.lines().count(), lines_expected, "{how:?}: {stdout}");
+        assert!(
+            stdout.contains(
+                r"run\u{1b}]0;owned\u{7}\u{1b}[2J\u{d}FAKE\u{a}id 9 \u{9b}31m\u{202e}evil"
+            ),
+            "{how:?}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn taskfarm_create_shows_a_servers_control_characters_visibly() {
+    setup();
+    // The server answers the new run with a uuid that is no UUID: refused,
+    // and the refusal shows what the server sent without obeying it.
+    let server = FaultServer::start(|request, _| {
+        if request.path.ends_with("/token") {
+            return token_ok(TOKEN);
+        }
+        Action::json(201, &json!({"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3}))
+    });
+    for how in [&["create", "3"][..], &["create", "3", "--json"][..]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
+            .args(["-b", &server.url(), "-u", USER, "-p", PASSWORD])
+            .args(how)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{how:?}: {stdout}");
+        assert_eq!(stdout, "", "{how:?}");
+        assert_no_terminal_control(&stderr, &format!("taskfarm {how:?}"));
+        assert!(stderr.contains("is not a UUID"), "{how:?}: {stderr}");
+        assert!(stderr.contains("FAKE"), "{how:?}: {stderr}");
     }
 }
 

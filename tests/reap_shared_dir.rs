@@ -21,9 +21,17 @@
 //!    same host name with another boot id are all alive.
 //! 5. One reaper per run (the lock); a worker that starts while a pass runs
 //!    keeps its task under `--restart-orphans`.
+//!    A worker that takes a task after a pass's look at the run (the pass
+//!    held by the recording proxy) keeps it: the last check sees it.
+//!    A task a live worker's journal explains is never called an orphan.
 //! 6. A give-back whose PUT fails three passes in a row counts one crash.
 //! 7. A `done` whose journal write fails is an error that keeps the task
 //!    held, never "kept in the journal".
+//! 8. Symlinks planted by another user at the final and at the old
+//!    predictable temporary names of a worker's journal and of the
+//!    reaper's state file write nothing through them.
+//! 9. A journal write that fails is said on stderr once per streak of
+//!    failures (whatever `TASKFARM_LOG` says), and so is its recovery.
 
 mod common;
 
@@ -269,14 +277,17 @@ fn another_users_journals_are_left_alone_and_no_task_never_handed_out_is_touched
     assert!(
         pass["invalid"][0]["reason"]
             .as_str()
-            .unwrap()
-            .contains("never handed out"),
+            .is_some_and(|reason| reason.contains("never handed out")),
         "{pass}"
     );
     // --release of a task never handed out: refused, and the task not
     // created (a GET or PUT would create it and break every later request).
     let out = output(&mut reap(server, run.uuid(), &dir, &["--release", "3"]));
-    assert!(!out.status.success());
+    assert!(
+        !out.status.success(),
+        "--release 3: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("never handed out"),
         "{}",
@@ -296,6 +307,114 @@ fn another_users_journals_are_left_alone_and_no_task_never_handed_out_is_touched
             w.complete().unwrap();
         }
     }
+}
+
+/// Runs `ln -s TARGET LINK` for each pair as user 2001 (a member of the
+/// group directory's group, who cannot write the targets).
+fn plant_symlinks_as_another_user(links: &[(&Path, PathBuf)]) {
+    for (target, link) in links {
+        let status = Command::new("setpriv")
+            .args(["--reuid", "2001", "--regid", "3000", "--groups", "3000"])
+            .args(["ln", "-s"])
+            .arg(target)
+            .arg(link)
+            .status()
+            .unwrap();
+        assert!(status.success(), "user 2001 could not plant {link:?}");
+    }
+}
+
+#[test]
+fn another_users_symlinks_at_the_journals_and_the_reapers_names_write_nothing_of_ours() {
+    let server = shared_pg();
+    let run = Arc::new(Run::create(&settings(server), 2).unwrap());
+    let dir = group_dir("symlinks");
+    // Files of the user who runs workers and the reaper, out of user 2001's
+    // reach (mode 0644 in a directory of mode 0755).
+    let private = scratch("symlinks-victim");
+    let victims: Vec<PathBuf> = ["results.dat", "notes.txt", "authorized_keys", "data.csv"]
+        .iter()
+        .map(|name| {
+            let path = private.join(name);
+            std::fs::write(&path, format!("precious {name}")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            path
+        })
+        .collect();
+    let unchanged = || {
+        for path in &victims {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert_eq!(
+                std::fs::read_to_string(path).unwrap(),
+                format!("precious {name}"),
+                "{path:?} was written through a planted symlink"
+            );
+        }
+    };
+    let regular = |path: &Path| {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        assert!(meta.file_type().is_file(), "{path:?}: {meta:?}");
+        std::os::unix::fs::MetadataExt::uid(&meta)
+    };
+
+    // A worker's journal: links at its final name and at the temporary name
+    // bfdd2f0 used, `.{name}.{pid}.tmp` (pid: this process, the worker).
+    let mut worker = Worker::register(run.clone()).unwrap();
+    let journal_name = journal::file_name(run.uuid(), worker.uuid());
+    plant_symlinks_as_another_user(&[
+        (&victims[0], dir.join(&journal_name)),
+        (
+            &victims[1],
+            dir.join(format!(".{journal_name}.{}.tmp", std::process::id())),
+        ),
+    ]);
+    let started = worker.set_journal(Some(&dir));
+    unchanged();
+    started.unwrap();
+    let task = worker.task().unwrap().unwrap();
+    worker.update(50.0).unwrap();
+    unchanged();
+    assert_eq!(regular(&dir.join(&journal_name)), 0);
+    let record = journal::read_record(&dir.join(&journal_name), run.uuid()).unwrap();
+    assert_eq!(record.task, Some(task));
+
+    // The reaper's state file `reap-<run>.json`: a link at its old temporary
+    // name; the reaper runs as pid 1 of a PID namespace of its own, so that
+    // name is known beforehand.
+    let state_name = format!("reap-{}.json", run.uuid());
+    plant_symlinks_as_another_user(&[(&victims[2], dir.join(format!(".{state_name}.1.tmp")))]);
+    let inner = reap(server, run.uuid(), &dir, &["--json"]);
+    let mut in_own_namespace = Command::new("unshare");
+    in_own_namespace
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env_remove("TASKFARM_TOKEN");
+    let out = output(&mut in_own_namespace);
+    unchanged();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pass: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(verdict(&pass, worker.uuid()).0, "alive", "{pass}");
+    assert_eq!(regular(&dir.join(&state_name)), 0);
+
+    // A link at the state file's own name: refused, nothing written.
+    std::fs::remove_file(dir.join(&state_name)).unwrap();
+    plant_symlinks_as_another_user(&[(&victims[3], dir.join(&state_name))]);
+    let out = output(&mut reap(server, run.uuid(), &dir, &[]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    unchanged();
+
+    worker.complete().unwrap();
+    assert_eq!(state(&run, task), TaskState::Done);
+    unchanged();
 }
 
 #[test]
@@ -631,6 +750,115 @@ fn one_reaper_per_run_and_a_worker_starting_during_a_pass_keeps_its_task() {
 }
 
 #[test]
+fn a_worker_that_takes_a_task_after_a_passs_look_keeps_it_under_restart_orphans() {
+    // Task 0 is held by a worker without a journal: an orphan, restarted
+    // when two passes in a row see the same run. The second pass is held
+    // (by the proxy) between its look at the run and the restart; a worker
+    // takes a task meanwhile: the last check before the restart sees it.
+    let server = shared_pg();
+    let proxy = RecordingProxy::start(server);
+    let run = Arc::new(Run::create(&settings(server), 3).unwrap());
+    let dir = scratch("latestart");
+    let _w0 = holders(&run, 1);
+    let first = ok_json(&mut reap(
+        server,
+        run.uuid(),
+        &dir,
+        &["--restart-orphans", "--json"],
+    ));
+    assert_eq!(first["restarted"], false, "{first}");
+    // The pass reads the run's counts three times: at its start, for its
+    // look at the orphans, and just before a restart. The second answer is
+    // held.
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count_path = format!("/runs/{}?info=", run.uuid());
+    let gate = proxy.hold(Arc::new(move |r: &common::recording_proxy::Record| {
+        r.method == "GET"
+            && r.path.ends_with(&count_path)
+            && reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+    }));
+    let direct = reap(server, run.uuid(), &dir, &["--restart-orphans", "--json"]);
+    let mut second = Command::new(direct.get_program());
+    second
+        .args(direct.get_args().map(|arg| {
+            if arg == std::ffi::OsStr::new(&server.url) {
+                std::ffi::OsStr::new(&proxy.url)
+            } else {
+                arg
+            }
+        }))
+        .envs(direct.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env_remove("TASKFARM_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let second = second.spawn().unwrap();
+    gate.wait_held(1, DEADLINE);
+    let mut late = Worker::register(run.clone()).unwrap();
+    let late_task = late.task().unwrap().unwrap();
+    gate.release();
+    let out = wait_output(second);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pass: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(pass["restarted"], false, "{pass}");
+    assert!(
+        pass["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("changed during this pass")),
+        "{pass}"
+    );
+    assert_eq!(
+        state(&run, late_task),
+        TaskState::Computing,
+        "the late worker's task was restarted"
+    );
+    late.complete().unwrap();
+}
+
+#[test]
+fn a_task_a_live_journal_explains_is_never_called_an_orphan() {
+    let server = shared_pg();
+    let run = Arc::new(Run::create(&settings(server), 2).unwrap());
+    let dir = scratch("explained");
+    let orphan_line = "computing that no live journaled worker holds";
+    let says_orphans = |pass: &Value| {
+        pass["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains(orphan_line))
+    };
+    // A worker of this process with a journal holds task 0: its journal
+    // explains the one task computing.
+    let mut journaled = Worker::register(run.clone()).unwrap();
+    journaled.set_journal(Some(&dir)).unwrap();
+    assert_eq!(journaled.task().unwrap(), Some(0));
+    for args in [&["--json"][..], &["--restart-orphans", "--json"][..]] {
+        let pass = ok_json(&mut reap(server, run.uuid(), &dir, args));
+        assert_eq!(verdict(&pass, journaled.uuid()).0, "alive", "{pass}");
+        assert!(!says_orphans(&pass), "{pass}");
+        assert_eq!(pass["orphans"], 0, "{pass}");
+        assert_eq!(pass["restarted"], false, "{pass}");
+    }
+    assert_eq!(state(&run, 0), TaskState::Computing);
+    // It ends; a worker without a journal takes task 1: that one is said.
+    journaled.complete().unwrap();
+    drop(journaled);
+    let mut unjournaled = Worker::register(run.clone()).unwrap();
+    assert_eq!(unjournaled.task().unwrap(), Some(1));
+    let pass = ok_json(&mut reap(server, run.uuid(), &dir, &["--json"]));
+    assert!(says_orphans(&pass), "{pass}");
+    assert_eq!(pass["orphans"], 1, "{pass}");
+    unjournaled.complete().unwrap();
+}
+
+#[test]
 fn a_give_back_that_fails_counts_the_crash_once() {
     // The server answers the reaper's reads; every PUT is refused before it
     // reaches the server (429 from a front proxy), so the give-back certainly
@@ -703,4 +931,153 @@ fn a_done_whose_journal_write_fails_is_an_error_not_kept() {
     proxy.set_mode(Mode::Forward);
     worker.done().unwrap();
     assert_eq!(state(&run, task), TaskState::Done);
+}
+
+/// The names of files created in a directory (inotify `IN_CREATE`): how a
+/// test knows that a worker tried to write its journal there.
+struct Creations(libc::c_int);
+
+impl Creations {
+    fn watch(dir: &Path) -> Creations {
+        // SAFETY: no preconditions.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        let path = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+        // SAFETY: fd is an inotify descriptor, path a NUL-terminated path.
+        let watch = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_CREATE) };
+        assert!(
+            watch >= 0,
+            "inotify_add_watch: {}",
+            std::io::Error::last_os_error()
+        );
+        Creations(fd)
+    }
+
+    /// The names created since the last call.
+    fn names(&mut self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: buf is writable for its length.
+            let n = unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return names;
+            }
+            // struct inotify_event: wd, mask, cookie, len (4 bytes each),
+            // then len bytes of NUL-padded name.
+            let mut at = 0;
+            while at + 16 <= n as usize {
+                let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                let name = &buf[at + 16..at + 16 + len];
+                let end = name.iter().position(|&b| b == 0).unwrap_or(len);
+                names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+                at += 16 + len;
+            }
+        }
+    }
+}
+
+impl Drop for Creations {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours, closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+#[test]
+fn a_failing_journal_write_is_said_once_per_streak_and_its_recovery_too() {
+    let server = shared_pg();
+    let run = Run::create(&settings(server), 1).unwrap();
+    let dir = scratch("saidonce");
+    let mut creations = Creations::watch(&dir);
+    // A Rust worker: this binary re-run (`journal_child`).
+    let mut worker = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "journal_child", "--ignored", "--nocapture", "-q"])
+            .env(JOURNAL_CHILD_RUN, run.uuid())
+            .envs(server.credentials_env())
+            .env("TASKFARM_JOURNAL", &dir)
+            .env("TASKFARM_JOURNAL_HEARTBEAT", "0.1")
+            .env_remove("TASKFARM_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = worker.0.stderr.take().unwrap();
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let name = wait_until("its journal naming its task", || {
+        let name = journal_files(&dir, run.uuid()).first().cloned()?;
+        let record = journal::read_record(&dir.join(&name), run.uuid()).ok()?;
+        record.task.is_some().then_some(name)
+    });
+    let said = |wanted: &str| {
+        let line = lines.recv_timeout(DEADLINE).unwrap_or_else(|e| {
+            panic!("no line on the worker's stderr ({e}), {wanted:?} expected")
+        });
+        assert!(line.contains(wanted), "{line:?}: {wanted:?} expected");
+    };
+    for _streak in 0..2 {
+        // A directory at the journal's name: every write fails (rename(2)
+        // of a file over a directory, EISDIR) until it goes.
+        std::fs::remove_file(dir.join(&name)).unwrap();
+        std::fs::create_dir(dir.join(&name)).unwrap();
+        creations.names();
+        // Five heartbeats tried and failed: each made a temporary file.
+        let mut tried = 0;
+        wait_until("five failed writes", || {
+            tried += creations
+                .names()
+                .iter()
+                .filter(|n| n.ends_with(".tmp"))
+                .count();
+            (tried >= 5).then_some(())
+        });
+        std::fs::remove_dir(dir.join(&name)).unwrap();
+        wait_until("the journal written again", || {
+            std::fs::symlink_metadata(dir.join(&name))
+                .is_ok_and(|m| m.is_file())
+                .then_some(())
+        });
+        // In the order written: one line for the whole streak, then one
+        // for the recovery.
+        said("cannot write the journal");
+        said("is written again");
+    }
+    drop(worker);
+    assert!(
+        lines.recv_timeout(Duration::from_secs(10)).is_err(),
+        "more lines on the worker's stderr"
+    );
+}
+
+/// The environment variable naming the run of [`journal_child`].
+const JOURNAL_CHILD_RUN: &str = "REAP_SHARED_DIR_CHILD_RUN";
+
+/// A worker process of [`a_failing_journal_write_is_said_once_per_streak_and_its_recovery_too`]
+/// (ignored in a normal run): the server and journal from the environment
+/// (`TASKFARM_LOG` unset), holds the first task for ever.
+#[test]
+#[ignore = "a worker process of another test of this file, which runs it"]
+fn journal_child() {
+    let uuid = std::env::var(JOURNAL_CHILD_RUN).expect("run by another test only");
+    let run = Arc::new(Run::open(&Settings::from_env().unwrap(), &uuid).unwrap());
+    let mut worker = Worker::register(run).unwrap();
+    worker.task().unwrap().unwrap();
+    loop {
+        std::thread::park();
+    }
 }
