@@ -19,6 +19,14 @@ beside launchers that run the same command locally, in one run (issue 29):
                      CPU per request, with no command, so that the runner's
                      floor (fork+exec's own + RUNNER_REQUESTS requests) can
                      be said.
+  two-requests       bench/two_requests_floor.c on the canned server: the
+                     two requests of a task (POST task, PUT done) made by
+                     the leanest client there can be (one write(2) per
+                     request, read(2) until Content-Length, no library),
+                     no command: the cost of the protocol itself.
+  floor              the same program running the command per task too
+                     (fork, execv, waitpid, between its two requests): the
+                     floor of any runner of this protocol, measured.
 
 Every launcher runs one command at a time (-j1), /usr/bin/true (`true`
 resolved once, so that no PATH search differs), pinned to the client's CPU
@@ -49,14 +57,15 @@ from .real_server import RealServer, start_server
 from .runs import server_env
 
 KEY = "run"  # the section's key in figures.json (and `--only run`)
-LAUNCHERS = ("runner-canned", "runner-postgresql", "parallel", "fork-exec", "shell-loop", "library")
+LAUNCHERS = ("runner-canned", "runner-postgresql", "parallel", "fork-exec", "shell-loop", "library", "two-requests",
+             "floor")
 TARGET_RATIO = 2.0  # the runner's own CPU per task at most twice fork+exec's own per exec
 
 SIZES = {
     "full": dict(reps=5, canned_window_s=5.0, pg_tasks=300, parallel_jobs=1000, fork_exec=3000,
-                 shell_loop=3000, library_tasks=1500, timeout=600),
+                 shell_loop=3000, library_tasks=1500, two_requests=5000, floor=3000, timeout=600),
     "smoke": dict(reps=1, canned_window_s=0.5, pg_tasks=5, parallel_jobs=10, fork_exec=20, shell_loop=20,
-                  library_tasks=10, timeout=120),
+                  library_tasks=10, two_requests=10, floor=10, timeout=120),
 }
 
 # nginx's requests for a runner on the canned server: before its first task
@@ -79,9 +88,10 @@ def true_path():
 class Launchers:
     """The commands of the section, and where their output goes."""
 
-    def __init__(self, cfg, workdir, runner_bin, fork_exec_bin, worker_bin, env):
+    def __init__(self, cfg, workdir, runner_bin, fork_exec_bin, worker_bin, two_requests_bin, env):
         self.cfg, self.dir, self.env = cfg, Path(workdir), env
         self.runner_bin, self.fork_exec_bin = str(runner_bin), str(fork_exec_bin)
+        self.two_requests_bin = str(two_requests_bin)
         self.worker_bin = str(worker_bin)
         self.true = true_path()
         self.lines = self.dir / "parallel-input"
@@ -219,7 +229,35 @@ def library(lx, canned, canned_env, rep):
     return r
 
 
-def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler, worker_bin):
+def two_requests(lx, canned, rep, with_command):
+    """bench/two_requests_floor.c on the canned server: the two requests of
+    each task alone ("two-requests") or around fork+exec of the command
+    ("floor"); its requests checked against nginx's count and its own
+    getrusage against /proc's figure, as fork-exec's."""
+    launcher = "floor" if with_command else "two-requests"
+    n = lx.cfg["floor" if with_command else "two_requests"]
+    cmd = [lx.two_requests_bin, str(canned.port), canned.run_uuid, canned.token, str(n)]
+    before = canned.stub_requests()
+    m, out, err = lx.measure(launcher, cmd + ([lx.true] if with_command else []), lx.env)
+    seen = canned.stub_requests() - before - 1
+    label = f"{launcher} rep {rep}"
+    ok = check(m.returncode == 0, f"{label}: exit {m.returncode}: {err[-800:]}")
+    got = json.loads(out.splitlines()[-1]) if ok and out.strip() else {}
+    execs = n if with_command else 0
+    check(got.get("tasks") == n and got.get("requests") == 2 * n and got.get("execs") == execs,
+          f"{label}: {got.get('tasks')} tasks, {got.get('requests')} requests and {got.get('execs')} execs, "
+          f"wanted {n}, {2 * n} and {execs}")
+    check(seen == 2 * n, f"{label}: nginx saw {seen} requests, wanted {2 * n}")
+    own_self = got.get("self_user_s", 0) + got.get("self_sys_s", 0)
+    check(abs(own_self - m.self_s) <= 4 * TICK_S + 0.05 * own_self,
+          f"{label}: getrusage says {own_self:.3f} s of its own CPU, /proc {m.self_s:.3f} s")
+    check_sum(label, m)
+    return row(launcher, "canned", rep, n, m, requests=seen,
+               self_user_us_per_task=got["self_user_s"] / n * 1e6 if got else None,
+               self_sys_us_per_task=got["self_sys_s"] / n * 1e6 if got else None)
+
+
+def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler, worker_bin, two_requests_bin):
     """The section's run: its figures (rows, sizes, date, load)."""
     cfg = SIZES["smoke" if smoke else "full"]
     started, load_before, t0 = time.monotonic(), os.getloadavg(), time.monotonic()
@@ -227,9 +265,9 @@ def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler, worker_bin)
     env = {k: v for k, v in env.items() if k != "TASKFARM_UPDATE_INTERVAL"}
     wd = Path(workdir) / "run"
     wd.mkdir(parents=True, exist_ok=True)
-    lx = Launchers(cfg, wd, runner_bin, fork_exec_bin, worker_bin, env)
+    lx = Launchers(cfg, wd, runner_bin, fork_exec_bin, worker_bin, two_requests_bin, env)
     rows = []
-    log("scenario g: taskfarm run -- true, GNU parallel, fork+exec and a shell loop")
+    log("scenario g: taskfarm run -- true, GNU parallel, fork+exec, a shell loop and the two-request floor")
     canned = CannedServer(wd, uuidlib.uuid4().hex, fake_jwt()).start()
     state = wd / "server-pg"
     try:
@@ -250,6 +288,8 @@ def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler, worker_bin)
                     r = runner_postgresql(lx, server, env, rep)
                 elif launcher == "library":
                     r = library(lx, canned, canned_env, rep)
+                elif launcher in ("two-requests", "floor"):
+                    r = two_requests(lx, canned, rep, launcher == "floor")
                 else:
                     r = {"parallel": parallel, "fork-exec": fork_exec, "shell-loop": shell_loop}[launcher](lx, rep)
                 rows.append(r)

@@ -71,15 +71,18 @@ def section(**changes):
     return dict(json.loads(SECTION.read_text()), **changes)
 
 
-def with_own_cpu(sec, runner_us, fork_us):
+def with_own_cpu(sec, runner_us, fork_us, two_us=None, floor_us=None):
     """The section with every repetition's own CPU per task set: the
-    runners' to runner_us, fork+exec's to fork_us."""
+    runners' to runner_us, fork+exec's to fork_us, and (when given) the
+    minimal client's two requests' to two_us and the measured floor's to
+    floor_us."""
     sec = copy.deepcopy(sec)
+    own = {"fork-exec": fork_us, "two-requests": two_us, "floor": floor_us}
     for r in sec["rows"]:
         if r["client"].startswith("runner-"):
             r["self_us_per_task"] = runner_us
-        elif r["client"] == "fork-exec":
-            r["self_us_per_task"] = fork_us
+        elif own.get(r["client"]) is not None:
+            r["self_us_per_task"] = own[r["client"]]
     return sec
 
 
@@ -99,7 +102,9 @@ class Section(unittest.TestCase):
         body = text.split(HEADING)[1].split("\n## ")[0]
         self.assertNotIn("${", body)
         for name in ("`taskfarm run`, canned server", "`taskfarm run`, PostgreSQL + gunicorn -w 4",
-                     "GNU parallel -j1", "`/bin/sh` loop", "fork + exec loop (C)"):
+                     "GNU parallel -j1", "`/bin/sh` loop", "fork + exec loop (C)",
+                     "the two requests alone, minimal C client (`two_requests_floor`, per task)",
+                     "floor: fork + exec + the two requests (`two_requests_floor true`)"):
             self.assertIn(f"| {name} |", body)
 
     def test_twice_fork_exec_or_less_is_met(self):
@@ -111,12 +116,32 @@ class Section(unittest.TestCase):
         self.assertIn("own CPU per task is ×6.0 fork+exec's own per exec: **not met**", text)
         self.assertIn("Of the runner's 300.0 µs of own CPU per task against the canned server, 50.0 µs", text)
 
-    def test_the_table_of_targets_has_it(self):
-        text = text_of(with_own_cpu(section(), 300.0, 50.0))
+    def test_two_requests_that_cost_fork_exec_s_own_or_more_make_it_impossible(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0, two_us=60.0, floor_us=110.0))
+        self.assertIn("the 2 requests of a task alone cost the minimal C client 60.0 µs of its own CPU per task", text)
+        self.assertIn("×1.2 fork+exec's own 50.0 µs; with the command run by fork+exec between them, 110.0 µs, "
+                      "×2.2 fork+exec's own.", text)
+        self.assertIn("**So ×2 cannot be met by any client of this protocol on this machine**: a runner at ×2", text)
+        self.assertIn("The runner's own CPU per task is 190.0 µs above the measured floor", text)
+
+    def test_a_floor_above_the_target_with_cheaper_requests_is_impossible_too(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0, two_us=45.0, floor_us=110.0))
+        self.assertIn("**So ×2 cannot be met by any client of this protocol on this machine**: fork+exec with", text)
+
+    def test_a_floor_below_the_target_is_within_reach(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0, two_us=30.0, floor_us=85.0))
+        self.assertIn("So ×2 is within reach of a client of this protocol: the 2 requests it needs per task cost "
+                      "the leanest client 30.0 µs, less than fork+exec's own 50.0 µs.", text)
+        self.assertNotIn("cannot be met", text)
+
+    def test_the_table_of_targets_has_it_with_the_measured_floor(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0, two_us=60.0, floor_us=110.0))
         table = text.split("## Targets")[1].split("\n## ")[0]
-        self.assertIn("| `taskfarm run`: the runner's own CPU per task ≤ 2× fork+exec's own per exec (section g) | "
-                      "300.0 µs vs 50.0 µs against the canned server: ×6.0; against PostgreSQL + gunicorn: ×6.0 | "
-                      "**not met** |", table)
+        self.assertRegex(table, r"\| `taskfarm run`: the runner's own CPU per task ≤ 2× fork\+exec's own per exec "
+                         r"\(section g\) \| 300\.0 µs vs 50\.0 µs against the canned server: ×6\.0; against "
+                         r"PostgreSQL \+ gunicorn: ×6\.0; the floor of any client of the protocol, measured "
+                         r"\(fork\+exec and the two requests of a minimal C client, load median [0-9.]+\): "
+                         r"110\.0 µs, ×2\.2; the two requests alone 60\.0 µs, ×1\.2 \| \*\*not met\*\* \|")
 
     def test_a_floor_of_zero_is_not_measured(self):
         text = text_of(with_own_cpu(section(), 300.0, 0.0))
