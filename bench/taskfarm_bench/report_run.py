@@ -11,8 +11,8 @@ from .template import fill, text
 FIELDS = ["tasks", "tasks_per_s", "wall_s", "self_us_per_task", "children_us_per_task", "server_cpu_ms_per_task",
           "self_user_us_per_task", "self_sys_us_per_task"]
 # The table's order: the runner, then the local launchers from the dearest to the floor.
-ORDER = ("runner-canned", "runner-postgresql", "library", "parallel", "shell-loop", "floor", "two-requests",
-         "fork-exec")
+ORDER = ("runner-canned", "runner-canned-nginx-cpu", "runner-postgresql", "library", "parallel", "shell-loop", "floor",
+         "floor-nginx-cpu", "two-requests", "two-requests-nginx-cpu", "fork-exec")
 
 
 def own_ratio(rows, launcher):
@@ -69,9 +69,46 @@ def run_target(fig):
         measured += fill("run", "target_floor", floor_us=fmt(med["floor"]["self_us_per_task"], 1),
                          ratio_floor=ratio_cell(floor), two_us=fmt(two, 1),
                          ratio_two=ratio_cell(own_ratio(rows, "two-requests")),
-                         load1_median=f"{sec['load']['load1_median']:.2f}")
+                         load1_median=f"{sec['load']['load1_median']:.2f}", nginx_cpu=nginx_cpu_cell(rows, med))
     ok = None if None in oks else all(oks)
     return fill("run", "target_name", target=f"{target:g}"), measured, ok
+
+
+def nginx_cpu_cell(rows, med):
+    """The floor and the runner with the client on nginx's CPU, for the
+    table of targets; nothing without their rows."""
+    floor, runner = own_ratio(rows, "floor-nginx-cpu"), own_ratio(rows, "runner-canned-nginx-cpu")
+    if floor is None or runner is None:
+        return ""
+    return fill("run", "target_nginx_cpu", floor_us=fmt(med["floor-nginx-cpu"]["self_us_per_task"], 1),
+                ratio_floor=ratio_cell(floor), runner_us=fmt(med["runner-canned-nginx-cpu"]["self_us_per_task"], 1),
+                ratio_runner=ratio_cell(runner))
+
+
+def rusage_us(med, launcher):
+    """A minimal client's own CPU per task by its own getrusage (user +
+    system, medians), None without them."""
+    m = med.get(launcher, {})
+    user, sys = m.get("self_user_us_per_task"), m.get("self_sys_us_per_task")
+    return None if user is None or sys is None else user + sys
+
+
+def nginx_cpu_floor(rows, med, target):
+    """What the placement changes: the floor and the runner with the client
+    on nginx's CPU; nothing without their rows."""
+    two, floor = own_ratio(rows, "two-requests-nginx-cpu"), own_ratio(rows, "floor-nginx-cpu")
+    runner = own_ratio(rows, "runner-canned-nginx-cpu")
+    if two is None or floor is None or runner is None:
+        return ""
+    two_us = med["two-requests-nginx-cpu"]["self_us_per_task"]
+    here, apart = rusage_us(med, "two-requests-nginx-cpu"), rusage_us(med, "two-requests")
+    return fill("run", "floor_nginx_cpu", two_us=fmt(two_us, 1), ratio_two=ratio_cell(two),
+                floor_us=fmt(med["floor-nginx-cpu"]["self_us_per_task"], 1), ratio_floor=ratio_cell(floor),
+                runner_us=fmt(med["runner-canned-nginx-cpu"]["self_us_per_task"], 1), ratio_runner=ratio_cell(runner),
+                two_rusage_us=fmt(here, 1), apart_rusage_us=fmt(apart, 1),
+                times=f"{apart / here:.1f}" if apart and here else NONE,
+                verdict=fill("run", "nginx_cpu_within" if floor[0] <= target else "nginx_cpu_above",
+                             target=f"{target:g}"))
 
 
 def measured_floor(rows, med, target, load):
@@ -100,13 +137,14 @@ def measured_floor(rows, med, target, load):
                  load1_min=f"{load['load1_min']:.2f}", load1_max=f"{load['load1_max']:.2f}",
                  load1_median=f"{load['load1_median']:.2f}",
                  verdict=fill("run", part, target=f"{target:g}", requests=RUNNER_REQUESTS, fork_us=fmt(fork_us, 1),
-                              two_us=fmt(two_us, 1)))]
+                              two_us=fmt(two_us, 1), ratio_two=ratio_cell(two)))]
     if library_us is not None:
         said.append(fill("run", "floor_library", library_us=fmt(library_us, 1),
                          per_request_us=fmt(two_us / RUNNER_REQUESTS, 1)))
     if runner_us is not None:
         said.append(fill("run", "floor_runner", over_us=fmt(runner_us - floor_us, 1)))
-    return " ".join(said)
+    placement = nginx_cpu_floor(rows, med, target)
+    return " ".join(said) + ("\n\n" + placement if placement else "")
 
 
 def section_g(fig, load_note):

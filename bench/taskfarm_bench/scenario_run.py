@@ -27,6 +27,10 @@ beside launchers that run the same command locally, in one run (issue 29):
   floor              the same program running the command per task too
                      (fork, execv, waitpid, between its two requests): the
                      floor of any runner of this protocol, measured.
+  *-nginx-cpu        runner-canned, two-requests and floor again with the
+                     client pinned to nginx's CPU in place of the other one:
+                     the cost of a request over loopback depends on where
+                     its two ends run (a wake-up across CPUs, or none).
 
 Every launcher runs one command at a time (-j1), /usr/bin/true (`true`
 resolved once, so that no PATH search differs), pinned to the client's CPU
@@ -50,7 +54,7 @@ from pathlib import Path
 from .canned_server import CannedServer, fake_jwt
 from .checks import check, log
 from .config import alternating
-from .cpus import CLIENT_CPU, pinned
+from .cpus import CLIENT_CPU, SERVER_CPU, pinned
 from .own_cpu import TICK_S, run_measured
 from .processes import CLEANUP
 from .real_server import RealServer, start_server
@@ -58,7 +62,8 @@ from .runs import server_env
 
 KEY = "run"  # the section's key in figures.json (and `--only run`)
 LAUNCHERS = ("runner-canned", "runner-postgresql", "parallel", "fork-exec", "shell-loop", "library", "two-requests",
-             "floor")
+             "floor", "runner-canned-nginx-cpu", "two-requests-nginx-cpu", "floor-nginx-cpu")
+NGINX_CPU = "-nginx-cpu"  # the suffix of a launcher pinned to nginx's CPU
 TARGET_RATIO = 2.0  # the runner's own CPU per task at most twice fork+exec's own per exec
 
 SIZES = {
@@ -98,9 +103,12 @@ class Launchers:
         self.lines.write_text("".join(f"{i}\n" for i in range(cfg["parallel_jobs"])))
 
     def measure(self, name, cmd, env, window_s=None, stdin_path=None):
+        """cmd run and measured, pinned to the client's CPU (nginx's for a
+        launcher named *-nginx-cpu)."""
         out, err = self.dir / f"{name}.stdout", self.dir / f"{name}.stderr"
+        cpu = SERVER_CPU if name.endswith(NGINX_CPU) else CLIENT_CPU
         with open(out, "wb") as o, open(err, "wb") as e, \
-                open(stdin_path or os.devnull, "rb") as i, pinned([CLIENT_CPU]):
+                open(stdin_path or os.devnull, "rb") as i, pinned([cpu]):
             m = run_measured(cmd, env, self.cfg["timeout"], o, e, window_s=window_s, stdin=i)
         return m, out.read_text(errors="replace"), err.read_text(errors="replace")
 
@@ -122,22 +130,21 @@ def check_sum(label, m):
           f"{label}: /proc says {m.self_s:.3f} + {m.children_s:.3f} s of CPU, wait4 {m.rusage_s:.3f} s")
 
 
-def runner_canned(lx, canned, canned_env, rep, joblog=None):
+def runner_canned(lx, canned, canned_env, rep, joblog=None, launcher="runner-canned"):
     """The runner on the canned server for a window; its tasks from nginx."""
     before = canned.stub_requests()
     cmd = [lx.runner_bin, "run", canned.run_uuid]
     if joblog is not None:
         cmd += ["--joblog", str(joblog)]
-    m, _, err = lx.measure("runner-canned", cmd + ["--", lx.true], canned_env,
-                           window_s=lx.cfg["canned_window_s"])
+    m, _, err = lx.measure(launcher, cmd + ["--", lx.true], canned_env, window_s=lx.cfg["canned_window_s"])
     # nginx also counts the status request itself.
     seen = canned.stub_requests() - before - 1
     tasks = max(0, (seen - RUNNER_SETUP_REQUESTS) // RUNNER_REQUESTS)
-    label = f"run canned rep {rep}"
+    label = f"{launcher} rep {rep}"
     check(m.returncode == -15, f"{label}: taskfarm run ended with {m.returncode}, not by the SIGTERM: {err[-800:]}")
     check(tasks > 0, f"{label}: no task done ({seen} requests): {err[-800:]}")
     check_sum(label, m)
-    return row("runner-canned", "canned", rep, tasks, m, requests=seen), seen
+    return row(launcher, "canned", rep, tasks, m, requests=seen), seen
 
 
 def calibrate(lx, canned, canned_env):
@@ -229,12 +236,12 @@ def library(lx, canned, canned_env, rep):
     return r
 
 
-def two_requests(lx, canned, rep, with_command):
+def two_requests(lx, canned, rep, with_command, suffix=""):
     """bench/two_requests_floor.c on the canned server: the two requests of
     each task alone ("two-requests") or around fork+exec of the command
     ("floor"); its requests checked against nginx's count and its own
     getrusage against /proc's figure, as fork-exec's."""
-    launcher = "floor" if with_command else "two-requests"
+    launcher = ("floor" if with_command else "two-requests") + suffix
     n = lx.cfg["floor" if with_command else "two_requests"]
     cmd = [lx.two_requests_bin, str(canned.port), canned.run_uuid, canned.token, str(n)]
     before = canned.stub_requests()
@@ -282,14 +289,15 @@ def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler, worker_bin,
         server.login()
         for rep in range(1, cfg["reps"] + 1):
             for launcher in alternating(LAUNCHERS, rep - 1):
-                if launcher == "runner-canned":
-                    r, _ = runner_canned(lx, canned, canned_env, rep)
+                if launcher.startswith("runner-canned"):
+                    r, _ = runner_canned(lx, canned, canned_env, rep, launcher=launcher)
                 elif launcher == "runner-postgresql":
                     r = runner_postgresql(lx, server, env, rep)
                 elif launcher == "library":
                     r = library(lx, canned, canned_env, rep)
-                elif launcher in ("two-requests", "floor"):
-                    r = two_requests(lx, canned, rep, launcher == "floor")
+                elif launcher.startswith(("two-requests", "floor")):
+                    base = launcher.removesuffix(NGINX_CPU)
+                    r = two_requests(lx, canned, rep, base == "floor", launcher[len(base):])
                 else:
                     r = {"parallel": parallel, "fork-exec": fork_exec, "shell-loop": shell_loop}[launcher](lx, rep)
                 rows.append(r)
