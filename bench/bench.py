@@ -5,10 +5,11 @@ with the harness venv's python (it runs the Python workers with the same
 interpreter, so taskfarm_worker must be importable): `make bench`, or
 
     venv=$(tests/harness/venv.sh)
-    make build build/bench/bench_worker build/bench/fork_exec_loop
+    make build build/bench/bench_worker build/bench/fork_exec_loop \
+        build/bench/two_requests_floor
     cargo build --release --features cli --bin taskfarm
     $venv/bin/python bench/bench.py [--smoke] [--out-dir DIR] [--worker-bin PATH]
-        [--runner-bin PATH] [--fork-exec-bin PATH]
+        [--runner-bin PATH] [--fork-exec-bin PATH] [--two-requests-bin PATH]
 
 What it does (BENCHMARKS.md, which it writes, says it with the figures):
 
@@ -68,7 +69,9 @@ What it does (BENCHMARKS.md, which it writes, says it with the figures):
      /proc/PID/stat of the unreaped process) and the issue's target (the
      runner's own CPU per task at most twice fork+exec's own), with the
      library's own CPU per request alone (bench_worker on the canned
-     server), the runner's floor with its two requests. `--only run`
+     server) and the floor of any client of the protocol, measured: the
+     two requests per task of a minimal C client (bench/two_requests_floor.c),
+     alone and with fork+exec of the command. `--only run`
      runs it alone, `--merge run FROM --render bench/figures.json` puts it
      into the full run's figures: `make bench-run`.
 

@@ -22,7 +22,7 @@
 #                      change of the report's prose (bench/report/*.md)
 #
 # bench and bench-smoke build the library, the C benchmark worker, the
-# fork+exec loop and the command-line tool (release; the smoke's in debug, as
+# fork+exec loop, the two-request floor and the command-line tool (release; the smoke's in debug, as
 # the tests build it), make sure
 # the harness venv (the real server and the Python client) exists, and run
 # bench/bench.py with the venv's python; it installs nginx, wrk, valgrind,
@@ -32,11 +32,13 @@
 BENCH_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 BENCH_WORKER := build/bench/bench_worker
 FORK_EXEC_LOOP := build/bench/fork_exec_loop
+TWO_REQUESTS_FLOOR := build/bench/two_requests_floor
 # Scenario g's runner: the command-line tool, in release (the smoke's in debug,
 # the binary of the Rust tests' build).
 RUNNER_BIN := $(RELEASE_DIR)/taskfarm
-RUNNER_ARGS = --runner-bin $(RUNNER_BIN) --fork-exec-bin $(FORK_EXEC_LOOP)
-SMOKE_RUNNER_ARGS = --runner-bin target/debug/taskfarm --fork-exec-bin $(FORK_EXEC_LOOP)
+RUNNER_ARGS = --runner-bin $(RUNNER_BIN) --fork-exec-bin $(FORK_EXEC_LOOP) --two-requests-bin $(TWO_REQUESTS_FLOOR)
+SMOKE_RUNNER_ARGS = --runner-bin target/debug/taskfarm --fork-exec-bin $(FORK_EXEC_LOOP) \
+	--two-requests-bin $(TWO_REQUESTS_FLOOR)
 
 .PHONY: bench bench-smoke bench-unit bench-render bench-python-rs bench-scale bench-run bench-programs
 
@@ -48,9 +50,13 @@ $(FORK_EXEC_LOOP): bench/fork_exec_loop.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) $< -o $@
 
+$(TWO_REQUESTS_FLOOR): bench/two_requests_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $< -o $@
+
 # The C programs of the benchmark.
 bench-programs: build
-	@$(MAKE) --no-print-directory $(BENCH_WORKER) $(FORK_EXEC_LOOP)
+	@$(MAKE) --no-print-directory $(BENCH_WORKER) $(FORK_EXEC_LOOP) $(TWO_REQUESTS_FLOOR)
 
 ## bench: the benchmarks, ours against the Python client (BENCHMARKS.md)
 bench: bench-programs

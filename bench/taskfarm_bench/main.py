@@ -19,7 +19,7 @@ from .config import CLIENTS, SIZES
 from .library_size import library_size
 from .load import LoadSampler
 from .merge import merge_section
-from .paths import DEFAULT_FORK_EXEC_BIN, DEFAULT_RUNNER_BIN, DEFAULT_WORKER_BIN, LIB, ROOT
+from .paths import DEFAULT_FORK_EXEC_BIN, DEFAULT_RUNNER_BIN, DEFAULT_TWO_REQUESTS_BIN, DEFAULT_WORKER_BIN, LIB, ROOT
 from .plot import write_coalesced_svg, write_retry_wave_svg, write_throughput_svg
 from .processes import CLEANUP, on_signal
 from .profiling import profile, syscalls_per_request
@@ -54,6 +54,8 @@ def parse_args(argv, description):
                     help="the taskfarm command-line tool of scenario g (taskfarm run)")
     ap.add_argument("--fork-exec-bin", default=str(DEFAULT_FORK_EXEC_BIN),
                     help="bench/fork_exec_loop.c built (scenario g's floor)")
+    ap.add_argument("--two-requests-bin", default=str(DEFAULT_TWO_REQUESTS_BIN),
+                    help="bench/two_requests_floor.c built (scenario g's floor of any client of the protocol)")
     ap.add_argument("--skip", action="append", default=[], choices=SKIPPABLE,
                     help="leave a part out (for development)")
     ap.add_argument("--only", choices=SKIPPABLE, help="run this part alone (every other one skipped)")
@@ -198,11 +200,12 @@ def run(args):
     ensure_tools()
     needs = [LIB, Path(args.worker_bin)]
     if "run" not in args.skip:
-        needs += [Path(args.runner_bin), Path(args.fork_exec_bin)]
+        needs += [Path(args.runner_bin), Path(args.fork_exec_bin), Path(args.two_requests_bin)]
     for need in needs:
         if not need.exists():
             sys.exit(f"bench: {need} is missing: run `make build build/bench/bench_worker "
-                     "build/bench/fork_exec_loop` and `cargo build --release --features cli --bin taskfarm` first")
+                     "build/bench/fork_exec_loop build/bench/two_requests_floor`\n"
+                     "and `cargo build --release --features cli --bin taskfarm` first")
     try:
         import taskfarm_worker  # noqa: F401
     except ImportError:
@@ -230,7 +233,7 @@ def run(args):
         if "run" not in args.skip:
             phases["g"] = [time.monotonic()]
             fig[RUN] = run_run(args.smoke, args.runner_bin, args.fork_exec_bin, env, workdir, sampler,
-                               args.worker_bin)
+                               args.worker_bin, args.two_requests_bin)
             phases["g"].append(time.monotonic())
         if "python-rs" not in args.skip:
             phases["python-rs"] = [time.monotonic()]

@@ -19,6 +19,18 @@ beside launchers that run the same command locally, in one run (issue 29):
                      CPU per request, with no command, so that the runner's
                      floor (fork+exec's own + RUNNER_REQUESTS requests) can
                      be said.
+  two-requests       bench/two_requests_floor.c on the canned server: the
+                     two requests of a task (POST task, PUT done) made by
+                     the leanest client there can be (one write(2) per
+                     request, read(2) until Content-Length, no library),
+                     no command: the cost of the protocol itself.
+  floor              the same program running the command per task too
+                     (fork, execv, waitpid, between its two requests): the
+                     floor of any runner of this protocol, measured.
+  *-nginx-cpu        runner-canned, two-requests and floor again with the
+                     client pinned to nginx's CPU in place of the other one:
+                     the cost of a request over loopback depends on where
+                     its two ends run (a wake-up across CPUs, or none).
 
 Every launcher runs one command at a time (-j1), /usr/bin/true (`true`
 resolved once, so that no PATH search differs), pinned to the client's CPU
@@ -42,21 +54,23 @@ from pathlib import Path
 from .canned_server import CannedServer, fake_jwt
 from .checks import check, log
 from .config import alternating
-from .cpus import CLIENT_CPU, pinned
+from .cpus import CLIENT_CPU, SERVER_CPU, pinned
 from .own_cpu import TICK_S, run_measured
 from .processes import CLEANUP
 from .real_server import RealServer, start_server
 from .runs import server_env
 
 KEY = "run"  # the section's key in figures.json (and `--only run`)
-LAUNCHERS = ("runner-canned", "runner-postgresql", "parallel", "fork-exec", "shell-loop", "library")
+LAUNCHERS = ("runner-canned", "runner-postgresql", "parallel", "fork-exec", "shell-loop", "library", "two-requests",
+             "floor", "runner-canned-nginx-cpu", "two-requests-nginx-cpu", "floor-nginx-cpu")
+NGINX_CPU = "-nginx-cpu"  # the suffix of a launcher pinned to nginx's CPU
 TARGET_RATIO = 2.0  # the runner's own CPU per task at most twice fork+exec's own per exec
 
 SIZES = {
     "full": dict(reps=5, canned_window_s=5.0, pg_tasks=300, parallel_jobs=1000, fork_exec=3000,
-                 shell_loop=3000, library_tasks=1500, timeout=600),
+                 shell_loop=3000, library_tasks=1500, two_requests=5000, floor=3000, timeout=600),
     "smoke": dict(reps=1, canned_window_s=0.5, pg_tasks=5, parallel_jobs=10, fork_exec=20, shell_loop=20,
-                  library_tasks=10, timeout=120),
+                  library_tasks=10, two_requests=10, floor=10, timeout=120),
 }
 
 # nginx's requests for a runner on the canned server: before its first task
@@ -79,18 +93,22 @@ def true_path():
 class Launchers:
     """The commands of the section, and where their output goes."""
 
-    def __init__(self, cfg, workdir, runner_bin, fork_exec_bin, worker_bin, env):
+    def __init__(self, cfg, workdir, runner_bin, fork_exec_bin, worker_bin, two_requests_bin, env):
         self.cfg, self.dir, self.env = cfg, Path(workdir), env
         self.runner_bin, self.fork_exec_bin = str(runner_bin), str(fork_exec_bin)
+        self.two_requests_bin = str(two_requests_bin)
         self.worker_bin = str(worker_bin)
         self.true = true_path()
         self.lines = self.dir / "parallel-input"
         self.lines.write_text("".join(f"{i}\n" for i in range(cfg["parallel_jobs"])))
 
     def measure(self, name, cmd, env, window_s=None, stdin_path=None):
+        """cmd run and measured, pinned to the client's CPU (nginx's for a
+        launcher named *-nginx-cpu)."""
         out, err = self.dir / f"{name}.stdout", self.dir / f"{name}.stderr"
+        cpu = SERVER_CPU if name.endswith(NGINX_CPU) else CLIENT_CPU
         with open(out, "wb") as o, open(err, "wb") as e, \
-                open(stdin_path or os.devnull, "rb") as i, pinned([CLIENT_CPU]):
+                open(stdin_path or os.devnull, "rb") as i, pinned([cpu]):
             m = run_measured(cmd, env, self.cfg["timeout"], o, e, window_s=window_s, stdin=i)
         return m, out.read_text(errors="replace"), err.read_text(errors="replace")
 
@@ -112,22 +130,21 @@ def check_sum(label, m):
           f"{label}: /proc says {m.self_s:.3f} + {m.children_s:.3f} s of CPU, wait4 {m.rusage_s:.3f} s")
 
 
-def runner_canned(lx, canned, canned_env, rep, joblog=None):
+def runner_canned(lx, canned, canned_env, rep, joblog=None, launcher="runner-canned"):
     """The runner on the canned server for a window; its tasks from nginx."""
     before = canned.stub_requests()
     cmd = [lx.runner_bin, "run", canned.run_uuid]
     if joblog is not None:
         cmd += ["--joblog", str(joblog)]
-    m, _, err = lx.measure("runner-canned", cmd + ["--", lx.true], canned_env,
-                           window_s=lx.cfg["canned_window_s"])
+    m, _, err = lx.measure(launcher, cmd + ["--", lx.true], canned_env, window_s=lx.cfg["canned_window_s"])
     # nginx also counts the status request itself.
     seen = canned.stub_requests() - before - 1
     tasks = max(0, (seen - RUNNER_SETUP_REQUESTS) // RUNNER_REQUESTS)
-    label = f"run canned rep {rep}"
+    label = f"{launcher} rep {rep}"
     check(m.returncode == -15, f"{label}: taskfarm run ended with {m.returncode}, not by the SIGTERM: {err[-800:]}")
     check(tasks > 0, f"{label}: no task done ({seen} requests): {err[-800:]}")
     check_sum(label, m)
-    return row("runner-canned", "canned", rep, tasks, m, requests=seen), seen
+    return row(launcher, "canned", rep, tasks, m, requests=seen), seen
 
 
 def calibrate(lx, canned, canned_env):
@@ -219,7 +236,35 @@ def library(lx, canned, canned_env, rep):
     return r
 
 
-def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler, worker_bin):
+def two_requests(lx, canned, rep, with_command, suffix=""):
+    """bench/two_requests_floor.c on the canned server: the two requests of
+    each task alone ("two-requests") or around fork+exec of the command
+    ("floor"); its requests checked against nginx's count and its own
+    getrusage against /proc's figure, as fork-exec's."""
+    launcher = ("floor" if with_command else "two-requests") + suffix
+    n = lx.cfg["floor" if with_command else "two_requests"]
+    cmd = [lx.two_requests_bin, str(canned.port), canned.run_uuid, canned.token, str(n)]
+    before = canned.stub_requests()
+    m, out, err = lx.measure(launcher, cmd + ([lx.true] if with_command else []), lx.env)
+    seen = canned.stub_requests() - before - 1
+    label = f"{launcher} rep {rep}"
+    ok = check(m.returncode == 0, f"{label}: exit {m.returncode}: {err[-800:]}")
+    got = json.loads(out.splitlines()[-1]) if ok and out.strip() else {}
+    execs = n if with_command else 0
+    check(got.get("tasks") == n and got.get("requests") == 2 * n and got.get("execs") == execs,
+          f"{label}: {got.get('tasks')} tasks, {got.get('requests')} requests and {got.get('execs')} execs, "
+          f"wanted {n}, {2 * n} and {execs}")
+    check(seen == 2 * n, f"{label}: nginx saw {seen} requests, wanted {2 * n}")
+    own_self = got.get("self_user_s", 0) + got.get("self_sys_s", 0)
+    check(abs(own_self - m.self_s) <= 4 * TICK_S + 0.05 * own_self,
+          f"{label}: getrusage says {own_self:.3f} s of its own CPU, /proc {m.self_s:.3f} s")
+    check_sum(label, m)
+    return row(launcher, "canned", rep, n, m, requests=seen,
+               self_user_us_per_task=got["self_user_s"] / n * 1e6 if got else None,
+               self_sys_us_per_task=got["self_sys_s"] / n * 1e6 if got else None)
+
+
+def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler, worker_bin, two_requests_bin):
     """The section's run: its figures (rows, sizes, date, load)."""
     cfg = SIZES["smoke" if smoke else "full"]
     started, load_before, t0 = time.monotonic(), os.getloadavg(), time.monotonic()
@@ -227,9 +272,9 @@ def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler, worker_bin)
     env = {k: v for k, v in env.items() if k != "TASKFARM_UPDATE_INTERVAL"}
     wd = Path(workdir) / "run"
     wd.mkdir(parents=True, exist_ok=True)
-    lx = Launchers(cfg, wd, runner_bin, fork_exec_bin, worker_bin, env)
+    lx = Launchers(cfg, wd, runner_bin, fork_exec_bin, worker_bin, two_requests_bin, env)
     rows = []
-    log("scenario g: taskfarm run -- true, GNU parallel, fork+exec and a shell loop")
+    log("scenario g: taskfarm run -- true, GNU parallel, fork+exec, a shell loop and the two-request floor")
     canned = CannedServer(wd, uuidlib.uuid4().hex, fake_jwt()).start()
     state = wd / "server-pg"
     try:
@@ -244,12 +289,15 @@ def run_run(smoke, runner_bin, fork_exec_bin, env, workdir, sampler, worker_bin)
         server.login()
         for rep in range(1, cfg["reps"] + 1):
             for launcher in alternating(LAUNCHERS, rep - 1):
-                if launcher == "runner-canned":
-                    r, _ = runner_canned(lx, canned, canned_env, rep)
+                if launcher.startswith("runner-canned"):
+                    r, _ = runner_canned(lx, canned, canned_env, rep, launcher=launcher)
                 elif launcher == "runner-postgresql":
                     r = runner_postgresql(lx, server, env, rep)
                 elif launcher == "library":
                     r = library(lx, canned, canned_env, rep)
+                elif launcher.startswith(("two-requests", "floor")):
+                    base = launcher.removesuffix(NGINX_CPU)
+                    r = two_requests(lx, canned, rep, base == "floor", launcher[len(base):])
                 else:
                     r = {"parallel": parallel, "fork-exec": fork_exec, "shell-loop": shell_loop}[launcher](lx, rep)
                 rows.append(r)

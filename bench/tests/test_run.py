@@ -71,15 +71,18 @@ def section(**changes):
     return dict(json.loads(SECTION.read_text()), **changes)
 
 
-def with_own_cpu(sec, runner_us, fork_us):
+def with_own_cpu(sec, runner_us, fork_us, **own):
     """The section with every repetition's own CPU per task set: the
-    runners' to runner_us, fork+exec's to fork_us."""
+    runners' to runner_us, fork+exec's to fork_us, and any other launcher's
+    given by name (two_requests=60.0 for the row two-requests)."""
     sec = copy.deepcopy(sec)
+    own = {k.replace("_", "-"): v for k, v in own.items()}
+    own["fork-exec"] = fork_us
     for r in sec["rows"]:
-        if r["client"].startswith("runner-"):
+        if r["client"] in own:
+            r["self_us_per_task"] = own[r["client"]]
+        elif r["client"].startswith("runner-"):
             r["self_us_per_task"] = runner_us
-        elif r["client"] == "fork-exec":
-            r["self_us_per_task"] = fork_us
     return sec
 
 
@@ -99,7 +102,12 @@ class Section(unittest.TestCase):
         body = text.split(HEADING)[1].split("\n## ")[0]
         self.assertNotIn("${", body)
         for name in ("`taskfarm run`, canned server", "`taskfarm run`, PostgreSQL + gunicorn -w 4",
-                     "GNU parallel -j1", "`/bin/sh` loop", "fork + exec loop (C)"):
+                     "GNU parallel -j1", "`/bin/sh` loop", "fork + exec loop (C)",
+                     "the two requests alone, minimal C client (`two_requests_floor`, per task)",
+                     "floor: fork + exec + the two requests (`two_requests_floor true`)",
+                     "`taskfarm run`, canned server, on nginx's CPU",
+                     "the two requests alone, minimal C client, on nginx's CPU",
+                     "floor: fork + exec + the two requests, on nginx's CPU"):
             self.assertIn(f"| {name} |", body)
 
     def test_twice_fork_exec_or_less_is_met(self):
@@ -111,12 +119,51 @@ class Section(unittest.TestCase):
         self.assertIn("own CPU per task is ×6.0 fork+exec's own per exec: **not met**", text)
         self.assertIn("Of the runner's 300.0 µs of own CPU per task against the canned server, 50.0 µs", text)
 
-    def test_the_table_of_targets_has_it(self):
-        text = text_of(with_own_cpu(section(), 300.0, 50.0))
+    def test_two_requests_that_cost_fork_exec_s_own_or_more_make_it_impossible(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0, two_requests=60.0, floor=110.0))
+        self.assertIn("the 2 requests of a task alone cost the minimal C client 60.0 µs of its own CPU per task", text)
+        self.assertIn("×1.2 fork+exec's own 50.0 µs; with the command run by fork+exec between them, 110.0 µs, "
+                      "×2.2 fork+exec's own.", text)
+        self.assertIn("**So ×2 cannot be met by any client of this protocol on this machine with the server on the "
+                      "other CPU**: a runner at ×2", text)
+        self.assertIn("The runner's own CPU per task is 190.0 µs above the measured floor", text)
+
+    def test_a_floor_above_the_target_with_cheaper_requests_is_impossible_too(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0, two_requests=45.0, floor=110.0))
+        self.assertIn("**So ×2 cannot be met by any client of this protocol on this machine with the server on the "
+                      "other CPU**: fork+exec with", text)
+
+    def test_a_floor_below_the_target_is_within_reach(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0, two_requests=30.0, floor=85.0))
+        self.assertIn("So ×2 is within reach of a client of this protocol: the 2 requests it needs per task cost "
+                      "the leanest client 30.0 µs, less than fork+exec's own 50.0 µs.", text)
+        self.assertNotIn("cannot be met", text)
+
+    def test_the_placement_on_nginx_s_cpu_is_said_with_its_verdict(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0, two_requests=60.0, floor=110.0,
+                                    two_requests_nginx_cpu=10.0, floor_nginx_cpu=75.0,
+                                    runner_canned_nginx_cpu=120.0))
+        self.assertIn("with the client pinned to nginx's CPU (the rows *on nginx's CPU*, against the same fork+exec "
+                      "row), the two requests alone cost the minimal client 10.0 µs per task, ×0.2 fork+exec's own",
+                      text)
+        self.assertIn("the floor 75.0 µs, ×1.5; the runner 120.0 µs, ×2.4.", text)
+        self.assertIn("With the server on the client's CPU the measured floor is within ×2", text)
+        above = text_of(with_own_cpu(section(), 300.0, 50.0, two_requests=60.0, floor=110.0,
+                                     two_requests_nginx_cpu=40.0, floor_nginx_cpu=105.0,
+                                     runner_canned_nginx_cpu=200.0))
+        self.assertIn("Even with the server on the client's CPU the measured floor is above ×2.", above)
+
+    def test_the_table_of_targets_has_it_with_the_measured_floor(self):
+        text = text_of(with_own_cpu(section(), 300.0, 50.0, two_requests=60.0, floor=110.0, floor_nginx_cpu=75.0,
+                                    runner_canned_nginx_cpu=120.0))
         table = text.split("## Targets")[1].split("\n## ")[0]
-        self.assertIn("| `taskfarm run`: the runner's own CPU per task ≤ 2× fork+exec's own per exec (section g) | "
-                      "300.0 µs vs 50.0 µs against the canned server: ×6.0; against PostgreSQL + gunicorn: ×6.0 | "
-                      "**not met** |", table)
+        self.assertRegex(table, r"\| `taskfarm run`: the runner's own CPU per task ≤ 2× fork\+exec's own per exec "
+                         r"\(section g\) \| 300\.0 µs vs 50\.0 µs against the canned server: ×6\.0; against "
+                         r"PostgreSQL \+ gunicorn: ×6\.0; the floor of any client of the protocol, measured "
+                         r"with the server on the other CPU \(fork\+exec and the two requests of a minimal C client, "
+                         r"load median [0-9.]+\): "
+                         r"110\.0 µs, ×2\.2; the two requests alone 60\.0 µs, ×1\.2; with the client on nginx's CPU: "
+                         r"floor 75\.0 µs, ×1\.5, the runner 120\.0 µs, ×2\.4 \| \*\*not met\*\* \|")
 
     def test_a_floor_of_zero_is_not_measured(self):
         text = text_of(with_own_cpu(section(), 300.0, 0.0))
