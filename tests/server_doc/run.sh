@@ -51,6 +51,11 @@ stop_all() {
     [ -f "$tmp/pg/postgres.json" ] && python3 tests/server_doc/postgres.py stop "$tmp/pg"
 }
 trap 'status=$?; stop_all; (exit $status); tf_cleanup' EXIT
+# Killed (a make test stopped by its process group): the EXIT trap still
+# stops the servers (bash runs it for a signal only through exit).
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
