@@ -111,9 +111,12 @@ server-doc-tests: build
 ## idle, as in a release LTO link; the release build's output is printed when
 ## it ends), then lint, the test
 ## binaries, the doc tests and the suites of TEST_TARGETS side by side,
-## TEST_JOBS (4) at a time, the longest first (mk/rust-tests.sh)
+## TEST_JOBS (4) at a time, the longest first (mk/rust-tests.sh); the test
+## servers' user gets a password hash of 1,000 rounds
+## (TASKFARM_TEST_PASSWORD_ROUNDS, tests/harness/taskfarm_harness/database.py)
 test: prerequisites
 	@start=$$(date +%s); build_log=$$(mktemp); \
+	export TASKFARM_TEST_PASSWORD_ROUNDS=$${TASKFARM_TEST_PASSWORD_ROUNDS:-1000}; \
 	tests/harness/venv.sh >/dev/null & venv=$$!; \
 	$(MAKE) --no-print-directory build >"$$build_log" 2>&1 & build=$$!; \
 	$(CARGO) test --features cli --no-run; tests=$$?; \
