@@ -21,12 +21,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::jobs::{pg_server, scratch};
-use common::server::TaskfarmServer;
+use common::tool::{taskfarm, wait_while_running};
 use serde_json::Value;
 use taskfarm_worker::internal::{Run, TaskState, Worker};
 
@@ -94,39 +94,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// `taskfarm ARGS` with the server's credentials and no variables of the
-/// environment that would change what the test checks.
-fn taskfarm(server: &TaskfarmServer, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_taskfarm"));
-    command
-        .args(args)
-        .envs(server.credentials_env())
-        .env_remove("TASKFARM_TOKEN")
-        .env_remove("TASKFARM_JOURNAL")
-        .env_remove("TASKFARM_DEADLINE")
-        .env("TASKFARM_UPDATE_INTERVAL", "0")
-        .stdin(Stdio::null());
-    command
-}
-
-/// Waits until `check` is true while `child` runs; at the deadline the
-/// child is killed and the failure shows its stderr.
-fn wait_while_running(child: &mut Child, what: &str, mut check: impl FnMut() -> bool) {
-    let until = Instant::now() + DEADLINE;
-    while !check() {
-        if Instant::now() >= until {
-            let _ = child.kill();
-            let _ = child.wait();
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = pipe.read_to_string(&mut stderr);
-            }
-            panic!("waited {DEADLINE:?} for {what}; taskfarm run said:\n{stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn task_on_server(run: &Run, task: i64) -> (TaskState, f64) {
     let record = run.task(task).unwrap();
     (record.status, record.percent_completed)
@@ -171,12 +138,15 @@ fn a_stopped_runner_whose_journal_is_full_leaves_its_task_for_the_reaper_to_give
     .expect("start taskfarm run");
     // The command runs (so task 0 was handed out) and its 40 % reached the
     // server (and the journal, written with the task held).
-    wait_while_running(&mut runner, "the command to start", || {
+    wait_while_running(&mut runner, "the command to start", DEADLINE, || {
         pid_in(&pid_file).is_some()
     });
-    wait_while_running(&mut runner, "task 0 at 40 % on the server", || {
-        task_on_server(&run, 0) == (TaskState::Computing, 40.0)
-    });
+    wait_while_running(
+        &mut runner,
+        "task 0 at 40 % on the server",
+        DEADLINE,
+        || task_on_server(&run, 0) == (TaskState::Computing, 40.0),
+    );
 
     journal.fill();
     // SAFETY: signals our own child.

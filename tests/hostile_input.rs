@@ -489,6 +489,35 @@ fn a_ca_file_that_is_not_a_sane_file_is_refused_before_connecting() {
 /// and the 8-bit CSI), a carriage return that would overwrite the line, a
 /// line feed that would forge one, a bidirectional override.
 const TERMINAL_TRAP: &str = "run\u{1b}]0;owned\u{7}\u{1b}[2J\rFAKE\nid 9 \u{9b}31m\u{202e}evil";
+/// [`TERMINAL_TRAP`] as `taskfarm` writes it out: visible, not obeyed.
+const TERMINAL_TRAP_WRITTEN_OUT: &str =
+    r"run\u{1b}]0;owned\u{7}\u{1b}[2J\u{d}FAKE\u{a}id 9 \u{9b}31m\u{202e}evil";
+
+/// A fault server that gives out the token and answers every other request
+/// with `status` and `body`.
+fn server_answering(status: u16, body: serde_json::Value) -> FaultServer {
+    FaultServer::start(move |request, _| {
+        if request.path.ends_with("/token") {
+            return token_ok(TOKEN);
+        }
+        Action::json(status, &body)
+    })
+}
+
+/// `taskfarm -b URL -u USER -p PASSWORD ARGS` against `server`: its exit
+/// status, stdout and stderr.
+fn taskfarm_against(server: &FaultServer, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
+        .args(["-b", &server.url(), "-u", USER, "-p", PASSWORD])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
 
 /// Fails when `text` holds a character a terminal would act on.
 fn assert_no_terminal_control(text: &str, what: &str) {
@@ -505,67 +534,39 @@ fn assert_no_terminal_control(text: &str, what: &str) {
 #[test]
 fn taskfarm_list_prints_a_servers_control_characters_visibly() {
     setup();
-    let server = FaultServer::start(|request, _| {
-        if request.path.ends_with("/token") {
-            return token_ok(TOKEN);
-        }
-        Action::json(
-            200,
-            &json!({"data": [{"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3}]}),
-        )
-    });
+    let server = server_answering(
+        200,
+        json!({"data": [{"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3}]}),
+    );
     // `list` (a table) and manageTF's `-l` (its lines).
     for (how, lines_expected) in [("list", 2), ("-l", 1)] {
-        let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
-            .args(["-b", &server.url(), "-u", USER, "-p", PASSWORD, how])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        let (code, stdout, stderr) = taskfarm_against(&server, &[how]);
+        assert_eq!(code, Some(0), "{stderr}");
         assert_no_terminal_control(&stdout, "taskfarm -l");
         // One line per run (and the header): the LF did not forge a line.
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), lines_expected, "{how}: {stdout}");
         // Written out, not dropped: the reader sees what the server sent.
-        assert!(
-            stdout.contains(
-                r"run\u{1b}]0;owned\u{7}\u{1b}[2J\u{d}FAKE\u{a}id 9 \u{9b}31m\u{202e}evil"
-            ),
-            "{stdout}"
-        );
+        assert!(stdout.contains(TERMINAL_TRAP_WRITTEN_OUT), "{stdout}");
     }
 }
 
 #[test]
 fn taskfarm_info_prints_a_servers_control_characters_visibly() {
     setup();
-    let server = FaultServer::start(|request, _| {
-        if request.path.ends_with("/token") {
-            return token_ok(TOKEN);
-        }
-        Action::json(
-            200,
-            &json!({"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3, "numWaiting": 1,
-                "numComputing": 1, "numDone": 1, "percentDone": 33.3}),
-        )
-    });
+    let server = server_answering(
+        200,
+        json!({"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3, "numWaiting": 1,
+            "numComputing": 1, "numDone": 1, "percentDone": 33.3}),
+    );
     // `info` (a table) and manageTF's `-i` (one line).
     for (how, lines_expected) in [(&["info", RUN][..], 8), (&["-i", RUN][..], 1)] {
-        let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
-            .args(["-b", &server.url(), "-u", USER, "-p", PASSWORD])
-            .args(how)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{how:?}: {stderr}");
+        let (code, stdout, stderr) = taskfarm_against(&server, how);
+        assert_eq!(code, Some(0), "{how:?}: {stderr}");
         assert_no_terminal_control(&stdout, &format!("taskfarm {how:?}"));
         assert_eq!(stdout.lines().count(), lines_expected, "{how:?}: {stdout}");
         assert!(
-            stdout.contains(
-                r"run\u{1b}]0;owned\u{7}\u{1b}[2J\u{d}FAKE\u{a}id 9 \u{9b}31m\u{202e}evil"
-            ),
+            stdout.contains(TERMINAL_TRAP_WRITTEN_OUT),
             "{how:?}: {stdout}"
         );
     }
@@ -576,21 +577,10 @@ fn taskfarm_create_shows_a_servers_control_characters_visibly() {
     setup();
     // The server answers the new run with a uuid that is no UUID: refused,
     // and the refusal shows what the server sent without obeying it.
-    let server = FaultServer::start(|request, _| {
-        if request.path.ends_with("/token") {
-            return token_ok(TOKEN);
-        }
-        Action::json(201, &json!({"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3}))
-    });
+    let server = server_answering(201, json!({"id": 1, "uuid": TERMINAL_TRAP, "numTasks": 3}));
     for how in [&["create", "3"][..], &["create", "3", "--json"][..]] {
-        let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
-            .args(["-b", &server.url(), "-u", USER, "-p", PASSWORD])
-            .args(how)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_ne!(output.status.code(), Some(0), "{how:?}: {stdout}");
+        let (code, stdout, stderr) = taskfarm_against(&server, how);
+        assert_ne!(code, Some(0), "{how:?}: {stdout}");
         assert_eq!(stdout, "", "{how:?}");
         assert_no_terminal_control(&stderr, &format!("taskfarm {how:?}"));
         assert!(stderr.contains("is not a UUID"), "{how:?}: {stderr}");
@@ -609,13 +599,8 @@ fn taskfarm_token_refuses_a_token_that_taskfarm_token_would_refuse() {
         ("Q7xéz9", "a character that is not ASCII"),
     ] {
         let server = FaultServer::start(move |_, _| token_ok(bad));
-        let output = Command::new(env!("CARGO_BIN_EXE_taskfarm"))
-            .args(["-b", &server.url(), "-u", USER, "-p", PASSWORD, "token"])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(6), "{bad:?}: {stderr}");
+        let (code, stdout, stderr) = taskfarm_against(&server, &["token"]);
+        assert_eq!(code, Some(6), "{bad:?}: {stderr}");
         assert!(stdout.is_empty(), "{bad:?} printed: {stdout:?}");
         assert!(
             stderr.contains("a token that TASKFARM_TOKEN would refuse") && stderr.contains(kind),

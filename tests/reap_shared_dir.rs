@@ -132,9 +132,15 @@ fn wait_output(mut child: std::process::Child) -> Output {
 
 fn ok_json(command: &mut Command) -> Value {
     let out = output(command);
+    first_json_line(&out, &format!("{command:?}"))
+}
+
+/// The first line of `out`'s stdout as JSON (a `--json` pass), once `what`
+/// succeeded.
+fn first_json_line(out: &Output, what: &str) -> Value {
     assert!(
         out.status.success(),
-        "{command:?} failed: {}\n{}",
+        "{what} failed: {}\n{}",
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
@@ -393,13 +399,7 @@ fn another_users_symlinks_at_the_journals_and_the_reapers_names_write_nothing_of
         .env_remove("TASKFARM_TOKEN");
     let out = output(&mut in_own_namespace);
     unchanged();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pass: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let pass = first_json_line(&out, "the reaper in its own PID namespace");
     assert_eq!(verdict(&pass, worker.uuid()).0, "alive", "{pass}");
     assert_eq!(regular(&dir.join(&state_name)), 0);
 
@@ -797,13 +797,7 @@ fn a_worker_that_takes_a_task_after_a_passs_look_keeps_it_under_restart_orphans(
     let late_task = late.task().unwrap().unwrap();
     gate.release();
     let out = wait_output(second);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pass: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let pass = first_json_line(&out, "the held reaper pass");
     assert_eq!(pass["restarted"], false, "{pass}");
     assert!(
         pass["messages"]

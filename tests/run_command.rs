@@ -23,7 +23,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -31,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use common::jobs::{new_run, pg_server, run_counts, scratch};
 use common::server::TaskfarmServer;
+use common::tool::taskfarm;
 use serde_json::Value;
 use taskfarm_worker::internal::{Run, TaskState};
 
@@ -48,20 +48,6 @@ fn dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// `taskfarm ARGS` with the server's credentials, not started yet.
-fn taskfarm(server: &TaskfarmServer, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_taskfarm"));
-    command
-        .args(args)
-        .envs(server.credentials_env())
-        .env_remove("TASKFARM_LOG")
-        .env_remove("TASKFARM_JOURNAL")
-        .env_remove("TASKFARM_DEADLINE")
-        .env("TASKFARM_UPDATE_INTERVAL", "0")
-        .stdin(Stdio::null());
-    command
 }
 
 fn output(mut command: Command) -> Output {
@@ -89,23 +75,9 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// [`wait_for`] while `child` (a `taskfarm run` started by [`start`]) runs:
-/// at the deadline the child is killed (a test never leaves it running)
-/// and the failure shows its stderr.
-fn wait_while_running(child: &mut Child, what: &str, mut check: impl FnMut() -> bool) {
-    let until = Instant::now() + DEADLINE;
-    while !check() {
-        if Instant::now() >= until {
-            let _ = child.kill();
-            let _ = child.wait();
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = pipe.read_to_string(&mut stderr);
-            }
-            panic!("waited {DEADLINE:?} for {what}; taskfarm run said:\n{stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// [`common::tool::wait_while_running`] with [`DEADLINE`].
+fn wait_while_running(child: &mut Child, what: &str, check: impl FnMut() -> bool) {
+    common::tool::wait_while_running(child, what, DEADLINE, check);
 }
 
 /// Task `task`'s state and percentage on the server. Only for a task known to

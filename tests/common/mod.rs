@@ -17,3 +17,4 @@ pub mod journals;
 pub mod recording_proxy;
 pub mod server;
 pub mod slurm;
+pub mod tool;
